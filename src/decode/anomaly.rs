@@ -1,0 +1,116 @@
+//! Malformed packets are data, not failures: each is counted by kind, and
+//! the frames of the first few are kept as pointers for an analyst.
+
+use serde::Serialize;
+
+/// What was wrong with a packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnomalyKind {
+    /// The frame ended inside a link-layer header.
+    LinkHeaderTruncated,
+    /// The frame ended inside the IP header although nothing was cut by the
+    /// snapshot length.
+    IpHeaderTruncated,
+    /// The IP version is neither 4 nor 6, or differs from what the link
+    /// layer announced.
+    IpVersionMismatch,
+    /// An IPv4 header length below 20 bytes.
+    Ipv4HeaderLength,
+    /// The IP length field is smaller than the header or larger than the
+    /// frame; the frame's length was used instead.
+    IpLengthInconsistent,
+    /// An IPv6 extension header (or IPv4 authentication header) could not
+    /// be parsed.
+    IpExtensionHeader,
+    /// The frame ended inside the TCP/UDP header although nothing was cut by
+    /// the snapshot length.
+    TransportHeaderTruncated,
+    /// A TCP data offset below 5 words.
+    TcpDataOffset,
+    /// IP fragments whose first fragment (the one with the ports) never
+    /// arrived; they were counted in a flow without ports.
+    OrphanFragments,
+}
+
+impl AnomalyKind {
+    /// Every kind, in report order.
+    pub const ALL: [AnomalyKind; 9] = [
+        AnomalyKind::LinkHeaderTruncated,
+        AnomalyKind::IpHeaderTruncated,
+        AnomalyKind::IpVersionMismatch,
+        AnomalyKind::Ipv4HeaderLength,
+        AnomalyKind::IpLengthInconsistent,
+        AnomalyKind::IpExtensionHeader,
+        AnomalyKind::TransportHeaderTruncated,
+        AnomalyKind::TcpDataOffset,
+        AnomalyKind::OrphanFragments,
+    ];
+
+    /// A short description for reports.
+    pub fn description(self) -> &'static str {
+        match self {
+            AnomalyKind::LinkHeaderTruncated => "link-layer header truncated",
+            AnomalyKind::IpHeaderTruncated => "IP header truncated",
+            AnomalyKind::IpVersionMismatch => "bad IP version",
+            AnomalyKind::Ipv4HeaderLength => "IPv4 header length below 20 bytes",
+            AnomalyKind::IpLengthInconsistent => "IP length field inconsistent with the frame",
+            AnomalyKind::IpExtensionHeader => "malformed IP extension header",
+            AnomalyKind::TransportHeaderTruncated => "TCP/UDP header truncated",
+            AnomalyKind::TcpDataOffset => "TCP data offset below 5",
+            AnomalyKind::OrphanFragments => "IP fragments without their first fragment",
+        }
+    }
+}
+
+/// Where to find a packet: the input's index and its frame number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct FrameRef {
+    pub file: u32,
+    pub frame: u64,
+}
+
+/// How many frames of each kind are kept.
+pub const FRAMES_KEPT: usize = 5;
+
+/// Anomaly counts by kind with the first few frames of each.
+#[derive(Clone, Debug, Default)]
+pub struct AnomalyCounter {
+    counts: [u64; AnomalyKind::ALL.len()],
+    first: [Vec<FrameRef>; AnomalyKind::ALL.len()],
+}
+
+impl AnomalyCounter {
+    /// Counts one anomaly seen at `at`.
+    pub fn record(&mut self, kind: AnomalyKind, at: FrameRef) {
+        self.add(kind, 1, at);
+    }
+
+    /// Counts `n` anomalies of one kind, the first at `at`.
+    pub fn add(&mut self, kind: AnomalyKind, n: u64, at: FrameRef) {
+        let i = kind as usize;
+        self.counts[i] += n;
+        if self.first[i].len() < FRAMES_KEPT {
+            self.first[i].push(at);
+        }
+    }
+
+    /// Total anomalies of every kind.
+    pub fn total(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+
+    /// The kinds seen, with their count and first frames.
+    pub fn iter(&self) -> impl Iterator<Item = (AnomalyKind, u64, &[FrameRef])> + '_ {
+        AnomalyKind::ALL
+            .iter()
+            .map(|&k| {
+                (
+                    k,
+                    self.counts[k as usize],
+                    self.first[k as usize].as_slice(),
+                )
+            })
+            .filter(|(_, n, _)| *n > 0)
+    }
+}

@@ -1,0 +1,346 @@
+//! Link layers down to the IP header: Ethernet with 802.1Q/802.1ad VLAN
+//! stacks, PPPoE sessions and MPLS label stacks, Linux cooked capture v1 and
+//! v2, raw IP, BSD null/loopback and PPP.
+
+use crate::capture::LinkType;
+
+const ETHERTYPE_IPV4: u16 = 0x0800;
+const ETHERTYPE_IPV6: u16 = 0x86dd;
+const ETHERTYPE_VLAN: u16 = 0x8100;
+const ETHERTYPE_QINQ: u16 = 0x88a8;
+const ETHERTYPE_QINQ_OLD: u16 = 0x9100;
+const ETHERTYPE_PPPOE_SESSION: u16 = 0x8864;
+const ETHERTYPE_MPLS: u16 = 0x8847;
+const ETHERTYPE_MPLS_MULTICAST: u16 = 0x8848;
+
+const PPP_IPV4: u16 = 0x0021;
+const PPP_IPV6: u16 = 0x0057;
+
+/// Where the link layer led.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Link {
+    /// An IP packet starts at this offset; `version` is what the link layer
+    /// announced (4 or 6), 0 when it announced nothing (raw IP).
+    Ip { offset: usize, version: u8 },
+    /// Something other than IP (ARP, LLDP, spanning tree, …).
+    NotIp,
+    /// A link type this decoder does not handle.
+    Unsupported,
+    /// The frame ended inside a link-layer header.
+    Truncated,
+}
+
+/// Finds the IP header in a frame of the given link type.
+pub fn locate_ip(link_type: LinkType, frame: &[u8]) -> Link {
+    match link_type {
+        LinkType::ETHERNET => ethernet(frame),
+        LinkType::LINUX_SLL => match frame.get(14..16) {
+            Some(p) => ether_type(frame, 16, u16::from_be_bytes([p[0], p[1]])),
+            None => Link::Truncated,
+        },
+        LinkType::LINUX_SLL2 => match frame.get(0..2) {
+            Some(p) if frame.len() >= 20 => ether_type(frame, 20, u16::from_be_bytes([p[0], p[1]])),
+            _ => Link::Truncated,
+        },
+        LinkType::RAW | LinkType::RAW_OPENBSD | LinkType::RAW_BSDOS => Link::Ip {
+            offset: 0,
+            version: 0,
+        },
+        LinkType::IPV4 => Link::Ip {
+            offset: 0,
+            version: 4,
+        },
+        LinkType::IPV6 => Link::Ip {
+            offset: 0,
+            version: 6,
+        },
+        LinkType::NULL | LinkType::LOOP => null_loopback(link_type, frame),
+        LinkType::PPP | LinkType::PPP_HDLC => ppp(frame, 0),
+        LinkType::PPP_ETHER => pppoe(frame, 0),
+        _ => Link::Unsupported,
+    }
+}
+
+fn be16(frame: &[u8], at: usize) -> Option<u16> {
+    frame
+        .get(at..at + 2)
+        .map(|b| u16::from_be_bytes([b[0], b[1]]))
+}
+
+fn ethernet(frame: &[u8]) -> Link {
+    match be16(frame, 12) {
+        Some(t) if t >= 0x0600 => ether_type(frame, 14, t),
+        // An 802.3 length field: LLC frames (spanning tree, NetBIOS…).
+        Some(_) => Link::NotIp,
+        None => Link::Truncated,
+    }
+}
+
+/// Follows an EtherType whose payload starts at `at`.
+fn ether_type(frame: &[u8], mut at: usize, mut ty: u16) -> Link {
+    loop {
+        match ty {
+            ETHERTYPE_IPV4 => {
+                return Link::Ip {
+                    offset: at,
+                    version: 4,
+                }
+            }
+            ETHERTYPE_IPV6 => {
+                return Link::Ip {
+                    offset: at,
+                    version: 6,
+                }
+            }
+            ETHERTYPE_VLAN | ETHERTYPE_QINQ | ETHERTYPE_QINQ_OLD => {
+                // Tag control information, then the next EtherType.
+                let Some(next) = be16(frame, at + 2) else {
+                    return Link::Truncated;
+                };
+                ty = next;
+                at += 4;
+            }
+            ETHERTYPE_PPPOE_SESSION => return pppoe(frame, at),
+            ETHERTYPE_MPLS | ETHERTYPE_MPLS_MULTICAST => return mpls(frame, at),
+            _ => return Link::NotIp,
+        }
+    }
+}
+
+fn pppoe(frame: &[u8], at: usize) -> Link {
+    // Version/type, code, session id, length: 6 bytes, then PPP.
+    if frame.len() < at + 6 {
+        return Link::Truncated;
+    }
+    ppp_protocol(frame, at + 6)
+}
+
+fn ppp(frame: &[u8], at: usize) -> Link {
+    // Address 0xff and control 0x03 are absent under address/control field
+    // compression (RFC 1661 §6.6).
+    match frame.get(at..at + 2) {
+        Some([0xff, 0x03]) => ppp_protocol(frame, at + 2),
+        Some(_) => ppp_protocol(frame, at),
+        None => Link::Truncated,
+    }
+}
+
+fn ppp_protocol(frame: &[u8], at: usize) -> Link {
+    let Some(&first) = frame.get(at) else {
+        return Link::Truncated;
+    };
+    // Protocol field compression (RFC 1661 §6.5): an odd first byte is a
+    // one-byte protocol number.
+    let (protocol, len) = if first & 1 == 1 {
+        (u16::from(first), 1)
+    } else {
+        match be16(frame, at) {
+            Some(p) => (p, 2),
+            None => return Link::Truncated,
+        }
+    };
+    match protocol {
+        PPP_IPV4 => Link::Ip {
+            offset: at + len,
+            version: 4,
+        },
+        PPP_IPV6 => Link::Ip {
+            offset: at + len,
+            version: 6,
+        },
+        _ => Link::NotIp,
+    }
+}
+
+fn mpls(frame: &[u8], mut at: usize) -> Link {
+    loop {
+        let Some(label) = frame.get(at..at + 4) else {
+            return Link::Truncated;
+        };
+        at += 4;
+        if label[2] & 1 == 1 {
+            break;
+        }
+    }
+    // The label stack does not say what follows; IP announces its version.
+    match frame.get(at).map(|b| b >> 4) {
+        Some(4) => Link::Ip {
+            offset: at,
+            version: 4,
+        },
+        Some(6) => Link::Ip {
+            offset: at,
+            version: 6,
+        },
+        Some(_) => Link::NotIp,
+        None => Link::Truncated,
+    }
+}
+
+fn null_loopback(link_type: LinkType, frame: &[u8]) -> Link {
+    let Some(b) = frame.get(0..4) else {
+        return Link::Truncated;
+    };
+    // DLT_NULL stores the address family in the capturing host's byte order,
+    // DLT_LOOP in network byte order.
+    let family = if link_type == LinkType::LOOP {
+        u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+    } else {
+        let le = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        if le > 0xffff {
+            le.swap_bytes()
+        } else {
+            le
+        }
+    };
+    match family {
+        2 => Link::Ip {
+            offset: 4,
+            version: 4,
+        },
+        // AF_INET6 on BSDs (24), FreeBSD (28), Darwin (30) and Linux (10).
+        10 | 24 | 28 | 30 => Link::Ip {
+            offset: 4,
+            version: 6,
+        },
+        _ => Link::NotIp,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn eth(types: &[u8]) -> Vec<u8> {
+        let mut f = vec![0u8; 12];
+        f.extend_from_slice(types);
+        f
+    }
+
+    #[test]
+    fn ethernet_vlan_stacks() {
+        assert_eq!(
+            locate_ip(LinkType::ETHERNET, &eth(&[0x08, 0x00])),
+            Link::Ip {
+                offset: 14,
+                version: 4
+            }
+        );
+        let qinq = eth(&[0x88, 0xa8, 0, 1, 0x81, 0x00, 0, 2, 0x86, 0xdd]);
+        assert_eq!(
+            locate_ip(LinkType::ETHERNET, &qinq),
+            Link::Ip {
+                offset: 22,
+                version: 6
+            }
+        );
+        assert_eq!(
+            locate_ip(LinkType::ETHERNET, &eth(&[0x81, 0x00, 0])),
+            Link::Truncated
+        );
+        assert_eq!(
+            locate_ip(LinkType::ETHERNET, &eth(&[0x08, 0x06])),
+            Link::NotIp
+        );
+        assert_eq!(
+            locate_ip(LinkType::ETHERNET, &eth(&[0x00, 0x40])),
+            Link::NotIp
+        );
+        assert_eq!(locate_ip(LinkType::ETHERNET, &[0; 5]), Link::Truncated);
+    }
+
+    #[test]
+    fn pppoe_and_mpls() {
+        let pppoe = eth(&[0x88, 0x64, 0x11, 0, 0, 1, 0, 20, 0x00, 0x21]);
+        assert_eq!(
+            locate_ip(LinkType::ETHERNET, &pppoe),
+            Link::Ip {
+                offset: 22,
+                version: 4
+            }
+        );
+        let mpls = eth(&[0x88, 0x47, 0, 0, 0, 64, 0, 1, 1, 64, 0x45]);
+        assert_eq!(
+            locate_ip(LinkType::ETHERNET, &mpls),
+            Link::Ip {
+                offset: 22,
+                version: 4
+            }
+        );
+    }
+
+    #[test]
+    fn ppp_with_and_without_compression() {
+        assert_eq!(
+            locate_ip(LinkType::PPP, &[0xff, 0x03, 0x00, 0x21]),
+            Link::Ip {
+                offset: 4,
+                version: 4
+            }
+        );
+        assert_eq!(
+            locate_ip(LinkType::PPP, &[0x00, 0x57]),
+            Link::Ip {
+                offset: 2,
+                version: 6
+            }
+        );
+        assert_eq!(
+            locate_ip(LinkType::PPP, &[0x21]),
+            Link::Ip {
+                offset: 1,
+                version: 4
+            }
+        );
+        assert_eq!(locate_ip(LinkType::PPP, &[0xc0, 0x21]), Link::NotIp);
+    }
+
+    #[test]
+    fn null_and_loop_families() {
+        assert_eq!(
+            locate_ip(LinkType::NULL, &[2, 0, 0, 0]),
+            Link::Ip {
+                offset: 4,
+                version: 4
+            }
+        );
+        assert_eq!(
+            locate_ip(LinkType::NULL, &[0, 0, 0, 30]),
+            Link::Ip {
+                offset: 4,
+                version: 6
+            }
+        );
+        assert_eq!(
+            locate_ip(LinkType::LOOP, &[0, 0, 0, 2]),
+            Link::Ip {
+                offset: 4,
+                version: 4
+            }
+        );
+        assert_eq!(locate_ip(LinkType::LOOP, &[0, 0]), Link::Truncated);
+    }
+
+    #[test]
+    fn cooked_captures() {
+        let mut sll = vec![0u8; 14];
+        sll.extend_from_slice(&[0x08, 0x00]);
+        assert_eq!(
+            locate_ip(LinkType::LINUX_SLL, &sll),
+            Link::Ip {
+                offset: 16,
+                version: 4
+            }
+        );
+        let mut sll2 = vec![0x86, 0xdd];
+        sll2.extend_from_slice(&[0u8; 18]);
+        assert_eq!(
+            locate_ip(LinkType::LINUX_SLL2, &sll2),
+            Link::Ip {
+                offset: 20,
+                version: 6
+            }
+        );
+        assert_eq!(locate_ip(LinkType(147), &sll2), Link::Unsupported);
+    }
+}

@@ -1,0 +1,317 @@
+//! The bidirectional flow table.
+//!
+//! Per packet it hashes the canonical key and updates counters; nothing is
+//! allocated unless a flow starts. Time is trace time only: a flow ends when
+//! a later packet of the capture shows it has been idle past its timeout,
+//! when a periodic sweep finds it so, or at the end of the capture. Memory
+//! is bounded by the flows alive at once, never by the number of packets.
+
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use super::fragments::{DatagramId, FragmentTracker};
+use super::key::{Endpoint, FlowKey, Way};
+use super::record::{EndReason, FlowRecord, SideStats};
+use super::LocalNetworks;
+use crate::decode::{tcp_flags, AnomalyCounter, AnomalyKind, FrameRef, IpPacket};
+use crate::time::Timestamp;
+
+/// Idle timeouts, close to Zeek's defaults.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlowTimeouts {
+    /// An open TCP connection (Zeek `tcp_inactivity_timeout`: 5 min).
+    pub tcp: Duration,
+    /// A TCP connection after FIN from both sides or a RST (Zeek
+    /// `tcp_close_delay`: 5 s), so late ACKs still count to it.
+    pub tcp_closed: Duration,
+    /// UDP (Zeek `udp_inactivity_timeout`: 1 min).
+    pub udp: Duration,
+    /// ICMP and every other protocol (1 min).
+    pub other: Duration,
+}
+
+impl Default for FlowTimeouts {
+    fn default() -> Self {
+        Self {
+            tcp: Duration::from_secs(300),
+            tcp_closed: Duration::from_secs(5),
+            udp: Duration::from_secs(60),
+            other: Duration::from_secs(60),
+        }
+    }
+}
+
+/// How often, in trace time, idle flows are swept out.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(10);
+
+/// One packet's contribution to a flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Observation {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub protocol: u8,
+    pub ports: Option<(u16, u16)>,
+    pub tcp_flags: u8,
+    pub ip_len: u32,
+    pub payload_len: u32,
+    pub ts: Timestamp,
+    pub at: FrameRef,
+}
+
+impl Observation {
+    /// The observation of a decoded packet.
+    pub fn of(packet: &IpPacket<'_>, ts: Timestamp, at: FrameRef) -> Self {
+        Self {
+            src: packet.src,
+            dst: packet.dst,
+            protocol: packet.protocol,
+            ports: packet.ports,
+            tcp_flags: packet.tcp_flags,
+            ip_len: packet.ip_len,
+            payload_len: packet.payload_len,
+            ts,
+            at,
+        }
+    }
+
+    fn key(&self) -> (FlowKey, Way) {
+        let (sp, dp) = self.ports.unwrap_or((0, 0));
+        FlowKey::new(
+            self.protocol,
+            Endpoint {
+                ip: self.src,
+                port: sp,
+            },
+            Endpoint {
+                ip: self.dst,
+                port: dp,
+            },
+        )
+    }
+}
+
+#[derive(Clone, Debug)]
+struct FlowState {
+    initiator: Way,
+    /// Indexed by [`Way`].
+    sides: [SideStats; 2],
+    start: Timestamp,
+    last: Timestamp,
+    first_frame: FrameRef,
+}
+
+impl FlowState {
+    fn new(obs: &Observation, way: Way) -> Self {
+        // The SYN sender initiates; a SYN-ACK shows the receiver did.
+        let syn_ack = tcp_flags::SYN | tcp_flags::ACK;
+        let initiator = if obs.protocol == 6 && obs.tcp_flags & syn_ack == syn_ack {
+            way.reverse()
+        } else {
+            way
+        };
+        Self {
+            initiator,
+            sides: [SideStats::default(); 2],
+            start: obs.ts,
+            last: obs.ts,
+            first_frame: obs.at,
+        }
+    }
+
+    fn update(&mut self, obs: &Observation, way: Way) {
+        let side = &mut self.sides[way as usize];
+        side.packets += 1;
+        side.bytes += u64::from(obs.ip_len);
+        side.payload_bytes += u64::from(obs.payload_len);
+        side.tcp_flags |= obs.tcp_flags;
+        if obs.ts < self.start {
+            self.start = obs.ts;
+            self.first_frame = obs.at;
+        }
+        self.last = self.last.max(obs.ts);
+    }
+
+    /// FIN from both sides, or a RST.
+    fn tcp_closed(&self) -> bool {
+        let fin = |s: &SideStats| s.tcp_flags & tcp_flags::FIN != 0;
+        let rst = |s: &SideStats| s.tcp_flags & tcp_flags::RST != 0;
+        (fin(&self.sides[0]) && fin(&self.sides[1])) || rst(&self.sides[0]) || rst(&self.sides[1])
+    }
+
+    /// Why the flow is over at `now`, if it is.
+    fn expiry(&self, protocol: u8, now: Timestamp, t: &FlowTimeouts) -> Option<EndReason> {
+        let (timeout, reason) = match protocol {
+            6 if self.tcp_closed() => (t.tcp_closed, EndReason::TcpClosed),
+            6 => (t.tcp, EndReason::IdleTimeout),
+            17 => (t.udp, EndReason::IdleTimeout),
+            _ => (t.other, EndReason::IdleTimeout),
+        };
+        (now.since(self.last) > timeout).then_some(reason)
+    }
+}
+
+/// Live flows keyed by [`FlowKey`].
+pub struct FlowTable {
+    flows: HashMap<FlowKey, FlowState, ahash::RandomState>,
+    fragments: FragmentTracker,
+    timeouts: FlowTimeouts,
+    local: LocalNetworks,
+    finished: Vec<FlowRecord>,
+    next_sweep: Timestamp,
+    peak_flows: usize,
+}
+
+impl FlowTable {
+    /// An empty table.
+    pub fn new(timeouts: FlowTimeouts, local: LocalNetworks) -> Self {
+        Self {
+            flows: HashMap::default(),
+            fragments: FragmentTracker::default(),
+            timeouts,
+            local,
+            finished: Vec::new(),
+            next_sweep: Timestamp(i64::MIN),
+            peak_flows: 0,
+        }
+    }
+
+    /// Accounts one decoded packet.
+    pub fn observe(
+        &mut self,
+        packet: &IpPacket<'_>,
+        ts: Timestamp,
+        at: FrameRef,
+        anomalies: &mut AnomalyCounter,
+    ) {
+        if ts >= self.next_sweep {
+            self.sweep(ts, anomalies);
+            self.next_sweep = ts.add(SWEEP_INTERVAL);
+        }
+        let obs = Observation::of(packet, ts, at);
+        let Some(fragment) = packet.fragment else {
+            self.apply(&obs);
+            return;
+        };
+        let id = DatagramId {
+            src: packet.src,
+            dst: packet.dst,
+            protocol: packet.protocol,
+            id: fragment.id,
+        };
+        if fragment.offset == 0 {
+            self.apply(&obs);
+            for waiting in self.fragments.first(id, packet.ports, ts) {
+                self.apply(&Observation {
+                    ports: packet.ports,
+                    ..waiting
+                });
+            }
+        } else if let Some(ports) = self.fragments.later(id, obs) {
+            self.apply(&Observation { ports, ..obs });
+        }
+    }
+
+    fn apply(&mut self, obs: &Observation) {
+        let (key, way) = obs.key();
+        match self.flows.entry(key) {
+            Entry::Occupied(mut e) => {
+                let state = e.get_mut();
+                let syn_only = obs.protocol == 6
+                    && obs.tcp_flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN;
+                let reason = state
+                    .expiry(key.protocol, obs.ts, &self.timeouts)
+                    .or_else(|| (syn_only && state.tcp_closed()).then_some(EndReason::PortReuse));
+                if let Some(reason) = reason {
+                    let old = std::mem::replace(state, FlowState::new(obs, way));
+                    self.finished.push(record(&key, &old, reason, &self.local));
+                }
+                e.get_mut().update(obs, way);
+            }
+            Entry::Vacant(e) => {
+                e.insert(FlowState::new(obs, way)).update(obs, way);
+                self.peak_flows = self.peak_flows.max(self.flows.len());
+            }
+        }
+    }
+
+    /// Ends the flows idle at `now` and releases orphaned fragments.
+    fn sweep(&mut self, now: Timestamp, anomalies: &mut AnomalyCounter) {
+        let (timeouts, local, finished) = (&self.timeouts, &self.local, &mut self.finished);
+        self.flows.retain(
+            |key, state| match state.expiry(key.protocol, now, timeouts) {
+                Some(reason) => {
+                    finished.push(record(key, state, reason, local));
+                    false
+                }
+                None => true,
+            },
+        );
+        let orphans = self.fragments.expire(Some(now));
+        self.release_orphans(orphans, anomalies);
+    }
+
+    fn release_orphans(
+        &mut self,
+        orphans: Vec<crate::flow::table::Observation>,
+        anomalies: &mut AnomalyCounter,
+    ) {
+        if let Some(first) = orphans.first() {
+            anomalies.add(AnomalyKind::OrphanFragments, orphans.len() as u64, first.at);
+        }
+        for obs in orphans {
+            self.apply(&Observation { ports: None, ..obs });
+        }
+    }
+
+    /// Finished flows since the last call.
+    pub fn drain_finished(&mut self) -> std::vec::Drain<'_, FlowRecord> {
+        self.finished.drain(..)
+    }
+
+    /// Ends every live flow (end of capture) and returns all finished ones.
+    pub fn finish(mut self, anomalies: &mut AnomalyCounter) -> Vec<FlowRecord> {
+        let orphans = self.fragments.expire(None);
+        self.release_orphans(orphans, anomalies);
+        for (key, state) in self.flows.drain() {
+            self.finished
+                .push(record(&key, &state, EndReason::EndOfCapture, &self.local));
+        }
+        self.finished
+    }
+
+    /// Flows alive now.
+    pub fn live_flows(&self) -> usize {
+        self.flows.len()
+    }
+
+    /// The most flows alive at once so far.
+    pub fn peak_flows(&self) -> usize {
+        self.peak_flows
+    }
+}
+
+fn record(
+    key: &FlowKey,
+    state: &FlowState,
+    end_reason: EndReason,
+    local: &LocalNetworks,
+) -> FlowRecord {
+    let init = state.initiator;
+    let resp = init.reverse();
+    let source = key.sender(init);
+    let destination = key.sender(resp);
+    FlowRecord {
+        protocol: key.protocol,
+        source,
+        destination,
+        source_stats: state.sides[init as usize],
+        destination_stats: state.sides[resp as usize],
+        start: state.start,
+        end: state.last,
+        first_frame: state.first_frame,
+        direction: local.direction(source.ip, destination.ip),
+        end_reason,
+    }
+}

@@ -1,0 +1,76 @@
+//! Reports. Reporters receive an owned [`AuditReport`] and render it; they
+//! never see the flow table.
+//!
+//! - [`summary`]: the terminal summary of a run;
+//! - [`flows`]: flow records as JSON lines (schema in README.md).
+
+pub mod flows;
+pub mod summary;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crate::capture::{CaptureFormat, LinkType};
+use crate::decode::AnomalyCounter;
+use crate::flow::FlowRecord;
+use crate::time::Timestamp;
+
+/// One input of the run.
+#[derive(Clone, Debug)]
+pub struct InputSummary {
+    pub path: PathBuf,
+    /// `None` when the file could not be opened as a capture.
+    pub format: Option<CaptureFormat>,
+    /// Packet records read (including those before an error).
+    pub packets: u64,
+    /// The error that stopped reading this input, as the user will read it.
+    pub error: Option<String>,
+}
+
+/// Packet counts of a run.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PacketTotals {
+    /// Every packet record read.
+    pub packets: u64,
+    /// Packets that went into a flow.
+    pub ip_packets: u64,
+    /// Packets of a supported link type that carry no IP (ARP, LLDP, …).
+    pub non_ip: u64,
+    /// Packets too malformed to attribute to a flow.
+    pub malformed: u64,
+    /// Packets whose capture was cut by the snapshot length.
+    pub cut_by_snaplen: u64,
+    /// First and last packet timestamp.
+    pub first: Option<Timestamp>,
+    pub last: Option<Timestamp>,
+}
+
+/// Everything an audit run found, owned and ready to render.
+#[derive(Debug, Default)]
+pub struct AuditReport {
+    pub inputs: Vec<InputSummary>,
+    /// Files passed over while walking directories, with the reason.
+    pub skipped: Vec<(PathBuf, String)>,
+    pub totals: PacketTotals,
+    pub anomalies: AnomalyCounter,
+    /// Packets per link type that is not supported.
+    pub unsupported_link_types: BTreeMap<LinkType, u64>,
+    /// Finished flows in order of their first packet.
+    pub flows: Vec<FlowRecord>,
+    /// The most flows alive at once.
+    pub peak_live_flows: usize,
+}
+
+impl AuditReport {
+    /// Did any input fail (fully or partly)?
+    pub fn has_errors(&self) -> bool {
+        self.inputs.iter().any(|i| i.error.is_some())
+    }
+
+    /// The path of input `index`, as shown in reports.
+    pub fn input_path(&self, index: u32) -> &std::path::Path {
+        self.inputs
+            .get(index as usize)
+            .map_or(std::path::Path::new(""), |i| i.path.as_path())
+    }
+}

@@ -1,0 +1,252 @@
+//! The terminal summary of an audit run: inputs, packets, flows, bytes,
+//! anomalies, unsupported link types and the top remote endpoints.
+
+use std::collections::HashMap;
+use std::fmt::Write;
+use std::net::IpAddr;
+
+use super::AuditReport;
+use crate::flow::protocol_name;
+
+/// How many remote endpoints the summary lists.
+pub const TOP_REMOTES: usize = 10;
+
+/// Bytes in decimal units, e.g. `1.2 MB`.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "kB", "MB", "GB", "TB", "PB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit < UNITS.len() - 1 {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// A count with thousands separators, e.g. `1,234,567`.
+pub fn grouped(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[derive(Default)]
+struct RemoteTotals {
+    flows: u64,
+    bytes_out: u64,
+    bytes_in: u64,
+}
+
+/// Renders the summary as plain text.
+pub fn render(report: &AuditReport) -> String {
+    let mut s = String::new();
+    // Writing to a String cannot fail.
+    let _ = write_summary(report, &mut s);
+    s
+}
+
+fn write_summary(r: &AuditReport, s: &mut String) -> std::fmt::Result {
+    let failed = r.inputs.iter().filter(|i| i.error.is_some()).count();
+    writeln!(
+        s,
+        "xborder audit: {} input{}{}",
+        r.inputs.len(),
+        plural(r.inputs.len() as u64),
+        if failed > 0 {
+            format!(", {failed} with errors")
+        } else {
+            String::new()
+        }
+    )?;
+    for input in &r.inputs {
+        let format = input.format.map_or("-", |f| match f {
+            crate::capture::CaptureFormat::Pcap => "pcap",
+            crate::capture::CaptureFormat::Pcapng => "pcapng",
+        });
+        write!(
+            s,
+            "  {}  {format}  {} packets",
+            input.path.display(),
+            grouped(input.packets)
+        )?;
+        if input.error.is_some() {
+            write!(s, "  (error, see above)")?;
+        }
+        writeln!(s)?;
+    }
+    if !r.skipped.is_empty() {
+        writeln!(
+            s,
+            "  {} file{} skipped (not captures)",
+            r.skipped.len(),
+            plural(r.skipped.len() as u64)
+        )?;
+    }
+    let t = &r.totals;
+    writeln!(s)?;
+    if let (Some(first), Some(last)) = (t.first, t.last) {
+        writeln!(s, "Time       {first} .. {last}")?;
+    }
+    let unsupported: u64 = r.unsupported_link_types.values().sum();
+    writeln!(
+        s,
+        "Packets    {} (IP {}, non-IP {}, unsupported link type {}, malformed {})",
+        grouped(t.packets),
+        grouped(t.ip_packets),
+        grouped(t.non_ip),
+        grouped(unsupported),
+        grouped(t.malformed)
+    )?;
+    if t.cut_by_snaplen > 0 {
+        writeln!(
+            s,
+            "           {} cut by the snapshot length",
+            grouped(t.cut_by_snaplen)
+        )?;
+    }
+    let mut by_proto: Vec<(u8, u64)> = Vec::new();
+    for f in &r.flows {
+        match by_proto.iter_mut().find(|(p, _)| *p == f.protocol) {
+            Some((_, n)) => *n += 1,
+            None => by_proto.push((f.protocol, 1)),
+        }
+    }
+    by_proto.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let protos: Vec<String> = by_proto
+        .iter()
+        .map(|(p, n)| {
+            format!(
+                "{} {}",
+                protocol_name(*p).map_or_else(|| p.to_string(), str::to_owned),
+                grouped(*n)
+            )
+        })
+        .collect();
+    writeln!(
+        s,
+        "Flows      {}{}",
+        grouped(r.flows.len() as u64),
+        if protos.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", protos.join(", "))
+        }
+    )?;
+    let bytes: u64 = r.flows.iter().map(|f| f.total_bytes()).sum();
+    writeln!(s, "Bytes      {} at the IP layer", human_bytes(bytes))?;
+
+    if r.anomalies.total() > 0 {
+        writeln!(s, "\nAnomalies  {}", grouped(r.anomalies.total()))?;
+        for (kind, n, frames) in r.anomalies.iter() {
+            let at: Vec<String> = frames
+                .iter()
+                .map(|f| format!("{}#{}", file_name(r, f.file), f.frame))
+                .collect();
+            writeln!(
+                s,
+                "  {:<44} {:>8}  first: {}",
+                kind.description(),
+                grouped(n),
+                at.join(" ")
+            )?;
+        }
+    }
+    if !r.unsupported_link_types.is_empty() {
+        writeln!(s, "\nUnsupported link types (packets not decoded)")?;
+        for (lt, n) in &r.unsupported_link_types {
+            writeln!(s, "  link type {:<5} {:>8} packets", lt.0, grouped(*n))?;
+        }
+    }
+    write_top_remotes(r, s)
+}
+
+fn write_top_remotes(r: &AuditReport, s: &mut String) -> std::fmt::Result {
+    let mut remotes: HashMap<IpAddr, RemoteTotals> = HashMap::new();
+    for f in &r.flows {
+        let Some(responder) = f.direction.remote_is_responder() else {
+            continue;
+        };
+        let (remote, out, inb) = if responder {
+            (
+                f.destination.ip,
+                f.source_stats.bytes,
+                f.destination_stats.bytes,
+            )
+        } else {
+            (f.source.ip, f.destination_stats.bytes, f.source_stats.bytes)
+        };
+        let t = remotes.entry(remote).or_default();
+        t.flows += 1;
+        t.bytes_out += out;
+        t.bytes_in += inb;
+    }
+    if remotes.is_empty() {
+        return Ok(());
+    }
+    let mut top: Vec<(IpAddr, RemoteTotals)> = remotes.into_iter().collect();
+    top.sort_by(|a, b| {
+        (b.1.bytes_out + b.1.bytes_in)
+            .cmp(&(a.1.bytes_out + a.1.bytes_in))
+            .then(a.0.cmp(&b.0))
+    });
+    writeln!(
+        s,
+        "\nTop remote endpoints by bytes ({} in all; out = sent to them)",
+        grouped(top.len() as u64)
+    )?;
+    writeln!(
+        s,
+        "  {:<39} {:>7} {:>10} {:>10}",
+        "remote", "flows", "out", "in"
+    )?;
+    for (ip, t) in top.iter().take(TOP_REMOTES) {
+        writeln!(
+            s,
+            "  {:<39} {:>7} {:>10} {:>10}",
+            ip.to_string(),
+            grouped(t.flows),
+            human_bytes(t.bytes_out),
+            human_bytes(t.bytes_in)
+        )?;
+    }
+    Ok(())
+}
+
+fn file_name(r: &AuditReport, index: u32) -> String {
+    let p = r.input_path(index);
+    p.file_name().map_or_else(
+        || p.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
+
+fn plural(n: u64) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn units() {
+        assert_eq!(human_bytes(999), "999 B");
+        assert_eq!(human_bytes(41_234_000), "41.2 MB");
+        assert_eq!(grouped(1_234_567), "1,234,567");
+        assert_eq!(grouped(12), "12");
+    }
+}
