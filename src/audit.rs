@@ -36,12 +36,8 @@ pub fn run(config: &AuditConfig) -> AuditReport {
     let mut table = FlowTable::new(config.timeouts, config.local.clone());
     for input in &inputs {
         let index = report.inputs.len() as u32;
-        let mut summary = InputSummary {
-            path: input.path.clone(),
-            format: None,
-            packets: 0,
-            error: None,
-        };
+        let mut summary =
+            InputSummary { path: input.path.clone(), format: None, packets: 0, error: None };
         match capture::open_capture(input) {
             Ok(Opened::Skipped(skipped)) => {
                 report.skipped.push((skipped.path, skipped.reason));
@@ -61,11 +57,7 @@ pub fn run(config: &AuditConfig) -> AuditReport {
     }
     report.peak_live_flows = table.peak_flows();
     report.flows = table.finish(&mut report.anomalies);
-    report.flows.sort_by(|a, b| {
-        a.start
-            .cmp(&b.start)
-            .then(a.first_frame.cmp(&b.first_frame))
-    });
+    report.flows.sort_by(|a, b| a.start.cmp(&b.start).then(a.first_frame.cmp(&b.first_frame)));
     report
 }
 
@@ -87,10 +79,7 @@ fn read_capture(
         if (packet.data.len() as u64) < u64::from(packet.wire_len) {
             totals.cut_by_snaplen += 1;
         }
-        let at = FrameRef {
-            file,
-            frame: packet.frame,
-        };
+        let at = FrameRef { file, frame: packet.frame };
         match decode::decode(packet.link_type, packet.data, packet.wire_len) {
             Decoded::Ip(ip, anomaly) => {
                 if let Some(kind) = anomaly {
@@ -101,10 +90,7 @@ fn read_capture(
             }
             Decoded::NotIp => totals.non_ip += 1,
             Decoded::UnsupportedLinkType => {
-                *report
-                    .unsupported_link_types
-                    .entry(packet.link_type)
-                    .or_default() += 1;
+                *report.unsupported_link_types.entry(packet.link_type).or_default() += 1;
             }
             Decoded::Malformed(kind) => {
                 totals.malformed += 1;

@@ -30,8 +30,7 @@ fn main() -> ExitCode {
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
-    err.downcast_ref::<io::Error>()
-        .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+    err.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
 }
 
 fn run_audit(args: &AuditArgs) -> anyhow::Result<ExitCode> {
@@ -81,9 +80,5 @@ fn run_audit(args: &AuditArgs) -> anyhow::Result<ExitCode> {
             io::stdout().write_all(text.as_bytes())?;
         }
     }
-    Ok(if report.has_errors() {
-        ExitCode::from(2)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(if report.has_errors() { ExitCode::from(2) } else { ExitCode::SUCCESS })
 }

@@ -30,11 +30,8 @@ impl Timestamp {
     }
 
     /// This timestamp moved forward by `d` (saturating).
-    pub fn add(self, d: Duration) -> Timestamp {
-        Timestamp(
-            self.0
-                .saturating_add(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)),
-        )
+    pub fn plus(self, d: Duration) -> Timestamp {
+        Timestamp(self.0.saturating_add(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)))
     }
 
     fn to_system_time(self) -> SystemTime {
@@ -55,11 +52,7 @@ impl fmt::Display for Timestamp {
             // negative timestamp is damaged, so show the raw value.
             return write!(f, "{}ns-before-epoch", self.0.unsigned_abs());
         }
-        write!(
-            f,
-            "{}",
-            humantime::format_rfc3339_nanos(self.to_system_time())
-        )
+        write!(f, "{}", humantime::format_rfc3339_nanos(self.to_system_time()))
     }
 }
 

@@ -27,14 +27,7 @@ pub struct BlockReader {
 impl BlockReader {
     /// Wraps a reader; nothing is read until the first [`fill`](Self::fill).
     pub fn new(inner: Box<dyn Read + Send>) -> Self {
-        Self {
-            inner,
-            buf: vec![0; BLOCK_SIZE],
-            start: 0,
-            end: 0,
-            base: 0,
-            eof: false,
-        }
+        Self { inner, buf: vec![0; BLOCK_SIZE], start: 0, end: 0, base: 0, eof: false }
     }
 
     /// Absolute offset of the next unconsumed byte.
@@ -115,10 +108,7 @@ mod tests {
     fn take_tracks_offsets_across_refills() {
         let data: Vec<u8> = (0..=255).collect();
         let mut r = BlockReader::new(Box::new(Dribble(data, 0)));
-        assert_eq!(
-            r.take(10).unwrap().unwrap(),
-            &(0..10).collect::<Vec<u8>>()[..]
-        );
+        assert_eq!(r.take(10).unwrap().unwrap(), &(0..10).collect::<Vec<u8>>()[..]);
         assert_eq!(r.offset(), 10);
         assert_eq!(r.take(200).unwrap().unwrap()[0], 10);
         assert_eq!(r.offset(), 210);

@@ -11,11 +11,7 @@ pub enum CaptureError {
     Open { path: PathBuf, source: io::Error },
 
     #[error("{path}: read error at byte offset {offset}: {source}")]
-    Read {
-        path: PathBuf,
-        offset: u64,
-        source: io::Error,
-    },
+    Read { path: PathBuf, offset: u64, source: io::Error },
 
     #[error("{path}: not a capture file (no pcap, pcapng or gzip magic number)")]
     NotACapture { path: PathBuf },
@@ -24,33 +20,16 @@ pub enum CaptureError {
     Empty { path: PathBuf },
 
     #[error("{path}: unsupported {format} version {major}.{minor} at byte offset {offset}")]
-    UnsupportedVersion {
-        path: PathBuf,
-        format: &'static str,
-        major: u16,
-        minor: u16,
-        offset: u64,
-    },
+    UnsupportedVersion { path: PathBuf, format: &'static str, major: u16, minor: u16, offset: u64 },
 
     #[error(
         "{path}: file ends inside {what} at byte offset {offset} \
          ({needed} bytes needed, {available} present)"
     )]
-    Truncated {
-        path: PathBuf,
-        what: &'static str,
-        offset: u64,
-        needed: u64,
-        available: u64,
-    },
+    Truncated { path: PathBuf, what: &'static str, offset: u64, needed: u64, available: u64 },
 
     #[error("{path}: damaged {what} at byte offset {offset}: {reason}")]
-    Damaged {
-        path: PathBuf,
-        what: &'static str,
-        offset: u64,
-        reason: String,
-    },
+    Damaged { path: PathBuf, what: &'static str, offset: u64, reason: String },
 }
 
 impl CaptureError {

@@ -43,10 +43,7 @@ pub fn expand_inputs(paths: &[PathBuf]) -> (Vec<InputSpec>, Vec<CaptureError>) {
         if path.is_dir() {
             walk(path, &mut inputs, &mut errors);
         } else {
-            inputs.push(InputSpec {
-                path: path.clone(),
-                from_directory: false,
-            });
+            inputs.push(InputSpec { path: path.clone(), from_directory: false });
         }
     }
     (inputs, errors)
@@ -56,10 +53,7 @@ fn walk(dir: &Path, inputs: &mut Vec<InputSpec>, errors: &mut Vec<CaptureError>)
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(source) => {
-            errors.push(CaptureError::Open {
-                path: dir.to_owned(),
-                source,
-            });
+            errors.push(CaptureError::Open { path: dir.to_owned(), source });
             return;
         }
     };
@@ -69,10 +63,7 @@ fn walk(dir: &Path, inputs: &mut Vec<InputSpec>, errors: &mut Vec<CaptureError>)
         if path.is_dir() {
             walk(&path, inputs, errors);
         } else {
-            inputs.push(InputSpec {
-                path,
-                from_directory: true,
-            });
+            inputs.push(InputSpec { path, from_directory: true });
         }
     }
 }
@@ -104,13 +95,9 @@ pub fn open_capture(input: &InputSpec) -> Result<Opened, CaptureError> {
     };
     let src = BlockReader::new(stream);
     if pcapng::is_pcapng_magic(magic) {
-        Ok(Opened::Reader(CaptureReader::Pcapng(PcapngReader::open(
-            src, path,
-        )?)))
+        Ok(Opened::Reader(CaptureReader::Pcapng(PcapngReader::open(src, path)?)))
     } else if pcap::is_pcap_magic(magic) {
-        Ok(Opened::Reader(CaptureReader::Pcap(PcapReader::open(
-            src, path,
-        )?)))
+        Ok(Opened::Reader(CaptureReader::Pcap(PcapReader::open(src, path)?)))
     } else if input.from_directory {
         let reason = if magic == [0; 4] && is_empty(&path) {
             "empty file".to_owned()
@@ -130,11 +117,7 @@ fn is_empty(path: &Path) -> bool {
 }
 
 fn read_error(path: &Path, source: io::Error) -> CaptureError {
-    CaptureError::Read {
-        path: path.to_owned(),
-        offset: 0,
-        source,
-    }
+    CaptureError::Read { path: path.to_owned(), offset: 0, source }
 }
 
 /// Reads up to four bytes and returns them with a reader that yields the

@@ -89,3 +89,68 @@ impl CaptureReader {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::io::Cursor;
+
+    fn read_all(bytes: Vec<u8>, pcapng: bool) -> (u64, Option<CaptureError>) {
+        let src = BlockReader::new(Box::new(Cursor::new(bytes)));
+        let path = std::path::PathBuf::from("t");
+        let reader = if pcapng {
+            pcapng::PcapngReader::open(src, path).map(CaptureReader::Pcapng)
+        } else {
+            pcap::PcapReader::open(src, path).map(CaptureReader::Pcap)
+        };
+        let mut reader = match reader {
+            Ok(r) => r,
+            Err(e) => return (0, Some(e)),
+        };
+        let mut n = 0;
+        loop {
+            match reader.next_packet() {
+                Ok(Some(_)) => n += 1,
+                Ok(None) => return (n, None),
+                Err(e) => return (n, Some(e)),
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn pcap_reader_survives_arbitrary_bytes(body in proptest::collection::vec(any::<u8>(), 0..400)) {
+            let mut bytes = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0];
+            bytes.extend_from_slice(&body);
+            let _ = read_all(bytes, false);
+        }
+
+        #[test]
+        fn pcapng_reader_survives_arbitrary_bytes(body in proptest::collection::vec(any::<u8>(), 0..400)) {
+            let mut bytes = vec![0x0a, 0x0d, 0x0d, 0x0a, 28, 0, 0, 0, 0x4d, 0x3c, 0x2b, 0x1a, 1, 0, 0, 0];
+            bytes.extend_from_slice(&[0xff; 8]);
+            bytes.extend_from_slice(&[28, 0, 0, 0]);
+            bytes.extend_from_slice(&body);
+            let _ = read_all(bytes, true);
+        }
+    }
+
+    #[test]
+    fn truncated_record_reports_offset_and_keeps_earlier_packets() {
+        let mut bytes = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        bytes.extend_from_slice(&[0xff, 0xff, 0, 0, 1, 0, 0, 0]);
+        for len in [4u32, 10] {
+            bytes.extend_from_slice(&[0; 8]);
+            bytes.extend_from_slice(&len.to_le_bytes());
+            bytes.extend_from_slice(&len.to_le_bytes());
+            bytes.extend_from_slice(&[0; 4]);
+        }
+        let (n, err) = read_all(bytes, false);
+        assert_eq!(n, 1);
+        assert_eq!(
+            err.unwrap().to_string(),
+            "t: file ends inside a packet record at byte offset 44 (26 bytes needed, 20 present)"
+        );
+    }
+}

@@ -16,6 +16,10 @@ const FILE_HEADER_LEN: usize = 24;
 /// over 256 KiB unless the snapshot length says otherwise.
 const MAX_RECORD_LEN: u32 = 256 * 1024;
 
+/// Whatever a (possibly damaged) header claims, no record is believed to be
+/// larger than this, so a bad length never makes us allocate gigabytes.
+const RECORD_LEN_CEILING: u32 = 16 * 1024 * 1024;
+
 /// Byte order of a file or pcapng section.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Endian {
@@ -45,9 +49,7 @@ impl Endian {
 pub(super) fn is_pcap_magic(magic: [u8; 4]) -> bool {
     let le = u32::from_le_bytes(magic);
     let be = u32::from_be_bytes(magic);
-    [MAGIC_USEC, MAGIC_NSEC, MAGIC_MODIFIED]
-        .iter()
-        .any(|m| *m == le || *m == be)
+    [MAGIC_USEC, MAGIC_NSEC, MAGIC_MODIFIED].iter().any(|m| *m == le || *m == be)
 }
 
 /// Reader for one classic pcap file.
@@ -65,11 +67,7 @@ pub struct PcapReader {
 impl PcapReader {
     /// Reads the file header.
     pub(super) fn open(mut src: BlockReader, path: PathBuf) -> Result<Self, CaptureError> {
-        let read_err = |source, offset| CaptureError::Read {
-            path: path.clone(),
-            offset,
-            source,
-        };
+        let read_err = |source, offset| CaptureError::Read { path: path.clone(), offset, source };
         let available = src.fill(FILE_HEADER_LEN).map_err(|e| read_err(e, 0))?.len();
         let Some(h) = src.take(FILE_HEADER_LEN).map_err(|e| read_err(e, 0))? else {
             return Err(CaptureError::Truncated {
@@ -107,7 +105,7 @@ impl PcapReader {
             nanos: magic == MAGIC_NSEC,
             record_header_len: if magic == MAGIC_MODIFIED { 24 } else { 16 },
             link_type,
-            max_record_len: snaplen.max(MAX_RECORD_LEN),
+            max_record_len: snaplen.clamp(MAX_RECORD_LEN, RECORD_LEN_CEILING),
             frame: 0,
         })
     }
@@ -151,11 +149,7 @@ impl PcapReader {
         }
         let total = hlen + caplen as usize;
         let path = &self.path;
-        let read_err = |source| CaptureError::Read {
-            path: path.clone(),
-            offset,
-            source,
-        };
+        let read_err = |source| CaptureError::Read { path: path.clone(), offset, source };
         let available = self.src.fill(total).map_err(read_err)?.len();
         let Some(record) = self.src.take(total).map_err(read_err)? else {
             return Err(CaptureError::Truncated {
@@ -167,11 +161,7 @@ impl PcapReader {
             });
         };
         self.frame += 1;
-        let nanos = if self.nanos {
-            i64::from(frac)
-        } else {
-            i64::from(frac) * 1000
-        };
+        let nanos = if self.nanos { i64::from(frac) } else { i64::from(frac) * 1000 };
         Ok(Some(Packet {
             timestamp: Timestamp::from_parts(i64::from(secs), nanos),
             link_type: self.link_type,

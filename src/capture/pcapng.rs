@@ -79,6 +79,9 @@ pub struct PcapngReader {
     endian: Endian,
     interfaces: Vec<Interface>,
     frame: u64,
+    /// Timestamp of the previous packet: simple packet blocks carry none,
+    /// and trace time must not jump back to 1970 for them.
+    last_ts: Timestamp,
 }
 
 /// Type and length of the block at the current position.
@@ -96,6 +99,7 @@ impl PcapngReader {
             endian: Endian::Little,
             interfaces: Vec::new(),
             frame: 0,
+            last_ts: Timestamp::default(),
         })
     }
 
@@ -117,10 +121,7 @@ impl PcapngReader {
     /// Reads the block type and length and makes the whole block available.
     fn block_header(&mut self) -> Result<Option<BlockHeader>, CaptureError> {
         let offset = self.src.offset();
-        let head = self
-            .src
-            .fill(12)
-            .map_err(|e| read_error(&self.path, offset, e))?;
+        let head = self.src.fill(12).map_err(|e| read_error(&self.path, offset, e))?;
         if head.is_empty() {
             return Ok(None);
         }
@@ -169,11 +170,7 @@ impl PcapngReader {
             ));
         }
         let len = len as usize;
-        let available = self
-            .src
-            .fill(len)
-            .map_err(|e| read_error(&self.path, offset, e))?
-            .len();
+        let available = self.src.fill(len).map_err(|e| read_error(&self.path, offset, e))?.len();
         if available < len {
             return Err(CaptureError::Truncated {
                 path: self.path.clone(),
@@ -183,10 +180,7 @@ impl PcapngReader {
                 available: available as u64,
             });
         }
-        let block = &self
-            .src
-            .fill(len)
-            .map_err(|e| read_error(&self.path, offset, e))?[..len];
+        let block = &self.src.fill(len).map_err(|e| read_error(&self.path, offset, e))?[..len];
         let trailer = self.endian.u32(block, len - 4);
         if trailer as usize != len {
             return Err(damaged(
@@ -196,19 +190,12 @@ impl PcapngReader {
                 format!("trailing length {trailer} differs from leading length {len}"),
             ));
         }
-        Ok(Some(BlockHeader {
-            offset,
-            block_type,
-            len,
-        }))
+        Ok(Some(BlockHeader { offset, block_type, len }))
     }
 
     fn other_block(&mut self, block: &BlockHeader) -> Result<(), CaptureError> {
         let endian = self.endian;
-        let data = self
-            .src
-            .fill(block.len)
-            .map_err(|e| read_error(&self.path, block.offset, e))?;
+        let data = self.src.fill(block.len).map_err(|e| read_error(&self.path, block.offset, e))?;
         let body = &data[8..block.len - 4];
         match block.block_type {
             SECTION_HEADER => {
@@ -250,29 +237,21 @@ impl PcapngReader {
                     resolution: TsResolution::Decimal(6),
                     offset_secs: 0,
                 };
-                walk_options(endian, &body[8..], |code, value| {
-                    match (code, value.len()) {
-                        (OPT_IF_TSRESOL, 1) => {
-                            interface.resolution = TsResolution::from_option(value[0])
-                        }
-                        (OPT_IF_TSOFFSET, 8) => {
-                            let raw: [u8; 8] = value.try_into().unwrap_or_default();
-                            interface.offset_secs = match endian {
-                                Endian::Little => i64::from_le_bytes(raw),
-                                Endian::Big => i64::from_be_bytes(raw),
-                            };
-                        }
-                        _ => {}
+                walk_options(endian, &body[8..], |code, value| match (code, value.len()) {
+                    (OPT_IF_TSRESOL, 1) => {
+                        interface.resolution = TsResolution::from_option(value[0])
                     }
+                    (OPT_IF_TSOFFSET, 8) => {
+                        let raw: [u8; 8] = value.try_into().unwrap_or_default();
+                        interface.offset_secs = match endian {
+                            Endian::Little => i64::from_le_bytes(raw),
+                            Endian::Big => i64::from_be_bytes(raw),
+                        };
+                    }
+                    _ => {}
                 })
                 .map_err(|at| {
-                    bad_option(
-                        &self.path,
-                        "interface description block",
-                        block.offset,
-                        16,
-                        at,
-                    )
+                    bad_option(&self.path, "interface description block", block.offset, 16, at)
                 })?;
                 self.interfaces.push(interface);
             }
@@ -328,10 +307,7 @@ impl PcapngReader {
             }
             _ => {
                 if body.len() < 4 {
-                    return Err(damaged(format!(
-                        "body of {} bytes is shorter than 4",
-                        body.len()
-                    )));
+                    return Err(damaged(format!("body of {} bytes is shorter than 4", body.len())));
                 }
                 let iface = interface(0)?;
                 let wire_len = endian.u32(body, 0);
@@ -339,8 +315,8 @@ impl PcapngReader {
                 if iface.snaplen != 0 {
                     caplen = caplen.min(iface.snaplen);
                 }
-                // A simple packet block has no timestamp.
-                (iface, Timestamp::default(), caplen, wire_len, 4)
+                // A simple packet block has no timestamp of its own.
+                (iface, self.last_ts, caplen, wire_len, 4)
             }
         };
         let Some(packet) = body.get(data_at..data_at + caplen as usize) else {
@@ -349,6 +325,7 @@ impl PcapngReader {
             )));
         };
         self.frame += 1;
+        self.last_ts = ts;
         Ok(Packet {
             timestamp: ts,
             link_type: iface.link_type,
@@ -360,29 +337,15 @@ impl PcapngReader {
 }
 
 fn read_error(path: &Path, offset: u64, source: std::io::Error) -> CaptureError {
-    CaptureError::Read {
-        path: path.to_owned(),
-        offset,
-        source,
-    }
+    CaptureError::Read { path: path.to_owned(), offset, source }
 }
 
 fn damaged(path: &Path, what: &'static str, offset: u64, reason: String) -> CaptureError {
-    CaptureError::Damaged {
-        path: path.to_owned(),
-        what,
-        offset,
-        reason,
-    }
+    CaptureError::Damaged { path: path.to_owned(), what, offset, reason }
 }
 
 fn bad_option(path: &Path, what: &'static str, block: u64, start: u64, at: usize) -> CaptureError {
-    damaged(
-        path,
-        what,
-        block + start + at as u64,
-        "option runs past the end of its block".into(),
-    )
+    damaged(path, what, block + start + at as u64, "option runs past the end of its block".into())
 }
 
 /// Calls `f(code, value)` for each option until the end-of-options marker or

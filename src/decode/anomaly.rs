@@ -104,13 +104,7 @@ impl AnomalyCounter {
     pub fn iter(&self) -> impl Iterator<Item = (AnomalyKind, u64, &[FrameRef])> + '_ {
         AnomalyKind::ALL
             .iter()
-            .map(|&k| {
-                (
-                    k,
-                    self.counts[k as usize],
-                    self.first[k as usize].as_slice(),
-                )
-            })
+            .map(|&k| (k, self.counts[k as usize], self.first[k as usize].as_slice()))
             .filter(|(_, n, _)| *n > 0)
     }
 }

@@ -42,18 +42,11 @@ pub fn locate_ip(link_type: LinkType, frame: &[u8]) -> Link {
             Some(p) if frame.len() >= 20 => ether_type(frame, 20, u16::from_be_bytes([p[0], p[1]])),
             _ => Link::Truncated,
         },
-        LinkType::RAW | LinkType::RAW_OPENBSD | LinkType::RAW_BSDOS => Link::Ip {
-            offset: 0,
-            version: 0,
-        },
-        LinkType::IPV4 => Link::Ip {
-            offset: 0,
-            version: 4,
-        },
-        LinkType::IPV6 => Link::Ip {
-            offset: 0,
-            version: 6,
-        },
+        LinkType::RAW | LinkType::RAW_OPENBSD | LinkType::RAW_BSDOS => {
+            Link::Ip { offset: 0, version: 0 }
+        }
+        LinkType::IPV4 => Link::Ip { offset: 0, version: 4 },
+        LinkType::IPV6 => Link::Ip { offset: 0, version: 6 },
         LinkType::NULL | LinkType::LOOP => null_loopback(link_type, frame),
         LinkType::PPP | LinkType::PPP_HDLC => ppp(frame, 0),
         LinkType::PPP_ETHER => pppoe(frame, 0),
@@ -62,9 +55,7 @@ pub fn locate_ip(link_type: LinkType, frame: &[u8]) -> Link {
 }
 
 fn be16(frame: &[u8], at: usize) -> Option<u16> {
-    frame
-        .get(at..at + 2)
-        .map(|b| u16::from_be_bytes([b[0], b[1]]))
+    frame.get(at..at + 2).map(|b| u16::from_be_bytes([b[0], b[1]]))
 }
 
 fn ethernet(frame: &[u8]) -> Link {
@@ -80,18 +71,8 @@ fn ethernet(frame: &[u8]) -> Link {
 fn ether_type(frame: &[u8], mut at: usize, mut ty: u16) -> Link {
     loop {
         match ty {
-            ETHERTYPE_IPV4 => {
-                return Link::Ip {
-                    offset: at,
-                    version: 4,
-                }
-            }
-            ETHERTYPE_IPV6 => {
-                return Link::Ip {
-                    offset: at,
-                    version: 6,
-                }
-            }
+            ETHERTYPE_IPV4 => return Link::Ip { offset: at, version: 4 },
+            ETHERTYPE_IPV6 => return Link::Ip { offset: at, version: 6 },
             ETHERTYPE_VLAN | ETHERTYPE_QINQ | ETHERTYPE_QINQ_OLD => {
                 // Tag control information, then the next EtherType.
                 let Some(next) = be16(frame, at + 2) else {
@@ -140,14 +121,8 @@ fn ppp_protocol(frame: &[u8], at: usize) -> Link {
         }
     };
     match protocol {
-        PPP_IPV4 => Link::Ip {
-            offset: at + len,
-            version: 4,
-        },
-        PPP_IPV6 => Link::Ip {
-            offset: at + len,
-            version: 6,
-        },
+        PPP_IPV4 => Link::Ip { offset: at + len, version: 4 },
+        PPP_IPV6 => Link::Ip { offset: at + len, version: 6 },
         _ => Link::NotIp,
     }
 }
@@ -164,14 +139,8 @@ fn mpls(frame: &[u8], mut at: usize) -> Link {
     }
     // The label stack does not say what follows; IP announces its version.
     match frame.get(at).map(|b| b >> 4) {
-        Some(4) => Link::Ip {
-            offset: at,
-            version: 4,
-        },
-        Some(6) => Link::Ip {
-            offset: at,
-            version: 6,
-        },
+        Some(4) => Link::Ip { offset: at, version: 4 },
+        Some(6) => Link::Ip { offset: at, version: 6 },
         Some(_) => Link::NotIp,
         None => Link::Truncated,
     }
@@ -194,15 +163,9 @@ fn null_loopback(link_type: LinkType, frame: &[u8]) -> Link {
         }
     };
     match family {
-        2 => Link::Ip {
-            offset: 4,
-            version: 4,
-        },
+        2 => Link::Ip { offset: 4, version: 4 },
         // AF_INET6 on BSDs (24), FreeBSD (28), Darwin (30) and Linux (10).
-        10 | 24 | 28 | 30 => Link::Ip {
-            offset: 4,
-            version: 6,
-        },
+        10 | 24 | 28 | 30 => Link::Ip { offset: 4, version: 6 },
         _ => Link::NotIp,
     }
 }
@@ -221,103 +184,40 @@ mod tests {
     fn ethernet_vlan_stacks() {
         assert_eq!(
             locate_ip(LinkType::ETHERNET, &eth(&[0x08, 0x00])),
-            Link::Ip {
-                offset: 14,
-                version: 4
-            }
+            Link::Ip { offset: 14, version: 4 }
         );
         let qinq = eth(&[0x88, 0xa8, 0, 1, 0x81, 0x00, 0, 2, 0x86, 0xdd]);
-        assert_eq!(
-            locate_ip(LinkType::ETHERNET, &qinq),
-            Link::Ip {
-                offset: 22,
-                version: 6
-            }
-        );
-        assert_eq!(
-            locate_ip(LinkType::ETHERNET, &eth(&[0x81, 0x00, 0])),
-            Link::Truncated
-        );
-        assert_eq!(
-            locate_ip(LinkType::ETHERNET, &eth(&[0x08, 0x06])),
-            Link::NotIp
-        );
-        assert_eq!(
-            locate_ip(LinkType::ETHERNET, &eth(&[0x00, 0x40])),
-            Link::NotIp
-        );
+        assert_eq!(locate_ip(LinkType::ETHERNET, &qinq), Link::Ip { offset: 22, version: 6 });
+        assert_eq!(locate_ip(LinkType::ETHERNET, &eth(&[0x81, 0x00, 0])), Link::Truncated);
+        assert_eq!(locate_ip(LinkType::ETHERNET, &eth(&[0x08, 0x06])), Link::NotIp);
+        assert_eq!(locate_ip(LinkType::ETHERNET, &eth(&[0x00, 0x40])), Link::NotIp);
         assert_eq!(locate_ip(LinkType::ETHERNET, &[0; 5]), Link::Truncated);
     }
 
     #[test]
     fn pppoe_and_mpls() {
         let pppoe = eth(&[0x88, 0x64, 0x11, 0, 0, 1, 0, 20, 0x00, 0x21]);
-        assert_eq!(
-            locate_ip(LinkType::ETHERNET, &pppoe),
-            Link::Ip {
-                offset: 22,
-                version: 4
-            }
-        );
+        assert_eq!(locate_ip(LinkType::ETHERNET, &pppoe), Link::Ip { offset: 22, version: 4 });
         let mpls = eth(&[0x88, 0x47, 0, 0, 0, 64, 0, 1, 1, 64, 0x45]);
-        assert_eq!(
-            locate_ip(LinkType::ETHERNET, &mpls),
-            Link::Ip {
-                offset: 22,
-                version: 4
-            }
-        );
+        assert_eq!(locate_ip(LinkType::ETHERNET, &mpls), Link::Ip { offset: 22, version: 4 });
     }
 
     #[test]
     fn ppp_with_and_without_compression() {
         assert_eq!(
             locate_ip(LinkType::PPP, &[0xff, 0x03, 0x00, 0x21]),
-            Link::Ip {
-                offset: 4,
-                version: 4
-            }
+            Link::Ip { offset: 4, version: 4 }
         );
-        assert_eq!(
-            locate_ip(LinkType::PPP, &[0x00, 0x57]),
-            Link::Ip {
-                offset: 2,
-                version: 6
-            }
-        );
-        assert_eq!(
-            locate_ip(LinkType::PPP, &[0x21]),
-            Link::Ip {
-                offset: 1,
-                version: 4
-            }
-        );
+        assert_eq!(locate_ip(LinkType::PPP, &[0x00, 0x57]), Link::Ip { offset: 2, version: 6 });
+        assert_eq!(locate_ip(LinkType::PPP, &[0x21, 0x45]), Link::Ip { offset: 1, version: 4 });
         assert_eq!(locate_ip(LinkType::PPP, &[0xc0, 0x21]), Link::NotIp);
     }
 
     #[test]
     fn null_and_loop_families() {
-        assert_eq!(
-            locate_ip(LinkType::NULL, &[2, 0, 0, 0]),
-            Link::Ip {
-                offset: 4,
-                version: 4
-            }
-        );
-        assert_eq!(
-            locate_ip(LinkType::NULL, &[0, 0, 0, 30]),
-            Link::Ip {
-                offset: 4,
-                version: 6
-            }
-        );
-        assert_eq!(
-            locate_ip(LinkType::LOOP, &[0, 0, 0, 2]),
-            Link::Ip {
-                offset: 4,
-                version: 4
-            }
-        );
+        assert_eq!(locate_ip(LinkType::NULL, &[2, 0, 0, 0]), Link::Ip { offset: 4, version: 4 });
+        assert_eq!(locate_ip(LinkType::NULL, &[0, 0, 0, 30]), Link::Ip { offset: 4, version: 6 });
+        assert_eq!(locate_ip(LinkType::LOOP, &[0, 0, 0, 2]), Link::Ip { offset: 4, version: 4 });
         assert_eq!(locate_ip(LinkType::LOOP, &[0, 0]), Link::Truncated);
     }
 
@@ -325,22 +225,10 @@ mod tests {
     fn cooked_captures() {
         let mut sll = vec![0u8; 14];
         sll.extend_from_slice(&[0x08, 0x00]);
-        assert_eq!(
-            locate_ip(LinkType::LINUX_SLL, &sll),
-            Link::Ip {
-                offset: 16,
-                version: 4
-            }
-        );
+        assert_eq!(locate_ip(LinkType::LINUX_SLL, &sll), Link::Ip { offset: 16, version: 4 });
         let mut sll2 = vec![0x86, 0xdd];
         sll2.extend_from_slice(&[0u8; 18]);
-        assert_eq!(
-            locate_ip(LinkType::LINUX_SLL2, &sll2),
-            Link::Ip {
-                offset: 20,
-                version: 6
-            }
-        );
+        assert_eq!(locate_ip(LinkType::LINUX_SLL2, &sll2), Link::Ip { offset: 20, version: 6 });
         assert_eq!(locate_ip(LinkType(147), &sll2), Link::Unsupported);
     }
 }

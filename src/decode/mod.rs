@@ -107,11 +107,7 @@ pub fn decode(link_type: LinkType, frame: &[u8], wire_len: u32) -> Decoded<'_> {
             ..
         })) => return Decoded::Malformed(AnomalyKind::Ipv4HeaderLength),
     };
-    let version = if matches!(slice, LaxIpSlice::Ipv4(_)) {
-        4
-    } else {
-        6
-    };
+    let version = if matches!(slice, LaxIpSlice::Ipv4(_)) { 4 } else { 6 };
     if announced != 0 && announced != version {
         return Decoded::Malformed(AnomalyKind::IpVersionMismatch);
     }
@@ -264,8 +260,155 @@ fn transport(packet: &mut IpPacket<'_>, cut_by_snaplen: bool) -> Option<AnomalyK
 
 fn ports(data: &[u8]) -> Option<(u16, u16)> {
     let b = data.get(0..4)?;
-    Some((
-        u16::from_be_bytes([b[0], b[1]]),
-        u16::from_be_bytes([b[2], b[3]]),
-    ))
+    Some((u16::from_be_bytes([b[0], b[1]]), u16::from_be_bytes([b[2], b[3]])))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use etherparse::PacketBuilder;
+    use proptest::prelude::*;
+
+    const LINK_TYPES: [u16; 15] = [0, 1, 9, 12, 14, 50, 51, 101, 108, 113, 147, 228, 229, 276, 127];
+
+    fn udp4(payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        PacketBuilder::ipv4([192, 0, 2, 1], [198, 51, 100, 2], 64)
+            .udp(1234, 53)
+            .write(&mut out, payload)
+            .unwrap();
+        out
+    }
+
+    #[test]
+    fn udp_over_ethernet() {
+        let mut frame = vec![0u8; 12];
+        frame.extend_from_slice(&[0x08, 0x00]);
+        frame.extend_from_slice(&udp4(b"hello"));
+        let Decoded::Ip(p, None) = decode(LinkType::ETHERNET, &frame, frame.len() as u32) else {
+            panic!("not decoded");
+        };
+        assert_eq!(p.src, "192.0.2.1".parse::<IpAddr>().unwrap());
+        assert_eq!(p.ports, Some((1234, 53)));
+        assert_eq!((p.ip_len, p.payload_len, p.payload), (33, 5, &b"hello"[..]));
+    }
+
+    #[test]
+    fn snaplen_cut_keeps_wire_lengths_without_anomaly() {
+        let ip = udp4(&[7; 500]);
+        let Decoded::Ip(p, anomaly) = decode(LinkType::RAW, &ip[..40], ip.len() as u32) else {
+            panic!("not decoded");
+        };
+        assert_eq!(anomaly, None);
+        assert_eq!((p.ip_len, p.payload_len, p.payload.len()), (528, 500, 12));
+    }
+
+    #[test]
+    fn lying_length_fields_fall_back_to_the_frame() {
+        let mut ip = udp4(&[7; 10]);
+        ip[2..4].copy_from_slice(&9000u16.to_be_bytes());
+        let Decoded::Ip(p, anomaly) = decode(LinkType::RAW, &ip, ip.len() as u32) else {
+            panic!("not decoded");
+        };
+        assert_eq!(anomaly, Some(AnomalyKind::IpLengthInconsistent));
+        assert_eq!(p.ip_len, 38);
+    }
+
+    #[test]
+    fn malformed_headers_are_anomalies() {
+        assert_eq!(
+            decode(LinkType::RAW, &[0x45, 0, 0], 3),
+            Decoded::Malformed(AnomalyKind::IpHeaderTruncated)
+        );
+        let mut bad_ihl = udp4(b"x");
+        bad_ihl[0] = 0x43;
+        assert_eq!(
+            decode(LinkType::RAW, &bad_ihl, bad_ihl.len() as u32),
+            Decoded::Malformed(AnomalyKind::Ipv4HeaderLength)
+        );
+        let v4 = udp4(b"x");
+        assert_eq!(
+            decode(LinkType::IPV6, &v4, v4.len() as u32),
+            Decoded::Malformed(AnomalyKind::IpVersionMismatch)
+        );
+        let mut tcp = Vec::new();
+        PacketBuilder::ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .tcp(1, 2, 0, 0)
+            .write(&mut tcp, &[])
+            .unwrap();
+        let cut = &tcp[..30];
+        let Decoded::Ip(p, anomaly) = decode(LinkType::RAW, cut, 30) else { panic!() };
+        assert_eq!(anomaly, Some(AnomalyKind::IpLengthInconsistent));
+        assert_eq!(p.ports, Some((1, 2)));
+    }
+
+    #[test]
+    fn ipv6_fragment_headers() {
+        // Next header 44 at offset 6; fragment header: next 17, offset 185
+        // (1480 bytes), more fragments, id 0xdeadbeef.
+        let mut ip = vec![0x60, 0, 0, 0, 0, 16, 44, 64];
+        ip.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8].repeat(8));
+        ip.extend_from_slice(&[17, 0, 0x05, 0xc9, 0xde, 0xad, 0xbe, 0xef]);
+        ip.extend_from_slice(&[0; 8]);
+        let Decoded::Ip(p, _) = decode(LinkType::RAW, &ip, ip.len() as u32) else { panic!() };
+        assert_eq!(p.fragment, Some(Fragment { id: 0xdead_beef, offset: 185, more: true }));
+        assert_eq!(p.ports, None, "a later fragment has no transport header");
+        assert_eq!(p.protocol, 17);
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(lt in proptest::sample::select(&LINK_TYPES[..]),
+                                       data in proptest::collection::vec(any::<u8>(), 0..200),
+                                       extra in 0u32..100) {
+            let _ = decode(LinkType(lt), &data, data.len() as u32 + extra);
+        }
+
+        #[test]
+        fn ip_packets_after_arbitrary_link_headers_never_panic(
+            lt in proptest::sample::select(&LINK_TYPES[..]),
+            head in proptest::collection::vec(any::<u8>(), 0..40),
+            tail in proptest::collection::vec(any::<u8>(), 0..80)) {
+            let mut data = head;
+            data.push(0x45);
+            data.extend_from_slice(&tail);
+            let _ = decode(LinkType(lt), &data, data.len() as u32);
+            data.push(0x60);
+            let _ = decode(LinkType(lt), &data, data.len() as u32);
+        }
+
+        #[test]
+        fn built_packets_round_trip(src in any::<[u8; 16]>(), dst in any::<[u8; 16]>(),
+                                    sport in any::<u16>(), dport in any::<u16>(),
+                                    v6 in any::<bool>(), tcp in any::<bool>(),
+                                    payload in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let builder = if v6 {
+                PacketBuilder::ipv6(src, dst, 64)
+            } else {
+                PacketBuilder::ipv4(src[..4].try_into().unwrap(), dst[..4].try_into().unwrap(), 64)
+            };
+            let mut ip = Vec::new();
+            if tcp {
+                builder.tcp(sport, dport, 1, 1000).syn().write(&mut ip, &payload).unwrap();
+            } else {
+                builder.udp(sport, dport).write(&mut ip, &payload).unwrap();
+            }
+            let Decoded::Ip(p, anomaly) = decode(LinkType::RAW, &ip, ip.len() as u32) else {
+                panic!("not decoded");
+            };
+            prop_assert_eq!(anomaly, None);
+            let (s, d) = if v6 {
+                (IpAddr::from(src), IpAddr::from(dst))
+            } else {
+                (IpAddr::from(<[u8; 4]>::try_from(&src[..4]).unwrap()), IpAddr::from(<[u8; 4]>::try_from(&dst[..4]).unwrap()))
+            };
+            prop_assert_eq!((p.src, p.dst), (s, d));
+            prop_assert_eq!(p.ports, Some((sport, dport)));
+            prop_assert_eq!(p.protocol, if tcp { 6 } else { 17 });
+            prop_assert_eq!(p.ip_len as usize, ip.len());
+            prop_assert_eq!(p.payload, &payload[..]);
+            prop_assert_eq!(p.payload_len as usize, payload.len());
+            prop_assert_eq!(p.tcp_flags, if tcp { tcp_flags::SYN } else { 0 });
+        }
+    }
 }

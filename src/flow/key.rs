@@ -2,11 +2,12 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
-/// One end of a flow. Protocols without ports use port 0.
+/// One end of a flow. `port` is `None` for protocols without ports and for
+/// packets whose transport header is missing (fragments without their first).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct Endpoint {
     pub ip: IpAddr,
-    pub port: u16,
+    pub port: Option<u16>,
 }
 
 /// The canonical, direction-free identity of a flow: the protocol and the
@@ -44,23 +45,9 @@ impl FlowKey {
     /// The key of a packet from `src` to `dst`, and which way it travels.
     pub fn new(protocol: u8, src: Endpoint, dst: Endpoint) -> (FlowKey, Way) {
         if src <= dst {
-            (
-                FlowKey {
-                    protocol,
-                    lo: src,
-                    hi: dst,
-                },
-                Way::LoToHi,
-            )
+            (FlowKey { protocol, lo: src, hi: dst }, Way::LoToHi)
         } else {
-            (
-                FlowKey {
-                    protocol,
-                    lo: dst,
-                    hi: src,
-                },
-                Way::HiToLo,
-            )
+            (FlowKey { protocol, lo: dst, hi: src }, Way::HiToLo)
         }
     }
 
@@ -79,14 +66,13 @@ mod tests {
     use proptest::prelude::*;
 
     fn endpoint() -> impl Strategy<Value = Endpoint> {
-        (any::<bool>(), any::<u32>(), any::<u128>(), any::<u16>()).prop_map(|(v4, a, b, port)| {
-            let ip = if v4 {
-                IpAddr::from(a.to_be_bytes())
-            } else {
-                IpAddr::from(b.to_be_bytes())
-            };
-            Endpoint { ip, port }
-        })
+        (any::<bool>(), any::<u32>(), any::<u128>(), any::<Option<u16>>()).prop_map(
+            |(v4, a, b, port)| {
+                let ip =
+                    if v4 { IpAddr::from(a.to_be_bytes()) } else { IpAddr::from(b.to_be_bytes()) };
+                Endpoint { ip, port }
+            },
+        )
     }
 
     proptest! {

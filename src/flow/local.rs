@@ -32,10 +32,7 @@ pub const DEFAULT_LOCAL_NETWORKS: &[&str] = &[
 
 impl Default for LocalNetworks {
     fn default() -> Self {
-        let nets = DEFAULT_LOCAL_NETWORKS
-            .iter()
-            .filter_map(|n| n.parse().ok())
-            .collect();
+        let nets = DEFAULT_LOCAL_NETWORKS.iter().filter_map(|n| n.parse().ok()).collect();
         Self { nets }
     }
 }
@@ -112,21 +109,9 @@ mod tests {
         let l = LocalNetworks::default();
         assert_eq!(l.networks().len(), DEFAULT_LOCAL_NETWORKS.len());
         let ip = |s: &str| s.parse::<IpAddr>().unwrap();
-        assert_eq!(
-            l.direction(ip("192.168.1.2"), ip("47.88.1.1")),
-            Direction::Outbound
-        );
-        assert_eq!(
-            l.direction(ip("2001:db8::1"), ip("fd00::1")),
-            Direction::Inbound
-        );
-        assert_eq!(
-            l.direction(ip("10.0.0.1"), ip("100.64.0.1")),
-            Direction::Internal
-        );
-        assert_eq!(
-            l.direction(ip("198.51.100.1"), ip("203.0.113.9")),
-            Direction::External
-        );
+        assert_eq!(l.direction(ip("192.168.1.2"), ip("47.88.1.1")), Direction::Outbound);
+        assert_eq!(l.direction(ip("2001:db8::1"), ip("fd00::1")), Direction::Inbound);
+        assert_eq!(l.direction(ip("10.0.0.1"), ip("100.64.0.1")), Direction::Internal);
+        assert_eq!(l.direction(ip("198.51.100.1"), ip("203.0.113.9")), Direction::External);
     }
 }

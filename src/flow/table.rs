@@ -77,17 +77,10 @@ impl Observation {
     }
 
     fn key(&self) -> (FlowKey, Way) {
-        let (sp, dp) = self.ports.unwrap_or((0, 0));
         FlowKey::new(
             self.protocol,
-            Endpoint {
-                ip: self.src,
-                port: sp,
-            },
-            Endpoint {
-                ip: self.dst,
-                port: dp,
-            },
+            Endpoint { ip: self.src, port: self.ports.map(|p| p.0) },
+            Endpoint { ip: self.dst, port: self.ports.map(|p| p.1) },
         )
     }
 }
@@ -187,7 +180,7 @@ impl FlowTable {
     ) {
         if ts >= self.next_sweep {
             self.sweep(ts, anomalies);
-            self.next_sweep = ts.add(SWEEP_INTERVAL);
+            self.next_sweep = ts.plus(SWEEP_INTERVAL);
         }
         let obs = Observation::of(packet, ts, at);
         let Some(fragment) = packet.fragment else {
@@ -203,10 +196,7 @@ impl FlowTable {
         if fragment.offset == 0 {
             self.apply(&obs);
             for waiting in self.fragments.first(id, packet.ports, ts) {
-                self.apply(&Observation {
-                    ports: packet.ports,
-                    ..waiting
-                });
+                self.apply(&Observation { ports: packet.ports, ..waiting });
             }
         } else if let Some(ports) = self.fragments.later(id, obs) {
             self.apply(&Observation { ports, ..obs });
@@ -239,15 +229,13 @@ impl FlowTable {
     /// Ends the flows idle at `now` and releases orphaned fragments.
     fn sweep(&mut self, now: Timestamp, anomalies: &mut AnomalyCounter) {
         let (timeouts, local, finished) = (&self.timeouts, &self.local, &mut self.finished);
-        self.flows.retain(
-            |key, state| match state.expiry(key.protocol, now, timeouts) {
-                Some(reason) => {
-                    finished.push(record(key, state, reason, local));
-                    false
-                }
-                None => true,
-            },
-        );
+        self.flows.retain(|key, state| match state.expiry(key.protocol, now, timeouts) {
+            Some(reason) => {
+                finished.push(record(key, state, reason, local));
+                false
+            }
+            None => true,
+        });
         let orphans = self.fragments.expire(Some(now));
         self.release_orphans(orphans, anomalies);
     }
@@ -275,8 +263,7 @@ impl FlowTable {
         let orphans = self.fragments.expire(None);
         self.release_orphans(orphans, anomalies);
         for (key, state) in self.flows.drain() {
-            self.finished
-                .push(record(&key, &state, EndReason::EndOfCapture, &self.local));
+            self.finished.push(record(&key, &state, EndReason::EndOfCapture, &self.local));
         }
         self.finished
     }

@@ -96,13 +96,8 @@ fn side_extra(stats: &SideStats, tcp: bool) -> SideExtraDoc {
     }
 }
 
-fn endpoint(rec: &FlowRecord, ep: crate::flow::Endpoint, stats: &SideStats) -> EndpointDoc {
-    EndpointDoc {
-        ip: ep.ip,
-        port: rec.has_ports().then_some(ep.port),
-        packets: stats.packets,
-        bytes: stats.bytes,
-    }
+fn endpoint(ep: crate::flow::Endpoint, stats: &SideStats) -> EndpointDoc {
+    EndpointDoc { ip: ep.ip, port: ep.port, packets: stats.packets, bytes: stats.bytes }
 }
 
 fn document<'a>(rec: &FlowRecord, file: &'a str) -> FlowDoc<'a> {
@@ -116,8 +111,8 @@ fn document<'a>(rec: &FlowRecord, file: &'a str) -> FlowDoc<'a> {
             end: rec.end,
             duration: rec.end.as_nanos().saturating_sub(rec.start.as_nanos()),
         },
-        source: endpoint(rec, rec.source, &rec.source_stats),
-        destination: endpoint(rec, rec.destination, &rec.destination_stats),
+        source: endpoint(rec.source, &rec.source_stats),
+        destination: endpoint(rec.destination, &rec.destination_stats),
         network: NetworkDoc {
             transport: protocol_name(rec.protocol)
                 .map_or_else(|| rec.protocol.to_string(), str::to_owned),

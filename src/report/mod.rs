@@ -69,8 +69,6 @@ impl AuditReport {
 
     /// The path of input `index`, as shown in reports.
     pub fn input_path(&self, index: u32) -> &std::path::Path {
-        self.inputs
-            .get(index as usize)
-            .map_or(std::path::Path::new(""), |i| i.path.as_path())
+        self.inputs.get(index as usize).map_or(std::path::Path::new(""), |i| i.path.as_path())
     }
 }

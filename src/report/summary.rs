@@ -62,23 +62,14 @@ fn write_summary(r: &AuditReport, s: &mut String) -> std::fmt::Result {
         "xborder audit: {} input{}{}",
         r.inputs.len(),
         plural(r.inputs.len() as u64),
-        if failed > 0 {
-            format!(", {failed} with errors")
-        } else {
-            String::new()
-        }
+        if failed > 0 { format!(", {failed} with errors") } else { String::new() }
     )?;
     for input in &r.inputs {
         let format = input.format.map_or("-", |f| match f {
             crate::capture::CaptureFormat::Pcap => "pcap",
             crate::capture::CaptureFormat::Pcapng => "pcapng",
         });
-        write!(
-            s,
-            "  {}  {format}  {} packets",
-            input.path.display(),
-            grouped(input.packets)
-        )?;
+        write!(s, "  {}  {format}  {} packets", input.path.display(), grouped(input.packets))?;
         if input.error.is_some() {
             write!(s, "  (error, see above)")?;
         }
@@ -108,11 +99,7 @@ fn write_summary(r: &AuditReport, s: &mut String) -> std::fmt::Result {
         grouped(t.malformed)
     )?;
     if t.cut_by_snaplen > 0 {
-        writeln!(
-            s,
-            "           {} cut by the snapshot length",
-            grouped(t.cut_by_snaplen)
-        )?;
+        writeln!(s, "           {} cut by the snapshot length", grouped(t.cut_by_snaplen))?;
     }
     let mut by_proto: Vec<(u8, u64)> = Vec::new();
     for f in &r.flows {
@@ -136,11 +123,7 @@ fn write_summary(r: &AuditReport, s: &mut String) -> std::fmt::Result {
         s,
         "Flows      {}{}",
         grouped(r.flows.len() as u64),
-        if protos.is_empty() {
-            String::new()
-        } else {
-            format!(" ({})", protos.join(", "))
-        }
+        if protos.is_empty() { String::new() } else { format!(" ({})", protos.join(", ")) }
     )?;
     let bytes: u64 = r.flows.iter().map(|f| f.total_bytes()).sum();
     writeln!(s, "Bytes      {} at the IP layer", human_bytes(bytes))?;
@@ -148,17 +131,9 @@ fn write_summary(r: &AuditReport, s: &mut String) -> std::fmt::Result {
     if r.anomalies.total() > 0 {
         writeln!(s, "\nAnomalies  {}", grouped(r.anomalies.total()))?;
         for (kind, n, frames) in r.anomalies.iter() {
-            let at: Vec<String> = frames
-                .iter()
-                .map(|f| format!("{}#{}", file_name(r, f.file), f.frame))
-                .collect();
-            writeln!(
-                s,
-                "  {:<44} {:>8}  first: {}",
-                kind.description(),
-                grouped(n),
-                at.join(" ")
-            )?;
+            let at: Vec<String> =
+                frames.iter().map(|f| format!("{}#{}", file_name(r, f.file), f.frame)).collect();
+            writeln!(s, "  {:<44} {:>8}  first: {}", kind.description(), grouped(n), at.join(" "))?;
         }
     }
     if !r.unsupported_link_types.is_empty() {
@@ -177,11 +152,7 @@ fn write_top_remotes(r: &AuditReport, s: &mut String) -> std::fmt::Result {
             continue;
         };
         let (remote, out, inb) = if responder {
-            (
-                f.destination.ip,
-                f.source_stats.bytes,
-                f.destination_stats.bytes,
-            )
+            (f.destination.ip, f.source_stats.bytes, f.destination_stats.bytes)
         } else {
             (f.source.ip, f.destination_stats.bytes, f.source_stats.bytes)
         };
@@ -195,20 +166,14 @@ fn write_top_remotes(r: &AuditReport, s: &mut String) -> std::fmt::Result {
     }
     let mut top: Vec<(IpAddr, RemoteTotals)> = remotes.into_iter().collect();
     top.sort_by(|a, b| {
-        (b.1.bytes_out + b.1.bytes_in)
-            .cmp(&(a.1.bytes_out + a.1.bytes_in))
-            .then(a.0.cmp(&b.0))
+        (b.1.bytes_out + b.1.bytes_in).cmp(&(a.1.bytes_out + a.1.bytes_in)).then(a.0.cmp(&b.0))
     });
     writeln!(
         s,
         "\nTop remote endpoints by bytes ({} in all; out = sent to them)",
         grouped(top.len() as u64)
     )?;
-    writeln!(
-        s,
-        "  {:<39} {:>7} {:>10} {:>10}",
-        "remote", "flows", "out", "in"
-    )?;
+    writeln!(s, "  {:<39} {:>7} {:>10} {:>10}", "remote", "flows", "out", "in")?;
     for (ip, t) in top.iter().take(TOP_REMOTES) {
         writeln!(
             s,
@@ -224,10 +189,7 @@ fn write_top_remotes(r: &AuditReport, s: &mut String) -> std::fmt::Result {
 
 fn file_name(r: &AuditReport, index: u32) -> String {
     let p = r.input_path(index);
-    p.file_name().map_or_else(
-        || p.display().to_string(),
-        |n| n.to_string_lossy().into_owned(),
-    )
+    p.file_name().map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into_owned())
 }
 
 fn plural(n: u64) -> &'static str {

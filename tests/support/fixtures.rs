@@ -1,0 +1,289 @@
+//! Every capture in `fixtures/`, built from readable packet descriptions.
+//! `fixtures/README.md` lists what each one holds and what xborder must
+//! report for it. Regenerate with
+//! `XBORDER_WRITE_FIXTURES=1 cargo test --test fixtures`.
+
+use super::*;
+
+/// The local host of every fixture.
+pub const LOCAL: &str = "192.168.1.10";
+pub const LOCAL6: &str = "fd00::10";
+
+fn tcp<'a>(sport: u16, dport: u16, flags: &'a str) -> L4<'a> {
+    L4::Tcp { sport, dport, flags }
+}
+
+fn udp(sport: u16, dport: u16) -> L4<'static> {
+    L4::Udp { sport, dport }
+}
+
+/// An ARP request as an Ethernet frame.
+fn arp_frame() -> Vec<u8> {
+    let mut f = vec![0xff; 6];
+    f.extend_from_slice(&[0x02, 0, 0, 0, 0, 1, 0x08, 0x06]);
+    f.extend_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]);
+    f.extend_from_slice(&[0x02, 0, 0, 0, 0, 1, 192, 168, 1, 10]);
+    f.extend_from_slice(&[0; 6]);
+    f.extend_from_slice(&[192, 168, 1, 1]);
+    f
+}
+
+/// A TCP connection from `client` to `server`: handshake, `up` bytes sent,
+/// `down` bytes received, FIN from both sides: 8 packets.
+fn tcp_session(
+    t: f64,
+    client: (&str, u16),
+    server: (&str, u16),
+    up: usize,
+    down: usize,
+) -> Vec<(f64, Vec<u8>)> {
+    let (c, cp) = client;
+    let (s, sp) = server;
+    vec![
+        (t, ip_packet(c, s, tcp(cp, sp, "S"), &[])),
+        (t + 0.010, ip_packet(s, c, tcp(sp, cp, "SA"), &[])),
+        (t + 0.020, ip_packet(c, s, tcp(cp, sp, "A"), &[])),
+        (t + 0.030, ip_packet(c, s, tcp(cp, sp, "PA"), &vec![b'u'; up])),
+        (t + 0.040, ip_packet(s, c, tcp(sp, cp, "PA"), &vec![b'd'; down])),
+        (t + 0.050, ip_packet(c, s, tcp(cp, sp, "FA"), &[])),
+        (t + 0.060, ip_packet(s, c, tcp(sp, cp, "FA"), &[])),
+        (t + 0.070, ip_packet(c, s, tcp(cp, sp, "A"), &[])),
+    ]
+}
+
+fn ethernet_records(packets: Vec<(f64, Vec<u8>)>) -> Vec<Record> {
+    packets.into_iter().map(|(t, ip)| Record::new(at(t), ethernet(&[], &ip))).collect()
+}
+
+/// The base time of every fixture, 2024-03-01T12:00:00Z, in nanoseconds.
+pub const BASE_NS: i64 = 1_709_294_400_000_000_000;
+
+/// `offset` seconds after [`BASE_NS`], exact to the nanosecond.
+pub fn at(offset: f64) -> i64 {
+    BASE_NS + (offset * 1e9).round() as i64
+}
+
+/// `quickstart.pcap`: one small office morning.
+pub fn quickstart_records() -> Vec<Record> {
+    let mut p = tcp_session(0.0, (LOCAL, 50000), ("203.0.113.10", 443), 100, 1000);
+    p.push((0.5, ip_packet(LOCAL, "198.51.100.53", udp(53000, 53), &[b'q'; 30])));
+    p.push((0.51, ip_packet("198.51.100.53", LOCAL, udp(53, 53000), &[b'r'; 80])));
+    p.push((1.0, ip_packet(LOCAL, "192.0.2.1", L4::Icmp, &[0; 56])));
+    p.push((2.0, ip_packet(LOCAL, "192.0.2.1", L4::Icmp, &[0; 56])));
+    p.push((2.5, ip_packet(LOCAL6, "2001:db8::443", tcp(50001, 443, "S"), &[])));
+    p.push((2.51, ip_packet("2001:db8::443", LOCAL6, tcp(443, 50001, "SA"), &[])));
+    p.push((2.52, ip_packet(LOCAL6, "2001:db8::443", tcp(50001, 443, "A"), &[])));
+    p.push((3.0, ip_packet(LOCAL, "192.168.1.1", udp(5353, 53), &[b'i'; 20])));
+    p.push((4.0, ip_packet("198.51.100.7", LOCAL, tcp(40000, 22, "S"), &[])));
+    p.push((4.01, ip_packet(LOCAL, "198.51.100.7", tcp(22, 40000, "SA"), &[])));
+    let mut records = ethernet_records(p);
+    records.push(Record::new(at(4.5), arp_frame()));
+    records
+}
+
+/// A UDP exchange over IPv4 and one over IPv6: 2 flows, 4 packets.
+fn udp_pair(v4: bool, v6: bool) -> Vec<(f64, Vec<u8>)> {
+    let mut p = Vec::new();
+    if v4 {
+        p.push((0.0, ip_packet(LOCAL, "203.0.113.20", udp(40000, 53), &[b'q'; 20])));
+        p.push((0.1, ip_packet("203.0.113.20", LOCAL, udp(53, 40000), &[b'r'; 40])));
+    }
+    if v6 {
+        p.push((1.0, ip_packet(LOCAL6, "2001:db8::20", udp(40001, 53), &[b'q'; 20])));
+        p.push((1.1, ip_packet("2001:db8::20", LOCAL6, udp(53, 40001), &[b'r'; 40])));
+    }
+    p
+}
+
+/// `linktypes/NAME.pcap` for each link layer: (file name, link type, frames).
+pub fn link_type_fixtures() -> Vec<(String, u16, Vec<Record>)> {
+    let plain: [(&str, u16); 12] = [
+        ("ethernet", 1),
+        ("null", 0),
+        ("loop", 108),
+        ("raw", 101),
+        ("raw-openbsd", 12),
+        ("raw-bsdos", 14),
+        ("ipv4", 228),
+        ("ipv6", 229),
+        ("linux-sll", 113),
+        ("linux-sll2", 276),
+        ("ppp", 9),
+        ("ppp-hdlc", 50),
+    ];
+    let mut out = Vec::new();
+    for (name, lt) in plain {
+        let packets = udp_pair(lt != 229, lt != 228);
+        let records =
+            packets.into_iter().map(|(t, ip)| Record::new(at(t), frame(lt, &ip))).collect();
+        out.push((name.to_string(), lt, records));
+    }
+    type Wrap = fn(&[u8]) -> Vec<u8>;
+    let wrapped: [(&str, Wrap); 3] = [
+        ("vlan", |ip| ethernet(&[0x8100], ip)),
+        ("qinq", |ip| ethernet(&[0x88a8, 0x8100], ip)),
+        ("pppoe", pppoe),
+    ];
+    for (name, wrap) in wrapped {
+        let records =
+            udp_pair(true, true).into_iter().map(|(t, ip)| Record::new(at(t), wrap(&ip))).collect();
+        out.push((name.to_string(), 1, records));
+    }
+    // LINKTYPE_USER0: nothing xborder can decode.
+    let records = udp_pair(true, false).into_iter().map(|(t, ip)| Record::new(at(t), ip)).collect();
+    out.push(("unsupported-user0".to_string(), 147, records));
+    out
+}
+
+/// `fragments.pcap`: fragmented UDP datagrams.
+pub fn fragment_records() -> Vec<Record> {
+    let mut p: Vec<(f64, Vec<u8>)> = Vec::new();
+    // In order: 3000 payload bytes in 3 fragments.
+    let d1 = ip_packet(LOCAL, "203.0.113.30", udp(5000, 4000), &[1; 3000]);
+    for (i, f) in fragment_ipv4(&d1, 1480, 1).into_iter().enumerate() {
+        p.push((0.001 * i as f64, f));
+    }
+    // Out of order: last, middle, first.
+    let d2 = ip_packet(LOCAL, "203.0.113.30", udp(5001, 4000), &[2; 2000]);
+    let mut f2 = fragment_ipv4(&d2, 800, 2);
+    f2.reverse();
+    for (i, f) in f2.into_iter().enumerate() {
+        p.push((1.0 + 0.001 * i as f64, f));
+    }
+    // IPv6: 3000 bytes in 3 fragments.
+    let d3 = ip_packet(LOCAL6, "2001:db8::30", udp(5002, 4000), &[3; 3000]);
+    for (i, f) in fragment_ipv6(&d3, 1448, 3).into_iter().enumerate() {
+        p.push((2.0 + 0.001 * i as f64, f));
+    }
+    // Two fragments whose first fragment was never captured.
+    let d4 = ip_packet(LOCAL, "203.0.113.31", udp(5003, 4000), &[4; 2000]);
+    for (i, f) in fragment_ipv4(&d4, 800, 9).into_iter().skip(1).enumerate() {
+        p.push((3.0 + 0.001 * i as f64, f));
+    }
+    ethernet_records(p)
+}
+
+/// `snaplen.pcap`: the quickstart TCP session captured with a 64-byte
+/// snapshot length.
+pub fn snaplen_records() -> Vec<Record> {
+    ethernet_records(tcp_session(0.0, (LOCAL, 50000), ("203.0.113.10", 443), 100, 1000))
+        .into_iter()
+        .map(|r| r.cut(64))
+        .collect()
+}
+
+/// `timeouts.pcap`: idle timeouts, TCP close and port reuse.
+pub fn timeout_records() -> Vec<Record> {
+    let mut p: Vec<(f64, Vec<u8>)> = Vec::new();
+    // UDP: packets at 0 s and 30 s share a flow; 100 s is 70 s idle: new flow.
+    for t in [0.0, 30.0, 100.0] {
+        p.push((t, ip_packet(LOCAL, "203.0.113.40", udp(6000, 6000), &[0; 10])));
+    }
+    // TCP closed with FIN, then a new SYN on the same 5-tuple 1 s later.
+    p.extend(tcp_session(0.0, (LOCAL, 7000), ("203.0.113.41", 80), 10, 10));
+    p.push((1.0, ip_packet(LOCAL, "203.0.113.41", tcp(7000, 80, "S"), &[])));
+    p.push((1.01, ip_packet("203.0.113.41", LOCAL, tcp(80, 7000, "SA"), &[])));
+    // TCP idle for 400 s (> 5 min): the late ACK starts a new flow.
+    p.push((0.0, ip_packet(LOCAL, "203.0.113.42", tcp(7100, 80, "S"), &[])));
+    p.push((0.01, ip_packet("203.0.113.42", LOCAL, tcp(80, 7100, "SA"), &[])));
+    p.push((400.0, ip_packet(LOCAL, "203.0.113.42", tcp(7100, 80, "A"), &[])));
+    // TCP reset: a packet 2 s later still belongs to it, one 20 s later not.
+    p.push((0.0, ip_packet(LOCAL, "203.0.113.43", tcp(7200, 80, "S"), &[])));
+    p.push((0.01, ip_packet("203.0.113.43", LOCAL, tcp(80, 7200, "R"), &[])));
+    p.push((2.0, ip_packet(LOCAL, "203.0.113.43", tcp(7200, 80, "A"), &[])));
+    p.push((20.0, ip_packet(LOCAL, "203.0.113.43", tcp(7200, 80, "A"), &[])));
+    p.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap());
+    ethernet_records(p)
+}
+
+/// `formats/multi.pcapng`: two sections of opposite byte order, three
+/// interfaces of different link types and timestamp resolutions, every
+/// packet block type, and blocks to skip.
+pub fn multi_pcapng() -> Vec<u8> {
+    let v4 = udp_pair(true, false);
+    let v6 = udp_pair(false, true);
+    let mut n = Pcapng::new();
+    n.section(false)
+        .interface(1, None, None) // if 0: Ethernet, microseconds
+        .interface(101, Some(9), None) // if 1: raw IP, nanoseconds
+        .block(0x0000_0bad, &[0xde, 0xad, 0xbe, 0xef, 1, 2, 3, 4]) // custom block
+        .enhanced(0, (BASE_NS / 1000) as u64, &ethernet(&[], &v4[0].1), 0)
+        .block(0x0000_1234, &[0; 8]) // unknown block type
+        .enhanced(1, BASE_NS as u64 + 100_000_000, &v4[1].1, 0)
+        .simple(&ethernet(&[], &v6[0].1))
+        .obsolete(1, BASE_NS as u64 + 1_100_000_000, &v6[1].1);
+    // Fix the wire lengths written as 0 above: EPB original length = data.
+    let mut bytes = std::mem::take(&mut n.out);
+    patch_epb_wire_lengths(&mut bytes);
+    n.out = bytes;
+    // Section 2, big-endian: Linux cooked capture with 2^-20 s units and an
+    // offset of 1000 s added to every timestamp.
+    let t = ((BASE_NS / 1_000_000_000 + 5 - 1000) as u64) << 20;
+    let p = ip_packet(LOCAL, "203.0.113.50", udp(9000, 9001), &[5; 50]);
+    let framed = frame(113, &p);
+    n.section(true).interface(113, Some(0x80 | 20), Some(1000)).enhanced(
+        0,
+        t,
+        &framed,
+        framed.len() as u32,
+    );
+    n.out
+}
+
+/// Sets the original length of little-endian EPBs written with 0 to their
+/// captured length.
+fn patch_epb_wire_lengths(bytes: &mut [u8]) {
+    let mut at = 0;
+    while at + 12 <= bytes.len() {
+        let ty = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
+        let len = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as usize;
+        if ty == 6 {
+            let cap = bytes[at + 20..at + 24].to_vec();
+            bytes[at + 24..at + 28].copy_from_slice(&cap);
+        }
+        at += len;
+    }
+}
+
+/// Every fixture file: path below `fixtures/` and contents.
+pub fn all() -> Vec<(String, Vec<u8>)> {
+    let quick = pcap(PcapFormat::new(1), &quickstart_records());
+    let mut files = vec![
+        ("quickstart.pcap".to_string(), quick.clone()),
+        ("fragments.pcap".to_string(), pcap(PcapFormat::new(1), &fragment_records())),
+        (
+            "snaplen.pcap".to_string(),
+            pcap(PcapFormat { snaplen: 64, ..PcapFormat::new(1) }, &snaplen_records()),
+        ),
+        ("timeouts.pcap".to_string(), pcap(PcapFormat::new(1), &timeout_records())),
+        (
+            "formats/quickstart-ns-be.pcap".to_string(),
+            pcap(
+                PcapFormat { nanos: true, big_endian: true, ..PcapFormat::new(1) },
+                &quickstart_records(),
+            ),
+        ),
+        (
+            "formats/quickstart-modified.pcap".to_string(),
+            pcap(PcapFormat { modified: true, ..PcapFormat::new(1) }, &quickstart_records()),
+        ),
+        ("formats/quickstart.pcap.gz".to_string(), gzip(&quick)),
+        ("formats/multi.pcapng".to_string(), multi_pcapng()),
+        ("formats/multi.pcapng.gz".to_string(), gzip(&multi_pcapng())),
+    ];
+    for (name, lt, records) in link_type_fixtures() {
+        files.push((format!("linktypes/{name}.pcap"), pcap(PcapFormat::new(lt), &records)));
+    }
+    // Damaged: the last record of quickstart.pcap cut in the middle.
+    files.push(("damaged/truncated-record.pcap".to_string(), quick[..quick.len() - 20].to_vec()));
+    // Damaged: the trailing length of the seventh block (the second EPB) altered.
+    let mut bad = multi_pcapng();
+    let mut at = 0;
+    for _ in 0..6 {
+        at += u32::from_le_bytes(bad[at + 4..at + 8].try_into().unwrap()) as usize;
+    }
+    let len = u32::from_le_bytes(bad[at + 4..at + 8].try_into().unwrap()) as usize;
+    bad[at + len - 4] ^= 0x40;
+    files.push(("damaged/bad-trailer.pcapng".to_string(), bad));
+    files
+}

@@ -1,0 +1,391 @@
+//! Test support: packets built with etherparse's `PacketBuilder`, link-layer
+//! framing for every supported link type, and pcap/pcapng writers. The
+//! fixtures in `fixtures/` are made by `fixtures.rs` from these pieces, so a
+//! person can read exactly what each capture contains.
+
+#![allow(dead_code)] // each test binary uses a different part
+
+pub mod fixtures;
+
+use std::io::Write;
+use std::net::IpAddr;
+
+use etherparse::{Ipv4Header, PacketBuilder};
+
+/// The transport part of a built packet.
+#[derive(Clone, Copy, Debug)]
+pub enum L4<'a> {
+    /// TCP with flags written as letters: S, A, F, R, P.
+    Tcp {
+        sport: u16,
+        dport: u16,
+        flags: &'a str,
+    },
+    Udp {
+        sport: u16,
+        dport: u16,
+    },
+    /// An echo request.
+    Icmp,
+}
+
+/// An IP packet (no link layer) from `src` to `dst`.
+pub fn ip_packet(src: &str, dst: &str, l4: L4<'_>, payload: &[u8]) -> Vec<u8> {
+    let (src, dst): (IpAddr, IpAddr) = (src.parse().unwrap(), dst.parse().unwrap());
+    let builder = match (src, dst) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => PacketBuilder::ipv4(s.octets(), d.octets(), 64),
+        (IpAddr::V6(s), IpAddr::V6(d)) => PacketBuilder::ipv6(s.octets(), d.octets(), 64),
+        _ => panic!("mixed address families"),
+    };
+    let mut out = Vec::new();
+    match l4 {
+        L4::Tcp { sport, dport, flags } => {
+            let mut b = builder.tcp(sport, dport, 1000, 65535);
+            for f in flags.chars() {
+                b = match f {
+                    'S' => b.syn(),
+                    'A' => b.ack(1),
+                    'F' => b.fin(),
+                    'R' => b.rst(),
+                    'P' => b.psh(),
+                    other => panic!("unknown TCP flag {other}"),
+                };
+            }
+            b.write(&mut out, payload).unwrap();
+        }
+        L4::Udp { sport, dport } => builder.udp(sport, dport).write(&mut out, payload).unwrap(),
+        L4::Icmp => {
+            if src.is_ipv4() {
+                builder.icmpv4_echo_request(1, 1).write(&mut out, payload).unwrap()
+            } else {
+                builder.icmpv6_echo_request(1, 1).write(&mut out, payload).unwrap()
+            }
+        }
+    }
+    out
+}
+
+/// Splits an IPv4 packet into fragments carrying at most `chunk` payload
+/// bytes each (a multiple of 8), all with identification `id`.
+pub fn fragment_ipv4(packet: &[u8], chunk: usize, id: u16) -> Vec<Vec<u8>> {
+    assert_eq!(chunk % 8, 0);
+    let (header, payload) = Ipv4Header::from_slice(packet).unwrap();
+    let mut out = Vec::new();
+    for (i, piece) in payload.chunks(chunk).enumerate() {
+        let mut h = header.clone();
+        h.identification = id;
+        h.fragment_offset = ((i * chunk / 8) as u16).try_into().unwrap();
+        h.more_fragments = (i + 1) * chunk < payload.len();
+        h.set_payload_len(piece.len()).unwrap();
+        h.header_checksum = h.calc_header_checksum();
+        let mut p = h.to_bytes().to_vec();
+        p.extend_from_slice(piece);
+        out.push(p);
+    }
+    out
+}
+
+/// Splits an IPv6 packet (no extension headers) into fragments with a
+/// fragment header, at most `chunk` payload bytes each.
+pub fn fragment_ipv6(packet: &[u8], chunk: usize, id: u32) -> Vec<Vec<u8>> {
+    assert_eq!(chunk % 8, 0);
+    let next_header = packet[6];
+    let payload = &packet[40..];
+    let mut out = Vec::new();
+    for (i, piece) in payload.chunks(chunk).enumerate() {
+        let mut p = packet[..40].to_vec();
+        p[6] = 44; // fragment header
+        let len = (piece.len() + 8) as u16;
+        p[4..6].copy_from_slice(&len.to_be_bytes());
+        let more = (i + 1) * chunk < payload.len();
+        let offset_field = (((i * chunk / 8) as u16) << 3) | u16::from(more);
+        p.extend_from_slice(&[next_header, 0]);
+        p.extend_from_slice(&offset_field.to_be_bytes());
+        p.extend_from_slice(&id.to_be_bytes());
+        p.extend_from_slice(piece);
+        out.push(p);
+    }
+    out
+}
+
+pub const ETHERTYPE_IPV4: u16 = 0x0800;
+pub const ETHERTYPE_IPV6: u16 = 0x86dd;
+
+fn ethertype_of(ip: &[u8]) -> u16 {
+    if ip[0] >> 4 == 6 {
+        ETHERTYPE_IPV6
+    } else {
+        ETHERTYPE_IPV4
+    }
+}
+
+/// An Ethernet frame around `ip`, with VLAN tags (TPIDs such as 0x8100 and
+/// 0x88a8, outermost first).
+pub fn ethernet(vlans: &[u16], ip: &[u8]) -> Vec<u8> {
+    let mut f = vec![0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1];
+    for (i, tpid) in vlans.iter().enumerate() {
+        f.extend_from_slice(&tpid.to_be_bytes());
+        f.extend_from_slice(&(100 + i as u16).to_be_bytes());
+    }
+    f.extend_from_slice(&ethertype_of(ip).to_be_bytes());
+    f.extend_from_slice(ip);
+    f
+}
+
+/// A PPPoE session frame inside Ethernet.
+pub fn pppoe(ip: &[u8]) -> Vec<u8> {
+    let mut f = vec![0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x88, 0x64];
+    f.extend_from_slice(&[0x11, 0x00, 0x00, 0x01]);
+    f.extend_from_slice(&((ip.len() + 2) as u16).to_be_bytes());
+    f.extend_from_slice(&ppp_protocol(ip));
+    f.extend_from_slice(ip);
+    f
+}
+
+fn ppp_protocol(ip: &[u8]) -> [u8; 2] {
+    if ip[0] >> 4 == 6 {
+        [0x00, 0x57]
+    } else {
+        [0x00, 0x21]
+    }
+}
+
+/// Frames `ip` for a pcap link type.
+pub fn frame(link_type: u16, ip: &[u8]) -> Vec<u8> {
+    let v6 = ip[0] >> 4 == 6;
+    let mut f = match link_type {
+        1 => return ethernet(&[], ip),
+        // DLT_NULL: address family in host (here little-endian) order.
+        0 => (if v6 { 30u32 } else { 2 }).to_le_bytes().to_vec(),
+        // DLT_LOOP: network order.
+        108 => (if v6 { 24u32 } else { 2 }).to_be_bytes().to_vec(),
+        9 | 50 => {
+            let mut f = vec![0xff, 0x03];
+            f.extend_from_slice(&ppp_protocol(ip));
+            f
+        }
+        12 | 14 | 101 | 228 | 229 => Vec::new(),
+        113 => {
+            let mut f = vec![0, 0, 0, 1, 0, 6, 2, 0, 0, 0, 0, 1, 0, 0];
+            f.extend_from_slice(&ethertype_of(ip).to_be_bytes());
+            f
+        }
+        276 => {
+            let mut f = ethertype_of(ip).to_be_bytes().to_vec();
+            f.extend_from_slice(&[0, 0, 0, 0, 0, 2, 0, 1, 0, 6, 2, 0, 0, 0, 0, 1, 0, 0]);
+            f
+        }
+        other => panic!("no framing for link type {other}"),
+    };
+    f.extend_from_slice(ip);
+    f
+}
+
+/// One packet record to write.
+#[derive(Clone, Debug)]
+pub struct Record {
+    /// Nanoseconds since the epoch.
+    pub ts_ns: i64,
+    pub data: Vec<u8>,
+    /// On-wire length; `data` may be shorter (snapshot length).
+    pub wire_len: u32,
+    /// pcapng interface (ignored for pcap).
+    pub interface: u32,
+}
+
+impl Record {
+    pub fn new(ts_ns: i64, data: Vec<u8>) -> Self {
+        let wire_len = data.len() as u32;
+        Self { ts_ns, data, wire_len, interface: 0 }
+    }
+
+    /// The same record cut to `snaplen` captured bytes.
+    pub fn cut(mut self, snaplen: usize) -> Self {
+        self.data.truncate(snaplen);
+        self
+    }
+}
+
+/// Classic pcap options.
+#[derive(Clone, Copy, Debug)]
+pub struct PcapFormat {
+    pub link_type: u16,
+    pub nanos: bool,
+    pub big_endian: bool,
+    /// The "modified" (Kuznetzov) format with 24-byte record headers.
+    pub modified: bool,
+    pub snaplen: u32,
+}
+
+impl PcapFormat {
+    pub fn new(link_type: u16) -> Self {
+        Self { link_type, nanos: false, big_endian: false, modified: false, snaplen: 65535 }
+    }
+}
+
+/// Writes a classic pcap file.
+pub fn pcap(format: PcapFormat, records: &[Record]) -> Vec<u8> {
+    let be = format.big_endian;
+    let u16b = |v: u16| if be { v.to_be_bytes() } else { v.to_le_bytes() };
+    let u32b = |v: u32| if be { v.to_be_bytes() } else { v.to_le_bytes() };
+    let magic = match (format.modified, format.nanos) {
+        (true, _) => 0xa1b2_cd34,
+        (false, true) => 0xa1b2_3c4d,
+        (false, false) => 0xa1b2_c3d4,
+    };
+    let mut out = Vec::new();
+    out.extend_from_slice(&u32b(magic));
+    out.extend_from_slice(&u16b(2));
+    out.extend_from_slice(&u16b(4));
+    out.extend_from_slice(&[0; 8]);
+    out.extend_from_slice(&u32b(format.snaplen));
+    out.extend_from_slice(&u32b(u32::from(format.link_type)));
+    for r in records {
+        let sec = (r.ts_ns / 1_000_000_000) as u32;
+        let ns = (r.ts_ns % 1_000_000_000) as u32;
+        out.extend_from_slice(&u32b(sec));
+        out.extend_from_slice(&u32b(if format.nanos { ns } else { ns / 1000 }));
+        out.extend_from_slice(&u32b(r.data.len() as u32));
+        out.extend_from_slice(&u32b(r.wire_len));
+        if format.modified {
+            out.extend_from_slice(&[0; 8]);
+        }
+        out.extend_from_slice(&r.data);
+    }
+    out
+}
+
+/// Builds a pcapng file block by block.
+pub struct Pcapng {
+    pub out: Vec<u8>,
+    big_endian: bool,
+}
+
+impl Default for Pcapng {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Pcapng {
+    pub fn new() -> Self {
+        Self { out: Vec::new(), big_endian: false }
+    }
+
+    fn u16b(&self, v: u16) -> [u8; 2] {
+        if self.big_endian {
+            v.to_be_bytes()
+        } else {
+            v.to_le_bytes()
+        }
+    }
+
+    fn u32b(&self, v: u32) -> [u8; 4] {
+        if self.big_endian {
+            v.to_be_bytes()
+        } else {
+            v.to_le_bytes()
+        }
+    }
+
+    /// Appends a block with the given body (padded to 4 bytes).
+    pub fn block(&mut self, block_type: u32, body: &[u8]) -> &mut Self {
+        let padded = body.len().next_multiple_of(4);
+        let len = (12 + padded) as u32;
+        let (t, l) = (self.u32b(block_type), self.u32b(len));
+        self.out.extend_from_slice(&t);
+        self.out.extend_from_slice(&l);
+        self.out.extend_from_slice(body);
+        self.out.resize(self.out.len() + padded - body.len(), 0);
+        self.out.extend_from_slice(&l);
+        self
+    }
+
+    fn option(&self, code: u16, value: &[u8]) -> Vec<u8> {
+        let mut o = self.u16b(code).to_vec();
+        o.extend_from_slice(&self.u16b(value.len() as u16));
+        o.extend_from_slice(value);
+        o.resize(o.len().next_multiple_of(4), 0);
+        o
+    }
+
+    /// A section header block; the section's byte order follows.
+    pub fn section(&mut self, big_endian: bool) -> &mut Self {
+        self.big_endian = big_endian;
+        let mut body = self.u32b(0x1a2b_3c4d).to_vec();
+        body.extend_from_slice(&self.u16b(1));
+        body.extend_from_slice(&self.u16b(0));
+        body.extend_from_slice(&[0xff; 8]); // section length unknown
+        body.extend_from_slice(&self.option(4, b"xborder tests"));
+        body.extend_from_slice(&[0; 4]);
+        self.block(0x0a0d_0d0a, &body)
+    }
+
+    /// An interface description block.
+    pub fn interface(
+        &mut self,
+        link_type: u16,
+        tsresol: Option<u8>,
+        tsoffset: Option<i64>,
+    ) -> &mut Self {
+        let mut body = self.u16b(link_type).to_vec();
+        body.extend_from_slice(&[0, 0]);
+        body.extend_from_slice(&self.u32b(0));
+        body.extend_from_slice(&self.option(2, b"eth0"));
+        if let Some(r) = tsresol {
+            body.extend_from_slice(&self.option(9, &[r]));
+        }
+        if let Some(o) = tsoffset {
+            let v = if self.big_endian { o.to_be_bytes() } else { o.to_le_bytes() };
+            body.extend_from_slice(&self.option(14, &v));
+        }
+        body.extend_from_slice(&[0; 4]);
+        self.block(1, &body)
+    }
+
+    /// An enhanced packet block with a timestamp in interface units.
+    pub fn enhanced(
+        &mut self,
+        interface: u32,
+        units: u64,
+        data: &[u8],
+        wire_len: u32,
+    ) -> &mut Self {
+        let mut body = self.u32b(interface).to_vec();
+        body.extend_from_slice(&self.u32b((units >> 32) as u32));
+        body.extend_from_slice(&self.u32b(units as u32));
+        body.extend_from_slice(&self.u32b(data.len() as u32));
+        body.extend_from_slice(&self.u32b(wire_len));
+        body.extend_from_slice(data);
+        body.resize(body.len().next_multiple_of(4), 0);
+        body.extend_from_slice(&self.option(1, b"a comment"));
+        body.extend_from_slice(&[0; 4]);
+        self.block(6, &body)
+    }
+
+    /// A simple packet block (interface 0, no timestamp).
+    pub fn simple(&mut self, data: &[u8]) -> &mut Self {
+        let mut body = self.u32b(data.len() as u32).to_vec();
+        body.extend_from_slice(data);
+        self.block(3, &body)
+    }
+
+    /// An obsolete packet block.
+    pub fn obsolete(&mut self, interface: u16, units: u64, data: &[u8]) -> &mut Self {
+        let mut body = self.u16b(interface).to_vec();
+        body.extend_from_slice(&self.u16b(0));
+        body.extend_from_slice(&self.u32b((units >> 32) as u32));
+        body.extend_from_slice(&self.u32b(units as u32));
+        body.extend_from_slice(&self.u32b(data.len() as u32));
+        body.extend_from_slice(&self.u32b(data.len() as u32));
+        body.extend_from_slice(data);
+        self.block(2, &body)
+    }
+}
+
+/// Gzip-compresses `data`.
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(data).unwrap();
+    enc.finish().unwrap()
+}
