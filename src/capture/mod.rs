@@ -27,6 +27,7 @@ impl LinkType {
     pub const NULL: LinkType = LinkType(0);
     pub const ETHERNET: LinkType = LinkType(1);
     pub const PPP: LinkType = LinkType(9);
+    pub const FDDI: LinkType = LinkType(10);
     pub const RAW_OPENBSD: LinkType = LinkType(12);
     pub const RAW_BSDOS: LinkType = LinkType(14);
     pub const PPP_HDLC: LinkType = LinkType(50);
@@ -34,8 +35,11 @@ impl LinkType {
     pub const RAW: LinkType = LinkType(101);
     pub const LOOP: LinkType = LinkType(108);
     pub const LINUX_SLL: LinkType = LinkType(113);
+    pub const IPNET: LinkType = LinkType(226);
     pub const IPV4: LinkType = LinkType(228);
     pub const IPV6: LinkType = LinkType(229);
+    pub const NFLOG: LinkType = LinkType(239);
+    pub const IPOIB: LinkType = LinkType(242);
     pub const LINUX_SLL2: LinkType = LinkType(276);
 }
 

@@ -1,6 +1,7 @@
-//! Link layers down to the IP header: Ethernet with 802.1Q/802.1ad VLAN
-//! stacks, PPPoE sessions and MPLS label stacks, Linux cooked capture v1 and
-//! v2, raw IP, BSD null/loopback and PPP.
+//! Link layers down to the IP header: Ethernet (Ethernet II and 802.3 with
+//! LLC/SNAP) with 802.1Q/802.1ad VLAN stacks, PPPoE sessions and MPLS label
+//! stacks, Linux cooked capture v1 and v2, raw IP, BSD null/loopback, PPP,
+//! FDDI, IP over InfiniBand, Solaris ipnet and Linux NFLOG.
 
 use crate::capture::LinkType;
 
@@ -15,6 +16,11 @@ const ETHERTYPE_MPLS_MULTICAST: u16 = 0x8848;
 
 const PPP_IPV4: u16 = 0x0021;
 const PPP_IPV6: u16 = 0x0057;
+const PPP_MPLS: u16 = 0x0281;
+const PPP_MPLS_MULTICAST: u16 = 0x0283;
+
+/// NFLOG attribute carrying the packet (`NFULA_PAYLOAD`).
+const NFULA_PAYLOAD: u16 = 9;
 
 /// Where the link layer led.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,6 +56,22 @@ pub fn locate_ip(link_type: LinkType, frame: &[u8]) -> Link {
         LinkType::NULL | LinkType::LOOP => null_loopback(link_type, frame),
         LinkType::PPP | LinkType::PPP_HDLC => ppp(frame, 0),
         LinkType::PPP_ETHER => pppoe(frame, 0),
+        // Frame control, destination, source, then LLC.
+        LinkType::FDDI => llc_snap(frame, 13),
+        // Solaris ipnet: a 24-byte header whose second byte is the family.
+        LinkType::IPNET => match frame.get(1) {
+            Some(2) if frame.len() >= 24 => Link::Ip { offset: 24, version: 4 },
+            Some(26) if frame.len() >= 24 => Link::Ip { offset: 24, version: 6 },
+            Some(_) if frame.len() >= 24 => Link::NotIp,
+            _ => Link::Truncated,
+        },
+        // IP over InfiniBand (RFC 4391): 40 bytes of addresses, EtherType,
+        // 2 reserved bytes.
+        LinkType::IPOIB => match be16(frame, 40) {
+            Some(t) if frame.len() >= 44 => ether_type(frame, 44, t),
+            _ => Link::Truncated,
+        },
+        LinkType::NFLOG => nflog(frame),
         _ => Link::Unsupported,
     }
 }
@@ -61,10 +83,49 @@ fn be16(frame: &[u8], at: usize) -> Option<u16> {
 fn ethernet(frame: &[u8]) -> Link {
     match be16(frame, 12) {
         Some(t) if t >= 0x0600 => ether_type(frame, 14, t),
-        // An 802.3 length field: LLC frames (spanning tree, NetBIOS…).
-        Some(_) => Link::NotIp,
+        // An 802.3 length field: LLC follows.
+        Some(_) => llc_snap(frame, 14),
         None => Link::Truncated,
     }
+}
+
+/// IEEE 802.2 LLC: only SNAP with an EtherType (OUI 0) can carry IP here;
+/// other LLC frames (spanning tree, NetBIOS…) are not IP.
+fn llc_snap(frame: &[u8], at: usize) -> Link {
+    match frame.get(at..at + 8) {
+        Some([0xaa, 0xaa, 0x03, 0, 0, 0, hi, lo]) => {
+            ether_type(frame, at + 8, u16::from_be_bytes([*hi, *lo]))
+        }
+        Some(_) => Link::NotIp,
+        None if frame.len() >= at + 3 => Link::NotIp,
+        None => Link::Truncated,
+    }
+}
+
+/// Linux NFLOG: a 4-byte header (family, version, group), then
+/// type-length-value attributes in host byte order, padded to 4 bytes.
+fn nflog(frame: &[u8]) -> Link {
+    let Some(&family) = frame.first() else {
+        return Link::Truncated;
+    };
+    let version = match family {
+        2 => 4,
+        10 => 6,
+        _ => return Link::NotIp,
+    };
+    let mut at = 4;
+    while let Some(tlv) = frame.get(at..at + 4) {
+        let len = usize::from(u16::from_le_bytes([tlv[0], tlv[1]]));
+        let kind = u16::from_le_bytes([tlv[2], tlv[3]]) & 0x7fff;
+        if len < 4 {
+            return Link::Truncated;
+        }
+        if kind == NFULA_PAYLOAD {
+            return Link::Ip { offset: at + 4, version };
+        }
+        at += len.next_multiple_of(4);
+    }
+    Link::NotIp
 }
 
 /// Follows an EtherType whose payload starts at `at`.
@@ -123,6 +184,7 @@ fn ppp_protocol(frame: &[u8], at: usize) -> Link {
     match protocol {
         PPP_IPV4 => Link::Ip { offset: at + len, version: 4 },
         PPP_IPV6 => Link::Ip { offset: at + len, version: 6 },
+        PPP_MPLS | PPP_MPLS_MULTICAST => mpls(frame, at + len),
         _ => Link::NotIp,
     }
 }
@@ -190,7 +252,12 @@ mod tests {
         assert_eq!(locate_ip(LinkType::ETHERNET, &qinq), Link::Ip { offset: 22, version: 6 });
         assert_eq!(locate_ip(LinkType::ETHERNET, &eth(&[0x81, 0x00, 0])), Link::Truncated);
         assert_eq!(locate_ip(LinkType::ETHERNET, &eth(&[0x08, 0x06])), Link::NotIp);
-        assert_eq!(locate_ip(LinkType::ETHERNET, &eth(&[0x00, 0x40])), Link::NotIp);
+        assert_eq!(
+            locate_ip(LinkType::ETHERNET, &eth(&[0x00, 0x40, 0x42, 0x42, 0x03])),
+            Link::NotIp
+        );
+        let snap = eth(&[0x00, 0x40, 0xaa, 0xaa, 0x03, 0, 0, 0, 0x08, 0x00]);
+        assert_eq!(locate_ip(LinkType::ETHERNET, &snap), Link::Ip { offset: 22, version: 4 });
         assert_eq!(locate_ip(LinkType::ETHERNET, &[0; 5]), Link::Truncated);
     }
 
@@ -211,6 +278,17 @@ mod tests {
         assert_eq!(locate_ip(LinkType::PPP, &[0x00, 0x57]), Link::Ip { offset: 2, version: 6 });
         assert_eq!(locate_ip(LinkType::PPP, &[0x21, 0x45]), Link::Ip { offset: 1, version: 4 });
         assert_eq!(locate_ip(LinkType::PPP, &[0xc0, 0x21]), Link::NotIp);
+    }
+
+    #[test]
+    fn nflog_payload_attribute() {
+        let mut f = vec![2, 0, 0, 42];
+        f.extend_from_slice(&[8, 0, 1, 0, 0, 0, 3, 0]); // packet header attribute
+        f.extend_from_slice(&[5, 0, 10, 0, 0, 0, 0, 0]); // 5 bytes, padded to 8
+        f.extend_from_slice(&[24, 0, 9, 0, 0x45]);
+        assert_eq!(locate_ip(LinkType::NFLOG, &f), Link::Ip { offset: 24, version: 4 });
+        assert_eq!(locate_ip(LinkType::NFLOG, &f[..20]), Link::NotIp);
+        assert_eq!(locate_ip(LinkType::NFLOG, &[7, 0, 0, 0]), Link::NotIp);
     }
 
     #[test]

@@ -1,0 +1,243 @@
+//! xborder against real captures from other projects in `../shared/corpus`
+//! (present in CI), with tshark's flow tables in `oracle/` as the reference.
+//!
+//! Per-flow packet counts of the outer layer must agree exactly with
+//! tshark wherever tshark read the file whole, except for the files listed
+//! in [`KNOWN_DIFFERENCES`], each with its reason, which are checked for
+//! what can still be checked.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+fn corpus() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
+    assert!(
+        dir.join("MANIFEST.tsv").exists(),
+        "the shared corpus is missing at {}; it is part of the project's shared data",
+        dir.display()
+    );
+    dir
+}
+
+/// How a file's flows are allowed to differ from tshark's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Difference {
+    /// A link type xborder does not decode: no flows, every packet counted
+    /// under unsupported link types.
+    UnsupportedLinkType,
+    /// IP fragments: tshark reassembles and counts fragments that do not
+    /// complete a datagram under "data"; xborder puts every fragment in its
+    /// datagram's flow. The same packets, attributed differently.
+    FragmentAttribution,
+    /// Fuzzed packets: tshark's reassembly of garbage fragments and broken
+    /// headers differs from xborder's per-packet decoding; only robustness
+    /// and an upper bound on packets are checked.
+    Fuzzed,
+}
+
+const KNOWN_DIFFERENCES: &[(&str, Difference)] = &[
+    ("arkime__80211http.pcap", Difference::UnsupportedLinkType), // 127, 802.11 radiotap
+    ("zeek__wlanmon.pcap", Difference::UnsupportedLinkType),     // 105, 802.11
+    ("libpcap__http_PPI.pcap", Difference::UnsupportedLinkType), // 192, PPI
+    ("tcpdump__arcnet-rfc1201-arp-icmp-http.pcap", Difference::UnsupportedLinkType), // 129
+    ("zeek__gtp1_gn_normal_incl_fragmentation.pcap", Difference::FragmentAttribution),
+    ("zeek__fragmented-1.pcap", Difference::FragmentAttribution),
+    ("nDPI__ip_fragmented_garbage.pcap", Difference::FragmentAttribution),
+    ("zeek__ipv6-fragmented-dns.pcap", Difference::FragmentAttribution),
+    ("nDPI__fuzz-2006-06-26-2594.pcap", Difference::Fuzzed),
+    ("nDPI__fuzz-2020-02-16-11740.pcap", Difference::Fuzzed),
+];
+
+/// A flow as both sides can name it: transport token and the two
+/// endpoints, sorted.
+type FlowName = (String, [String; 2]);
+
+struct Oracle {
+    exit_code: i32,
+    packets: u64,
+    /// Outer flows with tshark's frame counts; rows tshark could not give
+    /// addresses for ("?", malformed headers) are left out.
+    flows: BTreeMap<FlowName, u64>,
+}
+
+fn read_oracle(file: &str) -> Oracle {
+    let text = std::fs::read_to_string(corpus().join(format!("oracle/{file}.tshark.txt"))).unwrap();
+    let field = |name: &str| -> String {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+            .unwrap_or_else(|| panic!("{file}: no {name}"))
+            .to_owned()
+    };
+    let table = text.split("== EXACT OUTER FLOWS").nth(1).unwrap().split("\n==").next().unwrap();
+    let mut flows = BTreeMap::new();
+    for row in table.lines().skip(2) {
+        let cols: Vec<&str> = row.split('\t').collect();
+        if cols.len() < 4 || cols[1] == "?" || cols[2] == "?" {
+            continue;
+        }
+        let mut ends = [cols[1].to_owned(), cols[2].to_owned()];
+        ends.sort();
+        *flows.entry((cols[0].to_owned(), ends)).or_default() += cols[3].parse::<u64>().unwrap();
+    }
+    Oracle {
+        exit_code: field("tshark_exit_code").parse().unwrap(),
+        packets: field("packets_tshark").parse().unwrap(),
+        flows,
+    }
+}
+
+/// tshark's name for the protocol after the IP header.
+fn token(iana: u8) -> String {
+    match iana {
+        1 => "icmp",
+        2 => "igmp",
+        4 => "ip",
+        6 => "tcp",
+        17 => "udp",
+        41 => "ipv6",
+        47 => "gre",
+        50 => "esp",
+        51 => "ah",
+        58 => "icmpv6",
+        88 => "eigrp",
+        112 => "vrrp",
+        132 => "sctp",
+        other => return other.to_string(),
+    }
+    .to_owned()
+}
+
+fn endpoint(side: &Value) -> String {
+    let ip = side["ip"].as_str().unwrap();
+    match side.get("port") {
+        Some(port) if ip.contains(':') => format!("[{ip}]:{port}"),
+        Some(port) => format!("{ip}:{port}"),
+        None => ip.to_owned(),
+    }
+}
+
+struct Run {
+    code: Option<i32>,
+    stderr: String,
+    flows: BTreeMap<FlowName, u64>,
+    packets_in_flows: u64,
+}
+
+fn run(path: &Path) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_xborder"))
+        .args(["audit", "--quiet", "--flows", "jsonl"])
+        .arg(path)
+        .output()
+        .unwrap();
+    let mut flows = BTreeMap::new();
+    let mut packets_in_flows = 0;
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let f: Value = serde_json::from_str(line).unwrap();
+        let iana: u8 = f["network"]["iana_number"].as_str().unwrap().parse().unwrap();
+        let mut ends = [endpoint(&f["source"]), endpoint(&f["destination"])];
+        ends.sort();
+        let packets = f["network"]["packets"].as_u64().unwrap();
+        packets_in_flows += packets;
+        *flows.entry((token(iana), ends)).or_default() += packets;
+    }
+    Run {
+        code: out.status.code(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        flows,
+        packets_in_flows,
+    }
+}
+
+/// Differences between tshark's flows and ours. Rows tshark could not
+/// dissect past IP ("(none)", "data") match a port-less flow of ours
+/// between the same addresses, whatever its protocol number.
+fn compare(oracle: &BTreeMap<FlowName, u64>, ours: &BTreeMap<FlowName, u64>) -> Vec<String> {
+    let mut ours = ours.clone();
+    let mut diffs = Vec::new();
+    let mut undissected = Vec::new();
+    for (name, &frames) in oracle {
+        match ours.remove(name) {
+            Some(n) if n == frames => {}
+            Some(n) => diffs.push(format!("{name:?}: tshark {frames} packets, xborder {n}")),
+            None if name.0 == "(none)" || name.0 == "data" => undissected.push((name, frames)),
+            None => diffs.push(format!("{name:?}: tshark {frames} packets, xborder none")),
+        }
+    }
+    for (name, frames) in undissected {
+        let portless = ours
+            .keys()
+            .find(|(_, ends)| *ends == name.1 && !ends.iter().any(|e| e.contains("]:")))
+            .cloned();
+        match portless.and_then(|k| ours.remove(&k).map(|n| (k, n))) {
+            Some((_, n)) if n == frames => {}
+            other => diffs.push(format!("{name:?}: tshark {frames} packets, xborder {other:?}")),
+        }
+    }
+    for (name, n) in ours {
+        diffs.push(format!("{name:?}: tshark none, xborder {n} packets"));
+    }
+    diffs
+}
+
+#[test]
+fn corpus_flows_agree_with_tshark() {
+    let dir = corpus();
+    let manifest = std::fs::read_to_string(dir.join("MANIFEST.tsv")).unwrap();
+    let mut unexpected = Vec::new();
+    let mut compared = 0;
+    for line in manifest.lines().skip(1) {
+        let file = line.split('\t').next().unwrap();
+        let oracle = read_oracle(file);
+        let run = run(&dir.join(file));
+        // Never a panic or a signal: a clean run, or exit 2 with a message
+        // naming the file.
+        match run.code {
+            Some(0) => {}
+            Some(2) => assert!(
+                run.stderr.contains(file),
+                "{file}: exit 2 without naming the file: {}",
+                run.stderr
+            ),
+            other => panic!("{file}: exit status {other:?}\n{}", run.stderr),
+        }
+        if oracle.exit_code != 0 {
+            // tshark could not read the whole file; ours must not claim more
+            // packets than the file has (tshark's partial count or 0).
+            assert!(
+                run.code == Some(2) || run.packets_in_flows <= oracle.packets.max(1) * 2,
+                "{file}"
+            );
+            continue;
+        }
+        let diffs = compare(&oracle.flows, &run.flows);
+        let known = KNOWN_DIFFERENCES.iter().find(|(f, _)| *f == file).map(|(_, d)| *d);
+        let oracle_packets: u64 = oracle.flows.values().sum();
+        match known {
+            None if diffs.is_empty() => compared += 1,
+            None => unexpected.push(format!("{file}:\n    {}", diffs.join("\n    "))),
+            Some(kind) => {
+                assert!(
+                    !diffs.is_empty(),
+                    "{file} now agrees with tshark: remove it from KNOWN_DIFFERENCES"
+                );
+                match kind {
+                    Difference::UnsupportedLinkType => {
+                        assert_eq!(run.packets_in_flows, 0, "{file}")
+                    }
+                    Difference::FragmentAttribution => {
+                        assert_eq!(
+                            run.packets_in_flows, oracle_packets,
+                            "{file}: same packets in flows"
+                        )
+                    }
+                    Difference::Fuzzed => assert!(run.packets_in_flows <= oracle.packets, "{file}"),
+                }
+            }
+        }
+    }
+    assert!(unexpected.is_empty(), "flows differ from tshark:\n{}", unexpected.join("\n"));
+    assert!(compared >= 60, "only {compared} files compared exactly");
+}
