@@ -57,7 +57,8 @@ pub fn run(config: &AuditConfig) -> AuditReport {
     }
     report.peak_live_flows = table.peak_flows();
     report.flows = table.finish(&mut report.anomalies);
-    report.flows.sort_by(|a, b| a.start.cmp(&b.start).then(a.first_frame.cmp(&b.first_frame)));
+    // First frames are unique, so an unstable sort is deterministic.
+    report.flows.sort_unstable_by_key(|f| (f.start, f.first_frame));
     report
 }
 

@@ -8,8 +8,10 @@
 
 use std::io::{self, Read};
 
-/// How much is requested from the underlying reader at a time.
-pub const BLOCK_SIZE: usize = 1 << 20;
+/// How much is requested from the underlying reader at a time: small enough
+/// that the block the kernel copied in is still in L2 cache when it is
+/// decoded, large enough that system calls do not matter.
+pub const BLOCK_SIZE: usize = 1 << 18;
 
 /// A reader that keeps a window of the stream in memory.
 pub struct BlockReader {

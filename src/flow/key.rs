@@ -1,4 +1,4 @@
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use serde::Serialize;
 
@@ -13,21 +13,44 @@ pub struct Endpoint {
 /// The canonical, direction-free identity of a flow: the protocol and the
 /// two endpoints in a fixed order, so both directions of a conversation
 /// hash to the same key.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+///
+/// Addresses are stored as 128-bit integers (IPv4 in the low 32 bits) so
+/// that hashing and comparing a key is a few word operations: this is the
+/// per-packet hot path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct FlowKey {
+    /// The smaller and the larger endpoint's address.
+    addrs: [u128; 2],
+    ports: [u16; 2],
     pub protocol: u8,
-    /// The smaller endpoint.
-    pub lo: Endpoint,
-    /// The larger endpoint.
-    pub hi: Endpoint,
+    /// [`KEY_V4`] and [`KEY_PORTS`].
+    flags: u8,
 }
+
+impl std::hash::Hash for FlowKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // Three word writes instead of the derived per-array length prefixes
+        // and byte slices.
+        state.write_u128(self.addrs[0]);
+        state.write_u128(self.addrs[1]);
+        state.write_u64(
+            u64::from(self.ports[0])
+                | u64::from(self.ports[1]) << 16
+                | u64::from(self.protocol) << 32
+                | u64::from(self.flags) << 40,
+        );
+    }
+}
+
+const KEY_V4: u8 = 1;
+const KEY_PORTS: u8 = 2;
 
 /// Which way a packet travels relative to a [`FlowKey`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Way {
-    /// From `lo` to `hi`.
+    /// From the smaller endpoint to the larger.
     LoToHi = 0,
-    /// From `hi` to `lo`.
+    /// From the larger endpoint to the smaller.
     HiToLo = 1,
 }
 
@@ -41,22 +64,39 @@ impl Way {
     }
 }
 
+fn bits(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(v4) => u128::from(u32::from(v4)),
+        IpAddr::V6(v6) => u128::from(v6),
+    }
+}
+
 impl FlowKey {
     /// The key of a packet from `src` to `dst`, and which way it travels.
+    ///
+    /// Both endpoints are of the same address family and either both or
+    /// neither have a port, as they come from one IP header.
     pub fn new(protocol: u8, src: Endpoint, dst: Endpoint) -> (FlowKey, Way) {
-        if src <= dst {
-            (FlowKey { protocol, lo: src, hi: dst }, Way::LoToHi)
-        } else {
-            (FlowKey { protocol, lo: dst, hi: src }, Way::HiToLo)
+        let mut flags = if src.ip.is_ipv4() { KEY_V4 } else { 0 };
+        if src.port.is_some() {
+            flags |= KEY_PORTS;
         }
+        let a = (bits(src.ip), src.port.unwrap_or(0));
+        let b = (bits(dst.ip), dst.port.unwrap_or(0));
+        let (lo, hi, way) = if a <= b { (a, b, Way::LoToHi) } else { (b, a, Way::HiToLo) };
+        (FlowKey { addrs: [lo.0, hi.0], ports: [lo.1, hi.1], protocol, flags }, way)
     }
 
     /// The endpoint that sends in direction `way`.
     pub fn sender(&self, way: Way) -> Endpoint {
-        match way {
-            Way::LoToHi => self.lo,
-            Way::HiToLo => self.hi,
-        }
+        let i = way as usize;
+        let ip = if self.flags & KEY_V4 != 0 {
+            // Only the low 32 bits are set for IPv4.
+            IpAddr::V4(Ipv4Addr::from(self.addrs[i] as u32))
+        } else {
+            IpAddr::V6(Ipv6Addr::from(self.addrs[i]))
+        };
+        Endpoint { ip, port: (self.flags & KEY_PORTS != 0).then_some(self.ports[i]) }
     }
 }
 
@@ -65,27 +105,46 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn endpoint() -> impl Strategy<Value = Endpoint> {
-        (any::<bool>(), any::<u32>(), any::<u128>(), any::<Option<u16>>()).prop_map(
-            |(v4, a, b, port)| {
-                let ip =
-                    if v4 { IpAddr::from(a.to_be_bytes()) } else { IpAddr::from(b.to_be_bytes()) };
-                Endpoint { ip, port }
+    /// Two endpoints of one IP header: same family, ports on both or none.
+    fn endpoints() -> impl Strategy<Value = (Endpoint, Endpoint)> {
+        (any::<bool>(), any::<[u8; 16]>(), any::<[u8; 16]>(), any::<Option<(u16, u16)>>()).prop_map(
+            |(v4, a, b, ports)| {
+                let ip = |x: [u8; 16]| {
+                    if v4 {
+                        IpAddr::from([x[0], x[1], x[2], x[3]])
+                    } else {
+                        IpAddr::from(x)
+                    }
+                };
+                (
+                    Endpoint { ip: ip(a), port: ports.map(|p| p.0) },
+                    Endpoint { ip: ip(b), port: ports.map(|p| p.1) },
+                )
             },
         )
     }
 
     proptest! {
         #[test]
-        fn key_is_the_same_in_both_directions(p in any::<u8>(), a in endpoint(), b in endpoint()) {
+        fn key_is_the_same_in_both_directions(p in any::<u8>(), (a, b) in endpoints()) {
             let (k1, w1) = FlowKey::new(p, a, b);
             let (k2, w2) = FlowKey::new(p, b, a);
             prop_assert_eq!(k1, k2);
             prop_assert_eq!(k1.sender(w1), a);
             prop_assert_eq!(k2.sender(w2), b);
+            prop_assert_eq!(k1.sender(w1.reverse()), b);
             if a != b {
                 prop_assert_eq!(w1, w2.reverse());
             }
         }
+    }
+
+    #[test]
+    fn families_and_portless_flows_stay_apart() {
+        let v4 = Endpoint { ip: "0.0.0.1".parse().unwrap(), port: None };
+        let v6 = Endpoint { ip: "::1".parse().unwrap(), port: None };
+        assert_ne!(FlowKey::new(1, v4, v4).0, FlowKey::new(1, v6, v6).0);
+        let with_port = Endpoint { port: Some(0), ..v4 };
+        assert_ne!(FlowKey::new(17, v4, v4).0, FlowKey::new(17, with_port, with_port).0);
     }
 }

@@ -4,73 +4,9 @@
 
 use std::io::{self, Write};
 
-use serde::Serialize;
-
+use super::json::{escape_into, JsonObject};
 use super::AuditReport;
-use crate::flow::{protocol_name, Direction, EndReason, FlowRecord, SideStats};
-use crate::time::Timestamp;
-
-#[derive(Serialize)]
-struct FlowDoc<'a> {
-    #[serde(rename = "@timestamp")]
-    timestamp: Timestamp,
-    event: EventDoc,
-    source: EndpointDoc,
-    destination: EndpointDoc,
-    network: NetworkDoc,
-    xborder: XborderDoc<'a>,
-}
-
-#[derive(Serialize)]
-struct EventDoc {
-    kind: &'static str,
-    category: [&'static str; 1],
-    start: Timestamp,
-    end: Timestamp,
-    /// Nanoseconds, as ECS defines `event.duration`.
-    duration: i64,
-}
-
-#[derive(Serialize)]
-struct EndpointDoc {
-    ip: std::net::IpAddr,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    port: Option<u16>,
-    packets: u64,
-    bytes: u64,
-}
-
-#[derive(Serialize)]
-struct NetworkDoc {
-    transport: String,
-    iana_number: String,
-    direction: Direction,
-    packets: u64,
-    bytes: u64,
-}
-
-#[derive(Serialize)]
-struct XborderDoc<'a> {
-    flow: FlowExtraDoc<'a>,
-}
-
-#[derive(Serialize)]
-struct FlowExtraDoc<'a> {
-    file: &'a str,
-    first_frame: u64,
-    end_reason: EndReason,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    remote: Option<&'static str>,
-    source: SideExtraDoc,
-    destination: SideExtraDoc,
-}
-
-#[derive(Serialize)]
-struct SideExtraDoc {
-    payload_bytes: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    tcp_flags: Option<Vec<&'static str>>,
-}
+use crate::flow::{protocol_name, EndReason, Endpoint, FlowRecord, SideStats};
 
 const FLAG_NAMES: [(u8, &str); 8] = [
     (0x02, "SYN"),
@@ -83,69 +19,97 @@ const FLAG_NAMES: [(u8, &str); 8] = [
     (0x80, "CWR"),
 ];
 
-fn side_extra(stats: &SideStats, tcp: bool) -> SideExtraDoc {
-    SideExtraDoc {
-        payload_bytes: stats.payload_bytes,
-        tcp_flags: tcp.then(|| {
-            FLAG_NAMES
-                .iter()
-                .filter(|(bit, _)| stats.tcp_flags & bit != 0)
-                .map(|(_, name)| *name)
-                .collect()
-        }),
+fn end_reason(r: EndReason) -> &'static str {
+    match r {
+        EndReason::IdleTimeout => "idle_timeout",
+        EndReason::TcpClosed => "tcp_closed",
+        EndReason::PortReuse => "port_reuse",
+        EndReason::EndOfCapture => "end_of_capture",
     }
 }
 
-fn endpoint(ep: crate::flow::Endpoint, stats: &SideStats) -> EndpointDoc {
-    EndpointDoc { ip: ep.ip, port: ep.port, packets: stats.packets, bytes: stats.bytes }
+fn endpoint(o: &mut JsonObject<'_>, key: &str, ep: Endpoint, stats: &SideStats) {
+    let mut e = o.object(key);
+    e.ip("ip", ep.ip);
+    if let Some(port) = ep.port {
+        e.u64("port", u64::from(port));
+    }
+    e.u64("packets", stats.packets);
+    e.u64("bytes", stats.bytes);
+    e.end();
 }
 
-fn document<'a>(rec: &FlowRecord, file: &'a str) -> FlowDoc<'a> {
+fn side_extra(o: &mut JsonObject<'_>, key: &str, stats: &SideStats, tcp: bool) {
+    let mut e = o.object(key);
+    e.u64("payload_bytes", stats.payload_bytes);
+    if tcp {
+        let flags = FLAG_NAMES.iter().filter(|(bit, _)| stats.tcp_flags & bit != 0);
+        e.keywords("tcp_flags", flags.map(|(_, name)| *name));
+    }
+    e.end();
+}
+
+/// Appends one flow record (without the newline) to `buf`; `file` is the
+/// input's path, already a JSON string.
+pub fn write_record(buf: &mut Vec<u8>, rec: &FlowRecord, file: &[u8]) {
+    let mut o = JsonObject::new(buf);
+    o.timestamp("@timestamp", rec.start);
+    let mut event = o.object("event");
+    event.keyword("kind", "event");
+    event.keywords("category", ["network"].into_iter());
+    event.timestamp("start", rec.start);
+    event.timestamp("end", rec.end);
+    // Nanoseconds, as ECS defines event.duration.
+    event.i64("duration", rec.end.as_nanos().saturating_sub(rec.start.as_nanos()));
+    event.end();
+    endpoint(&mut o, "source", rec.source, &rec.source_stats);
+    endpoint(&mut o, "destination", rec.destination, &rec.destination_stats);
+    let mut net = o.object("network");
+    let number = itoa::Buffer::new().format(rec.protocol).to_owned();
+    net.keyword("transport", protocol_name(rec.protocol).unwrap_or(&number));
+    net.keyword("iana_number", &number);
+    net.keyword("direction", rec.direction.as_str());
+    net.u64("packets", rec.total_packets());
+    net.u64("bytes", rec.total_bytes());
+    net.end();
+    let mut x = o.object("xborder");
+    let mut flow = x.object("flow");
+    flow.raw("file", file);
+    flow.u64("first_frame", rec.first_frame.frame);
+    flow.keyword("end_reason", end_reason(rec.end_reason));
+    if let Some(responder) = rec.direction.remote_is_responder() {
+        flow.keyword("remote", if responder { "destination" } else { "source" });
+    }
     let tcp = rec.protocol == 6;
-    FlowDoc {
-        timestamp: rec.start,
-        event: EventDoc {
-            kind: "event",
-            category: ["network"],
-            start: rec.start,
-            end: rec.end,
-            duration: rec.end.as_nanos().saturating_sub(rec.start.as_nanos()),
-        },
-        source: endpoint(rec.source, &rec.source_stats),
-        destination: endpoint(rec.destination, &rec.destination_stats),
-        network: NetworkDoc {
-            transport: protocol_name(rec.protocol)
-                .map_or_else(|| rec.protocol.to_string(), str::to_owned),
-            iana_number: rec.protocol.to_string(),
-            direction: rec.direction,
-            packets: rec.total_packets(),
-            bytes: rec.total_bytes(),
-        },
-        xborder: XborderDoc {
-            flow: FlowExtraDoc {
-                file,
-                first_frame: rec.first_frame.frame,
-                end_reason: rec.end_reason,
-                remote: rec.direction.remote_is_responder().map(|r| {
-                    if r {
-                        "destination"
-                    } else {
-                        "source"
-                    }
-                }),
-                source: side_extra(&rec.source_stats, tcp),
-                destination: side_extra(&rec.destination_stats, tcp),
-            },
-        },
-    }
+    side_extra(&mut flow, "source", &rec.source_stats, tcp);
+    side_extra(&mut flow, "destination", &rec.destination_stats, tcp);
+    flow.end();
+    x.end();
+    o.end();
 }
 
 /// Writes one JSON object per flow, each on its own line.
 pub fn write_jsonl(report: &AuditReport, out: &mut dyn Write) -> io::Result<()> {
+    // Each input's path is escaped once, not once per record.
+    let files: Vec<Vec<u8>> = report
+        .inputs
+        .iter()
+        .map(|i| {
+            let mut b = Vec::new();
+            escape_into(&mut b, &i.path.to_string_lossy());
+            b
+        })
+        .collect();
+    let mut buf = Vec::with_capacity(1 << 16);
     for rec in &report.flows {
-        let file = report.input_path(rec.first_frame.file).to_string_lossy();
-        serde_json::to_writer(&mut *out, &document(rec, &file))?;
-        out.write_all(b"\n")?;
+        let file = files.get(rec.first_frame.file as usize).map_or(&b"\"\""[..], Vec::as_slice);
+        write_record(&mut buf, rec, file);
+        buf.push(b'\n');
+        if buf.len() > 60_000 {
+            out.write_all(&buf)?;
+            buf.clear();
+        }
     }
+    out.write_all(&buf)?;
     out.flush()
 }

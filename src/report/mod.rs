@@ -5,6 +5,7 @@
 //! - [`flows`]: flow records as JSON lines (schema in README.md).
 
 pub mod flows;
+pub mod json;
 pub mod summary;
 
 use std::collections::BTreeMap;

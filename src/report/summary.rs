@@ -125,6 +125,9 @@ fn write_summary(r: &AuditReport, s: &mut String) -> std::fmt::Result {
         grouped(r.flows.len() as u64),
         if protos.is_empty() { String::new() } else { format!(" ({})", protos.join(", ")) }
     )?;
+    if r.peak_live_flows > 0 {
+        writeln!(s, "           at most {} alive at once", grouped(r.peak_live_flows as u64))?;
+    }
     let bytes: u64 = r.flows.iter().map(|f| f.total_bytes()).sum();
     writeln!(s, "Bytes      {} at the IP layer", human_bytes(bytes))?;
 

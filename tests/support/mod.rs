@@ -6,6 +6,7 @@
 #![allow(dead_code)] // each test binary uses a different part
 
 pub mod fixtures;
+pub mod generator;
 
 use std::io::Write;
 use std::net::IpAddr;
@@ -223,36 +224,75 @@ impl PcapFormat {
     }
 }
 
+/// Streams a classic pcap file.
+pub struct PcapWriter<W: Write> {
+    out: W,
+    format: PcapFormat,
+}
+
+impl<W: Write> PcapWriter<W> {
+    /// Writes the file header.
+    pub fn new(mut out: W, format: PcapFormat) -> std::io::Result<Self> {
+        let magic = match (format.modified, format.nanos) {
+            (true, _) => 0xa1b2_cd34u32,
+            (false, true) => 0xa1b2_3c4d,
+            (false, false) => 0xa1b2_c3d4,
+        };
+        let mut h = Vec::with_capacity(24);
+        h.extend_from_slice(&Self::u32b(format, magic));
+        h.extend_from_slice(&Self::u16b(format, 2));
+        h.extend_from_slice(&Self::u16b(format, 4));
+        h.extend_from_slice(&[0; 8]);
+        h.extend_from_slice(&Self::u32b(format, format.snaplen));
+        h.extend_from_slice(&Self::u32b(format, u32::from(format.link_type)));
+        out.write_all(&h)?;
+        Ok(Self { out, format })
+    }
+
+    fn u16b(f: PcapFormat, v: u16) -> [u8; 2] {
+        if f.big_endian {
+            v.to_be_bytes()
+        } else {
+            v.to_le_bytes()
+        }
+    }
+
+    fn u32b(f: PcapFormat, v: u32) -> [u8; 4] {
+        if f.big_endian {
+            v.to_be_bytes()
+        } else {
+            v.to_le_bytes()
+        }
+    }
+
+    /// Writes one record: `data` captured, `wire_len` on the wire.
+    pub fn write(&mut self, ts_ns: i64, data: &[u8], wire_len: u32) -> std::io::Result<()> {
+        let f = self.format;
+        let sec = (ts_ns / 1_000_000_000) as u32;
+        let ns = (ts_ns % 1_000_000_000) as u32;
+        let mut h = [0u8; 24];
+        h[0..4].copy_from_slice(&Self::u32b(f, sec));
+        h[4..8].copy_from_slice(&Self::u32b(f, if f.nanos { ns } else { ns / 1000 }));
+        h[8..12].copy_from_slice(&Self::u32b(f, data.len() as u32));
+        h[12..16].copy_from_slice(&Self::u32b(f, wire_len));
+        let hlen = if f.modified { 24 } else { 16 };
+        self.out.write_all(&h[..hlen])?;
+        self.out.write_all(data)
+    }
+
+    /// The underlying writer.
+    pub fn into_inner(self) -> W {
+        self.out
+    }
+}
+
 /// Writes a classic pcap file.
 pub fn pcap(format: PcapFormat, records: &[Record]) -> Vec<u8> {
-    let be = format.big_endian;
-    let u16b = |v: u16| if be { v.to_be_bytes() } else { v.to_le_bytes() };
-    let u32b = |v: u32| if be { v.to_be_bytes() } else { v.to_le_bytes() };
-    let magic = match (format.modified, format.nanos) {
-        (true, _) => 0xa1b2_cd34,
-        (false, true) => 0xa1b2_3c4d,
-        (false, false) => 0xa1b2_c3d4,
-    };
-    let mut out = Vec::new();
-    out.extend_from_slice(&u32b(magic));
-    out.extend_from_slice(&u16b(2));
-    out.extend_from_slice(&u16b(4));
-    out.extend_from_slice(&[0; 8]);
-    out.extend_from_slice(&u32b(format.snaplen));
-    out.extend_from_slice(&u32b(u32::from(format.link_type)));
+    let mut w = PcapWriter::new(Vec::new(), format).unwrap();
     for r in records {
-        let sec = (r.ts_ns / 1_000_000_000) as u32;
-        let ns = (r.ts_ns % 1_000_000_000) as u32;
-        out.extend_from_slice(&u32b(sec));
-        out.extend_from_slice(&u32b(if format.nanos { ns } else { ns / 1000 }));
-        out.extend_from_slice(&u32b(r.data.len() as u32));
-        out.extend_from_slice(&u32b(r.wire_len));
-        if format.modified {
-            out.extend_from_slice(&[0; 8]);
-        }
-        out.extend_from_slice(&r.data);
+        w.write(r.ts_ns, &r.data, r.wire_len).unwrap();
     }
-    out
+    w.into_inner()
 }
 
 /// Builds a pcapng file block by block.

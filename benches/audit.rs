@@ -1,0 +1,159 @@
+//! `cargo bench --bench audit`: xborder against tcpdump on the same large
+//! generated capture, in the same run, reported as a ratio of wall times
+//! (these machines are shared and noisy; absolute times are not comparable
+//! between runs).
+//!
+//! For each round it runs `tcpdump -n -r FILE -w /dev/null` and
+//! `xborder audit FILE --flows jsonl -o /dev/null` alternately and reports
+//! medians, packets per second, and xborder's peak memory per live flow
+//! (GNU time's maximum RSS beyond that of a run on a tiny capture, divided
+//! by the most flows alive at once).
+//!
+//! Environment: `XBORDER_BENCH_PACKETS` (default 1000000),
+//! `XBORDER_BENCH_FLOWS` (100000), `XBORDER_BENCH_ROUNDS` (7),
+//! `XBORDER_BENCH_ARGS` (extra arguments for xborder, e.g. to compare
+//! options).
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn time(cmd: &mut Command) -> Duration {
+    let start = Instant::now();
+    let status = cmd.stdout(Stdio::null()).stderr(Stdio::null()).status().expect("run");
+    let elapsed = start.elapsed();
+    assert!(status.success(), "{cmd:?} failed");
+    elapsed
+}
+
+/// Maximum resident set size in KiB, from GNU time, if installed.
+fn peak_rss_kib(cmd: &[&str]) -> Option<u64> {
+    let out = Command::new("/usr/bin/time")
+        .arg("-f")
+        .arg("%M")
+        .args(cmd)
+        .stdout(Stdio::null())
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stderr).lines().last()?.trim().parse().ok()
+}
+
+fn capture(packets: u64, flows: u64) -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/xborder-bench");
+    std::fs::create_dir_all(&dir).unwrap();
+    // The generator's version is part of the name: a change makes a new file.
+    let path = dir.join(format!("mix-v2-{packets}p-{flows}f.pcap"));
+    if !path.exists() {
+        let tmp = path.with_extension("tmp");
+        let out = BufWriter::with_capacity(1 << 20, File::create(&tmp).unwrap());
+        let g =
+            support::generator::generate(support::generator::Mix { packets, flows }, out).unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
+        eprintln!("generated {}: {} packets, {} bytes", path.display(), g.packets, g.bytes);
+    }
+    path
+}
+
+fn main() {
+    // `cargo bench` passes --bench; `cargo test --benches` does not run us
+    // with it, and then there is nothing to measure.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let packets = env_u64("XBORDER_BENCH_PACKETS", 1_000_000);
+    let flows = env_u64("XBORDER_BENCH_FLOWS", 100_000);
+    let rounds = env_u64("XBORDER_BENCH_ROUNDS", 7).max(1);
+    let extra = std::env::var("XBORDER_BENCH_ARGS").unwrap_or_default();
+    let extra: Vec<&str> = extra.split_whitespace().collect();
+    let file = capture(packets, flows);
+    let file_str = file.to_str().unwrap();
+    let xborder = env!("CARGO_BIN_EXE_xborder");
+    let mut xb_args = vec!["audit", file_str, "--flows", "jsonl", "-o", "/dev/null", "-q"];
+    xb_args.extend(&extra);
+    // Warm the page cache so both read from memory.
+    std::fs::read(&file).map(drop).unwrap();
+
+    let have_tcpdump = Command::new("tcpdump").arg("--version").output().is_ok();
+    let (mut ref_times, mut xb_times) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        if have_tcpdump {
+            ref_times.push(time(Command::new("tcpdump").args([
+                "-n",
+                "-r",
+                file_str,
+                "-w",
+                "/dev/null",
+            ])));
+        }
+        xb_times.push(time(Command::new(xborder).args(&xb_args)));
+    }
+    let xb = median(xb_times);
+    let size = std::fs::metadata(&file).unwrap().len();
+    println!(
+        "capture: {} ({packets} packets, {flows} flows, {:.0} MB)",
+        file.display(),
+        size as f64 / 1e6
+    );
+    println!(
+        "xborder audit --flows jsonl {}: median {:.3} s over {rounds} rounds",
+        extra.join(" "),
+        xb.as_secs_f64()
+    );
+    println!(
+        "  {:.2} M packets/s, {:.0} MB/s",
+        packets as f64 / xb.as_secs_f64() / 1e6,
+        size as f64 / xb.as_secs_f64() / 1e6
+    );
+    if have_tcpdump {
+        let r = median(ref_times);
+        println!("tcpdump -r FILE -w /dev/null: median {:.3} s", r.as_secs_f64());
+        println!("ratio xborder / tcpdump: {:.2}", xb.as_secs_f64() / r.as_secs_f64());
+    } else {
+        println!("tcpdump not installed: no reference ratio (apt-get install tcpdump)");
+    }
+
+    // Memory: the run's peak RSS beyond a run on a one-packet-flow capture.
+    let tiny = capture(1000, 100);
+    let summary = Command::new(xborder).args(["audit", file_str]).args(&extra).output().unwrap();
+    let summary = String::from_utf8_lossy(&summary.stdout);
+    let live: u64 = summary
+        .lines()
+        .find_map(|l| {
+            l.trim().strip_prefix("at most ")?.split(' ').next().map(|n| n.replace(',', ""))
+        })
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let mut tiny_args = xb_args.clone();
+    tiny_args[1] = tiny.to_str().unwrap();
+    let (Some(big), Some(small)) = (
+        peak_rss_kib(&[&[xborder][..], &xb_args].concat()),
+        peak_rss_kib(&[&[xborder][..], &tiny_args].concat()),
+    ) else {
+        println!("GNU time not installed: no memory figures (apt-get install time)");
+        return;
+    };
+    println!(
+        "peak RSS {} KiB ({} KiB on a tiny capture); at most {live} flows alive at once",
+        big, small
+    );
+    if live > 0 {
+        println!(
+            "  {:.0} bytes per live flow (all of the growth, including finished flow records kept for the report)",
+            (big.saturating_sub(small) * 1024) as f64 / live as f64
+        );
+    }
+}

@@ -1,0 +1,21 @@
+//! Writes a large deterministic capture for benchmarks and experiments.
+//!
+//! `cargo run --release --example gen_capture -- PACKETS FLOWS FILE`
+//! (defaults: 1000000 100000 mix.pcap)
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::fs::File;
+use std::io::BufWriter;
+
+fn main() -> std::io::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let num = |i: usize, default: u64| args.get(i).and_then(|s| s.parse().ok()).unwrap_or(default);
+    let mix = support::generator::Mix { packets: num(0, 1_000_000), flows: num(1, 100_000) };
+    let path = args.get(2).map_or("mix.pcap", String::as_str);
+    let out = BufWriter::with_capacity(1 << 20, File::create(path)?);
+    let g = support::generator::generate(mix, out)?;
+    println!("{path}: {} packets, {} bytes, {} flows", g.packets, g.bytes, g.flows);
+    Ok(())
+}
