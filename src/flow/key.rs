@@ -19,8 +19,10 @@ pub struct Endpoint {
 /// per-packet hot path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct FlowKey {
-    /// The smaller and the larger endpoint's address.
-    addrs: [u128; 2],
+    /// The smaller and the larger endpoint's address, each as the high and
+    /// the low 64 bits (not `u128`, whose 16-byte alignment would pad the
+    /// key by 8 bytes).
+    addrs: [[u64; 2]; 2],
     ports: [u16; 2],
     pub protocol: u8,
     /// [`KEY_V4`] and [`KEY_PORTS`].
@@ -31,8 +33,10 @@ impl std::hash::Hash for FlowKey {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         // Three word writes instead of the derived per-array length prefixes
         // and byte slices.
-        state.write_u128(self.addrs[0]);
-        state.write_u128(self.addrs[1]);
+        state.write_u64(self.addrs[0][0]);
+        state.write_u64(self.addrs[0][1]);
+        state.write_u64(self.addrs[1][0]);
+        state.write_u64(self.addrs[1][1]);
         state.write_u64(
             u64::from(self.ports[0])
                 | u64::from(self.ports[1]) << 16
@@ -84,17 +88,19 @@ impl FlowKey {
         let a = (bits(src.ip), src.port.unwrap_or(0));
         let b = (bits(dst.ip), dst.port.unwrap_or(0));
         let (lo, hi, way) = if a <= b { (a, b, Way::LoToHi) } else { (b, a, Way::HiToLo) };
-        (FlowKey { addrs: [lo.0, hi.0], ports: [lo.1, hi.1], protocol, flags }, way)
+        let split = |a: u128| [(a >> 64) as u64, a as u64];
+        (FlowKey { addrs: [split(lo.0), split(hi.0)], ports: [lo.1, hi.1], protocol, flags }, way)
     }
 
     /// The endpoint that sends in direction `way`.
     pub fn sender(&self, way: Way) -> Endpoint {
         let i = way as usize;
+        let [high, low] = self.addrs[i];
         let ip = if self.flags & KEY_V4 != 0 {
             // Only the low 32 bits are set for IPv4.
-            IpAddr::V4(Ipv4Addr::from(self.addrs[i] as u32))
+            IpAddr::V4(Ipv4Addr::from(low as u32))
         } else {
-            IpAddr::V6(Ipv6Addr::from(self.addrs[i]))
+            IpAddr::V6(Ipv6Addr::from(u128::from(high) << 64 | u128::from(low)))
         };
         Endpoint { ip, port: (self.flags & KEY_PORTS != 0).then_some(self.ports[i]) }
     }

@@ -85,14 +85,27 @@ impl Observation {
     }
 }
 
+/// Per-direction counters of a live flow.
+#[derive(Clone, Copy, Debug, Default)]
+struct Counters {
+    packets: u64,
+    bytes: u64,
+    payload_bytes: u64,
+}
+
 #[derive(Clone, Debug)]
 struct FlowState {
     initiator: Way,
     /// Indexed by [`Way`].
-    sides: [SideStats; 2],
+    counters: [Counters; 2],
+    /// TCP flags seen, indexed by [`Way`]; apart from the counters so that
+    /// the whole entry (key included) fits two cache lines.
+    flags: [u8; 2],
     start: Timestamp,
     last: Timestamp,
-    first_frame: FrameRef,
+    // The FrameRef of the first packet, split so that the fields pack.
+    first_frame: u64,
+    first_file: u32,
 }
 
 impl FlowState {
@@ -106,31 +119,43 @@ impl FlowState {
         };
         Self {
             initiator,
-            sides: [SideStats::default(); 2],
+            counters: [Counters::default(); 2],
+            flags: [0; 2],
             start: obs.ts,
             last: obs.ts,
-            first_frame: obs.at,
+            first_frame: obs.at.frame,
+            first_file: obs.at.file,
         }
     }
 
     fn update(&mut self, obs: &Observation, way: Way) {
-        let side = &mut self.sides[way as usize];
+        let side = &mut self.counters[way as usize];
         side.packets += 1;
         side.bytes += u64::from(obs.ip_len);
         side.payload_bytes += u64::from(obs.payload_len);
-        side.tcp_flags |= obs.tcp_flags;
+        self.flags[way as usize] |= obs.tcp_flags;
         if obs.ts < self.start {
             self.start = obs.ts;
-            self.first_frame = obs.at;
+            self.first_frame = obs.at.frame;
+            self.first_file = obs.at.file;
         }
         self.last = self.last.max(obs.ts);
     }
 
+    fn side(&self, way: Way) -> SideStats {
+        let c = self.counters[way as usize];
+        SideStats {
+            packets: c.packets,
+            bytes: c.bytes,
+            payload_bytes: c.payload_bytes,
+            tcp_flags: self.flags[way as usize],
+        }
+    }
+
     /// FIN from both sides, or a RST.
     fn tcp_closed(&self) -> bool {
-        let fin = |s: &SideStats| s.tcp_flags & tcp_flags::FIN != 0;
-        let rst = |s: &SideStats| s.tcp_flags & tcp_flags::RST != 0;
-        (fin(&self.sides[0]) && fin(&self.sides[1])) || rst(&self.sides[0]) || rst(&self.sides[1])
+        let [a, b] = self.flags;
+        (a & b & tcp_flags::FIN != 0) || ((a | b) & tcp_flags::RST != 0)
     }
 
     /// Why the flow is over at `now`, if it is.
@@ -293,12 +318,22 @@ fn record(
         protocol: key.protocol,
         source,
         destination,
-        source_stats: state.sides[init as usize],
-        destination_stats: state.sides[resp as usize],
+        source_stats: state.side(init),
+        destination_stats: state.side(resp),
         start: state.start,
         end: state.last,
-        first_frame: state.first_frame,
+        first_frame: FrameRef { file: state.first_file, frame: state.first_frame },
         direction: local.direction(source.ip, destination.ip),
         end_reason,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_table_entry_fits_two_cache_lines() {
+        assert!(std::mem::size_of::<(FlowKey, FlowState)>() <= 128);
     }
 }
