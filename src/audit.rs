@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use crate::capture::{self, CaptureError, Opened};
 use crate::decode::{self, Decoded, FrameRef};
 use crate::flow::{FlowTable, FlowTimeouts, LocalNetworks};
+use crate::intel::{IntelCache, IntelDb};
 use crate::report::{AuditReport, InputSummary};
 
 /// What an audit run needs.
@@ -60,6 +61,17 @@ pub fn run(config: &AuditConfig) -> AuditReport {
     // First frames are unique, so an unstable sort is deterministic.
     report.flows.sort_unstable_by_key(|f| (f.start, f.first_frame));
     report
+}
+
+/// Looks up every remote endpoint of the report's flows, once per distinct
+/// address (never per packet).
+pub fn attach_intel(report: &mut AuditReport, db: &IntelDb) {
+    let mut cache = IntelCache::new(db);
+    for f in &report.flows {
+        if let Some(remote) = f.remote() {
+            report.remote_intel.entry(remote.ip).or_insert_with(|| cache.get(remote.ip));
+        }
+    }
 }
 
 /// The per-packet loop for one capture.

@@ -20,6 +20,105 @@ pub enum Command {
     /// Read captures (pcap, pcapng, gzip; files, directories or - for
     /// stdin), build flows and summarise them.
     Audit(AuditArgs),
+    /// Print what is known about IP addresses: country, ASN, provider,
+    /// region, service, jurisdiction.
+    Lookup(LookupArgs),
+    /// Inspect, build and refresh the intelligence data.
+    #[command(subcommand)]
+    Db(DbCommand),
+}
+
+/// Where intelligence comes from (all optional: the defaults are built in).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct IntelArgs {
+    /// A country database (MaxMind GeoLite2/GeoIP2 Country or City, DB-IP,
+    /// IPinfo lite, ip-location-db) instead of the built-in one.
+    #[arg(long, value_name = "FILE")]
+    pub geoip_country: Option<PathBuf>,
+
+    /// An ASN database (MaxMind GeoLite2/GeoIP2 ASN, DB-IP, IPinfo lite,
+    /// ip-location-db) instead of the built-in one.
+    #[arg(long, value_name = "FILE")]
+    pub geoip_asn: Option<PathBuf>,
+
+    /// An overlay of CIDR → attributes (TOML), consulted first; repeatable.
+    #[arg(long, value_name = "FILE")]
+    pub overlay: Vec<PathBuf>,
+
+    /// Where `db update` keeps refreshed ranges (default: $XBORDER_DATA_DIR,
+    /// $XDG_DATA_HOME/xborder or ~/.local/share/xborder).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// A configuration file (TOML) with the same settings under [intel].
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LookupArgs {
+    /// IPv4 or IPv6 addresses.
+    #[arg(required = true, value_name = "IP")]
+    pub ips: Vec<std::net::IpAddr>,
+
+    /// One JSON object per address instead of a table.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub intel: IntelArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Each dataset in use: source, build date, records, licence, checksum.
+    Info {
+        #[command(flatten)]
+        intel: IntelArgs,
+    },
+    /// Build the shipped data (geoip/) from snapshots of the providers'
+    /// feeds, in the layout of shared/data/cloud-ranges.
+    Build {
+        /// The snapshot directory.
+        #[arg(long, value_name = "DIR")]
+        from: PathBuf,
+        /// ip-location-db's asn package directory (asn-ipv4.csv, asn-ipv6.csv)
+        /// to rebuild the ASN table.
+        #[arg(long, value_name = "DIR")]
+        asn_csv: Option<PathBuf>,
+        /// A country mmdb to ship.
+        #[arg(long, value_name = "FILE")]
+        country_mmdb: Option<PathBuf>,
+        /// Output directory.
+        #[arg(long, value_name = "DIR", default_value = "geoip")]
+        out: PathBuf,
+        /// Snapshot date to record (default: today).
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        snapshot: Option<String>,
+    },
+    /// Refresh provider ranges from the official feeds (or a directory of
+    /// their files) into the data directory, which then takes precedence
+    /// over the built-in ranges.
+    Update {
+        /// Read the feed files from this directory (for air-gapped gateways).
+        #[arg(long, value_name = "DIR", conflicts_with = "mirror")]
+        from: Option<PathBuf>,
+        /// Download every feed file from this base URL instead.
+        #[arg(long, value_name = "URL")]
+        mirror: Option<String>,
+        /// Only this feed (repeatable): aws, google-cloud, oracle, azure,
+        /// azure-china, cloudflare, fastly, digitalocean, linode, vultr.
+        #[arg(long = "feed", value_name = "NAME")]
+        feeds: Vec<String>,
+        /// Accept a feed that shrank by more than 20%.
+        #[arg(long)]
+        force: bool,
+        /// Per-download time limit.
+        #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+        timeout: Duration,
+        #[arg(long, value_name = "DIR")]
+        data_dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -64,6 +163,13 @@ pub struct AuditArgs {
     /// Print nothing but errors (and flow records when asked for).
     #[arg(short, long)]
     pub quiet: bool,
+
+    /// Skip endpoint intelligence (flows only).
+    #[arg(long)]
+    pub no_intel: bool,
+
+    #[command(flatten)]
+    pub intel: IntelArgs,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

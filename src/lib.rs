@@ -17,5 +17,6 @@ pub mod audit;
 pub mod capture;
 pub mod decode;
 pub mod flow;
+pub mod intel;
 pub mod report;
 pub mod time;

@@ -2,6 +2,8 @@
 //! code (0 clean, 2 error).
 
 mod cli;
+mod config;
+mod lookup;
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -18,6 +20,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Audit(args) => run_audit(&args),
+        Command::Lookup(args) => lookup::run_lookup(&args),
+        Command::Db(cmd) => lookup::run_db(cmd),
     };
     match result {
         Ok(code) => code,
@@ -56,7 +60,23 @@ fn run_audit(args: &AuditArgs) -> anyhow::Result<ExitCode> {
         ))),
         None => None,
     };
-    let report = audit::run(&config);
+    // The intelligence loads on the other core while the captures are read;
+    // files the user named are checked first, so a typo fails at once.
+    let intel = match args.no_intel {
+        true => None,
+        false => {
+            let sources = config::intel_sources(&args.intel)?;
+            sources.check_files()?;
+            Some(std::thread::spawn(move || sources.load()))
+        }
+    };
+    let mut report = audit::run(&config);
+    if let Some(loader) = intel {
+        let db = loader
+            .join()
+            .map_err(|_| anyhow::anyhow!("loading the intelligence data failed"))??;
+        audit::attach_intel(&mut report, &db);
+    }
     for (path, reason) in &report.skipped {
         eprintln!("xborder: skipping {}: {reason}", path.display());
     }

@@ -128,7 +128,7 @@ struct Run {
 
 fn run(path: &Path) -> Run {
     let out = Command::new(env!("CARGO_BIN_EXE_xborder"))
-        .args(["audit", "--quiet", "--flows", "jsonl"])
+        .args(["audit", "--quiet", "--no-intel", "--flows", "jsonl"])
         .arg(path)
         .output()
         .unwrap();

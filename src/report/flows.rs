@@ -7,6 +7,7 @@ use std::io::{self, Write};
 use super::json::{escape_into, JsonObject};
 use super::AuditReport;
 use crate::flow::{protocol_name, EndReason, Endpoint, FlowRecord, SideStats};
+use crate::intel::Intel;
 
 const FLAG_NAMES: [(u8, &str); 8] = [
     (0x02, "SYN"),
@@ -28,7 +29,13 @@ fn end_reason(r: EndReason) -> &'static str {
     }
 }
 
-fn endpoint(o: &mut JsonObject<'_>, key: &str, ep: Endpoint, stats: &SideStats) {
+fn endpoint(
+    o: &mut JsonObject<'_>,
+    key: &str,
+    ep: Endpoint,
+    stats: &SideStats,
+    intel: Option<&Intel>,
+) {
     let mut e = o.object(key);
     e.ip("ip", ep.ip);
     if let Some(port) = ep.port {
@@ -36,7 +43,55 @@ fn endpoint(o: &mut JsonObject<'_>, key: &str, ep: Endpoint, stats: &SideStats) 
     }
     e.u64("packets", stats.packets);
     e.u64("bytes", stats.bytes);
+    if let Some(i) = intel {
+        if let Some(c) = i.country {
+            let mut geo = e.object("geo");
+            geo.keyword("country_iso_code", c.as_str());
+            geo.end();
+        }
+        if let Some(asn) = i.asn {
+            let mut a = e.object("as");
+            a.u64("number", u64::from(asn));
+            if let Some(org) = &i.as_org {
+                let mut organization = a.object("organization");
+                organization.string("name", org);
+                organization.end();
+            }
+            a.end();
+        }
+    }
     e.end();
+}
+
+/// `xborder.remote`: what ECS has no field for.
+fn remote_intel(o: &mut JsonObject<'_>, i: &Intel) {
+    let mut r = o.object("remote");
+    r.keyword("address_class", i.class.as_str());
+    if let Some(src) = i.country_source {
+        r.keyword("country_source", src.as_str());
+    }
+    if let Some(p) = &i.provider {
+        r.string("provider", p);
+    }
+    if let Some(p) = &i.provider_name {
+        r.string("provider_name", p);
+    }
+    if let Some(j) = i.jurisdiction {
+        r.keyword("jurisdiction", j.as_str());
+    }
+    if let Some(s) = &i.service {
+        r.string("service", s);
+    }
+    if let Some(s) = &i.region {
+        r.string("region", s);
+    }
+    if let Some(p) = i.prefix {
+        r.string("prefix", &p.to_string());
+    }
+    if let Some(d) = &i.dataset {
+        r.string("dataset", d);
+    }
+    r.end();
 }
 
 fn side_extra(o: &mut JsonObject<'_>, key: &str, stats: &SideStats, tcp: bool) {
@@ -50,8 +105,14 @@ fn side_extra(o: &mut JsonObject<'_>, key: &str, stats: &SideStats, tcp: bool) {
 }
 
 /// Appends one flow record (without the newline) to `buf`; `file` is the
-/// input's path, already a JSON string.
-pub fn write_record(buf: &mut Vec<u8>, rec: &FlowRecord, file: &[u8]) {
+/// input's path, already a JSON string; `intel` describes the remote end.
+pub fn write_record(buf: &mut Vec<u8>, rec: &FlowRecord, file: &[u8], intel: Option<&Intel>) {
+    let remote_is_responder = rec.direction.remote_is_responder();
+    let (src_intel, dst_intel) = match remote_is_responder {
+        Some(true) => (None, intel),
+        Some(false) => (intel, None),
+        None => (None, None),
+    };
     let mut o = JsonObject::new(buf);
     o.timestamp("@timestamp", rec.start);
     let mut event = o.object("event");
@@ -62,8 +123,8 @@ pub fn write_record(buf: &mut Vec<u8>, rec: &FlowRecord, file: &[u8]) {
     // Nanoseconds, as ECS defines event.duration.
     event.i64("duration", rec.end.as_nanos().saturating_sub(rec.start.as_nanos()));
     event.end();
-    endpoint(&mut o, "source", rec.source, &rec.source_stats);
-    endpoint(&mut o, "destination", rec.destination, &rec.destination_stats);
+    endpoint(&mut o, "source", rec.source, &rec.source_stats, src_intel);
+    endpoint(&mut o, "destination", rec.destination, &rec.destination_stats, dst_intel);
     let mut net = o.object("network");
     let number = itoa::Buffer::new().format(rec.protocol).to_owned();
     net.keyword("transport", protocol_name(rec.protocol).unwrap_or(&number));
@@ -77,13 +138,16 @@ pub fn write_record(buf: &mut Vec<u8>, rec: &FlowRecord, file: &[u8]) {
     flow.raw("file", file);
     flow.u64("first_frame", rec.first_frame.frame);
     flow.keyword("end_reason", end_reason(rec.end_reason));
-    if let Some(responder) = rec.direction.remote_is_responder() {
+    if let Some(responder) = remote_is_responder {
         flow.keyword("remote", if responder { "destination" } else { "source" });
     }
     let tcp = rec.protocol == 6;
     side_extra(&mut flow, "source", &rec.source_stats, tcp);
     side_extra(&mut flow, "destination", &rec.destination_stats, tcp);
     flow.end();
+    if let Some(i) = intel.filter(|_| remote_is_responder.is_some()) {
+        remote_intel(&mut x, i);
+    }
     x.end();
     o.end();
 }
@@ -103,7 +167,8 @@ pub fn write_jsonl(report: &AuditReport, out: &mut dyn Write) -> io::Result<()> 
     let mut buf = Vec::with_capacity(1 << 16);
     for rec in &report.flows {
         let file = files.get(rec.first_frame.file as usize).map_or(&b"\"\""[..], Vec::as_slice);
-        write_record(&mut buf, rec, file);
+        let intel = rec.remote().and_then(|r| report.remote_intel.get(&r.ip)).map(|i| &**i);
+        write_record(&mut buf, rec, file, intel);
         buf.push(b'\n');
         if buf.len() > 60_000 {
             out.write_all(&buf)?;

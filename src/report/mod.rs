@@ -8,12 +8,15 @@ pub mod flows;
 pub mod json;
 pub mod summary;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::capture::{CaptureFormat, LinkType};
 use crate::decode::AnomalyCounter;
 use crate::flow::FlowRecord;
+use crate::intel::Intel;
 use crate::time::Timestamp;
 
 /// One input of the run.
@@ -60,6 +63,9 @@ pub struct AuditReport {
     pub flows: Vec<FlowRecord>,
     /// The most flows alive at once.
     pub peak_live_flows: usize,
+    /// What intelligence says about each remote endpoint (empty when the
+    /// run had none).
+    pub remote_intel: HashMap<IpAddr, Arc<Intel>>,
 }
 
 impl AuditReport {

@@ -176,16 +176,33 @@ fn write_top_remotes(r: &AuditReport, s: &mut String) -> std::fmt::Result {
         "\nTop remote endpoints by bytes ({} in all; out = sent to them)",
         grouped(top.len() as u64)
     )?;
-    writeln!(s, "  {:<39} {:>7} {:>10} {:>10}", "remote", "flows", "out", "in")?;
-    for (ip, t) in top.iter().take(TOP_REMOTES) {
-        writeln!(
+    let shown = &top[..top.len().min(TOP_REMOTES)];
+    let width = shown.iter().map(|(ip, _)| ip.to_string().len()).max().unwrap_or(6).max(6);
+    let with_intel = !r.remote_intel.is_empty();
+    write!(s, "  {:<width$} {:>6} {:>9} {:>9}", "remote", "flows", "out", "in")?;
+    if with_intel {
+        write!(s, "  where  provider (law)")?;
+    }
+    writeln!(s)?;
+    for (ip, t) in shown {
+        write!(
             s,
-            "  {:<39} {:>7} {:>10} {:>10}",
+            "  {:<width$} {:>6} {:>9} {:>9}",
             ip.to_string(),
             grouped(t.flows),
             human_bytes(t.bytes_out),
             human_bytes(t.bytes_in)
         )?;
+        if let Some(i) = r.remote_intel.get(ip) {
+            let country = i.country.map_or("--".to_owned(), |c| c.to_string());
+            let provider = match (&i.provider_name, i.jurisdiction) {
+                (Some(name), Some(j)) => format!("{name} ({j})"),
+                (Some(name), None) => name.to_string(),
+                _ => i.as_org.as_deref().map_or_else(String::new, |o| format!("[{o}]")),
+            };
+            write!(s, "  {country:<5}  {provider}")?;
+        }
+        writeln!(s)?;
     }
     Ok(())
 }

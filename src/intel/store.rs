@@ -1,0 +1,314 @@
+//! Where the intelligence data comes from: the defaults compiled into the
+//! binary (from `geoip/`), the user's data directory (ranges refreshed by
+//! `db update`, which take precedence), and files named on the command line
+//! (their own country/ASN databases and overlays, which are used instead of
+//! the defaults, never silently replaced by them).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::geo::MmdbDatabase;
+use super::{
+    AsnSource, AsnTable, IntelDb, IntelError, Overlay, ProviderCatalogue, ProviderRanges,
+    RegionTable,
+};
+
+/// The default data, compiled in so that a copied binary works offline.
+pub mod embedded {
+    pub const COUNTRY: &[u8] = include_bytes!("../../geoip/country.mmdb");
+    pub const ASN: &[u8] = include_bytes!("../../geoip/asn.xbasn.gz");
+    pub const RANGES: &[u8] = include_bytes!("../../geoip/provider-ranges.csv.gz");
+    pub const PROVIDERS: &str = include_str!("../../geoip/providers.toml");
+    pub const REGIONS: &str = include_str!("../../geoip/regions.csv");
+    pub const DATASETS: &str = include_str!("../../geoip/datasets.toml");
+}
+
+/// Provenance of one shipped or built file (`datasets.toml`).
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetEntry {
+    pub file: String,
+    pub name: String,
+    pub source: String,
+    pub snapshot: String,
+    pub licence: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attribution: Option<String>,
+}
+
+/// A range feed as last built or refreshed.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct FeedEntry {
+    pub name: String,
+    pub provider: String,
+    pub source: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    pub prefixes: usize,
+}
+
+/// `datasets.toml`: what each data file is and where it came from.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetsFile {
+    #[serde(default)]
+    pub dataset: Vec<DatasetEntry>,
+    #[serde(default)]
+    pub feed: Vec<FeedEntry>,
+}
+
+impl DatasetsFile {
+    pub fn parse(text: &str, path: &Path) -> Result<Self, IntelError> {
+        toml::from_str(text).map_err(|e| IntelError::toml(path, text, e))
+    }
+
+    pub fn entry(&self, file: &str) -> Option<&DatasetEntry> {
+        self.dataset.iter().find(|d| d.file == file)
+    }
+}
+
+/// The bytes of a dataset in use, for its checksum.
+#[derive(Clone, Debug)]
+pub enum Content {
+    Embedded(&'static [u8]),
+    File(PathBuf),
+}
+
+/// A dataset in use, as `db info` and reports describe it.
+#[derive(Clone, Debug)]
+pub struct DatasetInfo {
+    /// What it is for: `country`, `asn`, `provider ranges`, `providers`,
+    /// `regions`, `overlay`.
+    pub role: &'static str,
+    /// `embedded geoip/FILE` or the path.
+    pub location: String,
+    pub entry: Option<DatasetEntry>,
+    /// Record counts in words, e.g. `412,338 IPv4 and 103,001 IPv6 ranges`.
+    pub records: String,
+    pub content: Content,
+}
+
+impl DatasetInfo {
+    /// SHA-256 of the content, hex.
+    pub fn sha256(&self) -> Result<String, IntelError> {
+        let digest = match &self.content {
+            Content::Embedded(bytes) => Sha256::digest(bytes),
+            Content::File(path) => {
+                Sha256::digest(std::fs::read(path).map_err(|e| IntelError::io(path, e))?)
+            }
+        };
+        Ok(digest.iter().map(|b| format!("{b:02x}")).collect())
+    }
+}
+
+/// The user's data directory: `$XBORDER_DATA_DIR`, else
+/// `$XDG_DATA_HOME/xborder`, else `~/.local/share/xborder`.
+pub fn default_data_dir() -> Option<PathBuf> {
+    if let Some(d) = std::env::var_os("XBORDER_DATA_DIR") {
+        return Some(PathBuf::from(d));
+    }
+    if let Some(d) = std::env::var_os("XDG_DATA_HOME") {
+        return Some(PathBuf::from(d).join("xborder"));
+    }
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share/xborder"))
+}
+
+/// Name of the refreshed ranges in the data directory.
+pub const RANGES_FILE: &str = "provider-ranges.csv.gz";
+/// Name of the provenance file next to them.
+pub const DATASETS_FILE: &str = "datasets.toml";
+
+/// What to load.
+#[derive(Clone, Debug, Default)]
+pub struct IntelSources {
+    /// The user's country database instead of the default.
+    pub country_db: Option<PathBuf>,
+    /// The user's ASN database (MaxMind format) instead of the default.
+    pub asn_db: Option<PathBuf>,
+    /// Where refreshed ranges live; `None`: [`default_data_dir`].
+    pub data_dir: Option<PathBuf>,
+    /// Overlay files, later ones winning.
+    pub overlays: Vec<PathBuf>,
+}
+
+fn count(n: usize) -> String {
+    crate::report::summary::grouped(n as u64)
+}
+
+impl IntelSources {
+    /// Checks that every file named by the user can be opened.
+    pub fn check_files(&self) -> Result<(), IntelError> {
+        let named = self.country_db.iter().chain(&self.asn_db).chain(&self.overlays);
+        for path in named {
+            std::fs::File::open(path).map_err(|e| IntelError::io(path, e))?;
+        }
+        Ok(())
+    }
+
+    /// Loads every layer.
+    pub fn load(&self) -> Result<IntelDb, IntelError> {
+        let shipped = DatasetsFile::parse(embedded::DATASETS, Path::new("geoip/datasets.toml"))?;
+        let mut provenance = Vec::new();
+        let embedded_info = |role, file: &str, records: String, bytes: &'static [u8]| DatasetInfo {
+            role,
+            location: format!("embedded geoip/{file}"),
+            entry: shipped.entry(file).cloned(),
+            records,
+            content: Content::Embedded(bytes),
+        };
+
+        let mut catalogue =
+            ProviderCatalogue::parse(embedded::PROVIDERS, Path::new("geoip/providers.toml"))?;
+        provenance.push(embedded_info(
+            "providers",
+            "providers.toml",
+            format!("{} providers", catalogue.len()),
+            embedded::PROVIDERS.as_bytes(),
+        ));
+        let regions = RegionTable::parse(embedded::REGIONS, Path::new("geoip/regions.csv"))?;
+        provenance.push(embedded_info(
+            "regions",
+            "regions.csv",
+            format!("{} regions", regions.len()),
+            embedded::REGIONS.as_bytes(),
+        ));
+
+        // Overlays may define providers, so they are read before the ranges
+        // resolve provider ids.
+        let mut networks = Vec::new();
+        for path in &self.overlays {
+            let text = std::fs::read_to_string(path).map_err(|e| IntelError::io(path, e))?;
+            let (providers, nets) = Overlay::parse(&text, path)?;
+            for p in providers {
+                catalogue.add(p, path)?;
+            }
+            let file: Arc<str> = Arc::from(path.to_string_lossy().as_ref());
+            provenance.push(DatasetInfo {
+                role: "overlay",
+                location: path.display().to_string(),
+                entry: None,
+                records: format!("{} networks", nets.len()),
+                content: Content::File(path.clone()),
+            });
+            networks.extend(nets.into_iter().map(|n| (n, file.clone())));
+        }
+        let overlay = Overlay::build(networks, |id| catalogue.index_of(id))?;
+
+        let data_dir = self.data_dir.clone().or_else(default_data_dir);
+        let user_ranges = data_dir.as_ref().map(|d| d.join(RANGES_FILE)).filter(|p| p.exists());
+        let ranges = match &user_ranges {
+            Some(path) => {
+                let bytes = std::fs::read(path).map_err(|e| IntelError::io(path, e))?;
+                let ranges = ProviderRanges::read(&bytes, path, &catalogue)?;
+                let entry = data_dir
+                    .as_ref()
+                    .and_then(|d| std::fs::read_to_string(d.join(DATASETS_FILE)).ok())
+                    .and_then(|t| DatasetsFile::parse(&t, path).ok())
+                    .and_then(|f| f.entry(RANGES_FILE).cloned());
+                provenance.push(DatasetInfo {
+                    role: "provider ranges",
+                    location: path.display().to_string(),
+                    entry,
+                    records: format!("{} prefixes", count(ranges.len())),
+                    content: Content::File(path.clone()),
+                });
+                ranges
+            }
+            None => {
+                let path = Path::new("geoip/provider-ranges.csv.gz");
+                let ranges = ProviderRanges::read(embedded::RANGES, path, &catalogue)?;
+                provenance.push(embedded_info(
+                    "provider ranges",
+                    RANGES_FILE,
+                    format!("{} prefixes", count(ranges.len())),
+                    embedded::RANGES,
+                ));
+                ranges
+            }
+        };
+
+        let (asn, asn_dataset) = match &self.asn_db {
+            Some(path) => {
+                let db = MmdbDatabase::open(path)?.require_asn()?;
+                provenance.push(DatasetInfo {
+                    role: "asn",
+                    location: path.display().to_string(),
+                    entry: None,
+                    records: format!(
+                        "type {}, built {}",
+                        db.database_type(),
+                        epoch_date(db.build_epoch())
+                    ),
+                    content: Content::File(path.clone()),
+                });
+                (AsnSource::Mmdb(db), Arc::from(format!("asn {}", path.display())))
+            }
+            None => {
+                let table = AsnTable::read(embedded::ASN, Path::new("geoip/asn.xbasn.gz"))?;
+                let (v4, v6, orgs) = table.counts();
+                provenance.push(embedded_info(
+                    "asn",
+                    "asn.xbasn.gz",
+                    format!(
+                        "{} IPv4 and {} IPv6 ranges, {} organisations",
+                        count(v4),
+                        count(v6),
+                        count(orgs)
+                    ),
+                    embedded::ASN,
+                ));
+                (AsnSource::Table(table), Arc::from("asn"))
+            }
+        };
+
+        let (country, country_dataset) = match &self.country_db {
+            Some(path) => {
+                let db = MmdbDatabase::open(path)?.require_country()?;
+                provenance.push(DatasetInfo {
+                    role: "country",
+                    location: path.display().to_string(),
+                    entry: None,
+                    records: format!(
+                        "type {}, built {}",
+                        db.database_type(),
+                        epoch_date(db.build_epoch())
+                    ),
+                    content: Content::File(path.clone()),
+                });
+                (db, Arc::from(format!("geoip {}", path.display())))
+            }
+            None => {
+                let path = Path::new("geoip/country.mmdb");
+                let db = MmdbDatabase::from_static(embedded::COUNTRY, path)?.require_country()?;
+                provenance.push(embedded_info(
+                    "country",
+                    "country.mmdb",
+                    format!("type {}, built {}", db.database_type(), epoch_date(db.build_epoch())),
+                    embedded::COUNTRY,
+                ));
+                (db, Arc::from("geoip"))
+            }
+        };
+
+        Ok(IntelDb {
+            catalogue,
+            overlay,
+            ranges,
+            asn,
+            country,
+            provenance,
+            asn_dataset,
+            country_dataset,
+        })
+    }
+}
+
+/// `YYYY-MM-DD` of a Unix time.
+fn epoch_date(secs: u64) -> String {
+    let ts = crate::time::Timestamp::from_parts(secs as i64, 0).to_string();
+    ts[..10].to_owned()
+}

@@ -1,0 +1,119 @@
+//! `xborder lookup` and `xborder db …`.
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use xborder::intel::build::{self, BuildOptions, UpdateOptions};
+use xborder::intel::{default_data_dir, Intel};
+
+use crate::cli::{DbCommand, IntelArgs, LookupArgs};
+use crate::config::intel_sources;
+
+fn dash<T: ToString>(v: Option<T>) -> String {
+    v.map_or_else(|| "-".to_owned(), |v| v.to_string())
+}
+
+/// One line per field, for a person.
+fn describe(i: &Intel) -> String {
+    let mut s = format!("{}\n", i.ip);
+    let mut row = |k: &str, v: String| s.push_str(&format!("  {k:<13} {v}\n"));
+    row("class", i.class.as_str().to_owned());
+    row(
+        "country",
+        match (i.country, i.country_source) {
+            (Some(c), Some(src)) => format!("{c} (from {})", src.as_str()),
+            (c, _) => dash(c),
+        },
+    );
+    row(
+        "asn",
+        match (&i.asn, &i.as_org) {
+            (Some(a), Some(o)) => format!("AS{a} {o}"),
+            (Some(a), None) => format!("AS{a}"),
+            _ => "-".into(),
+        },
+    );
+    row(
+        "provider",
+        match (&i.provider, &i.provider_name) {
+            (Some(id), Some(name)) => format!("{name} ({id})"),
+            _ => "-".into(),
+        },
+    );
+    row("jurisdiction", dash(i.jurisdiction));
+    row("region", dash(i.region.as_deref()));
+    row("service", dash(i.service.as_deref()));
+    row("prefix", dash(i.prefix));
+    row("dataset", dash(i.dataset.as_deref()));
+    s
+}
+
+pub fn run_lookup(args: &LookupArgs) -> anyhow::Result<ExitCode> {
+    let db = intel_sources(&args.intel)?.load()?;
+    let mut out = io::stdout().lock();
+    for ip in &args.ips {
+        let intel = db.lookup(*ip);
+        if args.json {
+            serde_json::to_writer(&mut out, &intel)?;
+            writeln!(out)?;
+        } else {
+            write!(out, "{}", describe(&intel))?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_db_info(args: &IntelArgs) -> anyhow::Result<ExitCode> {
+    let db = intel_sources(args)?.load()?;
+    let mut out = io::stdout().lock();
+    for d in &db.provenance {
+        writeln!(out, "{}: {}", d.role, d.location)?;
+        if let Some(e) = &d.entry {
+            writeln!(out, "  name      {}", e.name)?;
+            writeln!(out, "  source    {}", e.source)?;
+            writeln!(out, "  snapshot  {}", e.snapshot)?;
+            writeln!(out, "  licence   {}", e.licence)?;
+            if let Some(a) = &e.attribution {
+                writeln!(out, "  attribute {a}")?;
+            }
+        }
+        writeln!(out, "  records   {}", d.records)?;
+        writeln!(out, "  sha256    {}", d.sha256()?)?;
+    }
+    for (feed, n) in db.ranges.feed_counts() {
+        writeln!(out, "feed {feed}: {n} prefixes")?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn today() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    xborder::time::Timestamp::from_parts(secs as i64, 0).to_string()[..10].to_owned()
+}
+
+pub fn run_db(cmd: DbCommand) -> anyhow::Result<ExitCode> {
+    let report = match cmd {
+        DbCommand::Info { intel } => return run_db_info(&intel),
+        DbCommand::Build { from, asn_csv, country_mmdb, out, snapshot } => {
+            build::build(&BuildOptions {
+                from,
+                asn_csv,
+                country_mmdb,
+                out,
+                snapshot: snapshot.unwrap_or_else(today),
+            })?
+        }
+        DbCommand::Update { from, mirror, feeds, force, timeout, data_dir } => {
+            let data_dir = data_dir.or_else(default_data_dir).ok_or_else(|| {
+                anyhow::anyhow!("no data directory: set --data-dir, XBORDER_DATA_DIR or HOME")
+            })?;
+            build::update(&UpdateOptions { from, mirror, feeds, force, data_dir, timeout })?
+        }
+    };
+    for line in report.lines {
+        println!("{line}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
