@@ -27,7 +27,8 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("xborder: {err:#}");
+            // Our errors already name their cause; the chain would repeat it.
+            eprintln!("xborder: {err}");
             ExitCode::from(2)
         }
     }

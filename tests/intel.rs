@@ -1,0 +1,496 @@
+//! Endpoint intelligence against independent references: mmdblookup for
+//! the country database, the providers' own feed files for the ranges.
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{IpAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use xborder::intel::feeds::{self, FEEDS};
+use xborder::intel::{classify, AddressClass, IntelSources, MmdbDatabase, RegionTable};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn shared() -> PathBuf {
+    let dir = root().join("../shared/data/cloud-ranges");
+    assert!(dir.exists(), "../shared/data/cloud-ranges is missing");
+    dir
+}
+
+fn xborder(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_xborder"))
+        .args(args)
+        .env("XBORDER_DATA_DIR", "/nonexistent")
+        .output()
+        .unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn db() -> xborder::intel::IntelDb {
+    IntelSources { data_dir: Some("/nonexistent".into()), ..IntelSources::default() }
+        .load()
+        .unwrap()
+}
+
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+/// mmdblookup's answer for `country_code`, None when not found.
+fn mmdblookup(file: &Path, ip: IpAddr) -> Option<String> {
+    let out = Command::new("mmdblookup")
+        .args(["--file", file.to_str().unwrap(), "--ip", &ip.to_string(), "country_code"])
+        .output()
+        .expect("mmdblookup (Debian package mmdb-bin) must be installed: scripts/test installs it");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split('"').nth(1).map(str::to_owned)
+}
+
+#[test]
+fn country_agrees_with_mmdblookup_on_10000_random_public_addresses() {
+    let file = root().join("geoip/country.mmdb");
+    let db = MmdbDatabase::open(&file).unwrap().require_country().unwrap();
+    let mut rng = XorShift(0xdead_beef_cafe_f00d);
+    let mut ips = Vec::new();
+    while ips.len() < 10_000 {
+        let ip = if rng.next() % 4 == 0 {
+            IpAddr::from(std::net::Ipv6Addr::from(
+                ((0x2000u128 + u128::from(rng.next() % 0x1000)) << 112) | u128::from(rng.next()),
+            ))
+        } else {
+            IpAddr::from((rng.next() as u32).to_be_bytes())
+        };
+        if classify(ip) == AddressClass::Public {
+            ips.push(ip);
+        }
+    }
+    let disagreements: Vec<String> = std::thread::scope(|s| {
+        let handles: Vec<_> = ips
+            .chunks(2500)
+            .map(|chunk| {
+                let (db, file) = (&db, &file);
+                s.spawn(move || {
+                    chunk
+                        .iter()
+                        .filter_map(|ip| {
+                            let ours = db.country(*ip).map(|(c, _)| c.to_string());
+                            let theirs = mmdblookup(file, *ip);
+                            (ours != theirs)
+                                .then(|| format!("{ip}: xborder {ours:?}, mmdblookup {theirs:?}"))
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    });
+    assert!(
+        disagreements.is_empty(),
+        "{} disagreements:\n{}",
+        disagreements.len(),
+        disagreements.join("\n")
+    );
+}
+
+#[test]
+fn every_aws_google_cloud_and_oracle_prefix_resolves_to_its_provider_region_and_service() {
+    let regions = RegionTable::parse(
+        &std::fs::read_to_string(root().join("geoip/regions.csv")).unwrap(),
+        Path::new("regions.csv"),
+    )
+    .unwrap();
+    let db = db();
+    let files = [
+        ("aws", "seligman-aws-ip-ranges/ip-ranges.json"),
+        ("google-cloud", "femueller-cloud-ip-ranges/google-cloud-ip-ranges.json"),
+        ("oracle", "femueller-cloud-ip-ranges/oracle-cloud-ip-ranges.json"),
+    ];
+    let mut all = Vec::new();
+    for (name, file) in files {
+        let spec = FEEDS.iter().find(|f| f.name == name).unwrap();
+        let bytes = std::fs::read(shared().join(file)).unwrap();
+        all.extend(feeds::parse(spec, &[&bytes], &regions).unwrap().entries);
+    }
+    let expected = feeds::merge_duplicates(all);
+    // Where a longer prefix starts at the same address, the first address
+    // belongs to it; those prefixes are checked at their last address.
+    let starts: HashSet<(IpAddr, u8)> =
+        expected.iter().map(|e| (e.prefix.network(), e.prefix.prefix_len())).collect();
+    let mut wrong = Vec::new();
+    let mut checked = 0;
+    for e in &expected {
+        let shadowed =
+            starts.iter().any(|(a, l)| *a == e.prefix.network() && *l > e.prefix.prefix_len());
+        let probe = if shadowed { e.prefix.broadcast() } else { e.prefix.network() };
+        let got = db.lookup(probe);
+        if got.prefix != Some(e.prefix) {
+            // A more specific range nested at the end: nothing to compare.
+            if shadowed {
+                continue;
+            }
+        }
+        checked += 1;
+        let ok = got.provider.as_deref() == Some(e.provider.as_str())
+            && got.region.as_deref() == e.region.as_deref()
+            && got.service.as_deref() == e.service.as_deref()
+            && got.prefix == Some(e.prefix);
+        if !ok {
+            wrong.push(format!("{e:?} -> {got:?}"));
+        }
+    }
+    assert!(checked > 10_000, "only {checked} prefixes checked");
+    assert!(
+        wrong.is_empty(),
+        "{} of {checked} prefixes wrong, e.g.\n{}",
+        wrong.len(),
+        wrong[..wrong.len().min(5)].join("\n")
+    );
+}
+
+#[test]
+fn alibaba_in_the_us_is_hosted_in_the_us_under_cn_jurisdiction() {
+    let db = db();
+    for ip in ["47.88.0.1", "47.89.128.7", "47.91.255.254"] {
+        let i = db.lookup(ip.parse().unwrap());
+        assert_eq!(i.provider.as_deref(), Some("alibaba_cloud"), "{ip}");
+        assert_eq!(i.jurisdiction.map(|c| c.to_string()).as_deref(), Some("CN"), "{ip}");
+        assert_eq!(i.country.map(|c| c.to_string()).as_deref(), Some("US"), "{ip}");
+    }
+    // A region decides over geo-IP: AWS Cape Town is in South Africa.
+    let cape_town = db.lookup("13.244.0.1".parse().unwrap());
+    assert_eq!(cape_town.country.map(|c| c.to_string()).as_deref(), Some("ZA"));
+    assert_eq!(cape_town.region.as_deref(), Some("af-south-1"));
+}
+
+#[test]
+fn special_purpose_addresses_get_no_country_nor_provider() {
+    let db = db();
+    for ip in [
+        "10.0.0.1",
+        "192.168.1.1",
+        "100.64.0.1",
+        "127.0.0.1",
+        "169.254.1.1",
+        "192.0.2.1",
+        "224.0.0.1",
+        "::1",
+        "fe80::1",
+        "fd00::1",
+        "2001:db8::1",
+        "255.255.255.255",
+    ] {
+        let i = db.lookup(ip.parse().unwrap());
+        assert_ne!(i.class, AddressClass::Public, "{ip}");
+        assert_eq!((i.country, i.provider.clone(), i.asn), (None, None, None), "{ip}");
+    }
+}
+
+#[test]
+fn wrong_corrupt_and_missing_databases_are_errors_naming_the_file() {
+    let country = root().join("geoip/country.mmdb");
+    let out = xborder(&["lookup", "--geoip-asn", country.to_str().unwrap(), "1.1.1.1"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains(&format!(
+            "{}: not an ASN database (type 'country ipvAll'",
+            country.display()
+        )),
+        "{}",
+        stderr(&out)
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("broken.mmdb");
+    let bytes = std::fs::read(&country).unwrap();
+    std::fs::write(&broken, &bytes[..bytes.len() / 3]).unwrap();
+    let out = xborder(&["lookup", "--geoip-country", broken.to_str().unwrap(), "1.1.1.1"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains(&format!(
+            "{}: not a usable database: not a MaxMind DB file",
+            broken.display()
+        )),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = xborder(&[
+        "audit",
+        "--geoip-country",
+        "/nonexistent/GeoLite2-Country.mmdb",
+        root().join("fixtures/quickstart.pcap").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("/nonexistent/GeoLite2-Country.mmdb: No such file or directory"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(out.stdout.is_empty(), "a missing database fails before any work");
+}
+
+#[test]
+fn overlay_describes_documentation_addresses_and_flows_carry_it() {
+    let overlay = root().join("fixtures/intel/overlay.toml");
+    let out = xborder(&[
+        "lookup",
+        "--json",
+        "--overlay",
+        overlay.to_str().unwrap(),
+        "203.0.113.10",
+        "2001:db8::443",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[0]["provider"], "test_cn_cloud");
+    assert_eq!(lines[0]["jurisdiction"], "CN");
+    assert_eq!(lines[0]["country"], "US");
+    assert_eq!(lines[0]["country_source"], "overlay");
+    assert_eq!(lines[0]["class"], "documentation");
+    assert_eq!(lines[1]["country"], "RU");
+    assert_eq!(lines[1]["provider"], serde_json::Value::Null);
+
+    let out = xborder(&[
+        "audit",
+        "--flows",
+        "jsonl",
+        "--overlay",
+        overlay.to_str().unwrap(),
+        root().join("fixtures/quickstart.pcap").to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let flows: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let https = flows.iter().find(|f| f["destination"]["ip"] == "203.0.113.10").unwrap();
+    assert_eq!(https["destination"]["geo"]["country_iso_code"], "US");
+    assert_eq!(https["destination"]["as"]["number"], 64500);
+    assert_eq!(https["destination"]["as"]["organization"]["name"], "Test CN Cloud US");
+    let remote = &https["xborder"]["remote"];
+    assert_eq!(remote["provider"], "test_cn_cloud");
+    assert_eq!(remote["jurisdiction"], "CN");
+    assert_eq!(remote["region"], "us-east");
+    assert_eq!(remote["service"], "object-storage");
+    assert_eq!(remote["prefix"], "203.0.113.0/24");
+    // Inbound: the remote end is the source.
+    let ssh = flows.iter().find(|f| f["source"]["ip"] == "198.51.100.7").unwrap();
+    assert_eq!(ssh["source"]["geo"]["country_iso_code"], "DE");
+    assert!(ssh["destination"].get("geo").is_none());
+    assert_eq!(ssh["xborder"]["remote"]["provider"], "test_us_cloud");
+    let summary = String::from_utf8_lossy(&out.stderr);
+    assert!(summary.contains("US     Test CN Cloud (CN)"), "{summary}");
+}
+
+#[test]
+fn overlay_errors_name_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("overlay.toml");
+    std::fs::write(&bad, "[[network]]\ncidr = \"203.0.113.0/33\"\n").unwrap();
+    let out = xborder(&["lookup", "--overlay", bad.to_str().unwrap(), "1.1.1.1"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains(&format!("{}:2: column 8: invalid IP address syntax", bad.display())),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::write(&bad, "[[network]]\ncidr = \"203.0.113.0/24\"\nprovider = \"nobody\"\n")
+        .unwrap();
+    let out = xborder(&["lookup", "--overlay", bad.to_str().unwrap(), "1.1.1.1"]);
+    assert!(
+        stderr(&out)
+            .contains("provider 'nobody' is neither in the catalogue nor defined in an overlay"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn db_info_lists_every_dataset_with_licence_and_checksum() {
+    let out = xborder(&["db", "info"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for role in ["providers:", "regions:", "provider ranges:", "asn:", "country:"] {
+        assert!(text.contains(role), "{role} missing:\n{text}");
+    }
+    assert!(text.contains("licence   CC BY 4.0"), "{text}");
+    assert!(text.contains("attribute NRO (nro.net)"), "{text}");
+    assert_eq!(text.matches("sha256    ").count(), 5);
+    assert!(text.contains("feed aws: "), "{text}");
+}
+
+/// Serves `files` (name → bytes) over HTTP on loopback until dropped.
+fn serve(files: Vec<(&'static str, Vec<u8>)>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(64) {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request = String::new();
+            reader.read_line(&mut request).unwrap_or_default();
+            let path =
+                request.split_whitespace().nth(1).unwrap_or("/").trim_start_matches('/').to_owned();
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let body = files.iter().find(|(n, _)| *n == path).map(|(_, b)| b.clone());
+            let (status, body) = match body {
+                Some(b) => ("200 OK", b),
+                None => ("404 Not Found", b"not found".to_vec()),
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(&body);
+            let _ = stream.read(&mut [0u8; 1]);
+        }
+    });
+    format!("http://{addr}")
+}
+
+fn aws_feed(date: &str, prefixes: &[(&str, &str, &str)]) -> Vec<u8> {
+    let items: Vec<String> = prefixes
+        .iter()
+        .map(|(p, r, s)| format!(r#"{{"ip_prefix":"{p}","region":"{r}","service":"{s}","network_border_group":"{r}"}}"#))
+        .collect();
+    format!(
+        r#"{{"syncToken":"1","createDate":"{date}","prefixes":[{}],"ipv6_prefixes":[]}}"#,
+        items.join(",")
+    )
+    .into_bytes()
+}
+
+#[test]
+fn db_update_refreshes_from_a_mirror_with_checks() {
+    let data = tempfile::tempdir().unwrap();
+    let data_dir = data.path().to_str().unwrap();
+    let small = aws_feed(
+        "2030-01-01-00-00-00",
+        &[("44.1.0.0/16", "eu-south-1", "EC2"), ("44.2.0.0/16", "us-east-1", "S3")],
+    );
+    let mirror = serve(vec![("ip-ranges.json", small)]);
+
+    // A feed that shrank from thousands of prefixes to two is refused.
+    let out =
+        xborder(&["db", "update", "--mirror", &mirror, "--feed", "aws", "--data-dir", data_dir]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("feed aws: shrank from"), "{}", stderr(&out));
+    assert!(!data.path().join("provider-ranges.csv.gz").exists());
+
+    let out = xborder(&[
+        "db",
+        "update",
+        "--mirror",
+        &mirror,
+        "--feed",
+        "aws",
+        "--force",
+        "--data-dir",
+        data_dir,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("aws: 2 prefixes"));
+    let leftovers: Vec<_> = std::fs::read_dir(data.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(
+        leftovers.len(),
+        2,
+        "only the ranges and datasets.toml, no temporary files: {leftovers:?}"
+    );
+
+    // The refreshed data now takes precedence: 44.1.0.0/16 is AWS Milan.
+    let out = Command::new(env!("CARGO_BIN_EXE_xborder"))
+        .args(["lookup", "--json", "--data-dir", data_dir, "44.1.2.3"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["provider"], "aws");
+    assert_eq!(v["region"], "eu-south-1");
+    assert_eq!(v["country"], "IT");
+    assert_eq!(v["country_source"], "region");
+    let info = Command::new(env!("CARGO_BIN_EXE_xborder"))
+        .args(["db", "info", "--data-dir", data_dir])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&info.stdout)
+        .contains(&format!("provider ranges: {data_dir}/provider-ranges.csv.gz")));
+
+    // An older feed than the one installed is refused.
+    let old = aws_feed(
+        "2029-01-01-00-00-00",
+        &[("44.1.0.0/16", "eu-south-1", "EC2"), ("44.2.0.0/16", "us-east-1", "S3")],
+    );
+    let mirror = serve(vec![("ip-ranges.json", old)]);
+    let out =
+        xborder(&["db", "update", "--mirror", &mirror, "--feed", "aws", "--data-dir", data_dir]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains(
+            "feed aws: version 2029-01-01-00-00-00 is older than the installed 2030-01-01-00-00-00"
+        ),
+        "{}",
+        stderr(&out)
+    );
+
+    // A broken feed names itself.
+    let mirror = serve(vec![("ip-ranges.json", b"{\"createDate\": 5}".to_vec())]);
+    let out =
+        xborder(&["db", "update", "--mirror", &mirror, "--feed", "aws", "--data-dir", data_dir]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("feed aws: invalid type"), "{}", stderr(&out));
+
+    // A missing file on the mirror names the URL.
+    let mirror = serve(vec![]);
+    let out =
+        xborder(&["db", "update", "--mirror", &mirror, "--feed", "aws", "--data-dir", data_dir]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains(&format!("{mirror}/ip-ranges.json: http status: 404")),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn db_update_reads_official_files_from_a_directory() {
+    let data = tempfile::tempdir().unwrap();
+    let feeds = tempfile::tempdir().unwrap();
+    std::fs::write(feeds.path().join("ips-v4"), "104.16.0.0/13\n104.24.0.0/14\n").unwrap();
+    std::fs::write(feeds.path().join("ips-v6"), "2606:4700::/32\n").unwrap();
+    let out = xborder(&[
+        "db",
+        "update",
+        "--from",
+        feeds.path().to_str().unwrap(),
+        "--force",
+        "--data-dir",
+        data.path().to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("cloudflare: 3 prefixes"), "{text}");
+    assert!(text.contains("aws: skipped (no file or URL)"), "{text}");
+}
