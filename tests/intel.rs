@@ -494,3 +494,118 @@ fn db_update_reads_official_files_from_a_directory() {
     assert!(text.contains("cloudflare: 3 prefixes"), "{text}");
     assert!(text.contains("aws: skipped (no file or URL)"), "{text}");
 }
+
+mod support;
+
+/// Networks covering the probe addresses xborder uses to recognise schemas.
+fn probe_networks(record: serde_json::Value) -> Vec<(&'static str, serde_json::Value)> {
+    vec![("8.8.8.0/24", record.clone()), ("1.1.1.0/24", record.clone()), ("2001:4860::/32", record)]
+}
+
+#[test]
+fn user_databases_in_every_common_schema_are_recognised() {
+    use serde_json::json;
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "GeoLite2-Country",
+            json!({"country": {"iso_code": "SE", "names": {"en": "Sweden"}}, "continent": {"code": "EU"}}),
+            "country",
+            Some("SE"),
+            None,
+        ),
+        (
+            "GeoIP2-City",
+            json!({"city": {"names": {"en": "Paris"}}, "registered_country": {"iso_code": "FR"}}),
+            "country",
+            Some("FR"),
+            None,
+        ),
+        ("DBIP-Country-Lite", json!({"country": {"iso_code": "JP"}}), "country", Some("JP"), None),
+        (
+            "ipinfo lite.mmdb",
+            json!({"country_code": "BR", "country": "Brazil", "asn": "AS64511", "as_name": "IPinfo Test"}),
+            "both",
+            Some("BR"),
+            Some(64511),
+        ),
+        ("geo-whois-asn-country", json!({"country_code": "KE"}), "country", Some("KE"), None),
+        (
+            "GeoLite2-ASN",
+            json!({"autonomous_system_number": 64512, "autonomous_system_organization": "MaxMind Test"}),
+            "asn",
+            None,
+            Some(64512),
+        ),
+        (
+            "DBIP-ASN-Lite",
+            json!({"autonomous_system_number": 64513, "autonomous_system_organization": "DB-IP Test"}),
+            "asn",
+            None,
+            Some(64513),
+        ),
+    ];
+    for (kind, record, role, country, asn) in cases {
+        let path = dir.path().join(format!("{kind}.mmdb"));
+        std::fs::write(&path, support::mmdb::write(6, kind, &probe_networks(record))).unwrap();
+        let p = path.to_str().unwrap();
+        let as_country = xborder(&["lookup", "--json", "--geoip-country", p, "8.8.8.8"]);
+        let as_asn = xborder(&["lookup", "--json", "--geoip-asn", p, "8.8.8.8"]);
+        match role {
+            "country" => {
+                assert!(as_country.status.success(), "{kind}: {}", stderr(&as_country));
+                assert!(
+                    stderr(&as_asn).contains("not an ASN database"),
+                    "{kind}: {}",
+                    stderr(&as_asn)
+                );
+            }
+            "asn" => {
+                assert!(as_asn.status.success(), "{kind}: {}", stderr(&as_asn));
+                assert!(
+                    stderr(&as_country).contains("not a country database"),
+                    "{kind}: {}",
+                    stderr(&as_country)
+                );
+            }
+            _ => {
+                assert!(as_country.status.success() && as_asn.status.success(), "{kind}");
+            }
+        }
+        if let Some(c) = country {
+            let v: serde_json::Value = serde_json::from_slice(&as_country.stdout).unwrap();
+            assert_eq!(v["country"], c, "{kind}");
+            assert_eq!(v["country_source"], "geoip", "{kind}");
+        }
+        if let Some(a) = asn {
+            let v: serde_json::Value = serde_json::from_slice(&as_asn.stdout).unwrap();
+            assert_eq!(v["asn"], a, "{kind}");
+        }
+    }
+    // An IPv4-only database answers IPv4 and nothing else, without error.
+    let v4 = dir.path().join("v4.mmdb");
+    std::fs::write(
+        &v4,
+        support::mmdb::write(
+            4,
+            "GeoLite2-Country",
+            &[("8.8.8.0/24", json!({"country": {"iso_code": "AU"}}))],
+        ),
+    )
+    .unwrap();
+    let out = xborder(&[
+        "lookup",
+        "--json",
+        "--geoip-country",
+        v4.to_str().unwrap(),
+        "8.8.8.8",
+        "2001:4860::1",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines[0]["country"], "AU");
+    assert_eq!(lines[1]["country"], serde_json::Value::Null);
+}

@@ -24,11 +24,21 @@ struct IsoCode<'a> {
     iso_code: Option<&'a str>,
 }
 
+/// MaxMind's `country` is a map with `iso_code`; IPinfo's is the name.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum CountryField<'a> {
+    #[serde(borrow)]
+    Map(IsoCode<'a>),
+    #[allow(dead_code)]
+    Name(&'a str),
+}
+
 /// The union of the fields of every supported schema.
 #[derive(Deserialize, Default)]
 struct AnyRecord<'a> {
     #[serde(borrow)]
-    country: Option<IsoCode<'a>>,
+    country: Option<CountryField<'a>>,
     #[serde(borrow)]
     registered_country: Option<IsoCode<'a>>,
     country_code: Option<&'a str>,
@@ -40,7 +50,10 @@ struct AnyRecord<'a> {
 
 impl AnyRecord<'_> {
     fn country(&self) -> Option<CountryCode> {
-        let country = self.country.as_ref().and_then(|c| c.iso_code);
+        let country = match &self.country {
+            Some(CountryField::Map(m)) => m.iso_code,
+            _ => None,
+        };
         let registered = self.registered_country.as_ref().and_then(|c| c.iso_code);
         country.or(self.country_code).or(registered).and_then(CountryCode::parse)
     }

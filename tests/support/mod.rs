@@ -7,6 +7,7 @@
 
 pub mod fixtures;
 pub mod generator;
+pub mod mmdb;
 
 use std::io::Write;
 use std::net::IpAddr;
