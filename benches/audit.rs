@@ -69,8 +69,8 @@ fn capture(packets: u64, flows: u64) -> PathBuf {
 }
 
 fn main() {
-    // `cargo bench` passes --bench; `cargo test --benches` does not run us
-    // with it, and then there is nothing to measure.
+    // `cargo bench` passes --bench; under `cargo test --benches` there is
+    // nothing to measure.
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
@@ -82,13 +82,20 @@ fn main() {
     let file = capture(packets, flows);
     let file_str = file.to_str().unwrap();
     let xborder = env!("CARGO_BIN_EXE_xborder");
-    let mut xb_args = vec!["audit", file_str, "--flows", "jsonl", "-o", "/dev/null", "-q"];
-    xb_args.extend(&extra);
-    // Warm the page cache so both read from memory.
+    let mut with_intel = vec!["audit", file_str, "--flows", "jsonl", "-o", "/dev/null", "-q"];
+    with_intel.extend(&extra);
+    let mut flows_only = with_intel.clone();
+    flows_only.push("--no-intel");
+    // Warm the page cache so every command reads from memory.
     std::fs::read(&file).map(drop).unwrap();
 
+    // tcpdump and both xborder variants alternate in every round, so that
+    // all three see the same machine.
     let have_tcpdump = Command::new("tcpdump").arg("--version").output().is_ok();
-    let (mut ref_times, mut xb_times) = (Vec::new(), Vec::new());
+    let variants =
+        [("flows only (--no-intel)", &flows_only), ("with endpoint intelligence", &with_intel)];
+    let mut ref_times = Vec::new();
+    let mut times = vec![Vec::new(); variants.len()];
     for _ in 0..rounds {
         if have_tcpdump {
             ref_times.push(time(Command::new("tcpdump").args([
@@ -99,36 +106,46 @@ fn main() {
                 "/dev/null",
             ])));
         }
-        xb_times.push(time(Command::new(xborder).args(&xb_args)));
+        for (i, (_, args)) in variants.iter().enumerate() {
+            times[i].push(time(Command::new(xborder).args(args.iter())));
+        }
     }
-    let xb = median(xb_times);
     let size = std::fs::metadata(&file).unwrap().len();
     println!(
         "capture: {} ({packets} packets, {flows} flows, {:.0} MB)",
         file.display(),
         size as f64 / 1e6
     );
-    println!(
-        "xborder audit --flows jsonl {}: median {:.3} s over {rounds} rounds",
-        extra.join(" "),
-        xb.as_secs_f64()
-    );
-    println!(
-        "  {:.2} M packets/s, {:.0} MB/s",
-        packets as f64 / xb.as_secs_f64() / 1e6,
-        size as f64 / xb.as_secs_f64() / 1e6
-    );
-    if have_tcpdump {
-        let r = median(ref_times);
-        println!("tcpdump -r FILE -w /dev/null: median {:.3} s", r.as_secs_f64());
-        println!("ratio xborder / tcpdump: {:.2}", xb.as_secs_f64() / r.as_secs_f64());
-    } else {
-        println!("tcpdump not installed: no reference ratio (apt-get install tcpdump)");
+    let reference = have_tcpdump.then(|| median(ref_times));
+    match reference {
+        Some(r) => println!(
+            "tcpdump -n -r FILE -w /dev/null: median {:.3} s over {rounds} rounds",
+            r.as_secs_f64()
+        ),
+        None => println!("tcpdump not installed: no reference ratio (apt-get install tcpdump)"),
     }
+    let mut medians = Vec::new();
+    for ((name, _), t) in variants.iter().zip(times) {
+        let xb = median(t);
+        medians.push(xb);
+        print!(
+            "xborder audit --flows jsonl -o /dev/null, {name}: median {:.3} s",
+            xb.as_secs_f64()
+        );
+        if let Some(r) = reference {
+            print!(", ratio to tcpdump {:.2}", xb.as_secs_f64() / r.as_secs_f64());
+        }
+        println!(", {:.2} M packets/s", packets as f64 / xb.as_secs_f64() / 1e6);
+    }
+    println!(
+        "endpoint intelligence adds {:+.1}% to the flows-only run",
+        (medians[1].as_secs_f64() / medians[0].as_secs_f64() - 1.0) * 100.0
+    );
 
-    // Memory: the run's peak RSS beyond a run on a one-packet-flow capture.
+    // Memory of the flow stage: peak RSS beyond a run on a tiny capture,
+    // both without intelligence (whose data is a fixed ~40 MB).
     let tiny = capture(1000, 100);
-    let summary = Command::new(xborder).args(["audit", file_str]).args(&extra).output().unwrap();
+    let summary = Command::new(xborder).args(["audit", "--no-intel", file_str]).output().unwrap();
     let summary = String::from_utf8_lossy(&summary.stdout);
     let live: u64 = summary
         .lines()
@@ -137,22 +154,21 @@ fn main() {
         })
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
-    let mut tiny_args = xb_args.clone();
+    let mut tiny_args = flows_only.clone();
     tiny_args[1] = tiny.to_str().unwrap();
     let (Some(big), Some(small)) = (
-        peak_rss_kib(&[&[xborder][..], &xb_args].concat()),
+        peak_rss_kib(&[&[xborder][..], &flows_only].concat()),
         peak_rss_kib(&[&[xborder][..], &tiny_args].concat()),
     ) else {
         println!("GNU time not installed: no memory figures (apt-get install time)");
         return;
     };
     println!(
-        "peak RSS {} KiB ({} KiB on a tiny capture); at most {live} flows alive at once",
-        big, small
+        "peak RSS {big} KiB ({small} KiB on a tiny capture); at most {live} flows alive at once"
     );
     if live > 0 {
         println!(
-            "  {:.0} bytes per live flow (all of the growth, including finished flow records kept for the report)",
+            "  {:.0} bytes per live flow (all of the growth, including the finished flow records kept for the report)",
             (big.saturating_sub(small) * 1024) as f64 / live as f64
         );
     }

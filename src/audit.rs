@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use crate::capture::{self, CaptureError, Opened};
 use crate::decode::{self, Decoded, FrameRef};
-use crate::flow::{FlowTable, FlowTimeouts, LocalNetworks};
+use crate::flow::{FlowRecord, FlowTable, FlowTimeouts, LocalNetworks};
 use crate::intel::{IntelCache, IntelDb};
 use crate::report::{AuditReport, InputSummary};
 
@@ -24,6 +24,16 @@ pub struct AuditConfig {
 /// Errors never stop the run: a damaged file keeps the packets before the
 /// damage and its error is recorded in the report's inputs.
 pub fn run(config: &AuditConfig) -> AuditReport {
+    run_observed(config, &mut |_| {})
+}
+
+/// How many packets go by between hand-overs of finished flows to the
+/// observer.
+const HANDOVER_PACKETS: u64 = 1 << 16;
+
+/// [`run`], calling `observer` for each finished flow soon after it ends
+/// (e.g. to look its remote endpoint up on another thread meanwhile).
+pub fn run_observed(config: &AuditConfig, observer: &mut dyn FnMut(&FlowRecord)) -> AuditReport {
     let mut report = AuditReport::default();
     let (inputs, walk_errors) = capture::expand_inputs(&config.paths);
     for err in walk_errors {
@@ -46,9 +56,14 @@ pub fn run(config: &AuditConfig) -> AuditReport {
             }
             Ok(Opened::Reader(mut reader)) => {
                 summary.format = Some(reader.format());
-                if let Err(err) =
-                    read_capture(&mut reader, index, &mut table, &mut report, &mut summary)
-                {
+                if let Err(err) = read_capture(
+                    &mut reader,
+                    index,
+                    &mut table,
+                    &mut report,
+                    &mut summary,
+                    observer,
+                ) {
                     summary.error = Some(err.to_string());
                 }
             }
@@ -57,14 +72,16 @@ pub fn run(config: &AuditConfig) -> AuditReport {
         report.inputs.push(summary);
     }
     report.peak_live_flows = table.peak_flows();
-    report.flows = table.finish(&mut report.anomalies);
+    let rest = table.finish(&mut report.anomalies);
+    rest.iter().for_each(&mut *observer);
+    report.flows.extend(rest);
     // First frames are unique, so an unstable sort is deterministic.
     report.flows.sort_unstable_by_key(|f| (f.start, f.first_frame));
     report
 }
 
-/// Looks up every remote endpoint of the report's flows, once per distinct
-/// address (never per packet).
+/// Looks up every remote endpoint of the report's flows that is not looked
+/// up yet, once per distinct address (never per packet).
 pub fn attach_intel(report: &mut AuditReport, db: &IntelDb) {
     let mut cache = IntelCache::new(db);
     for f in &report.flows {
@@ -81,11 +98,18 @@ fn read_capture(
     table: &mut FlowTable,
     report: &mut AuditReport,
     summary: &mut InputSummary,
+    observer: &mut dyn FnMut(&FlowRecord),
 ) -> Result<(), CaptureError> {
     let totals = &mut report.totals;
     while let Some(packet) = reader.next_packet()? {
         summary.packets += 1;
         totals.packets += 1;
+        if totals.packets % HANDOVER_PACKETS == 0 {
+            for f in table.drain_finished() {
+                observer(&f);
+                report.flows.push(f);
+            }
+        }
         let ts = packet.timestamp;
         totals.first = Some(totals.first.map_or(ts, |f| f.min(ts)));
         totals.last = Some(totals.last.map_or(ts, |l| l.max(ts)));

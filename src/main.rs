@@ -5,15 +5,20 @@ mod cli;
 mod config;
 mod lookup;
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
+use std::net::IpAddr;
 use std::process::ExitCode;
+use std::sync::{mpsc, Arc};
+use std::thread;
 
 use clap::Parser;
 
 use cli::{AuditArgs, Cli, Command, FlowFormat};
 use xborder::audit::{self, AuditConfig};
 use xborder::flow::{FlowTimeouts, LocalNetworks};
+use xborder::intel::IntelError;
 use xborder::report::{flows, summary};
 
 fn main() -> ExitCode {
@@ -61,23 +66,37 @@ fn run_audit(args: &AuditArgs) -> anyhow::Result<ExitCode> {
         ))),
         None => None,
     };
-    // The intelligence loads on the other core while the captures are read;
-    // files the user named are checked first, so a typo fails at once.
-    let intel = match args.no_intel {
-        true => None,
-        false => {
-            let sources = config::intel_sources(&args.intel)?;
-            sources.check_files()?;
-            Some(std::thread::spawn(move || sources.load()))
-        }
-    };
-    let mut report = audit::run(&config);
-    if let Some(loader) = intel {
-        let db = loader
+    // The intelligence loads on the other core while the captures are read,
+    // then looks remote endpoints up as their flows finish; files the user
+    // named are checked first, so a typo fails at once.
+    let report = if args.no_intel {
+        audit::run(&config)
+    } else {
+        let sources = config::intel_sources(&args.intel)?;
+        sources.check_files()?;
+        let (remotes, incoming) = mpsc::channel::<IpAddr>();
+        let worker = thread::spawn(move || -> Result<_, IntelError> {
+            let db = sources.load()?;
+            let mut found = HashMap::new();
+            for ip in incoming {
+                found.entry(ip).or_insert_with(|| Arc::new(db.lookup(ip)));
+            }
+            Ok((db, found))
+        });
+        let mut report = audit::run_observed(&config, &mut |flow| {
+            if let Some(remote) = flow.remote() {
+                // A closed channel means loading failed; the join says why.
+                let _ = remotes.send(remote.ip);
+            }
+        });
+        drop(remotes);
+        let (db, found) = worker
             .join()
             .map_err(|_| anyhow::anyhow!("loading the intelligence data failed"))??;
+        report.remote_intel = found;
         audit::attach_intel(&mut report, &db);
-    }
+        report
+    };
     for (path, reason) in &report.skipped {
         eprintln!("xborder: skipping {}: {reason}", path.display());
     }

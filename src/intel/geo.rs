@@ -13,7 +13,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
-use maxminddb::Reader;
+use maxminddb::{PathElement, Reader};
 use serde::Deserialize;
 
 use super::{CountryCode, IntelError};
@@ -66,6 +66,13 @@ impl AnyRecord<'_> {
         Some((n, self.as_name))
     }
 }
+
+/// Where a country code can be, in the order the schemas are tried.
+const COUNTRY_PATHS: [&[PathElement<'static>]; 3] = [
+    &[PathElement::Key("country"), PathElement::Key("iso_code")],
+    &[PathElement::Key("country_code")],
+    &[PathElement::Key("registered_country"), PathElement::Key("iso_code")],
+];
 
 /// What a database can answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -199,8 +206,13 @@ impl MmdbDatabase {
     /// The country of `ip` and the network it was found in. A damaged
     /// record reads as "not found".
     pub fn country(&self, ip: IpAddr) -> Option<(CountryCode, Option<IpNet>)> {
-        let (r, net) = self.record(ip)?;
-        Some((r.country()?, net))
+        let found = self.reader.lookup(ip).ok()?;
+        // Reading the two or three paths that can hold a country is much
+        // cheaper than decoding whole records (City records are large).
+        let code =
+            COUNTRY_PATHS.iter().find_map(|path| found.decode_path::<&str>(path).ok().flatten())?;
+        let net = found.network().ok().and_then(|n| IpNet::new(n.network(), n.prefix()).ok());
+        Some((CountryCode::parse(code)?, net))
     }
 
     /// The ASN and organisation of `ip`.

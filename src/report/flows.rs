@@ -2,7 +2,9 @@
 //! packet. Field names follow the Elastic Common Schema where it has one;
 //! the rest lives under `xborder.*`. The schema is documented in README.md.
 
+use std::collections::HashMap;
 use std::io::{self, Write};
+use std::net::IpAddr;
 
 use super::json::{escape_into, JsonObject};
 use super::AuditReport;
@@ -34,7 +36,7 @@ fn endpoint(
     key: &str,
     ep: Endpoint,
     stats: &SideStats,
-    intel: Option<&Intel>,
+    intel: Option<&[u8]>,
 ) {
     let mut e = o.object(key);
     e.ip("ip", ep.ip);
@@ -43,24 +45,56 @@ fn endpoint(
     }
     e.u64("packets", stats.packets);
     e.u64("bytes", stats.bytes);
-    if let Some(i) = intel {
-        if let Some(c) = i.country {
-            let mut geo = e.object("geo");
-            geo.keyword("country_iso_code", c.as_str());
-            geo.end();
-        }
-        if let Some(asn) = i.asn {
-            let mut a = e.object("as");
-            a.u64("number", u64::from(asn));
-            if let Some(org) = &i.as_org {
-                let mut organization = a.object("organization");
-                organization.string("name", org);
-                organization.end();
-            }
-            a.end();
-        }
+    if let Some(fields) = intel {
+        e.raw_fields(fields);
     }
     e.end();
+}
+
+/// The ECS fields of a remote endpoint: `geo.country_iso_code`,
+/// `as.number`, `as.organization.name`.
+fn endpoint_intel(e: &mut JsonObject<'_>, i: &Intel) {
+    if let Some(c) = i.country {
+        let mut geo = e.object("geo");
+        geo.keyword("country_iso_code", c.as_str());
+        geo.end();
+    }
+    if let Some(asn) = i.asn {
+        let mut a = e.object("as");
+        a.u64("number", u64::from(asn));
+        if let Some(org) = &i.as_org {
+            let mut organization = a.object("organization");
+            organization.string("name", org);
+            organization.end();
+        }
+        a.end();
+    }
+}
+
+/// The intelligence of one remote address as JSON, written once per
+/// address and copied into each of its flows: the endpoint's ECS fields
+/// and the `remote` object.
+pub struct IntelJson {
+    endpoint: Vec<u8>,
+    remote: Vec<u8>,
+}
+
+impl IntelJson {
+    pub fn new(i: &Intel) -> Self {
+        // Written as objects, kept without their braces: they are fields
+        // of the enclosing objects.
+        let fields = |write: &dyn Fn(&mut JsonObject<'_>)| {
+            let mut buf = Vec::new();
+            let mut o = JsonObject::new(&mut buf);
+            write(&mut o);
+            o.end();
+            buf[1..buf.len() - 1].to_vec()
+        };
+        Self {
+            endpoint: fields(&|o| endpoint_intel(o, i)),
+            remote: fields(&|o| remote_intel(o, i)),
+        }
+    }
 }
 
 /// `xborder.remote`: what ECS has no field for.
@@ -106,11 +140,12 @@ fn side_extra(o: &mut JsonObject<'_>, key: &str, stats: &SideStats, tcp: bool) {
 
 /// Appends one flow record (without the newline) to `buf`; `file` is the
 /// input's path, already a JSON string; `intel` describes the remote end.
-pub fn write_record(buf: &mut Vec<u8>, rec: &FlowRecord, file: &[u8], intel: Option<&Intel>) {
+pub fn write_record(buf: &mut Vec<u8>, rec: &FlowRecord, file: &[u8], intel: Option<&IntelJson>) {
     let remote_is_responder = rec.direction.remote_is_responder();
+    let fields = intel.map(|i| i.endpoint.as_slice());
     let (src_intel, dst_intel) = match remote_is_responder {
-        Some(true) => (None, intel),
-        Some(false) => (intel, None),
+        Some(true) => (None, fields),
+        Some(false) => (fields, None),
         None => (None, None),
     };
     let mut o = JsonObject::new(buf);
@@ -146,7 +181,7 @@ pub fn write_record(buf: &mut Vec<u8>, rec: &FlowRecord, file: &[u8], intel: Opt
     side_extra(&mut flow, "destination", &rec.destination_stats, tcp);
     flow.end();
     if let Some(i) = intel.filter(|_| remote_is_responder.is_some()) {
-        remote_intel(&mut x, i);
+        x.raw_fields(&i.remote);
     }
     x.end();
     o.end();
@@ -165,9 +200,16 @@ pub fn write_jsonl(report: &AuditReport, out: &mut dyn Write) -> io::Result<()> 
         })
         .collect();
     let mut buf = Vec::with_capacity(1 << 16);
+    let mut cached: HashMap<IpAddr, IntelJson> = HashMap::new();
     for rec in &report.flows {
         let file = files.get(rec.first_frame.file as usize).map_or(&b"\"\""[..], Vec::as_slice);
-        let intel = rec.remote().and_then(|r| report.remote_intel.get(&r.ip)).map(|i| &**i);
+        let intel = match rec.remote() {
+            Some(r) => match report.remote_intel.get(&r.ip) {
+                Some(i) => Some(&*cached.entry(r.ip).or_insert_with(|| IntelJson::new(i))),
+                None => None,
+            },
+            None => None,
+        };
         write_record(&mut buf, rec, file, intel);
         buf.push(b'\n');
         if buf.len() > 60_000 {

@@ -101,6 +101,18 @@ impl<'a> JsonObject<'a> {
         self.buf.push(b']');
     }
 
+    /// Fields already written as JSON (`"a":1,"b":2`), e.g. cached ones.
+    pub fn raw_fields(&mut self, fields: &[u8]) {
+        if fields.is_empty() {
+            return;
+        }
+        if !self.empty {
+            self.buf.push(b',');
+        }
+        self.empty = false;
+        self.buf.extend_from_slice(fields);
+    }
+
     /// Closes the object.
     pub fn end(self) {
         self.buf.push(b'}');
