@@ -203,13 +203,10 @@ pub fn write_jsonl(report: &AuditReport, out: &mut dyn Write) -> io::Result<()> 
     let mut cached: HashMap<IpAddr, IntelJson> = HashMap::new();
     for rec in &report.flows {
         let file = files.get(rec.first_frame.file as usize).map_or(&b"\"\""[..], Vec::as_slice);
-        let intel = match rec.remote() {
-            Some(r) => match report.remote_intel.get(&r.ip) {
-                Some(i) => Some(&*cached.entry(r.ip).or_insert_with(|| IntelJson::new(i))),
-                None => None,
-            },
-            None => None,
-        };
+        let intel = rec.remote().and_then(|r| {
+            let found = report.remote_intel.get(&r.ip)?;
+            Some(&*cached.entry(r.ip).or_insert_with(|| IntelJson::new(found)))
+        });
         write_record(&mut buf, rec, file, intel);
         buf.push(b'\n');
         if buf.len() > 60_000 {
