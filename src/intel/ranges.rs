@@ -57,103 +57,44 @@ fn opt(s: &str) -> Option<&str> {
 impl ProviderRanges {
     /// Reads the gzip-compressed CSV into entries.
     pub fn read_entries(gz: &[u8], path: &Path) -> Result<Vec<RangeEntry>, IntelError> {
-        let mut text = String::new();
-        flate2::read::GzDecoder::new(gz).read_to_string(&mut text).map_err(|e| {
-            IntelError::corrupt(path, format!("not gzip-compressed UTF-8 text: {e}"))
-        })?;
-        let mut entries = Vec::new();
-        for (n, line) in text.lines().enumerate() {
-            if n == 0 {
-                if line != HEADER {
-                    return Err(IntelError::corrupt(
-                        path,
-                        format!("expected the header '{HEADER}'"),
-                    ));
-                }
-                continue;
-            }
-            let syntax = |message: String| IntelError::Syntax {
-                path: path.to_owned(),
-                line: n + 1,
-                message,
-            };
-            let cols: Vec<&str> = line.split(',').collect();
-            let [prefix, provider, service, region, country, feed] = cols[..] else {
-                return Err(syntax(format!("expected {HEADER}")));
-            };
-            let country = match opt(country) {
-                Some(c) => Some(
-                    CountryCode::parse(c).ok_or_else(|| syntax(format!("bad country '{c}'")))?,
-                ),
-                None => None,
-            };
-            entries.push(RangeEntry {
-                prefix: prefix.parse().map_err(|_| syntax(format!("bad prefix '{prefix}'")))?,
-                provider: provider.to_owned(),
-                service: opt(service).map(str::to_owned),
-                region: opt(region).map(str::to_owned),
-                country,
-                feed: feed.to_owned(),
-            });
-        }
-        Ok(entries)
+        let text = inflate(gz, path)?;
+        let entries = rows(&text, path)?
+            .map(|row| {
+                let r = row?;
+                Ok(RangeEntry {
+                    prefix: r.prefix,
+                    provider: r.provider.to_owned(),
+                    service: r.service.map(str::to_owned),
+                    region: r.region.map(str::to_owned),
+                    country: r.country,
+                    feed: r.feed.to_owned(),
+                })
+            })
+            .collect();
+        entries
     }
 
     /// Loads the gzip-compressed CSV; every provider must be in `catalogue`.
-    /// (Straight into the lookup form: this runs at every start.)
+    /// (Straight into the lookup form, without owned entries: this runs at
+    /// every start.)
     pub fn read(gz: &[u8], path: &Path, catalogue: &ProviderCatalogue) -> Result<Self, IntelError> {
-        let mut text = String::new();
-        flate2::read::GzDecoder::new(gz).read_to_string(&mut text).map_err(|e| {
-            IntelError::corrupt(path, format!("not gzip-compressed UTF-8 text: {e}"))
-        })?;
-        let mut lines = text.lines();
-        if lines.next() != Some(HEADER) {
-            return Err(IntelError::corrupt(path, format!("expected the header '{HEADER}'")));
-        }
+        let text = inflate(gz, path)?;
         let mut interner = Interner::default();
         let mut infos = Vec::new();
-        for (n, line) in lines.enumerate() {
-            let syntax = |message: String| IntelError::Syntax {
+        for row in rows(&text, path)? {
+            let r = row?;
+            let provider = catalogue.index_of(r.provider).ok_or_else(|| IntelError::Syntax {
                 path: path.to_owned(),
-                line: n + 2,
-                message,
-            };
-            let mut cols = line.split(',');
-            let (
-                Some(prefix),
-                Some(provider),
-                Some(service),
-                Some(region),
-                Some(country),
-                Some(feed),
-                None,
-            ) = (
-                cols.next(),
-                cols.next(),
-                cols.next(),
-                cols.next(),
-                cols.next(),
-                cols.next(),
-                cols.next(),
-            )
-            else {
-                return Err(syntax(format!("expected {HEADER}")));
-            };
-            let country = match opt(country) {
-                Some(c) => Some(
-                    CountryCode::parse(c).ok_or_else(|| syntax(format!("bad country '{c}'")))?,
-                ),
-                None => None,
-            };
+                line: r.line,
+                message: format!("provider '{}' is not in the catalogue", r.provider),
+            })?;
             infos.push(RangeInfo {
-                prefix: prefix.parse().map_err(|_| syntax(format!("bad prefix '{prefix}'")))?,
-                provider: catalogue.index_of(provider).ok_or_else(|| {
-                    syntax(format!("provider '{provider}' is not in the catalogue"))
-                })?,
-                service: opt(service).map(|s| interner.get(s)),
-                region: opt(region).map(|s| interner.get(s)),
-                country,
-                feed: interner.get(feed),
+                prefix: r.prefix,
+                provider,
+                service: r.service.map(|s| interner.get(s)),
+                region: r.region.map(|s| interner.get(s)),
+                country: r.country,
+                feed: interner.get(r.feed),
             });
         }
         let table = PrefixTable::build(infos.iter().enumerate().map(|(i, r)| (r.prefix, i as u32)));
@@ -231,6 +172,62 @@ impl ProviderRanges {
         v.sort();
         v
     }
+}
+
+fn inflate(gz: &[u8], path: &Path) -> Result<String, IntelError> {
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(gz)
+        .read_to_string(&mut text)
+        .map_err(|e| IntelError::corrupt(path, format!("not gzip-compressed UTF-8 text: {e}")))?;
+    Ok(text)
+}
+
+/// One line of the file, borrowed.
+struct Row<'t> {
+    line: usize,
+    prefix: IpNet,
+    provider: &'t str,
+    service: Option<&'t str>,
+    region: Option<&'t str>,
+    country: Option<CountryCode>,
+    feed: &'t str,
+}
+
+/// The data lines after the header.
+fn rows<'t>(
+    text: &'t str,
+    path: &'t Path,
+) -> Result<impl Iterator<Item = Result<Row<'t>, IntelError>> + 't, IntelError> {
+    let mut lines = text.lines();
+    if lines.next() != Some(HEADER) {
+        return Err(IntelError::corrupt(path, format!("expected the header '{HEADER}'")));
+    }
+    Ok(lines.enumerate().map(move |(n, line)| {
+        let syntax =
+            |message: String| IntelError::Syntax { path: path.to_owned(), line: n + 2, message };
+        let mut cols = line.split(',');
+        let mut next = || cols.next().ok_or_else(|| syntax(format!("expected {HEADER}")));
+        let (prefix, provider, service, region, country, feed) =
+            (next()?, next()?, next()?, next()?, next()?, next()?);
+        if cols.next().is_some() {
+            return Err(syntax(format!("expected {HEADER}")));
+        }
+        let country = match opt(country) {
+            Some(c) => {
+                Some(CountryCode::parse(c).ok_or_else(|| syntax(format!("bad country '{c}'")))?)
+            }
+            None => None,
+        };
+        Ok(Row {
+            line: n + 2,
+            prefix: prefix.parse().map_err(|_| syntax(format!("bad prefix '{prefix}'")))?,
+            provider,
+            service: opt(service),
+            region: opt(region),
+            country,
+            feed,
+        })
+    }))
 }
 
 /// One shared string per distinct service, region and feed name.

@@ -234,17 +234,7 @@ impl IntelSources {
         let (asn, asn_dataset) = match &self.asn_db {
             Some(path) => {
                 let db = MmdbDatabase::open(path)?.require_asn()?;
-                provenance.push(DatasetInfo {
-                    role: "asn",
-                    location: path.display().to_string(),
-                    entry: None,
-                    records: format!(
-                        "type {}, built {}",
-                        db.database_type(),
-                        epoch_date(db.build_epoch())
-                    ),
-                    content: Content::File(path.clone()),
-                });
+                provenance.push(user_mmdb_info("asn", path, &db));
                 (AsnSource::Mmdb(db), Arc::from(format!("asn {}", path.display())))
             }
             None => {
@@ -268,17 +258,7 @@ impl IntelSources {
         let (country, country_dataset) = match &self.country_db {
             Some(path) => {
                 let db = MmdbDatabase::open(path)?.require_country()?;
-                provenance.push(DatasetInfo {
-                    role: "country",
-                    location: path.display().to_string(),
-                    entry: None,
-                    records: format!(
-                        "type {}, built {}",
-                        db.database_type(),
-                        epoch_date(db.build_epoch())
-                    ),
-                    content: Content::File(path.clone()),
-                });
+                provenance.push(user_mmdb_info("country", path, &db));
                 (db, Arc::from(format!("geoip {}", path.display())))
             }
             None => {
@@ -304,6 +284,17 @@ impl IntelSources {
             asn_dataset,
             country_dataset,
         })
+    }
+}
+
+/// Provenance of a database the user named.
+fn user_mmdb_info(role: &'static str, path: &Path, db: &MmdbDatabase) -> DatasetInfo {
+    DatasetInfo {
+        role,
+        location: path.display().to_string(),
+        entry: None,
+        records: format!("type {}, built {}", db.database_type(), epoch_date(db.build_epoch())),
+        content: Content::File(path.to_owned()),
     }
 }
 
