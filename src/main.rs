@@ -67,21 +67,31 @@ fn run_audit(args: &AuditArgs) -> anyhow::Result<ExitCode> {
         None => None,
     };
     // The intelligence loads on the other core while the captures are read,
-    // then looks remote endpoints up as their flows finish; files the user
-    // named are checked first, so a typo fails at once.
+    // then looks remote endpoints up (and renders their JSON) as their flows
+    // finish; files the user named are checked first, so a typo fails at
+    // once.
+    let mut intel_json = HashMap::new();
     let report = if args.no_intel {
         audit::run(&config)
     } else {
         let sources = config::intel_sources(&args.intel)?;
         sources.check_files()?;
+        let want_json = args.flows.is_some();
         let (remotes, incoming) = mpsc::channel::<IpAddr>();
         let worker = thread::spawn(move || -> Result<_, IntelError> {
             let db = sources.load()?;
             let mut found = HashMap::new();
+            let mut json = HashMap::new();
             for ip in incoming {
-                found.entry(ip).or_insert_with(|| Arc::new(db.lookup(ip)));
+                found.entry(ip).or_insert_with(|| {
+                    let intel = db.lookup(ip);
+                    if want_json {
+                        json.insert(ip, flows::IntelJson::new(&intel));
+                    }
+                    Arc::new(intel)
+                });
             }
-            Ok((db, found))
+            Ok((db, found, json))
         });
         let mut report = audit::run_observed(&config, &mut |flow| {
             if let Some(remote) = flow.remote() {
@@ -90,10 +100,11 @@ fn run_audit(args: &AuditArgs) -> anyhow::Result<ExitCode> {
             }
         });
         drop(remotes);
-        let (db, found) = worker
+        let (db, found, json) = worker
             .join()
             .map_err(|_| anyhow::anyhow!("loading the intelligence data failed"))??;
         report.remote_intel = found;
+        intel_json = json;
         audit::attach_intel(&mut report, &db);
         report
     };
@@ -108,8 +119,12 @@ fn run_audit(args: &AuditArgs) -> anyhow::Result<ExitCode> {
     let flows_to_stdout = args.flows.is_some() && args.output.is_none();
     if let Some(FlowFormat::Jsonl) = args.flows {
         match output.as_mut() {
-            Some(out) => flows::write_jsonl(&report, out)?,
-            None => flows::write_jsonl(&report, &mut BufWriter::new(io::stdout().lock()))?,
+            Some(out) => flows::write_jsonl(&report, &mut intel_json, out)?,
+            None => flows::write_jsonl(
+                &report,
+                &mut intel_json,
+                &mut BufWriter::new(io::stdout().lock()),
+            )?,
         }
     }
     if !args.quiet {

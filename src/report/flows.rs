@@ -188,7 +188,14 @@ pub fn write_record(buf: &mut Vec<u8>, rec: &FlowRecord, file: &[u8], intel: Opt
 }
 
 /// Writes one JSON object per flow, each on its own line.
-pub fn write_jsonl(report: &AuditReport, out: &mut dyn Write) -> io::Result<()> {
+///
+/// `cached` holds the intelligence JSON of addresses already rendered (it
+/// can be filled on another thread meanwhile); the rest are rendered here.
+pub fn write_jsonl(
+    report: &AuditReport,
+    cached: &mut HashMap<IpAddr, IntelJson>,
+    out: &mut dyn Write,
+) -> io::Result<()> {
     // Each input's path is escaped once, not once per record.
     let files: Vec<Vec<u8>> = report
         .inputs
@@ -200,7 +207,6 @@ pub fn write_jsonl(report: &AuditReport, out: &mut dyn Write) -> io::Result<()> 
         })
         .collect();
     let mut buf = Vec::with_capacity(1 << 16);
-    let mut cached: HashMap<IpAddr, IntelJson> = HashMap::new();
     for rec in &report.flows {
         let file = files.get(rec.first_frame.file as usize).map_or(&b"\"\""[..], Vec::as_slice);
         let intel = rec.remote().and_then(|r| {
