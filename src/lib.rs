@@ -18,5 +18,6 @@ pub mod capture;
 pub mod decode;
 pub mod flow;
 pub mod intel;
+pub mod names;
 pub mod report;
 pub mod time;
