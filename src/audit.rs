@@ -1,12 +1,14 @@
 //! `xborder audit`: captures through decode and the flow table into an
 //! [`AuditReport`]. The only module that knows every stage.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 use crate::capture::{self, CaptureError, Opened};
 use crate::decode::{self, Decoded, FrameRef};
 use crate::flow::{FlowRecord, FlowTable, FlowTimeouts, LocalNetworks};
 use crate::intel::{IntelCache, IntelDb};
+use crate::names::{FlowNames, NameInspector};
 use crate::report::{AuditReport, InputSummary};
 
 /// What an audit run needs.
@@ -45,6 +47,7 @@ pub fn run_observed(config: &AuditConfig, observer: &mut dyn FnMut(&FlowRecord))
         });
     }
     let mut table = FlowTable::new(config.timeouts, config.local.clone());
+    let mut names = NameInspector::new();
     for input in &inputs {
         let index = report.inputs.len() as u32;
         let mut summary =
@@ -62,6 +65,7 @@ pub fn run_observed(config: &AuditConfig, observer: &mut dyn FnMut(&FlowRecord))
                     &mut table,
                     &mut report,
                     &mut summary,
+                    &mut names,
                     observer,
                 ) {
                     summary.error = Some(err.to_string());
@@ -72,9 +76,9 @@ pub fn run_observed(config: &AuditConfig, observer: &mut dyn FnMut(&FlowRecord))
         report.inputs.push(summary);
     }
     report.peak_live_flows = table.peak_flows();
-    let rest = table.finish(&mut report.anomalies);
-    rest.iter().for_each(&mut *observer);
-    report.flows.extend(rest);
+    for f in table.finish(&mut report.anomalies) {
+        finished(f, &mut names, &mut report.flows, &mut report.names, observer);
+    }
     // First frames are unique, so an unstable sort is deterministic.
     report.flows.sort_unstable_by_key(|f| (f.start, f.first_frame));
     report
@@ -91,6 +95,22 @@ pub fn attach_intel(report: &mut AuditReport, db: &IntelDb) {
     }
 }
 
+/// Hands a finished flow to the names stage and the observer, and keeps it.
+fn finished(
+    flow: FlowRecord,
+    names: &mut NameInspector,
+    flows: &mut Vec<FlowRecord>,
+    all_names: &mut HashMap<u64, FlowNames>,
+    observer: &mut dyn FnMut(&FlowRecord),
+) {
+    let found = names.finish(flow.id, flow.remote().map(|r| r.ip), flow.start);
+    if found != FlowNames::default() {
+        all_names.insert(flow.id, found);
+    }
+    observer(&flow);
+    flows.push(flow);
+}
+
 /// The per-packet loop for one capture.
 fn read_capture(
     reader: &mut capture::CaptureReader,
@@ -98,6 +118,7 @@ fn read_capture(
     table: &mut FlowTable,
     report: &mut AuditReport,
     summary: &mut InputSummary,
+    names: &mut NameInspector,
     observer: &mut dyn FnMut(&FlowRecord),
 ) -> Result<(), CaptureError> {
     let totals = &mut report.totals;
@@ -106,8 +127,7 @@ fn read_capture(
         totals.packets += 1;
         if totals.packets % HANDOVER_PACKETS == 0 {
             for f in table.drain_finished() {
-                observer(&f);
-                report.flows.push(f);
+                finished(f, names, &mut report.flows, &mut report.names, observer);
             }
         }
         let ts = packet.timestamp;
@@ -123,7 +143,9 @@ fn read_capture(
                     report.anomalies.record(kind, at);
                 }
                 totals.ip_packets += 1;
-                table.observe(&ip, ts, at, &mut report.anomalies);
+                if let Some(inspect) = table.observe(&ip, ts, at, &mut report.anomalies) {
+                    names.inspect(inspect, &ip, ts);
+                }
             }
             Decoded::NotIp => totals.non_ip += 1,
             Decoded::UnsupportedLinkType => {

@@ -437,3 +437,23 @@ fn output_file_gets_the_flows_and_stdout_the_summary() {
     assert!(stdout(&out).contains("Flows      6"));
     assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 6);
 }
+
+#[test]
+fn names_from_dns_tls_and_http() {
+    let (flows, out) = audit_flows(&[fixture("names.pcap")], &["--no-intel"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The ClientHello came in two segments, the second first.
+    let tls = one(&flows, "203.0.113.80", Some(443));
+    assert_eq!(tls["tls"]["client"]["server_name"], "storage.example-cn.test");
+    let names = &tls["xborder"]["names"];
+    assert_eq!(names["source"], "tls_sni");
+    // The DNS answer seen before the flow, with its CNAME chain.
+    assert_eq!(names["dns"], serde_json::json!(["www.example-cn.test", "edge.example-cn.test"]));
+    let http = one(&flows, "203.0.113.81", Some(80));
+    assert_eq!(http["url"]["domain"], "files.example.test");
+    assert_eq!(http["xborder"]["names"]["source"], "http_host");
+    for quiet in ["203.0.113.82", "203.0.113.83", "198.51.100.53"] {
+        let f = one(&flows, quiet, None);
+        assert!(f["xborder"].get("names").is_none() && f.get("tls").is_none(), "{f}");
+    }
+}

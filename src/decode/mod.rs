@@ -56,6 +56,8 @@ pub struct IpPacket<'a> {
     pub ports: Option<(u16, u16)>,
     /// TCP flags (byte 13 of the header), 0 for other protocols.
     pub tcp_flags: u8,
+    /// TCP sequence number, 0 for other protocols.
+    pub tcp_seq: u32,
     /// IP-layer length on the wire: IPv4 total length, IPv6 payload length
     /// plus 40, whatever the snapshot length cut.
     pub ip_len: u32,
@@ -136,6 +138,7 @@ pub fn decode(link_type: LinkType, frame: &[u8], wire_len: u32) -> Decoded<'_> {
         protocol,
         ports: None,
         tcp_flags: 0,
+        tcp_seq: 0,
         ip_len,
         payload_len: ip_len.saturating_sub(header_len),
         fragment,
@@ -223,6 +226,7 @@ fn transport(packet: &mut IpPacket<'_>, cut_by_snaplen: bool) -> Option<AnomalyK
         p if p == ip_number::TCP.0 => match TcpHeaderSlice::from_slice(data) {
             Ok(tcp) => {
                 packet.tcp_flags = tcp.slice()[13];
+                packet.tcp_seq = tcp.sequence_number();
                 tcp.slice().len()
             }
             Err(etherparse::err::tcp::HeaderSliceError::Content(_)) => {

@@ -15,4 +15,4 @@ pub use fragments::FRAGMENT_TIMEOUT;
 pub use key::{Endpoint, FlowKey, Way};
 pub use local::{Direction, LocalNetworks, DEFAULT_LOCAL_NETWORKS};
 pub use record::{protocol_has_ports, protocol_name, EndReason, FlowRecord, SideStats};
-pub use table::{FlowTable, FlowTimeouts, Observation};
+pub use table::{FlowTable, FlowTimeouts, Inspect, Observation, INSPECTION_BUDGET};

@@ -33,6 +33,8 @@ pub enum EndReason {
 /// A finished flow. `source` is the initiator, `destination` the responder.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct FlowRecord {
+    /// Serial number of the flow in its run, from 1, in order of creation.
+    pub id: u64,
     /// IP protocol number.
     pub protocol: u8,
     pub source: Endpoint,

@@ -43,6 +43,20 @@ impl Default for FlowTimeouts {
     }
 }
 
+/// How many packets with payload of each flow are handed out for name
+/// inspection (TLS ClientHello, HTTP request, DNS): the names are in the
+/// first packets, and inspecting more would cost every packet.
+pub const INSPECTION_BUDGET: u8 = 8;
+
+/// A packet the names stage should look at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Inspect {
+    /// The flow's serial number ([`FlowRecord::id`]).
+    pub flow: u64,
+    /// Sent by the flow's initiator.
+    pub from_initiator: bool,
+}
+
 /// How often, in trace time, idle flows are swept out.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -106,10 +120,14 @@ struct FlowState {
     // The FrameRef of the first packet, split so that the fields pack.
     first_frame: u64,
     first_file: u32,
+    /// Packets with payload handed out for name inspection so far.
+    inspected: u8,
+    /// Serial number of the flow in this table, from 1.
+    id: u64,
 }
 
 impl FlowState {
-    fn new(obs: &Observation, way: Way) -> Self {
+    fn new(obs: &Observation, way: Way, id: u64) -> Self {
         // The SYN sender initiates; a SYN-ACK shows the receiver did.
         let syn_ack = tcp_flags::SYN | tcp_flags::ACK;
         let initiator = if obs.protocol == 6 && obs.tcp_flags & syn_ack == syn_ack {
@@ -125,6 +143,8 @@ impl FlowState {
             last: obs.ts,
             first_frame: obs.at.frame,
             first_file: obs.at.file,
+            inspected: 0,
+            id,
         }
     }
 
@@ -179,6 +199,7 @@ pub struct FlowTable {
     finished: Vec<FlowRecord>,
     next_sweep: Timestamp,
     peak_flows: usize,
+    next_id: u64,
 }
 
 impl FlowTable {
@@ -192,25 +213,28 @@ impl FlowTable {
             finished: Vec::new(),
             next_sweep: Timestamp(i64::MIN),
             peak_flows: 0,
+            next_id: 1,
         }
     }
 
-    /// Accounts one decoded packet.
+    /// Accounts one decoded packet. Returns which flow it belongs to when
+    /// it is one of the first [`INSPECTION_BUDGET`] packets with payload of
+    /// its flow (never for fragments, whose payload is not the start of a
+    /// transport message).
     pub fn observe(
         &mut self,
         packet: &IpPacket<'_>,
         ts: Timestamp,
         at: FrameRef,
         anomalies: &mut AnomalyCounter,
-    ) {
+    ) -> Option<Inspect> {
         if ts >= self.next_sweep {
             self.sweep(ts, anomalies);
             self.next_sweep = ts.plus(SWEEP_INTERVAL);
         }
         let obs = Observation::of(packet, ts, at);
         let Some(fragment) = packet.fragment else {
-            self.apply(&obs);
-            return;
+            return self.apply(&obs);
         };
         let id = DatagramId {
             src: packet.src,
@@ -226,11 +250,13 @@ impl FlowTable {
         } else if let Some(ports) = self.fragments.later(id, obs) {
             self.apply(&Observation { ports, ..obs });
         }
+        None
     }
 
-    fn apply(&mut self, obs: &Observation) {
+    fn apply(&mut self, obs: &Observation) -> Option<Inspect> {
         let (key, way) = obs.key();
-        match self.flows.entry(key) {
+        let live = self.flows.len();
+        let state = match self.flows.entry(key) {
             Entry::Occupied(mut e) => {
                 let state = e.get_mut();
                 let syn_only = obs.protocol == 6
@@ -239,16 +265,29 @@ impl FlowTable {
                     .expiry(key.protocol, obs.ts, &self.timeouts)
                     .or_else(|| (syn_only && state.tcp_closed()).then_some(EndReason::PortReuse));
                 if let Some(reason) = reason {
-                    let old = std::mem::replace(state, FlowState::new(obs, way));
+                    let old = std::mem::replace(state, FlowState::new(obs, way, self.next_id));
+                    self.next_id += 1;
                     self.finished.push(record(&key, &old, reason, &self.local));
                 }
-                e.get_mut().update(obs, way);
+                let state = e.into_mut();
+                state.update(obs, way);
+                state
             }
             Entry::Vacant(e) => {
-                e.insert(FlowState::new(obs, way)).update(obs, way);
-                self.peak_flows = self.peak_flows.max(self.flows.len());
+                let state = e.insert(FlowState::new(obs, way, self.next_id));
+                self.next_id += 1;
+                self.peak_flows = self.peak_flows.max(live + 1);
+                state.update(obs, way);
+                state
             }
+        };
+        // The client's SYN is handed out too: it tells where its stream starts.
+        let syn = obs.tcp_flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN;
+        if (obs.payload_len == 0 && !syn) || state.inspected >= INSPECTION_BUDGET {
+            return None;
         }
+        state.inspected += 1;
+        Some(Inspect { flow: state.id, from_initiator: way == state.initiator })
     }
 
     /// Ends the flows idle at `now` and releases orphaned fragments.
@@ -315,6 +354,7 @@ fn record(
     let source = key.sender(init);
     let destination = key.sender(resp);
     FlowRecord {
+        id: state.id,
         protocol: key.protocol,
         source,
         destination,

@@ -1,10 +1,12 @@
 //! Names from the traffic itself: DNS answers, TLS ClientHello SNI, HTTP
-//! Host. These are the parsers, each working on bytes already in hand and
-//! never panicking; feeding them from flows (inspection budget, TCP
-//! reassembly, the IP → names map) comes with issue 4's integration.
+//! Host. The parsers work on bytes already in hand and never panic;
+//! [`inspector`] feeds them from the first packets of each flow.
 
 pub mod dns;
 pub mod http;
+pub mod inspector;
+
+pub use inspector::{FlowNames, NameInspector, NameSource};
 pub mod tls;
 
 /// What a parser made of the bytes it was given so far.

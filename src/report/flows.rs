@@ -10,6 +10,7 @@ use super::json::{escape_into, JsonObject};
 use super::AuditReport;
 use crate::flow::{protocol_name, EndReason, Endpoint, FlowRecord, SideStats};
 use crate::intel::Intel;
+use crate::names::{FlowNames, NameSource};
 
 const FLAG_NAMES: [(u8, &str); 8] = [
     (0x02, "SYN"),
@@ -140,7 +141,13 @@ fn side_extra(o: &mut JsonObject<'_>, key: &str, stats: &SideStats, tcp: bool) {
 
 /// Appends one flow record (without the newline) to `buf`; `file` is the
 /// input's path, already a JSON string; `intel` describes the remote end.
-pub fn write_record(buf: &mut Vec<u8>, rec: &FlowRecord, file: &[u8], intel: Option<&IntelJson>) {
+pub fn write_record(
+    buf: &mut Vec<u8>,
+    rec: &FlowRecord,
+    file: &[u8],
+    intel: Option<&IntelJson>,
+    names: Option<&FlowNames>,
+) {
     let remote_is_responder = rec.direction.remote_is_responder();
     let fields = intel.map(|i| i.endpoint.as_slice());
     let (src_intel, dst_intel) = match remote_is_responder {
@@ -168,6 +175,23 @@ pub fn write_record(buf: &mut Vec<u8>, rec: &FlowRecord, file: &[u8], intel: Opt
     net.u64("packets", rec.total_packets());
     net.u64("bytes", rec.total_bytes());
     net.end();
+    if let Some((name, source)) = names.and_then(|n| n.server_name.as_ref()) {
+        // ECS: the SNI under tls.client, an HTTP Host under url.domain.
+        match source {
+            NameSource::TlsSni => {
+                let mut tls = o.object("tls");
+                let mut client = tls.object("client");
+                client.string("server_name", name);
+                client.end();
+                tls.end();
+            }
+            NameSource::HttpHost => {
+                let mut url = o.object("url");
+                url.string("domain", name);
+                url.end();
+            }
+        }
+    }
     let mut x = o.object("xborder");
     let mut flow = x.object("flow");
     flow.raw("file", file);
@@ -182,6 +206,17 @@ pub fn write_record(buf: &mut Vec<u8>, rec: &FlowRecord, file: &[u8], intel: Opt
     flow.end();
     if let Some(i) = intel.filter(|_| remote_is_responder.is_some()) {
         x.raw_fields(&i.remote);
+    }
+    if let Some(n) = names {
+        let mut names = x.object("names");
+        if let Some((name, source)) = &n.server_name {
+            names.string("server_name", name);
+            names.keyword("source", source.as_str());
+        }
+        if !n.dns.is_empty() {
+            names.strings("dns", n.dns.iter().map(|s| &**s));
+        }
+        names.end();
     }
     x.end();
     o.end();
@@ -213,7 +248,7 @@ pub fn write_jsonl(
             let found = report.remote_intel.get(&r.ip)?;
             Some(&*cached.entry(r.ip).or_insert_with(|| IntelJson::new(found)))
         });
-        write_record(&mut buf, rec, file, intel);
+        write_record(&mut buf, rec, file, intel, report.names.get(&rec.id));
         buf.push(b'\n');
         if buf.len() > 60_000 {
             out.write_all(&buf)?;

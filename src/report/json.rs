@@ -86,6 +86,19 @@ impl<'a> JsonObject<'a> {
         self.buf.push(b'"');
     }
 
+    /// An array of strings, escaped.
+    pub fn strings<'k>(&mut self, key: &str, values: impl Iterator<Item = &'k str>) {
+        self.key(key);
+        self.buf.push(b'[');
+        for (i, v) in values.enumerate() {
+            if i > 0 {
+                self.buf.push(b',');
+            }
+            escape_into(self.buf, v);
+        }
+        self.buf.push(b']');
+    }
+
     /// An array of keywords.
     pub fn keywords<'k>(&mut self, key: &str, values: impl Iterator<Item = &'k str>) {
         self.key(key);

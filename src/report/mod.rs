@@ -17,6 +17,7 @@ use crate::capture::{CaptureFormat, LinkType};
 use crate::decode::AnomalyCounter;
 use crate::flow::FlowRecord;
 use crate::intel::Intel;
+use crate::names::FlowNames;
 use crate::time::Timestamp;
 
 /// One input of the run.
@@ -66,6 +67,9 @@ pub struct AuditReport {
     /// What intelligence says about each remote endpoint (empty when the
     /// run had none).
     pub remote_intel: HashMap<IpAddr, Arc<Intel>>,
+    /// Names the traffic gave each flow, by flow id (flows without any are
+    /// absent).
+    pub names: HashMap<u64, FlowNames>,
 }
 
 impl AuditReport {

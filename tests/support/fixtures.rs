@@ -245,6 +245,111 @@ fn patch_epb_wire_lengths(bytes: &mut [u8]) {
     }
 }
 
+/// A TLS ClientHello record naming `name` (no SNI extension if empty).
+pub fn client_hello(name: &str) -> Vec<u8> {
+    let mut ext = vec![0x00, 0x0a, 0, 4, 0, 2, 0, 0x1d]; // supported_groups
+    if !name.is_empty() {
+        let list_len = (name.len() + 3) as u16;
+        ext.extend_from_slice(&[0, 0]);
+        ext.extend_from_slice(&(list_len + 2).to_be_bytes());
+        ext.extend_from_slice(&list_len.to_be_bytes());
+        ext.push(0);
+        ext.extend_from_slice(&(name.len() as u16).to_be_bytes());
+        ext.extend_from_slice(name.as_bytes());
+    }
+    let mut body = vec![3, 3];
+    body.extend_from_slice(&[7; 32]);
+    body.extend_from_slice(&[0, 0, 2, 0x13, 0x01, 1, 0]);
+    body.extend_from_slice(&(ext.len() as u16).to_be_bytes());
+    body.extend_from_slice(&ext);
+    let mut hs = vec![1, 0];
+    hs.extend_from_slice(&(body.len() as u16).to_be_bytes());
+    hs.extend_from_slice(&body);
+    let mut rec = vec![22, 3, 1];
+    rec.extend_from_slice(&(hs.len() as u16).to_be_bytes());
+    rec.extend_from_slice(&hs);
+    rec
+}
+
+/// A DNS response for `query`: a CNAME to `canonical`, which has `ip`.
+fn dns_response(query: &str, canonical: &str, ip: [u8; 4]) -> Vec<u8> {
+    let name = |n: &str| -> Vec<u8> {
+        let mut out = Vec::new();
+        for label in n.split('.') {
+            out.push(label.len() as u8);
+            out.extend_from_slice(label.as_bytes());
+        }
+        out.push(0);
+        out
+    };
+    let mut m = vec![0x12, 0x34, 0x81, 0x80, 0, 1, 0, 2, 0, 0, 0, 0];
+    m.extend_from_slice(&name(query));
+    m.extend_from_slice(&[0, 1, 0, 1]);
+    let target = name(canonical);
+    m.extend_from_slice(&[0xc0, 12, 0, 5, 0, 1, 0, 0, 1, 0x2c]);
+    m.extend_from_slice(&(target.len() as u16).to_be_bytes());
+    let target_at = m.len() as u8;
+    m.extend_from_slice(&target);
+    m.extend_from_slice(&[0xc0, target_at, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4]);
+    m.extend_from_slice(&ip);
+    m
+}
+
+/// TCP with an explicit sequence number.
+fn tcp_seq(
+    src: &str,
+    dst: &str,
+    sport: u16,
+    dport: u16,
+    flags: &str,
+    seq: u32,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut p = ip_packet(src, dst, tcp(sport, dport, flags), payload);
+    // The builder writes sequence number 1000; set ours and fix nothing
+    // else (xborder does not verify checksums).
+    let ihl = usize::from(p[0] & 0x0f) * 4;
+    p[ihl + 4..ihl + 8].copy_from_slice(&seq.to_be_bytes());
+    p
+}
+
+/// `names.pcap`: names from DNS, TLS and HTTP.
+pub fn names_records() -> Vec<Record> {
+    let (c, dns) = (LOCAL, "198.51.100.53");
+    let mut p: Vec<(f64, Vec<u8>)> = vec![
+        (0.0, ip_packet(c, dns, udp(53001, 53), b"query")),
+        (
+            0.01,
+            ip_packet(
+                dns,
+                c,
+                udp(53, 53001),
+                &dns_response("www.example-cn.test", "edge.example-cn.test", [203, 0, 113, 80]),
+            ),
+        ),
+    ];
+    // TLS to the answered address; the ClientHello in two segments, the
+    // second sent first.
+    let hello = client_hello("Storage.Example-CN.test");
+    let (a, b) = hello.split_at(40);
+    let (s, port) = ("203.0.113.80", 50100);
+    p.push((1.0, tcp_seq(c, s, port, 443, "S", 5000, &[])));
+    p.push((1.01, tcp_seq(s, c, 443, port, "SA", 9000, &[])));
+    p.push((1.02, tcp_seq(c, s, port, 443, "A", 5001, &[])));
+    p.push((1.03, tcp_seq(c, s, port, 443, "PA", 5001 + a.len() as u32, b)));
+    p.push((1.04, tcp_seq(c, s, port, 443, "PA", 5001, a)));
+    p.push((1.05, tcp_seq(s, c, 443, port, "PA", 9001, &[0x16, 3, 3, 0, 4, 2, 0, 0, 0])));
+    // HTTP.
+    let get = b"GET /f HTTP/1.1\r\nHost: Files.Example.test:8080\r\nAccept: */*\r\n\r\n";
+    p.push((2.0, tcp_seq(c, "203.0.113.81", 50101, 80, "S", 100, &[])));
+    p.push((2.01, tcp_seq("203.0.113.81", c, 80, 50101, "SA", 700, &[])));
+    p.push((2.02, tcp_seq(c, "203.0.113.81", 50101, 80, "PA", 101, get)));
+    // TLS without SNI, and a stream that is neither TLS nor HTTP.
+    p.push((3.0, tcp_seq(c, "203.0.113.82", 50102, 443, "PA", 1, &client_hello(""))));
+    p.push((3.1, tcp_seq(c, "203.0.113.83", 50103, 22, "PA", 1, b"SSH-2.0-OpenSSH_9.6\r\n")));
+    ethernet_records(p)
+}
+
 /// Every fixture file: path below `fixtures/` and contents.
 pub fn all() -> Vec<(String, Vec<u8>)> {
     let quick = pcap(PcapFormat::new(1), &quickstart_records());
@@ -256,6 +361,7 @@ pub fn all() -> Vec<(String, Vec<u8>)> {
             pcap(PcapFormat { snaplen: 64, ..PcapFormat::new(1) }, &snaplen_records()),
         ),
         ("timeouts.pcap".to_string(), pcap(PcapFormat::new(1), &timeout_records())),
+        ("names.pcap".to_string(), pcap(PcapFormat::new(1), &names_records())),
         (
             "formats/quickstart-ns-be.pcap".to_string(),
             pcap(

@@ -1,0 +1,231 @@
+//! Feeding the parsers from flows: the first packets of each flow (the
+//! flow table hands out [`INSPECTION_BUDGET`] packets with payload per
+//! flow), the client's TCP stream reassembled in sequence order up to
+//! [`MAX_STREAM`] bytes, DNS answers kept in a bounded, TTL-aware map of
+//! address → names. Per-flow state is freed as soon as a name is found or
+//! the budget is spent.
+//!
+//! [`INSPECTION_BUDGET`]: crate::flow::INSPECTION_BUDGET
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{dns, http, tls, Parsed};
+use crate::decode::{tcp_flags, IpPacket};
+use crate::flow::{Inspect, INSPECTION_BUDGET};
+use crate::time::Timestamp;
+
+/// Client bytes kept per flow while a message is incomplete.
+pub const MAX_STREAM: usize = tls::MAX_HELLO + 5 * 4;
+/// Addresses kept in the DNS map at most.
+pub const MAX_DNS_ADDRESSES: usize = 200_000;
+/// How long past its TTL an answer still names an address (clients keep
+/// connections and caches longer than TTLs say).
+pub const DNS_GRACE: Duration = Duration::from_secs(3600);
+
+const DNS_PORT: u16 = 53;
+
+/// Where a server name came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NameSource {
+    TlsSni,
+    HttpHost,
+}
+
+impl NameSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NameSource::TlsSni => "tls_sni",
+            NameSource::HttpHost => "http_host",
+        }
+    }
+}
+
+/// What the traffic says a flow's server is called.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FlowNames {
+    pub server_name: Option<(String, NameSource)>,
+    /// Names that DNS answers seen before the flow gave for its remote
+    /// address: queried names and CNAME chains.
+    pub dns: Vec<Arc<str>>,
+}
+
+/// A client stream being reassembled.
+#[derive(Default)]
+struct Stream {
+    /// Sequence number of the first client byte, from the SYN; without a
+    /// SYN the first segment seen is taken as the start.
+    start: Option<u32>,
+    /// (sequence number, bytes) held while a message is incomplete.
+    segments: Vec<(u32, Vec<u8>)>,
+    inspected: u8,
+    /// Nothing (more) to find in this stream.
+    done: bool,
+}
+
+impl Stream {
+    /// The contiguous bytes from the stream's start.
+    fn assembled(&self, start: u32) -> Vec<u8> {
+        let mut out: Vec<u8> = Vec::new();
+        loop {
+            let next = start.wrapping_add(out.len() as u32);
+            // A segment covering `next` (retransmissions may overlap).
+            let Some((seq, bytes)) =
+                self.segments.iter().find(|(seq, b)| (next.wrapping_sub(*seq) as usize) < b.len())
+            else {
+                return out;
+            };
+            let off = next.wrapping_sub(*seq) as usize;
+            out.extend_from_slice(&bytes[off..]);
+            if out.len() >= MAX_STREAM {
+                out.truncate(MAX_STREAM);
+                return out;
+            }
+        }
+    }
+}
+
+/// The server name in a client stream's first bytes.
+fn server_name(data: &[u8]) -> Parsed<Option<(String, NameSource)>> {
+    match tls::client_hello_sni(data) {
+        Parsed::Done(s) => Parsed::Done(s.map(|s| (s, NameSource::TlsSni))),
+        Parsed::NeedMore => Parsed::NeedMore,
+        Parsed::NotThis => match http::request_host(data) {
+            Parsed::Done(h) => Parsed::Done(h.map(|h| (h, NameSource::HttpHost))),
+            Parsed::NeedMore => Parsed::NeedMore,
+            Parsed::NotThis => Parsed::NotThis,
+        },
+    }
+}
+
+struct DnsEntry {
+    names: Vec<Arc<str>>,
+    seen: Timestamp,
+    until: Timestamp,
+}
+
+/// The names stage of an audit.
+#[derive(Default)]
+pub struct NameInspector {
+    streams: HashMap<u64, Stream>,
+    found: HashMap<u64, (String, NameSource)>,
+    dns: HashMap<IpAddr, Vec<DnsEntry>>,
+    /// DNS responses that could not be parsed.
+    pub dns_errors: u64,
+}
+
+impl NameInspector {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Looks at one packet the flow table handed out.
+    pub fn inspect(&mut self, at: Inspect, packet: &IpPacket<'_>, ts: Timestamp) {
+        let Some((sport, _)) = packet.ports else { return };
+        match packet.protocol {
+            17 if sport == DNS_PORT => self.dns_response(packet.payload, ts),
+            6 if at.from_initiator => {
+                let syn = packet.tcp_flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN;
+                if syn {
+                    self.streams.entry(at.flow).or_default().start =
+                        Some(packet.tcp_seq.wrapping_add(1));
+                } else {
+                    self.client_segment(at.flow, packet.tcp_seq, packet.payload);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn client_segment(&mut self, flow: u64, seq: u32, payload: &[u8]) {
+        if payload.is_empty() {
+            return;
+        }
+        let stream = self.streams.entry(flow).or_default();
+        if stream.done {
+            return;
+        }
+        stream.inspected += 1;
+        let start = *stream.start.get_or_insert(seq);
+        // The common case, a whole message in the first segment, is parsed
+        // in place.
+        let result = if stream.segments.is_empty() && seq == start {
+            server_name(payload)
+        } else {
+            stream.segments.push((seq, payload.to_vec()));
+            server_name(&stream.assembled(start))
+        };
+        match result {
+            Parsed::NeedMore if stream.inspected < INSPECTION_BUDGET => {
+                if stream.segments.is_empty() {
+                    stream.segments.push((seq, payload.to_vec()));
+                }
+            }
+            Parsed::Done(Some(name)) => {
+                self.found.insert(flow, name);
+                *stream = Stream { done: true, ..Stream::default() };
+            }
+            _ => *stream = Stream { done: true, ..Stream::default() },
+        }
+    }
+
+    fn dns_response(&mut self, message: &[u8], ts: Timestamp) {
+        let Ok(response) = dns::parse_response(message) else {
+            self.dns_errors += 1;
+            return;
+        };
+        for (ip, names, ttl) in response.names_by_address() {
+            let entry = DnsEntry {
+                names: names.iter().map(|n| Arc::from(n.as_str())).collect(),
+                seen: ts,
+                until: ts.plus(Duration::from_secs(u64::from(ttl))).plus(DNS_GRACE),
+            };
+            let list = self.dns.entry(ip).or_default();
+            list.retain(|e| e.until >= ts && e.names != entry.names);
+            list.push(entry);
+        }
+        if self.dns.len() > MAX_DNS_ADDRESSES {
+            self.evict(ts);
+        }
+    }
+
+    /// Drops expired answers; if that is not enough, the older half.
+    fn evict(&mut self, now: Timestamp) {
+        self.dns.retain(|_, list| {
+            list.retain(|e| e.until >= now);
+            !list.is_empty()
+        });
+        if self.dns.len() > MAX_DNS_ADDRESSES * 3 / 4 {
+            let mut seen: Vec<Timestamp> =
+                self.dns.values().filter_map(|l| l.last()).map(|e| e.seen).collect();
+            seen.sort_unstable();
+            let cut = seen[seen.len() / 2];
+            self.dns.retain(|_, list| list.last().is_some_and(|e| e.seen > cut));
+        }
+    }
+
+    /// The names of a finished flow, forgetting its per-flow state.
+    pub fn finish(&mut self, flow: u64, remote: Option<IpAddr>, start: Timestamp) -> FlowNames {
+        self.streams.remove(&flow);
+        let server_name = self.found.remove(&flow);
+        let mut dns: Vec<Arc<str>> = Vec::new();
+        if let Some(list) = remote.and_then(|ip| self.dns.get(&ip)) {
+            for e in list.iter().filter(|e| e.seen <= start && start <= e.until) {
+                for n in &e.names {
+                    if !dns.contains(n) {
+                        dns.push(n.clone());
+                    }
+                }
+            }
+        }
+        FlowNames { server_name, dns }
+    }
+
+    /// Per-flow states held now (for tests of the memory bound).
+    pub fn open_streams(&self) -> usize {
+        self.streams.len()
+    }
+}
