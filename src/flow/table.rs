@@ -44,9 +44,13 @@ impl Default for FlowTimeouts {
 }
 
 /// How many packets with payload of each flow are handed out for name
-/// inspection (TLS ClientHello, HTTP request, DNS): the names are in the
-/// first packets, and inspecting more would cost every packet.
+/// inspection (TLS ClientHello, QUIC Initial, HTTP request): the names are
+/// in the first packets, and inspecting more would cost every packet.
+/// Flows on port 53 (DNS) are inspected whole.
 pub const INSPECTION_BUDGET: u8 = 8;
+
+/// DNS, whose flows are inspected beyond the budget.
+const DNS_PORT: u16 = 53;
 
 /// A packet the names stage should look at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -283,10 +287,12 @@ impl FlowTable {
         };
         // The client's SYN is handed out too: it tells where its stream starts.
         let syn = obs.tcp_flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN;
-        if (obs.payload_len == 0 && !syn) || state.inspected >= INSPECTION_BUDGET {
+        // DNS flows (port 53) carry a name in every answer: no budget.
+        let dns = obs.ports.is_some_and(|(s, d)| s == DNS_PORT || d == DNS_PORT);
+        if (obs.payload_len == 0 && !syn) || (state.inspected >= INSPECTION_BUDGET && !dns) {
             return None;
         }
-        state.inspected += 1;
+        state.inspected = state.inspected.saturating_add(1);
         Some(Inspect { flow: state.id, from_initiator: way == state.initiator })
     }
 

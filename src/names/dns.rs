@@ -29,7 +29,9 @@ pub struct Record {
     pub data: Rdata,
 }
 
-/// A DNS response: its first question and its A/AAAA/CNAME answers.
+/// A DNS response: its first question and the A, AAAA and CNAME records
+/// of all its sections (glue records in the additional section name
+/// addresses too).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Response {
     pub query: Option<String>,
@@ -106,7 +108,7 @@ pub fn parse_response(m: &[u8]) -> Result<Response, DnsError> {
         return Err(DnsError::NotAResponse);
     }
     let qd = u16_at(m, 4)?;
-    let an = u16_at(m, 6)?;
+    let records = u32::from(u16_at(m, 6)?) + u32::from(u16_at(m, 8)?) + u32::from(u16_at(m, 10)?);
     let mut at = 12;
     let mut response = Response::default();
     for i in 0..qd {
@@ -116,7 +118,7 @@ pub fn parse_response(m: &[u8]) -> Result<Response, DnsError> {
         }
         at = next + 4;
     }
-    for _ in 0..an {
+    for _ in 0..records {
         let Ok((name, next)) = read_name(m, at) else { break };
         let (Ok(rtype), Ok(rdlen)) = (u16_at(m, next), u16_at(m, next + 8)) else { break };
         let ttl = match m.get(next + 4..next + 8) {

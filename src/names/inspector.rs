@@ -12,7 +12,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{dns, http, tls, Parsed};
+use super::{dns, http, quic, tls, Parsed};
 use crate::decode::{tcp_flags, IpPacket};
 use crate::flow::{Inspect, INSPECTION_BUDGET};
 use crate::time::Timestamp;
@@ -33,6 +33,7 @@ const DNS_PORT: u16 = 53;
 pub enum NameSource {
     TlsSni,
     HttpHost,
+    QuicSni,
 }
 
 impl NameSource {
@@ -40,6 +41,7 @@ impl NameSource {
         match self {
             NameSource::TlsSni => "tls_sni",
             NameSource::HttpHost => "http_host",
+            NameSource::QuicSni => "quic_sni",
         }
     }
 }
@@ -111,6 +113,8 @@ struct DnsEntry {
 #[derive(Default)]
 pub struct NameInspector {
     streams: HashMap<u64, Stream>,
+    /// CRYPTO frames of QUIC connections whose ClientHello is incomplete.
+    quic: HashMap<u64, Vec<quic::CryptoPiece>>,
     found: HashMap<u64, (String, NameSource)>,
     dns: HashMap<IpAddr, Vec<DnsEntry>>,
     /// DNS responses that could not be parsed.
@@ -127,6 +131,20 @@ impl NameInspector {
         let Some((sport, _)) = packet.ports else { return };
         match packet.protocol {
             17 if sport == DNS_PORT => self.dns_response(packet.payload, ts),
+            // DNS over TCP: a two-byte length, then the message; answers
+            // that fit their first segment.
+            6 if sport == DNS_PORT && !at.from_initiator => {
+                if let Some(message) = packet.payload.get(2..) {
+                    let len =
+                        usize::from(u16::from_be_bytes([packet.payload[0], packet.payload[1]]));
+                    if let Some(m) = message.get(..len) {
+                        self.dns_response(m, ts);
+                    }
+                }
+            }
+            17 if at.from_initiator && quic::looks_like_quic(packet.payload) => {
+                self.quic_datagram(at.flow, packet.payload)
+            }
             6 if at.from_initiator => {
                 let syn = packet.tcp_flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN;
                 if syn {
@@ -172,6 +190,26 @@ impl NameInspector {
         }
     }
 
+    fn quic_datagram(&mut self, flow: u64, datagram: &[u8]) {
+        if self.found.contains_key(&flow) {
+            return;
+        }
+        let pieces = self.quic.entry(flow).or_default();
+        pieces.extend(quic::initial_crypto(datagram));
+        match quic::crypto_sni(&quic::assemble(pieces)) {
+            Ok(Some(name)) => {
+                self.found.insert(flow, (name, NameSource::QuicSni));
+                self.quic.remove(&flow);
+            }
+            Ok(None) => {
+                self.quic.remove(&flow);
+            }
+            // Wait for the rest of the ClientHello (Chrome's spans two
+            // Initial packets), within the flow's budget.
+            Err(_) => {}
+        }
+    }
+
     fn dns_response(&mut self, message: &[u8], ts: Timestamp) {
         let Ok(response) = dns::parse_response(message) else {
             self.dns_errors += 1;
@@ -210,6 +248,7 @@ impl NameInspector {
     /// The names of a finished flow, forgetting its per-flow state.
     pub fn finish(&mut self, flow: u64, remote: Option<IpAddr>, start: Timestamp) -> FlowNames {
         self.streams.remove(&flow);
+        self.quic.remove(&flow);
         let server_name = self.found.remove(&flow);
         let mut dns: Vec<Arc<str>> = Vec::new();
         if let Some(list) = remote.and_then(|ip| self.dns.get(&ip)) {
@@ -222,6 +261,17 @@ impl NameInspector {
             }
         }
         FlowNames { server_name, dns }
+    }
+
+    /// Every name DNS answers gave `ip`, whenever they were seen.
+    pub fn dns_names(&self, ip: IpAddr) -> Vec<Arc<str>> {
+        let mut out: Vec<Arc<str>> = Vec::new();
+        for n in self.dns.get(&ip).into_iter().flatten().flat_map(|e| &e.names) {
+            if !out.contains(n) {
+                out.push(n.clone());
+            }
+        }
+        out
     }
 
     /// Per-flow states held now (for tests of the memory bound).

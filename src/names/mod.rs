@@ -5,6 +5,7 @@
 pub mod dns;
 pub mod http;
 pub mod inspector;
+pub mod quic;
 
 pub use inspector::{FlowNames, NameInspector, NameSource};
 pub mod tls;

@@ -178,7 +178,7 @@ pub fn write_record(
     if let Some((name, source)) = names.and_then(|n| n.server_name.as_ref()) {
         // ECS: the SNI under tls.client, an HTTP Host under url.domain.
         match source {
-            NameSource::TlsSni => {
+            NameSource::TlsSni | NameSource::QuicSni => {
                 let mut tls = o.object("tls");
                 let mut client = tls.object("client");
                 client.string("server_name", name);

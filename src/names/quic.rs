@@ -1,0 +1,313 @@
+//! The server name of a QUIC connection, from the client's Initial
+//! packets (QUIC v1, RFC 9000/9001, and v2, RFC 9369): their protection
+//! uses keys derived from the client's Destination Connection ID and a
+//! published salt, so a passive observer can remove it and read the
+//! ClientHello in the CRYPTO frames.
+
+use aes::cipher::{BlockEncrypt, KeyInit};
+use aes::Aes128;
+use aes_gcm::aead::AeadInPlace;
+use aes_gcm::{Aes128Gcm, Nonce, Tag};
+use hkdf::Hkdf;
+use sha2::Sha256;
+
+const V1: u32 = 0x0000_0001;
+const V2: u32 = 0x6b33_43cf;
+const SALT_V1: [u8; 20] = [
+    0x38, 0x76, 0x2c, 0xf7, 0xf5, 0x59, 0x34, 0xb3, 0x4d, 0x17, 0x9a, 0xe6, 0xa4, 0xc8, 0x0c, 0xad,
+    0xcc, 0xbb, 0x7f, 0x0a,
+];
+const SALT_V2: [u8; 20] = [
+    0x0d, 0xed, 0xe3, 0xde, 0xf7, 0x00, 0xa6, 0xdb, 0x81, 0x93, 0x81, 0xbe, 0x6e, 0x26, 0x9d, 0xcb,
+    0xf9, 0xbd, 0x2e, 0xd9,
+];
+
+/// A piece of the CRYPTO stream: its offset and bytes.
+pub type CryptoPiece = (u64, Vec<u8>);
+
+/// CRYPTO stream bytes kept per connection at most.
+pub const MAX_CRYPTO: usize = 16 * 1024;
+
+/// Client Initial keys of one version and connection ID.
+struct Keys {
+    key: [u8; 16],
+    iv: [u8; 12],
+    hp: [u8; 16],
+}
+
+/// HKDF-Expand-Label (RFC 8446 §7.1) with an empty context.
+fn expand_label(secret: &Hkdf<Sha256>, label: &str, out: &mut [u8]) -> bool {
+    let full = format!("tls13 {label}");
+    let mut info = Vec::with_capacity(4 + full.len());
+    info.extend_from_slice(&(out.len() as u16).to_be_bytes());
+    info.push(full.len() as u8);
+    info.extend_from_slice(full.as_bytes());
+    info.push(0);
+    secret.expand(&info, out).is_ok()
+}
+
+fn client_keys(version: u32, dcid: &[u8]) -> Option<Keys> {
+    let (salt, prefix) = match version {
+        V1 => (&SALT_V1, "quic"),
+        V2 => (&SALT_V2, "quicv2"),
+        _ => return None,
+    };
+    let (_, initial) = Hkdf::<Sha256>::extract(Some(salt), dcid);
+    let mut client = [0u8; 32];
+    if !expand_label(&initial, "client in", &mut client) {
+        return None;
+    }
+    let client = Hkdf::<Sha256>::from_prk(&client).ok()?;
+    let mut keys = Keys { key: [0; 16], iv: [0; 12], hp: [0; 16] };
+    let ok = expand_label(&client, &format!("{prefix} key"), &mut keys.key)
+        && expand_label(&client, &format!("{prefix} iv"), &mut keys.iv)
+        && expand_label(&client, &format!("{prefix} hp"), &mut keys.hp);
+    ok.then_some(keys)
+}
+
+/// A QUIC variable-length integer at `*at`.
+fn varint(b: &[u8], at: &mut usize) -> Option<u64> {
+    let first = *b.get(*at)?;
+    let len = 1usize << (first >> 6);
+    let bytes = b.get(*at..*at + len)?;
+    let mut v = u64::from(first & 0x3f);
+    for byte in &bytes[1..] {
+        v = (v << 8) | u64::from(*byte);
+    }
+    *at += len;
+    Some(v)
+}
+
+/// Whether a UDP payload starts with a QUIC v1/v2 long header.
+pub fn looks_like_quic(payload: &[u8]) -> bool {
+    payload.len() >= 7
+        && payload[0] & 0xc0 == 0xc0
+        && matches!(u32::from_be_bytes([payload[1], payload[2], payload[3], payload[4]]), V1 | V2)
+}
+
+/// The CRYPTO frames of the client Initial packets in one UDP datagram
+/// (which may coalesce several QUIC packets): `(offset, data)` pieces.
+pub fn initial_crypto(datagram: &[u8]) -> Vec<CryptoPiece> {
+    let mut out = Vec::new();
+    let mut rest = datagram;
+    while looks_like_quic(rest) {
+        let Some((consumed, frames)) = open_initial(rest) else { break };
+        out.extend(frames);
+        rest = &rest[consumed..];
+    }
+    out
+}
+
+/// Removes the protection of the Initial packet at the start of `packet`;
+/// returns the packet's length and its CRYPTO frames.
+fn open_initial(packet: &[u8]) -> Option<(usize, Vec<CryptoPiece>)> {
+    let version = u32::from_be_bytes([packet[1], packet[2], packet[3], packet[4]]);
+    let packet_type = (packet[0] >> 4) & 0x03;
+    let initial = match version {
+        V1 => packet_type == 0,
+        V2 => packet_type == 1,
+        _ => false,
+    };
+    let mut at = 5;
+    let dcid_len = usize::from(*packet.get(at)?);
+    let dcid = packet.get(at + 1..at + 1 + dcid_len)?;
+    at += 1 + dcid_len;
+    let scid_len = usize::from(*packet.get(at)?);
+    at += 1 + scid_len;
+    if initial {
+        let token_len = varint(packet, &mut at)? as usize;
+        at += token_len;
+    }
+    let length = varint(packet, &mut at)? as usize;
+    let pn_offset = at;
+    let end = pn_offset.checked_add(length)?;
+    if end > packet.len() || length < 20 {
+        return None;
+    }
+    if !initial {
+        // Another packet type coalesced with the Initial: skip it.
+        return Some((end, Vec::new()));
+    }
+    let keys = client_keys(version, dcid)?;
+    // Header protection: AES-ECB of the 16 bytes after the first 4 of the
+    // packet number.
+    let mut mask = aes::Block::clone_from_slice(packet.get(pn_offset + 4..pn_offset + 20)?);
+    Aes128::new(&keys.hp.into()).encrypt_block(&mut mask);
+    let first = packet[0] ^ (mask[0] & 0x0f);
+    let pn_len = usize::from(first & 0x03) + 1;
+    let mut header = packet[..pn_offset + pn_len].to_vec();
+    header[0] = first;
+    let mut pn: u64 = 0;
+    for i in 0..pn_len {
+        header[pn_offset + i] ^= mask[1 + i];
+        pn = (pn << 8) | u64::from(header[pn_offset + i]);
+    }
+    let mut nonce = keys.iv;
+    for (i, b) in pn.to_be_bytes().iter().enumerate() {
+        nonce[4 + i] ^= b;
+    }
+    let sealed = &packet[pn_offset + pn_len..end];
+    let (ciphertext, tag) = sealed.split_at(sealed.len().checked_sub(16)?);
+    let mut plain = ciphertext.to_vec();
+    Aes128Gcm::new(&keys.key.into())
+        .decrypt_in_place_detached(
+            Nonce::from_slice(&nonce),
+            &header,
+            &mut plain,
+            Tag::from_slice(tag),
+        )
+        .ok()?;
+    Some((end, crypto_frames(&plain)))
+}
+
+/// CRYPTO frames of a decrypted Initial payload; stops at a frame type
+/// that cannot appear in an Initial.
+fn crypto_frames(plain: &[u8]) -> Vec<CryptoPiece> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < plain.len() {
+        let Some(ty) = varint(plain, &mut at) else { break };
+        match ty {
+            0x00 | 0x01 => {} // PADDING, PING
+            0x02 | 0x03 => {
+                // ACK: largest, delay, range count, first range, ranges (, ECN).
+                let mut ok = (0..2).all(|_| varint(plain, &mut at).is_some());
+                let count = varint(plain, &mut at).unwrap_or(0);
+                ok &= varint(plain, &mut at).is_some();
+                for _ in 0..count.min(256) {
+                    ok &= varint(plain, &mut at).is_some() && varint(plain, &mut at).is_some();
+                }
+                if ty == 0x03 {
+                    ok &= (0..3).all(|_| varint(plain, &mut at).is_some());
+                }
+                if !ok {
+                    break;
+                }
+            }
+            0x06 => {
+                let (Some(offset), Some(len)) = (varint(plain, &mut at), varint(plain, &mut at))
+                else {
+                    break;
+                };
+                let Some(data) = plain.get(at..at + len as usize) else { break };
+                out.push((offset, data.to_vec()));
+                at += len as usize;
+            }
+            0x1c => break, // CONNECTION_CLOSE ends what we read
+            _ => break,
+        }
+    }
+    out
+}
+
+/// Contiguous CRYPTO bytes from offset 0, from pieces in any order.
+pub fn assemble(pieces: &[CryptoPiece]) -> Vec<u8> {
+    let mut out: Vec<u8> = Vec::new();
+    loop {
+        let next = out.len() as u64;
+        let Some((off, data)) =
+            pieces.iter().find(|(off, d)| *off <= next && next < off + d.len() as u64)
+        else {
+            return out;
+        };
+        out.extend_from_slice(&data[(next - off) as usize..]);
+        if out.len() >= MAX_CRYPTO {
+            return out;
+        }
+    }
+}
+
+/// The SNI of a ClientHello carried in a CRYPTO stream (handshake
+/// messages, no TLS record layer): `Err(true)` when more bytes are needed.
+pub fn crypto_sni(stream: &[u8]) -> Result<Option<String>, bool> {
+    let Some(h) = stream.get(..4) else { return Err(true) };
+    if h[0] != 1 {
+        return Ok(None);
+    }
+    let len = (usize::from(h[1]) << 16) | (usize::from(h[2]) << 8) | usize::from(h[3]);
+    match stream.get(4..4 + len) {
+        Some(body) => Ok(super::tls::sni_of(body)),
+        None if len > MAX_CRYPTO => Ok(None),
+        None => Err(true),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// RFC 9001 Appendix A.2: the client Initial for example.com.
+    const RFC9001_A2: &[u8] = include_bytes!("testdata/rfc9001-a2-client-initial.bin");
+
+    #[test]
+    fn rfc9001_appendix_a_keys() {
+        let k = client_keys(V1, &[0x83, 0x94, 0xc8, 0xf0, 0x3e, 0x51, 0x57, 0x08]).unwrap();
+        assert_eq!(
+            k.key,
+            [
+                0x1f, 0x36, 0x96, 0x13, 0xdd, 0x76, 0xd5, 0x46, 0x77, 0x30, 0xef, 0xcb, 0xe3, 0xb1,
+                0xa2, 0x2d
+            ]
+        );
+        assert_eq!(k.iv, [0xfa, 0x04, 0x4b, 0x2f, 0x42, 0xa3, 0xfd, 0x3b, 0x46, 0xfb, 0x25, 0x5c]);
+        assert_eq!(
+            k.hp,
+            [
+                0x9f, 0x50, 0x44, 0x9e, 0x04, 0xa0, 0xe8, 0x10, 0x28, 0x3a, 0x1e, 0x99, 0x33, 0xad,
+                0xed, 0xd2
+            ]
+        );
+    }
+
+    #[test]
+    fn rfc9369_appendix_a_v2_keys() {
+        let k = client_keys(V2, &[0x83, 0x94, 0xc8, 0xf0, 0x3e, 0x51, 0x57, 0x08]).unwrap();
+        assert_eq!(
+            k.key,
+            [
+                0x8b, 0x1a, 0x0b, 0xc1, 0x21, 0x28, 0x42, 0x90, 0xa2, 0x9e, 0x09, 0x71, 0xb5, 0xcd,
+                0x04, 0x5d
+            ]
+        );
+        assert_eq!(k.iv, [0x91, 0xf7, 0x3e, 0x23, 0x51, 0xd8, 0xfa, 0x91, 0x66, 0x0e, 0x90, 0x9f]);
+        assert_eq!(
+            k.hp,
+            [
+                0x45, 0xb9, 0x5e, 0x15, 0x23, 0x5d, 0x6f, 0x45, 0xa6, 0xb1, 0x9c, 0xbc, 0xb0, 0x29,
+                0x4b, 0xa9
+            ]
+        );
+    }
+
+    #[test]
+    fn rfc9001_appendix_a2_client_initial_names_example_com() {
+        assert!(looks_like_quic(RFC9001_A2));
+        let pieces = initial_crypto(RFC9001_A2);
+        assert_eq!(pieces.len(), 1);
+        assert_eq!(pieces[0].0, 0);
+        assert_eq!(crypto_sni(&assemble(&pieces)), Ok(Some("example.com".into())));
+    }
+
+    #[test]
+    fn damaged_packets_give_nothing() {
+        let mut bad = RFC9001_A2.to_vec();
+        bad[500] ^= 1;
+        assert!(initial_crypto(&bad).is_empty(), "the AEAD tag fails");
+        assert!(initial_crypto(&RFC9001_A2[..100]).is_empty());
+        assert_eq!(crypto_sni(&[1, 0]), Err(true));
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_datagrams_never_panic(mut d in proptest::collection::vec(any::<u8>(), 0..1300)) {
+            if d.len() > 8 {
+                d[0] |= 0xc0;
+                d[1..5].copy_from_slice(&V1.to_be_bytes());
+            }
+            let pieces = initial_crypto(&d);
+            let _ = crypto_sni(&assemble(&pieces));
+            let _ = crypto_frames(&d);
+        }
+    }
+}
