@@ -279,3 +279,68 @@ impl NameInspector {
         self.streams.len()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::LinkType;
+    use crate::decode::{decode, Decoded};
+    use etherparse::PacketBuilder;
+
+    fn udp(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        PacketBuilder::ipv4(src, dst, 64).udp(sport, dport).write(&mut out, payload).unwrap();
+        out
+    }
+
+    /// A response giving `n.example` the address 10.x.y.z for n.
+    fn answer(n: u32) -> Vec<u8> {
+        let label = format!("h{n}");
+        let mut m = vec![0, 1, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0, label.len() as u8];
+        m.extend_from_slice(label.as_bytes());
+        m.extend_from_slice(
+            b"\x07example\x00\x00\x01\x00\x01\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04",
+        );
+        m.extend_from_slice(&(0x0a00_0000 | n).to_be_bytes());
+        m
+    }
+
+    #[test]
+    fn the_dns_map_stays_bounded() {
+        let mut names = NameInspector::new();
+        let n = MAX_DNS_ADDRESSES as u32 + 1000;
+        for i in 0..n {
+            let ip = udp([192, 0, 2, 53], [192, 0, 2, 1], 53, 40000, &answer(i));
+            let Decoded::Ip(p, _) = decode(LinkType::RAW, &ip, ip.len() as u32) else { panic!() };
+            // Answers a second apart, all within their TTL.
+            names.inspect(
+                Inspect { flow: 1, from_initiator: false },
+                &p,
+                Timestamp::from_parts(i64::from(i), 0),
+            );
+        }
+        assert!(names.dns.len() <= MAX_DNS_ADDRESSES, "{} addresses kept", names.dns.len());
+        // The newest answers are kept.
+        let newest = IpAddr::from((0x0a00_0000 | (n - 1)).to_be_bytes());
+        assert_eq!(names.dns_names(newest).len(), 1);
+    }
+
+    #[test]
+    fn per_flow_state_is_freed() {
+        let mut names = NameInspector::new();
+        let mut tcp = Vec::new();
+        PacketBuilder::ipv4([192, 0, 2, 1], [192, 0, 2, 2], 64)
+            .tcp(40000, 443, 7, 100)
+            .write(&mut tcp, &[0x16, 3, 1, 0, 200, 1])
+            .unwrap();
+        let Decoded::Ip(p, _) = decode(LinkType::RAW, &tcp, tcp.len() as u32) else { panic!() };
+        for flow in 0..100 {
+            names.inspect(Inspect { flow, from_initiator: true }, &p, Timestamp(0));
+        }
+        assert_eq!(names.open_streams(), 100, "incomplete ClientHellos wait");
+        for flow in 0..100 {
+            names.finish(flow, None, Timestamp(0));
+        }
+        assert_eq!(names.open_streams(), 0);
+    }
+}
