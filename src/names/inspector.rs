@@ -112,11 +112,12 @@ struct DnsEntry {
 /// The names stage of an audit.
 #[derive(Default)]
 pub struct NameInspector {
-    streams: HashMap<u64, Stream>,
+    // ahash: these are touched for the first packets of every flow.
+    streams: HashMap<u64, Stream, ahash::RandomState>,
     /// CRYPTO frames of QUIC connections whose ClientHello is incomplete.
-    quic: HashMap<u64, Vec<quic::CryptoPiece>>,
-    found: HashMap<u64, (String, NameSource)>,
-    dns: HashMap<IpAddr, Vec<DnsEntry>>,
+    quic: HashMap<u64, Vec<quic::CryptoPiece>, ahash::RandomState>,
+    found: HashMap<u64, (String, NameSource), ahash::RandomState>,
+    dns: HashMap<IpAddr, Vec<DnsEntry>, ahash::RandomState>,
     /// DNS responses that could not be parsed.
     pub dns_errors: u64,
 }
