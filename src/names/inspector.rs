@@ -26,6 +26,8 @@ pub const MAX_DNS_ADDRESSES: usize = 200_000;
 pub const DNS_GRACE: Duration = Duration::from_secs(3600);
 
 const DNS_PORT: u16 = 53;
+/// The largest DNS message plus its length prefix.
+const MAX_DNS_TCP: usize = 65_537;
 
 /// Where a server name came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -116,6 +118,8 @@ pub struct NameInspector {
     streams: HashMap<u64, Stream, ahash::RandomState>,
     /// CRYPTO frames of QUIC connections whose ClientHello is incomplete.
     quic: HashMap<u64, Vec<quic::CryptoPiece>, ahash::RandomState>,
+    /// Incomplete DNS messages of DNS-over-TCP servers.
+    dns_tcp: HashMap<u64, Vec<u8>, ahash::RandomState>,
     found: HashMap<u64, (String, NameSource), ahash::RandomState>,
     dns: HashMap<IpAddr, Vec<DnsEntry>, ahash::RandomState>,
     /// DNS responses that could not be parsed.
@@ -132,16 +136,8 @@ impl NameInspector {
         let Some((sport, _)) = packet.ports else { return };
         match packet.protocol {
             17 if sport == DNS_PORT => self.dns_response(packet.payload, ts),
-            // DNS over TCP: a two-byte length, then the message; answers
-            // that fit their first segment.
             6 if sport == DNS_PORT && !at.from_initiator => {
-                if let Some(message) = packet.payload.get(2..) {
-                    let len =
-                        usize::from(u16::from_be_bytes([packet.payload[0], packet.payload[1]]));
-                    if let Some(m) = message.get(..len) {
-                        self.dns_response(m, ts);
-                    }
-                }
+                self.dns_tcp_segment(at.flow, packet.payload, ts)
             }
             17 if at.from_initiator && quic::looks_like_quic(packet.payload) => {
                 self.quic_datagram(at.flow, packet.payload)
@@ -188,6 +184,29 @@ impl NameInspector {
                 *stream = Stream { done: true, ..Stream::default() };
             }
             _ => *stream = Stream { done: true, ..Stream::default() },
+        }
+    }
+
+    /// DNS over TCP (RFC 7766): messages each behind a two-byte length, in
+    /// the server's stream (taken in arrival order); a message may span
+    /// segments.
+    fn dns_tcp_segment(&mut self, flow: u64, payload: &[u8], ts: Timestamp) {
+        let buf = self.dns_tcp.entry(flow).or_default();
+        buf.extend_from_slice(payload);
+        let mut messages = Vec::new();
+        while buf.len() >= 2 {
+            let len = usize::from(u16::from_be_bytes([buf[0], buf[1]]));
+            if buf.len() < 2 + len {
+                break;
+            }
+            messages.push(buf[2..2 + len].to_vec());
+            buf.drain(..2 + len);
+        }
+        if buf.len() > MAX_DNS_TCP {
+            self.dns_tcp.remove(&flow);
+        }
+        for m in messages {
+            self.dns_response(&m, ts);
         }
     }
 
@@ -250,6 +269,7 @@ impl NameInspector {
     pub fn finish(&mut self, flow: u64, remote: Option<IpAddr>, start: Timestamp) -> FlowNames {
         self.streams.remove(&flow);
         self.quic.remove(&flow);
+        self.dns_tcp.remove(&flow);
         let server_name = self.found.remove(&flow);
         let mut dns: Vec<Arc<str>> = Vec::new();
         if let Some(list) = remote.and_then(|ip| self.dns.get(&ip)) {
@@ -343,5 +363,23 @@ mod tests {
             names.finish(flow, None, Timestamp(0));
         }
         assert_eq!(names.open_streams(), 0);
+    }
+
+    #[test]
+    fn dns_over_tcp_across_segments() {
+        let mut names = NameInspector::new();
+        let m = answer(7);
+        let mut stream = (m.len() as u16).to_be_bytes().to_vec();
+        stream.extend_from_slice(&m);
+        for chunk in [&stream[..1], &stream[1..20], &stream[20..]] {
+            let mut tcp = Vec::new();
+            PacketBuilder::ipv4([192, 0, 2, 53], [192, 0, 2, 1], 64)
+                .tcp(53, 40000, 1, 100)
+                .write(&mut tcp, chunk)
+                .unwrap();
+            let Decoded::Ip(p, _) = decode(LinkType::RAW, &tcp, tcp.len() as u32) else { panic!() };
+            names.inspect(Inspect { flow: 9, from_initiator: false }, &p, Timestamp(0));
+        }
+        assert_eq!(names.dns_names("10.0.0.7".parse().unwrap()), vec![Arc::from("h7.example")]);
     }
 }
