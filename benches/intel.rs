@@ -7,22 +7,14 @@ use std::hint::black_box;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use xborder::intel::{classify, AddressClass, IntelSources};
+use xborder::intel::IntelSources;
+
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort();
     v[v.len() / 2]
-}
-
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
 }
 
 fn main() {
@@ -40,20 +32,7 @@ fn main() {
     println!("load built-in data: median {:.1} ms over 9 loads", median(loads).as_secs_f64() * 1e3);
 
     let db = sources.load().expect("load");
-    let mut rng = XorShift(0x1234_5678_9abc_def1);
-    let mut public = Vec::new();
-    while public.len() < 100_000 {
-        let ip = if rng.next() % 5 == 0 {
-            IpAddr::from(std::net::Ipv6Addr::from(
-                ((0x2000u128 + u128::from(rng.next() % 0x1000)) << 112) | u128::from(rng.next()),
-            ))
-        } else {
-            IpAddr::from((rng.next() as u32).to_be_bytes())
-        };
-        if classify(ip) == AddressClass::Public {
-            public.push(ip);
-        }
-    }
+    let public = support::random_public_addresses(0x1234_5678_9abc_def1, 100_000);
     // Addresses inside provider ranges: the first addresses of the feeds'
     // prefixes, shuffled.
     let mut cloud: Vec<IpAddr> =

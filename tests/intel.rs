@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use xborder::intel::feeds::{self, FEEDS};
-use xborder::intel::{classify, AddressClass, IntelSources, MmdbDatabase, RegionTable};
+use xborder::intel::{AddressClass, IntelSources, MmdbDatabase, RegionTable};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -38,17 +38,6 @@ fn db() -> xborder::intel::IntelDb {
         .unwrap()
 }
 
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
 /// mmdblookup's answer for `country_code`, None when not found.
 fn mmdblookup(file: &Path, ip: IpAddr) -> Option<String> {
     let out = Command::new("mmdblookup")
@@ -63,20 +52,7 @@ fn mmdblookup(file: &Path, ip: IpAddr) -> Option<String> {
 fn country_agrees_with_mmdblookup_on_10000_random_public_addresses() {
     let file = root().join("geoip/country.mmdb");
     let db = MmdbDatabase::open(&file).unwrap().require_country().unwrap();
-    let mut rng = XorShift(0xdead_beef_cafe_f00d);
-    let mut ips = Vec::new();
-    while ips.len() < 10_000 {
-        let ip = if rng.next() % 4 == 0 {
-            IpAddr::from(std::net::Ipv6Addr::from(
-                ((0x2000u128 + u128::from(rng.next() % 0x1000)) << 112) | u128::from(rng.next()),
-            ))
-        } else {
-            IpAddr::from((rng.next() as u32).to_be_bytes())
-        };
-        if classify(ip) == AddressClass::Public {
-            ips.push(ip);
-        }
-    }
+    let ips = support::random_public_addresses(0xdead_beef_cafe_f00d, 10_000);
     let disagreements: Vec<String> = std::thread::scope(|s| {
         let handles: Vec<_> = ips
             .chunks(2500)

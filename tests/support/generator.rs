@@ -5,7 +5,7 @@
 
 use std::io::{self, Write};
 
-use super::{ethernet, ip_packet, PcapFormat, PcapWriter, L4};
+use super::{ethernet, ip_packet, PcapFormat, PcapWriter, XorShift, L4};
 
 /// What to generate.
 #[derive(Clone, Copy, Debug)]
@@ -20,19 +20,6 @@ pub struct Generated {
     pub packets: u64,
     pub bytes: u64,
     pub flows: u64,
-}
-
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
 }
 
 #[derive(Clone, Copy)]

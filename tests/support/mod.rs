@@ -14,6 +14,40 @@ use std::net::IpAddr;
 
 use etherparse::{Ipv4Header, PacketBuilder};
 
+/// A fixed xorshift sequence: the same numbers on every run.
+pub struct XorShift(pub u64);
+
+impl XorShift {
+    pub fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+}
+
+/// `n` deterministic random public addresses: IPv4 three times in four,
+/// else IPv6 in 2000::/4.
+pub fn random_public_addresses(seed: u64, n: usize) -> Vec<IpAddr> {
+    let mut rng = XorShift(seed);
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        let ip = if rng.next() % 4 == 0 {
+            let bits =
+                ((0x2000u128 + u128::from(rng.next() % 0x1000)) << 112) | u128::from(rng.next());
+            IpAddr::from(std::net::Ipv6Addr::from(bits))
+        } else {
+            IpAddr::from((rng.next() as u32).to_be_bytes())
+        };
+        if xborder::intel::classify(ip) == xborder::intel::AddressClass::Public {
+            out.push(ip);
+        }
+    }
+    out
+}
+
 /// The transport part of a built packet.
 #[derive(Clone, Copy, Debug)]
 pub enum L4<'a> {
