@@ -118,8 +118,9 @@ pub struct NameInspector {
     streams: HashMap<u64, Stream, ahash::RandomState>,
     /// CRYPTO frames of QUIC connections whose ClientHello is incomplete.
     quic: HashMap<u64, Vec<quic::CryptoPiece>, ahash::RandomState>,
-    /// Incomplete DNS messages of DNS-over-TCP servers.
-    dns_tcp: HashMap<u64, Vec<u8>, ahash::RandomState>,
+    /// Incomplete DNS messages of DNS-over-TCP servers; `None` once a
+    /// stream on port 53 turned out not to be DNS.
+    dns_tcp: HashMap<u64, Option<Vec<u8>>, ahash::RandomState>,
     found: HashMap<u64, (String, NameSource), ahash::RandomState>,
     dns: HashMap<IpAddr, Vec<DnsEntry>, ahash::RandomState>,
     /// DNS responses that could not be parsed.
@@ -191,21 +192,34 @@ impl NameInspector {
     /// the server's stream (taken in arrival order); a message may span
     /// segments.
     fn dns_tcp_segment(&mut self, flow: u64, payload: &[u8], ts: Timestamp) {
-        let buf = self.dns_tcp.entry(flow).or_default();
+        let Some(buf) = self.dns_tcp.entry(flow).or_insert_with(|| Some(Vec::new())) else {
+            return; // not DNS after all
+        };
         buf.extend_from_slice(payload);
         let mut messages = Vec::new();
-        while buf.len() >= 2 {
-            let len = usize::from(u16::from_be_bytes([buf[0], buf[1]]));
-            if buf.len() < 2 + len {
+        let mut at = 0;
+        let mut valid = true;
+        while let Some(prefix) = buf.get(at..at + 2) {
+            let len = usize::from(u16::from_be_bytes([prefix[0], prefix[1]]));
+            // A DNS message has at least its 12-byte header.
+            if len < 12 {
+                valid = false;
                 break;
             }
-            messages.push(buf[2..2 + len].to_vec());
-            buf.drain(..2 + len);
+            let Some(message) = buf.get(at + 2..at + 2 + len) else { break };
+            messages.push(message.to_vec());
+            at += 2 + len;
         }
-        if buf.len() > MAX_DNS_TCP {
-            self.dns_tcp.remove(&flow);
+        buf.drain(..at);
+        if !valid || buf.len() > MAX_DNS_TCP {
+            self.dns_tcp.insert(flow, None);
         }
         for m in messages {
+            if dns::parse_response(&m).is_err() {
+                self.dns_tcp.insert(flow, None);
+                self.dns_errors += 1;
+                return;
+            }
             self.dns_response(&m, ts);
         }
     }
