@@ -281,10 +281,17 @@ impl NameInspector {
 
     /// The names of a finished flow, forgetting its per-flow state.
     pub fn finish(&mut self, flow: u64, remote: Option<IpAddr>, start: Timestamp) -> FlowNames {
-        self.streams.remove(&flow);
-        self.quic.remove(&flow);
-        self.dns_tcp.remove(&flow);
-        let server_name = self.found.remove(&flow);
+        // Most of these maps are empty most of the time: skip hashing then.
+        if !self.streams.is_empty() {
+            self.streams.remove(&flow);
+        }
+        if !self.quic.is_empty() {
+            self.quic.remove(&flow);
+        }
+        if !self.dns_tcp.is_empty() {
+            self.dns_tcp.remove(&flow);
+        }
+        let server_name = if self.found.is_empty() { None } else { self.found.remove(&flow) };
         let mut dns: Vec<Arc<str>> = Vec::new();
         if let Some(list) = remote.and_then(|ip| self.dns.get(&ip)) {
             for e in list.iter().filter(|e| e.seen <= start && start <= e.until) {
