@@ -86,14 +86,19 @@ fn main() {
     with_intel.extend(&extra);
     let mut flows_only = with_intel.clone();
     flows_only.push("--no-intel");
+    let mut bare = flows_only.clone();
+    bare.push("--no-names");
     // Warm the page cache so every command reads from memory.
     std::fs::read(&file).map(drop).unwrap();
 
-    // tcpdump and both xborder variants alternate in every round, so that
-    // all three see the same machine.
+    // tcpdump and the xborder variants alternate in every round, so that
+    // all see the same machine.
     let have_tcpdump = Command::new("tcpdump").arg("--version").output().is_ok();
-    let variants =
-        [("flows only (--no-intel)", &flows_only), ("with endpoint intelligence", &with_intel)];
+    let variants = [
+        ("flows only (--no-intel --no-names)", &bare),
+        ("with names (--no-intel)", &flows_only),
+        ("with names and endpoint intelligence", &with_intel),
+    ];
     let mut ref_times = Vec::new();
     let mut times = vec![Vec::new(); variants.len()];
     for _ in 0..rounds {
@@ -137,9 +142,11 @@ fn main() {
         }
         println!(", {:.2} M packets/s", packets as f64 / xb.as_secs_f64() / 1e6);
     }
+    let change = |a: Duration, b: Duration| (b.as_secs_f64() / a.as_secs_f64() - 1.0) * 100.0;
+    println!("names add {:+.1}% to the flows-only run", change(medians[0], medians[1]));
     println!(
-        "endpoint intelligence adds {:+.1}% to the flows-only run",
-        (medians[1].as_secs_f64() / medians[0].as_secs_f64() - 1.0) * 100.0
+        "endpoint intelligence adds {:+.1}% to the run with names",
+        change(medians[1], medians[2])
     );
 
     // Memory of the flow stage: peak RSS beyond a run on a tiny capture,

@@ -18,6 +18,8 @@ pub struct AuditConfig {
     pub paths: Vec<PathBuf>,
     pub timeouts: FlowTimeouts,
     pub local: LocalNetworks,
+    /// Skip the names stage (DNS, SNI, HTTP Host).
+    pub no_names: bool,
 }
 
 /// Reads every input, in order, through one flow table: a flow that spans
@@ -47,7 +49,7 @@ pub fn run_observed(config: &AuditConfig, observer: &mut dyn FnMut(&FlowRecord))
         });
     }
     let mut table = FlowTable::new(config.timeouts, config.local.clone());
-    let mut names = NameInspector::new();
+    let mut names = (!config.no_names).then(NameInspector::new);
     for input in &inputs {
         let index = report.inputs.len() as u32;
         let mut summary =
@@ -65,7 +67,7 @@ pub fn run_observed(config: &AuditConfig, observer: &mut dyn FnMut(&FlowRecord))
                     &mut table,
                     &mut report,
                     &mut summary,
-                    &mut names,
+                    names.as_mut(),
                     observer,
                 ) {
                     summary.error = Some(err.to_string());
@@ -77,7 +79,7 @@ pub fn run_observed(config: &AuditConfig, observer: &mut dyn FnMut(&FlowRecord))
     }
     report.peak_live_flows = table.peak_flows();
     for f in table.finish(&mut report.anomalies) {
-        finished(f, &mut names, &mut report.flows, &mut report.names, observer);
+        finished(f, names.as_mut(), &mut report.flows, &mut report.names, observer);
     }
     // First frames are unique, so an unstable sort is deterministic.
     report.flows.sort_unstable_by_key(|f| (f.start, f.first_frame));
@@ -98,14 +100,16 @@ pub fn attach_intel(report: &mut AuditReport, db: &IntelDb) {
 /// Hands a finished flow to the names stage and the observer, and keeps it.
 fn finished(
     flow: FlowRecord,
-    names: &mut NameInspector,
+    names: Option<&mut NameInspector>,
     flows: &mut Vec<FlowRecord>,
     all_names: &mut HashMap<u64, FlowNames>,
     observer: &mut dyn FnMut(&FlowRecord),
 ) {
-    let found = names.finish(flow.id, flow.remote().map(|r| r.ip), flow.start);
-    if found != FlowNames::default() {
-        all_names.insert(flow.id, found);
+    if let Some(names) = names {
+        let found = names.finish(flow.id, flow.remote().map(|r| r.ip), flow.start);
+        if found != FlowNames::default() {
+            all_names.insert(flow.id, found);
+        }
     }
     observer(&flow);
     flows.push(flow);
@@ -118,7 +122,7 @@ fn read_capture(
     table: &mut FlowTable,
     report: &mut AuditReport,
     summary: &mut InputSummary,
-    names: &mut NameInspector,
+    mut names: Option<&mut NameInspector>,
     observer: &mut dyn FnMut(&FlowRecord),
 ) -> Result<(), CaptureError> {
     let totals = &mut report.totals;
@@ -127,7 +131,7 @@ fn read_capture(
         totals.packets += 1;
         if totals.packets % HANDOVER_PACKETS == 0 {
             for f in table.drain_finished() {
-                finished(f, names, &mut report.flows, &mut report.names, observer);
+                finished(f, names.as_deref_mut(), &mut report.flows, &mut report.names, observer);
             }
         }
         let ts = packet.timestamp;
@@ -143,7 +147,8 @@ fn read_capture(
                     report.anomalies.record(kind, at);
                 }
                 totals.ip_packets += 1;
-                if let Some(inspect) = table.observe(&ip, ts, at, &mut report.anomalies) {
+                let inspect = table.observe(&ip, ts, at, &mut report.anomalies);
+                if let (Some(inspect), Some(names)) = (inspect, names.as_deref_mut()) {
                     names.inspect(inspect, &ip, ts);
                 }
             }

@@ -168,6 +168,11 @@ pub struct AuditArgs {
     #[arg(long)]
     pub no_intel: bool,
 
+    /// Skip learning names from the traffic (DNS answers, TLS/QUIC SNI,
+    /// HTTP Host).
+    #[arg(long)]
+    pub no_names: bool,
+
     #[command(flatten)]
     pub intel: IntelArgs,
 }

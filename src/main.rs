@@ -52,6 +52,7 @@ fn run_audit(args: &AuditArgs) -> anyhow::Result<ExitCode> {
             udp: args.udp_timeout,
             other: args.other_timeout,
         },
+        no_names: args.no_names,
         local: if args.local_nets.is_empty() {
             LocalNetworks::default()
         } else {
