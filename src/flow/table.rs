@@ -285,15 +285,23 @@ impl FlowTable {
                 state
             }
         };
-        // The client's SYN is handed out too: it tells where its stream starts.
+        // What the names stage reads: the client's SYN (where its stream
+        // starts) and payload (ClientHello, HTTP request, QUIC Initial), and
+        // both sides of DNS (port 53), whose flows have no budget.
+        let from_initiator = way == state.initiator;
         let syn = obs.tcp_flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN;
-        // DNS flows (port 53) carry a name in every answer: no budget.
         let dns = obs.ports.is_some_and(|(s, d)| s == DNS_PORT || d == DNS_PORT);
-        if (obs.payload_len == 0 && !syn) || (state.inspected >= INSPECTION_BUDGET && !dns) {
+        let payload = obs.payload_len > 0;
+        let wanted = match obs.protocol {
+            6 => (from_initiator && (syn || payload)) || (dns && payload),
+            17 => payload && (from_initiator || dns),
+            _ => false,
+        };
+        if !wanted || (state.inspected >= INSPECTION_BUDGET && !dns) {
             return None;
         }
         state.inspected = state.inspected.saturating_add(1);
-        Some(Inspect { flow: state.id, from_initiator: way == state.initiator })
+        Some(Inspect { flow: state.id, from_initiator })
     }
 
     /// Ends the flows idle at `now` and releases orphaned fragments.
