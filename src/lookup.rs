@@ -87,10 +87,7 @@ fn run_db_info(args: &IntelArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn today() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    xborder::time::Timestamp::from_parts(secs as i64, 0).to_string()[..10].to_owned()
+    xborder::time::Timestamp::wall_clock().date()
 }
 
 pub fn run_db(cmd: DbCommand) -> anyhow::Result<ExitCode> {

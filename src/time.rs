@@ -34,6 +34,17 @@ impl Timestamp {
         Timestamp(self.0.saturating_add(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)))
     }
 
+    /// The UTC date, `YYYY-MM-DD`.
+    pub fn date(self) -> String {
+        String::from_utf8_lossy(&self.rfc3339()[..10]).into_owned()
+    }
+
+    /// The wall clock, for dating data files (never for packets).
+    pub fn wall_clock() -> Self {
+        let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+        Timestamp(since.map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)))
+    }
+
     /// RFC 3339 in UTC with nanoseconds, e.g.
     /// `2014-12-09T17:16:09.924505488Z`, as 30 ASCII bytes.
     pub fn rfc3339(self) -> [u8; 30] {
@@ -106,6 +117,7 @@ mod tests {
             "2000-02-29T00:00:00.000000000Z"
         );
         assert_eq!(Timestamp(i64::MAX).to_string(), "2262-04-11T23:47:16.854775807Z");
+        assert_eq!(Timestamp::from_parts(1_418_145_369, 0).date(), "2014-12-09");
         // 2106-02-07, the last second a classic pcap can hold.
         assert_eq!(
             Timestamp::from_parts(u32::MAX as i64, 0).to_string(),

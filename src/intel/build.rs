@@ -337,14 +337,7 @@ pub fn update(opts: &UpdateOptions) -> Result<BuildReport, IntelError> {
             file: RANGES_FILE.into(),
             name: "cloud provider ranges".into(),
             source: "refreshed by `xborder db update`".into(),
-            snapshot: crate::time::Timestamp::from_parts(
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_secs() as i64),
-                0,
-            )
-            .to_string()[..10]
-                .to_owned(),
+            snapshot: crate::time::Timestamp::wall_clock().date(),
             licence: RANGES_LICENCE.into(),
             attribution: None,
         },

@@ -300,6 +300,5 @@ fn user_mmdb_info(role: &'static str, path: &Path, db: &MmdbDatabase) -> Dataset
 
 /// `YYYY-MM-DD` of a Unix time.
 fn epoch_date(secs: u64) -> String {
-    let ts = crate::time::Timestamp::from_parts(secs as i64, 0).to_string();
-    ts[..10].to_owned()
+    crate::time::Timestamp::from_parts(i64::try_from(secs).unwrap_or(i64::MAX), 0).date()
 }
