@@ -19,5 +19,6 @@ pub mod decode;
 pub mod flow;
 pub mod intel;
 pub mod names;
+pub mod policy;
 pub mod report;
 pub mod time;

@@ -14,5 +14,5 @@ mod table;
 pub use fragments::FRAGMENT_TIMEOUT;
 pub use key::{Endpoint, FlowKey, Way};
 pub use local::{Direction, LocalNetworks, DEFAULT_LOCAL_NETWORKS};
-pub use record::{protocol_has_ports, protocol_name, EndReason, FlowRecord, SideStats};
+pub use record::{protocol_has_ports, protocol_name, EndReason, FlowRecord, SideStats, Sides};
 pub use table::{FlowTable, FlowTimeouts, Inspect, Observation, INSPECTION_BUDGET};

@@ -16,6 +16,17 @@ pub struct SideStats {
     pub tcp_flags: u8,
 }
 
+/// A flow's two ends as local host and remote endpoint.
+#[derive(Clone, Copy, Debug)]
+pub struct Sides<'a> {
+    pub local: Endpoint,
+    /// What the local end sent ("bytes out").
+    pub sent: &'a SideStats,
+    pub remote: Endpoint,
+    /// What the remote end sent ("bytes in").
+    pub received: &'a SideStats,
+}
+
 /// Why a flow ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -68,6 +79,27 @@ impl FlowRecord {
                 self.source
             }
         })
+    }
+
+    /// The flow seen from its local end: for internal flows the initiator
+    /// counts as local, for external ones (neither end local) the responder
+    /// counts as remote, as in [`FlowRecord::remote`].
+    pub fn sides(&self) -> Sides<'_> {
+        if self.direction == Direction::Inbound {
+            Sides {
+                local: self.destination,
+                sent: &self.destination_stats,
+                remote: self.source,
+                received: &self.source_stats,
+            }
+        } else {
+            Sides {
+                local: self.source,
+                sent: &self.source_stats,
+                remote: self.destination,
+                received: &self.destination_stats,
+            }
+        }
     }
 
     /// Bytes in both directions.

@@ -2,6 +2,8 @@ use std::fmt;
 
 use serde::Serialize;
 
+use super::iso3166::COUNTRIES;
+
 /// An ISO 3166-1 alpha-2 country code, upper case.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct CountryCode([u8; 2]);
@@ -16,6 +18,17 @@ impl CountryCode {
             }
             _ => None,
         }
+    }
+
+    /// Is the code assigned in ISO 3166-1 (not merely two letters)?
+    pub fn is_assigned(&self) -> bool {
+        self.name().is_some()
+    }
+
+    /// The short English name of an assigned code.
+    pub fn name(&self) -> Option<&'static str> {
+        let code = self.as_str();
+        COUNTRIES.binary_search_by(|(c, _)| (*c).cmp(code)).ok().map(|i| COUNTRIES[i].1)
     }
 
     pub fn as_str(&self) -> &str {
@@ -54,6 +67,14 @@ impl<'de> serde::Deserialize<'de> for CountryCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn knows_assigned_codes() {
+        assert_eq!(CountryCode::parse("cn").and_then(|c| c.name()), Some("China"));
+        assert!(CountryCode::parse("GB").is_some_and(|c| c.is_assigned()));
+        assert!(!CountryCode::parse("UK").is_some_and(|c| c.is_assigned()));
+        assert!(super::COUNTRIES.windows(2).all(|w| w[0].0 < w[1].0));
+    }
 
     #[test]
     fn parses_two_letters_only() {

@@ -22,6 +22,7 @@ mod country;
 mod error;
 pub mod feeds;
 mod geo;
+pub(crate) mod iso3166;
 mod overlay;
 mod ranges;
 mod regions;

@@ -12,8 +12,8 @@ use sha2::{Digest, Sha256};
 
 use super::geo::MmdbDatabase;
 use super::{
-    AsnSource, AsnTable, IntelDb, IntelError, Overlay, ProviderCatalogue, ProviderRanges,
-    RegionTable,
+    AsnSource, AsnTable, IntelDb, IntelError, Overlay, OverlayNetwork, ProviderCatalogue,
+    ProviderRanges, RegionTable,
 };
 
 /// The default data, compiled in so that a copied binary works offline.
@@ -149,6 +149,32 @@ impl IntelSources {
         Ok(())
     }
 
+    /// The provider catalogue the lookups will use: the shipped one and
+    /// the providers the overlays define (cheap: no range or geo-IP data).
+    pub fn catalogue(&self) -> Result<ProviderCatalogue, IntelError> {
+        let mut catalogue = shipped_catalogue()?;
+        self.read_overlays(&mut catalogue)?;
+        Ok(catalogue)
+    }
+
+    /// Reads every overlay, adding the providers it defines to
+    /// `catalogue`; returns each file's networks.
+    fn read_overlays(
+        &self,
+        catalogue: &mut ProviderCatalogue,
+    ) -> Result<Vec<(&PathBuf, Vec<OverlayNetwork>)>, IntelError> {
+        let mut files = Vec::new();
+        for path in &self.overlays {
+            let text = std::fs::read_to_string(path).map_err(|e| IntelError::io(path, e))?;
+            let (providers, nets) = Overlay::parse(&text, path)?;
+            for p in providers {
+                catalogue.add(p, path)?;
+            }
+            files.push((path, nets));
+        }
+        Ok(files)
+    }
+
     /// Loads every layer.
     pub fn load(&self) -> Result<IntelDb, IntelError> {
         let shipped = DatasetsFile::parse(embedded::DATASETS, Path::new("geoip/datasets.toml"))?;
@@ -161,8 +187,7 @@ impl IntelSources {
             content: Content::Embedded(bytes),
         };
 
-        let mut catalogue =
-            ProviderCatalogue::parse(embedded::PROVIDERS, Path::new("geoip/providers.toml"))?;
+        let mut catalogue = shipped_catalogue()?;
         provenance.push(embedded_info(
             "providers",
             "providers.toml",
@@ -180,12 +205,7 @@ impl IntelSources {
         // Overlays may define providers, so they are read before the ranges
         // resolve provider ids.
         let mut networks = Vec::new();
-        for path in &self.overlays {
-            let text = std::fs::read_to_string(path).map_err(|e| IntelError::io(path, e))?;
-            let (providers, nets) = Overlay::parse(&text, path)?;
-            for p in providers {
-                catalogue.add(p, path)?;
-            }
+        for (path, nets) in self.read_overlays(&mut catalogue)? {
             let file: Arc<str> = Arc::from(path.to_string_lossy().as_ref());
             provenance.push(DatasetInfo {
                 role: "overlay",
@@ -285,6 +305,10 @@ impl IntelSources {
             country_dataset,
         })
     }
+}
+
+fn shipped_catalogue() -> Result<ProviderCatalogue, IntelError> {
+    ProviderCatalogue::parse(embedded::PROVIDERS, Path::new("geoip/providers.toml"))
 }
 
 /// Provenance of a database the user named.

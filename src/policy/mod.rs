@@ -1,0 +1,400 @@
+//! The policy stage: rule packs (TOML, `rules/README.md`) evaluated once
+//! per finished flow against its remote endpoint's intelligence and the
+//! names the traffic gave it.
+//!
+//! Within a field the values are alternatives; the fields of a block must
+//! all hold. A rule matches when its `match` block holds and none of its
+//! `unless` blocks does.
+
+mod diagnostic;
+mod parse;
+pub mod shipped;
+
+pub use diagnostic::{Diagnostic, Level};
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ipnet::IpNet;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::flow::{Direction, FlowRecord};
+use crate::intel::{AddressClass, CountryCode, Intel, ProviderCatalogue};
+use crate::names::FlowNames;
+
+/// How bad a finding is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    pub const ALL: [Severity; 5] =
+        [Severity::Info, Severity::Low, Severity::Medium, Severity::High, Severity::Critical];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+
+    /// ECS `event.severity`: 1 (info) to 5 (critical).
+    pub fn number(self) -> u64 {
+        self as u64 + 1
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a rule does with a flow whose remote address is public but lacks
+/// a fact the rule tests (hosting country, jurisdiction, provider,
+/// service, region, ASN).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WhenUnknown {
+    /// The rule matches (the finding says which facts were unknown).
+    Match,
+    /// The rule does not match.
+    Ignore,
+}
+
+/// One `match` or `unless` block. `None`: the field is not tested; an
+/// empty list never holds.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Conditions {
+    pub hosting_country: Option<Vec<CountryCode>>,
+    pub jurisdiction: Option<Vec<CountryCode>>,
+    pub provider: Option<Vec<Arc<str>>>,
+    pub service: Option<Vec<String>>,
+    pub region: Option<Vec<String>>,
+    pub asn: Option<Vec<u32>>,
+    /// The remote address.
+    pub cidr: Option<Vec<IpNet>>,
+    /// Lower case, without leading or trailing dots.
+    pub domain_suffix: Option<Vec<String>>,
+    /// IP protocol numbers.
+    pub transport: Option<Vec<u8>>,
+    /// Inclusive port ranges of the remote endpoint.
+    pub remote_port: Option<Vec<(u16, u16)>>,
+    pub direction: Option<Vec<Direction>>,
+    pub min_bytes_out: Option<u64>,
+    /// The local address (`local_network` and `local_host` together).
+    pub local: Option<Vec<IpNet>>,
+}
+
+/// Whether a block holds for a flow.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Holds {
+    Yes,
+    No,
+    /// Every known fact holds; these facts are unknown.
+    Unknown(Vec<&'static str>),
+}
+
+impl Conditions {
+    /// Does the block test a fact of the remote endpoint's intelligence?
+    pub fn tests_intel(&self) -> bool {
+        self.hosting_country.is_some()
+            || self.jurisdiction.is_some()
+            || self.provider.is_some()
+            || self.service.is_some()
+            || self.region.is_some()
+            || self.asn.is_some()
+    }
+
+    fn holds(&self, f: &FlowFacts<'_>) -> Holds {
+        let sides = f.flow.sides();
+        let plain = [
+            one_of(&self.direction, |d| *d == f.flow.direction),
+            one_of(&self.transport, |p| *p == f.flow.protocol),
+            one_of(&self.remote_port, |(lo, hi)| {
+                sides.remote.port.is_some_and(|p| (*lo..=*hi).contains(&p))
+            }),
+            one_of(&self.cidr, |n| n.contains(&sides.remote.ip)),
+            one_of(&self.local, |n| n.contains(&sides.local.ip)),
+            self.min_bytes_out.is_none_or(|min| sides.sent.bytes >= min),
+            one_of(&self.domain_suffix, |s| f.names().any(|n| has_suffix(n, s))),
+        ];
+        if plain.contains(&false) {
+            return Holds::No;
+        }
+        let intel = f.intel;
+        // Special-purpose addresses are never geolocated nor attributed:
+        // a missing fact there is an answer, not an unknown.
+        let public = intel.is_some_and(|i| i.class == AddressClass::Public);
+        let mut unknown = Vec::new();
+        let mut fact = |name: &'static str, test: Option<Option<bool>>| match test {
+            None => true,
+            Some(Some(holds)) => holds,
+            Some(None) if public => {
+                unknown.push(name);
+                true
+            }
+            Some(None) => false,
+        };
+        let i = intel;
+        let facts = [
+            fact(
+                "hosting_country",
+                self.hosting_country
+                    .as_ref()
+                    .map(|v| i.and_then(|i| i.country).map(|c| v.contains(&c))),
+            ),
+            fact(
+                "jurisdiction",
+                self.jurisdiction
+                    .as_ref()
+                    .map(|v| i.and_then(|i| i.jurisdiction).map(|c| v.contains(&c))),
+            ),
+            fact(
+                "provider",
+                self.provider
+                    .as_ref()
+                    .map(|v| i.and_then(|i| i.provider.as_ref()).map(|p| v.contains(p))),
+            ),
+            fact(
+                "service",
+                self.service.as_ref().map(|v| {
+                    i.and_then(|i| i.service.as_deref()).map(|s| v.iter().any(|x| x == s))
+                }),
+            ),
+            fact(
+                "region",
+                self.region
+                    .as_ref()
+                    .map(|v| i.and_then(|i| i.region.as_deref()).map(|s| v.iter().any(|x| x == s))),
+            ),
+            fact("asn", self.asn.as_ref().map(|v| i.and_then(|i| i.asn).map(|a| v.contains(&a)))),
+        ];
+        if facts.contains(&false) {
+            Holds::No
+        } else if unknown.is_empty() {
+            Holds::Yes
+        } else {
+            Holds::Unknown(unknown)
+        }
+    }
+}
+
+fn one_of<T>(values: &Option<Vec<T>>, test: impl Fn(&T) -> bool) -> bool {
+    values.as_ref().is_none_or(|v| v.iter().any(test))
+}
+
+/// `name` is `suffix` or ends in `.suffix` (both lower case).
+fn has_suffix(name: &str, suffix: &str) -> bool {
+    let name = name.trim_end_matches('.');
+    name.len() >= suffix.len()
+        && name[name.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
+        && (name.len() == suffix.len() || name.as_bytes()[name.len() - suffix.len() - 1] == b'.')
+}
+
+/// One rule of a pack.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rule {
+    pub id: String,
+    pub title: String,
+    pub severity: Severity,
+    pub description: Option<String>,
+    /// `None` when the rule tests no intelligence fact.
+    pub when_unknown: Option<WhenUnknown>,
+    pub enabled: bool,
+    pub matches: Conditions,
+    pub unless: Vec<Conditions>,
+}
+
+/// A rule file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RulePack {
+    pub name: String,
+    pub description: String,
+    /// The legal or other source the pack implements.
+    pub source: String,
+    pub reference: Option<String>,
+    pub version: String,
+    /// The file it came from (`embedded rules/NAME.toml` for shipped packs).
+    pub location: String,
+    /// SHA-256 of the file, hex.
+    pub sha256: String,
+    pub rules: Vec<Rule>,
+}
+
+impl RulePack {
+    /// Parses and checks a pack; provider ids are checked against
+    /// `providers`. Returns the pack and its warnings, or every error
+    /// (with the warnings).
+    pub fn parse(
+        text: &str,
+        path: &Path,
+        providers: &ProviderCatalogue,
+    ) -> Result<(RulePack, Vec<Diagnostic>), Vec<Diagnostic>> {
+        let (pack, diagnostics) = parse::parse_pack(text, path, providers);
+        match pack {
+            Some(mut pack) if diagnostics.iter().all(|d| d.level == Level::Warning) => {
+                pack.location = path.display().to_string();
+                pack.sha256 =
+                    Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+                Ok((pack, diagnostics))
+            }
+            _ => Err(diagnostics),
+        }
+    }
+}
+
+/// Why rule packs could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: std::io::Error },
+    /// The first error; `rules check` prints them all.
+    #[error("{}{}", errors[0], more(errors.len()))]
+    Invalid { errors: Vec<Diagnostic> },
+    #[error("{}: rule pack '{name}' is also loaded from {other}", path.display())]
+    DuplicatePack { path: PathBuf, name: String, other: String },
+}
+
+pub(crate) fn only_errors(mut d: Vec<Diagnostic>) -> Vec<Diagnostic> {
+    d.retain(|d| d.level == Level::Error);
+    d
+}
+
+fn more(n: usize) -> String {
+    match n {
+        0 | 1 => String::new(),
+        2 => " (and 1 more error; `xborder rules check` lists them)".into(),
+        n => format!(" (and {} more errors; `xborder rules check` lists them)", n - 1),
+    }
+}
+
+/// The packs in force.
+#[derive(Clone, Debug, Default)]
+pub struct Policy {
+    pub packs: Vec<RulePack>,
+}
+
+/// What the policy stage knows about a flow.
+#[derive(Clone, Copy, Debug)]
+pub struct FlowFacts<'a> {
+    pub flow: &'a FlowRecord,
+    /// The remote endpoint's intelligence (`None` in a run without it).
+    pub intel: Option<&'a Intel>,
+    pub names: Option<&'a FlowNames>,
+}
+
+impl<'a> FlowFacts<'a> {
+    /// The server name and the DNS names.
+    fn names(&self) -> impl Iterator<Item = &'a str> {
+        let names = self.names;
+        let server = names.and_then(|n| n.server_name.as_ref()).map(|(s, _)| s.as_str());
+        server.into_iter().chain(names.into_iter().flat_map(|n| n.dns.iter().map(|d| &**d)))
+    }
+}
+
+/// A rule that matched a flow.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuleMatch {
+    pub pack: usize,
+    pub rule: usize,
+    /// Facts the rule tests that were unknown (it matched by its
+    /// `when_unknown = "match"`).
+    pub unknown: Vec<&'static str>,
+}
+
+impl Policy {
+    /// Adds a pack; two packs of the same name are an error.
+    pub fn add(&mut self, pack: RulePack) -> Result<(), PolicyError> {
+        if let Some(other) = self.packs.iter().find(|p| p.name == pack.name) {
+            return Err(PolicyError::DuplicatePack {
+                path: PathBuf::from(&pack.location),
+                name: pack.name,
+                other: other.location.clone(),
+            });
+        }
+        self.packs.push(pack);
+        Ok(())
+    }
+
+    /// Reads and checks rule files; warnings are returned, errors fail.
+    pub fn load(
+        paths: &[PathBuf],
+        providers: &ProviderCatalogue,
+    ) -> Result<(Policy, Vec<Diagnostic>), PolicyError> {
+        let mut policy = Policy::default();
+        let mut warnings = Vec::new();
+        for path in paths {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| PolicyError::Io { path: path.clone(), source: e })?;
+            let (pack, w) = RulePack::parse(&text, path, providers)
+                .map_err(|d| PolicyError::Invalid { errors: only_errors(d) })?;
+            warnings.extend(w);
+            policy.add(pack)?;
+        }
+        Ok((policy, warnings))
+    }
+
+    /// The rule at `m`.
+    pub fn rule(&self, m: &RuleMatch) -> (&RulePack, &Rule) {
+        let pack = &self.packs[m.pack];
+        (pack, &pack.rules[m.rule])
+    }
+
+    pub fn rule_count(&self) -> usize {
+        self.packs.iter().map(|p| p.rules.iter().filter(|r| r.enabled).count()).sum()
+    }
+
+    /// Every enabled rule that matches the flow, in pack and rule order.
+    pub fn evaluate(&self, facts: &FlowFacts<'_>) -> Vec<RuleMatch> {
+        let mut found = Vec::new();
+        for (p, pack) in self.packs.iter().enumerate() {
+            for (r, rule) in pack.rules.iter().enumerate() {
+                if !rule.enabled {
+                    continue;
+                }
+                let unknown = match rule.matches.holds(facts) {
+                    Holds::No => continue,
+                    Holds::Yes => Vec::new(),
+                    Holds::Unknown(facts) if rule.when_unknown == Some(WhenUnknown::Match) => facts,
+                    Holds::Unknown(_) => continue,
+                };
+                // An exception applies only when it certainly holds.
+                if rule.unless.iter().any(|u| u.holds(facts) == Holds::Yes) {
+                    continue;
+                }
+                found.push(RuleMatch { pack: p, rule: r, unknown });
+            }
+        }
+        found
+    }
+}
+
+/// The country a finding is about: the jurisdiction when the rule tested
+/// it (and not the hosting country), else the hosting country.
+pub fn finding_country(rule: &Rule, intel: Option<&Intel>) -> Option<CountryCode> {
+    let m = &rule.matches;
+    let intel = intel?;
+    if m.jurisdiction.is_some() && m.hosting_country.is_none() || m.provider.is_some() {
+        intel.jurisdiction.or(intel.country)
+    } else {
+        intel.country
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,301 @@
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use super::*;
+use crate::decode::FrameRef;
+use crate::flow::{EndReason, Endpoint, SideStats};
+use crate::intel::{CountrySource, ProviderConfig};
+use crate::names::NameSource;
+use crate::time::Timestamp;
+
+fn catalogue() -> ProviderCatalogue {
+    let mut c = ProviderCatalogue::default();
+    for (id, j) in [("alibaba_cloud", "CN"), ("aws", "US"), ("yandex_cloud", "RU")] {
+        let text = format!("id = \"{id}\"\nname = \"{id}\"\njurisdiction = \"{j}\"\n");
+        let config: ProviderConfig = toml::from_str(&text).unwrap();
+        c.add(config, Path::new("p.toml")).unwrap();
+    }
+    c
+}
+
+fn check(text: &str) -> Vec<String> {
+    match RulePack::parse(text, Path::new("r.toml"), &catalogue()) {
+        Ok((_, warnings)) => warnings.iter().map(|d| d.to_string()).collect(),
+        Err(diags) => diags.iter().map(|d| d.to_string()).collect(),
+    }
+}
+
+fn pack(rules: &str) -> RulePack {
+    let text = format!(
+        "[pack]\nname = \"t\"\ndescription = \"d\"\nsource = \"s\"\nversion = \"1\"\n{rules}"
+    );
+    let (pack, warnings) = RulePack::parse(&text, Path::new("r.toml"), &catalogue())
+        .unwrap_or_else(|d| panic!("{d:?}"));
+    assert!(warnings.is_empty(), "{warnings:?}");
+    pack
+}
+
+const HEAD: &str = "[pack]\nname = \"t\"\ndescription = \"d\"\nsource = \"s\"\nversion = \"1\"\n";
+
+#[test]
+fn errors_name_line_column_and_what_was_expected() {
+    let text = format!(
+        "{HEAD}[[rule]]\nid = \"a\"\ntitle = \"A\"\nseverity = \"hgih\"\nwhen_unknown = \"ignore\"\n\
+         [rule.match]\nhosting_country = [\"CN\", \"UK\"]\ncontry = \"RU\"\ncidr = \"10.0.0.0/33\"\n\
+         provider = \"alibaba\"\n"
+    );
+    assert_eq!(
+        check(&text),
+        [
+            "r.toml:9:12: error: bad severity \"hgih\" (expected info, low, medium, high or critical)",
+            "r.toml:13:1: error: unknown field `contry` in [rule.match]; expected one of: \
+             hosting_country, jurisdiction, provider, service, region, asn, cidr, domain_suffix, \
+             transport, remote_port, direction, min_bytes_out, local_network, local_host",
+            "r.toml:12:26: error: unknown country code \"UK\": not an ISO 3166-1 alpha-2 code \
+             (the United Kingdom is GB)",
+            "r.toml:15:12: error: unknown provider id \"alibaba\" (did you mean alibaba_cloud?)",
+            "r.toml:14:8: error: bad CIDR \"10.0.0.0/33\" (expected an address or \
+             address/prefix, e.g. 203.0.113.0/24)",
+        ]
+    );
+}
+
+#[test]
+fn syntax_errors_and_missing_fields_are_reported() {
+    assert_eq!(
+        check("[pack]\nname = \"t\nversion = 1\n")[0],
+        "r.toml:2:10: error: invalid basic string, expected `\"`"
+    );
+    let text = "[pack]\nname = \"t\"\ndescription = \"d\"\nsource = \"s\"\n[[rule]]\nid = \"a\"\n";
+    assert_eq!(
+        check(text),
+        [
+            "r.toml:1:1: error: [pack] has no `version`",
+            "r.toml:5:1: error: rule \"a\" has no `title`",
+            "r.toml:5:1: error: rule \"a\" has no `severity`",
+            "r.toml:5:1: error: rule \"a\" has no `match`",
+        ]
+    );
+}
+
+#[test]
+fn intel_rules_must_say_what_unknown_means() {
+    let text = format!(
+        "{HEAD}[[rule]]\nid = \"a\"\ntitle = \"A\"\nseverity = \"low\"\n\
+         [rule.match]\njurisdiction = \"CN\"\n"
+    );
+    assert_eq!(
+        check(&text),
+        ["r.toml:6:1: error: rule \"a\" tests hosting country, jurisdiction, provider, service, \
+          region or ASN: say what to do when that is unknown with when_unknown = \"match\" or \
+          \"ignore\""]
+    );
+}
+
+#[test]
+fn warns_about_rules_that_can_never_match() {
+    let text = format!(
+        "{HEAD}[[rule]]\nid = \"a\"\ntitle = \"A\"\nseverity = \"low\"\nwhen_unknown = \"ignore\"\n\
+         [rule.match]\nprovider = \"aws\"\njurisdiction = \"CN\"\n\
+         [[rule]]\nid = \"b\"\ntitle = \"B\"\nseverity = \"low\"\n\
+         [rule.match]\ntransport = \"icmp\"\nremote_port = 443\n\
+         [[rule]]\nid = \"c\"\ntitle = \"C\"\nseverity = \"low\"\n\
+         [rule.match]\ndomain_suffix = []\n\
+         [[rule]]\nid = \"c\"\ntitle = \"C2\"\nseverity = \"low\"\n\
+         [rule.match]\ncidr = \"192.0.2.1/24\"\n"
+    );
+    assert_eq!(
+        check(&text),
+        [
+            "r.toml:11:1: warning: rule \"a\" can never match: none of its providers has one of \
+             its jurisdictions in the catalogue",
+            "r.toml:18:1: warning: rule \"b\" can never match: remote_port with transports that \
+             have no ports",
+            "r.toml:26:17: warning: `domain_suffix` is an empty list: the block can never hold",
+            "r.toml:32:8: warning: \"192.0.2.1/24\" has host bits set; it means 192.0.2.0/24",
+            "r.toml:28:6: error: rule id \"c\" is already used on line 22",
+        ]
+    );
+}
+
+#[test]
+fn shipped_packs_are_valid_and_cite_their_source() {
+    let catalogue = crate::intel::IntelSources::default().catalogue().unwrap();
+    let (policy, warnings) = shipped::policy(&catalogue).unwrap();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(policy.packs.len(), 4);
+    for p in &policy.packs {
+        assert!(!p.source.is_empty() && !p.rules.is_empty(), "{}", p.name);
+        assert!(p.location.starts_with("embedded rules/"));
+    }
+}
+
+#[test]
+fn eu_pack_lists_every_code_outside_the_eea_and_adequacy_decisions() {
+    let catalogue = crate::intel::IntelSources::default().catalogue().unwrap();
+    let (policy, _) = shipped::policy(&catalogue).unwrap();
+    let eu = policy.packs.iter().find(|p| p.name == "eu-third-countries").unwrap();
+    let listed = eu.rules[0].matches.hosting_country.clone().unwrap();
+    let inside = "AT BE BG HR CY CZ DK EE FI FR DE GR HU IE IT LV LT LU MT NL PL PT RO SK SI ES \
+                  SE IS LI NO AX GF GP MQ RE YT MF AD AR CA FO GG IL IM JP JE NZ KR CH GB UY US BR";
+    let expected: Vec<CountryCode> = crate::intel::iso3166::COUNTRIES
+        .iter()
+        .filter(|(c, _)| !inside.split(' ').any(|i| i == *c))
+        .filter_map(|(c, _)| CountryCode::parse(c))
+        .collect();
+    assert_eq!(listed, expected);
+}
+
+fn cc(s: &str) -> Option<CountryCode> {
+    CountryCode::parse(s)
+}
+
+fn intel(ip: &str, country: Option<&str>, provider: Option<(&str, &str)>) -> Intel {
+    let ip: IpAddr = ip.parse().unwrap();
+    Intel {
+        ip,
+        class: crate::intel::classify(ip),
+        country: country.and_then(cc),
+        country_source: country.map(|_| CountrySource::GeoIp),
+        asn: None,
+        as_org: None,
+        provider: provider.map(|(p, _)| Arc::from(p)),
+        provider_name: None,
+        service: None,
+        region: None,
+        jurisdiction: provider.and_then(|(_, j)| cc(j)),
+        prefix: None,
+        dataset: None,
+    }
+}
+
+fn flow(local: &str, remote: &str, port: u16, direction: Direction, bytes_out: u64) -> FlowRecord {
+    let (source, destination) =
+        if direction == Direction::Inbound { (remote, local) } else { (local, remote) };
+    let stats = |bytes| SideStats { packets: 1, bytes, payload_bytes: 0, tcp_flags: 0 };
+    let (s, d) = if direction == Direction::Inbound {
+        (stats(10), stats(bytes_out))
+    } else {
+        (stats(bytes_out), stats(10))
+    };
+    FlowRecord {
+        id: 1,
+        protocol: 6,
+        source: Endpoint { ip: source.parse().unwrap(), port: Some(40000) },
+        destination: Endpoint { ip: destination.parse().unwrap(), port: Some(port) },
+        source_stats: s,
+        destination_stats: d,
+        start: Timestamp::from_parts(0, 0),
+        end: Timestamp::from_parts(1, 0),
+        first_frame: FrameRef { file: 0, frame: 1 },
+        direction,
+        end_reason: EndReason::EndOfCapture,
+    }
+}
+
+fn matches(
+    policy: &Policy,
+    f: &FlowRecord,
+    i: Option<&Intel>,
+    n: Option<&FlowNames>,
+) -> Vec<String> {
+    policy
+        .evaluate(&FlowFacts { flow: f, intel: i, names: n })
+        .iter()
+        .map(|m| {
+            let (_, rule) = policy.rule(m);
+            if m.unknown.is_empty() {
+                rule.id.clone()
+            } else {
+                format!("{} (unknown {})", rule.id, m.unknown.join(", "))
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn fields_are_all_required_values_are_alternatives() {
+    let p = Policy {
+        packs: vec![pack(
+            "[[rule]]\nid = \"cn-https\"\ntitle = \"t\"\nseverity = \"high\"\nwhen_unknown = \"ignore\"\n\
+             [rule.match]\nhosting_country = [\"CN\", \"HK\"]\nremote_port = [443, \"8000-8100\"]\n\
+             direction = \"outbound\"\nmin_bytes_out = 100\n",
+        )],
+    };
+    let hk = intel("192.0.2.1", Some("HK"), None);
+    let f = |port, dir, bytes| flow("10.0.0.1", "192.0.2.1", port, dir, bytes);
+    assert_eq!(matches(&p, &f(443, Direction::Outbound, 100), Some(&hk), None), ["cn-https"]);
+    assert_eq!(matches(&p, &f(8050, Direction::Outbound, 500), Some(&hk), None), ["cn-https"]);
+    assert!(matches(&p, &f(80, Direction::Outbound, 500), Some(&hk), None).is_empty());
+    assert!(matches(&p, &f(443, Direction::Inbound, 500), Some(&hk), None).is_empty());
+    assert!(matches(&p, &f(443, Direction::Outbound, 99), Some(&hk), None).is_empty());
+    let us = intel("192.0.2.1", Some("US"), None);
+    assert!(matches(&p, &f(443, Direction::Outbound, 500), Some(&us), None).is_empty());
+}
+
+#[test]
+fn unknown_facts_follow_the_rules_choice_and_never_touch_special_addresses() {
+    let rules = |w: &str| Policy {
+        packs: vec![pack(&format!(
+            "[[rule]]\nid = \"cn\"\ntitle = \"t\"\nseverity = \"high\"\nwhen_unknown = \"{w}\"\n\
+                 [rule.match]\njurisdiction = \"CN\"\n"
+        ))],
+    };
+    // 8.8.8.8 is public: without a provider its jurisdiction is unknown.
+    let public = intel("8.8.8.8", Some("US"), None);
+    let f = flow("10.0.0.1", "8.8.8.8", 443, Direction::Outbound, 1);
+    assert_eq!(matches(&rules("match"), &f, Some(&public), None), ["cn (unknown jurisdiction)"]);
+    assert!(matches(&rules("ignore"), &f, Some(&public), None).is_empty());
+    // Multicast is never attributed: nothing unknown about it.
+    let multicast = intel("224.0.0.251", None, None);
+    let f = flow("10.0.0.1", "224.0.0.251", 5353, Direction::Outbound, 1);
+    assert!(matches(&rules("match"), &f, Some(&multicast), None).is_empty());
+}
+
+#[test]
+fn unless_excepts_hosts_and_domains() {
+    let p = Policy {
+        packs: vec![pack(
+            "[[rule]]\nid = \"cn\"\ntitle = \"t\"\nseverity = \"high\"\nwhen_unknown = \"ignore\"\n\
+             [rule.match]\njurisdiction = \"CN\"\n\
+             [[rule.unless]]\nlocal_host = \"10.0.0.9\"\n\
+             [[rule.unless]]\nlocal_network = \"10.1.0.0/16\"\ndomain_suffix = \".Example.CN.\"\n",
+        )],
+    };
+    let ali = intel("47.88.1.1", Some("US"), Some(("alibaba_cloud", "CN")));
+    let names = |n: &str| FlowNames {
+        server_name: Some((n.to_owned(), NameSource::TlsSni)),
+        dns: vec![Arc::from("cdn.other.test")],
+    };
+    let f = |local| flow(local, "47.88.1.1", 443, Direction::Outbound, 1);
+    assert_eq!(matches(&p, &f("10.0.0.1"), Some(&ali), None), ["cn"]);
+    assert!(matches(&p, &f("10.0.0.9"), Some(&ali), None).is_empty());
+    let n = names("www.example.cn");
+    assert!(matches(&p, &f("10.1.2.3"), Some(&ali), Some(&n)).is_empty());
+    let n = names("notexample.cn");
+    assert_eq!(matches(&p, &f("10.1.2.3"), Some(&ali), Some(&n)), ["cn"]);
+    assert_eq!(matches(&p, &f("10.2.0.1"), Some(&ali), Some(&names("example.cn"))), ["cn"]);
+}
+
+#[test]
+fn domain_suffixes_match_whole_labels() {
+    assert!(has_suffix("oss-cn-hangzhou.aliyuncs.com", "aliyuncs.com"));
+    assert!(has_suffix("aliyuncs.com.", "aliyuncs.com"));
+    assert!(has_suffix("ALIYUNCS.COM", "aliyuncs.com"));
+    assert!(!has_suffix("evilaliyuncs.com", "aliyuncs.com"));
+    assert!(!has_suffix("com", "aliyuncs.com"));
+}
+
+#[test]
+fn disabled_rules_never_match() {
+    let p = Policy {
+        packs: vec![pack(
+            "[[rule]]\nid = \"all\"\ntitle = \"t\"\nseverity = \"info\"\nenabled = false\n\
+             [rule.match]\ndirection = \"outbound\"\n",
+        )],
+    };
+    let f = flow("10.0.0.1", "192.0.2.1", 443, Direction::Outbound, 1);
+    assert!(matches(&p, &f, None, None).is_empty());
+    assert_eq!(p.rule_count(), 0);
+}
