@@ -82,7 +82,8 @@ fn main() {
     let file = capture(packets, flows);
     let file_str = file.to_str().unwrap();
     let xborder = env!("CARGO_BIN_EXE_xborder");
-    let mut with_intel = vec!["audit", file_str, "--flows", "jsonl", "-o", "/dev/null", "-q"];
+    let mut with_intel =
+        vec!["audit", file_str, "--format", "jsonl", "--flows", "-o", "/dev/null", "-q"];
     with_intel.extend(&extra);
     let mut flows_only = with_intel.clone();
     flows_only.push("--no-intel");

@@ -9,7 +9,8 @@ use crate::decode::{self, Decoded, FrameRef};
 use crate::flow::{FlowRecord, FlowTable, FlowTimeouts, LocalNetworks};
 use crate::intel::{IntelCache, IntelDb};
 use crate::names::{FlowNames, NameInspector};
-use crate::report::{AuditReport, InputSummary};
+use crate::policy::{finding_country, FlowFacts, Policy};
+use crate::report::{AuditReport, Finding, InputSummary};
 
 /// What an audit run needs.
 #[derive(Clone, Debug, Default)]
@@ -95,6 +96,23 @@ pub fn attach_intel(report: &mut AuditReport, db: &IntelDb) {
             report.remote_intel.entry(remote.ip).or_insert_with(|| cache.get(remote.ip));
         }
     }
+}
+
+/// Checks every flow against the policy, once, with its remote endpoint's
+/// intelligence and names.
+pub fn apply_policy(report: &mut AuditReport, policy: Policy) {
+    let mut findings = Vec::new();
+    for (index, flow) in report.flows.iter().enumerate() {
+        let intel = flow.remote().and_then(|r| report.remote_intel.get(&r.ip)).map(|i| &**i);
+        let facts = FlowFacts { flow, intel, names: report.names.get(&flow.id) };
+        for matched in policy.evaluate(&facts) {
+            let (_, rule) = policy.rule(&matched);
+            let country = finding_country(rule, intel);
+            findings.push(Finding { flow: index, matched, country });
+        }
+    }
+    report.findings = findings;
+    report.policy = policy;
 }
 
 /// Hands a finished flow to the names stage and the observer, and keeps it.

@@ -18,7 +18,8 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Read captures (pcap, pcapng, gzip; files, directories or - for
-    /// stdin), build flows and summarise them.
+    /// stdin), build flows, look their remote endpoints up, check them
+    /// against rule packs and report the findings.
     Audit(AuditArgs),
     /// Print what is known about IP addresses: country, ASN, provider,
     /// region, service, jurisdiction.
@@ -26,6 +27,22 @@ pub enum Command {
     /// Inspect, build and refresh the intelligence data.
     #[command(subcommand)]
     Db(DbCommand),
+    /// Check rule packs.
+    #[command(subcommand)]
+    Rules(RulesCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RulesCommand {
+    /// Validate rule packs: every error and warning at file:line:column
+    /// (exit 2 on any error). Provider ids are checked against the
+    /// catalogue and the providers of --overlay files.
+    Check {
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        #[command(flatten)]
+        intel: IntelArgs,
+    },
 }
 
 /// Where intelligence comes from (all optional: the defaults are built in).
@@ -128,14 +145,28 @@ pub struct AuditArgs {
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
 
-    /// Write every flow record in this format.
-    #[arg(long, value_name = "FORMAT")]
-    pub flows: Option<FlowFormat>,
+    /// Report format: text for people; json (one document), jsonl (one
+    /// record per finding) or csv (one row per finding) for machines.
+    #[arg(long, value_name = "FORMAT", default_value = "text")]
+    pub format: ReportFormat,
 
-    /// Where flow records go (default: standard output, and the summary
-    /// then goes to standard error).
+    /// Also write every flow record (json and jsonl formats).
+    #[arg(long)]
+    pub flows: bool,
+
+    /// Where the report goes (default: standard output).
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+
+    /// A rule pack (TOML; repeatable). Default: the packs in rules/, built
+    /// in.
+    #[arg(long = "rules", value_name = "FILE")]
+    pub rules: Vec<PathBuf>,
+
+    /// Exit with status 1 when a finding is at or above this severity
+    /// (info, low, medium, high, critical), or never (none).
+    #[arg(long, value_name = "SEVERITY", default_value = "low")]
+    pub fail_on: FailOn,
 
     /// A local network (repeatable). Default: the private and
     /// special-purpose ranges (RFC 1918, 100.64.0.0/10, loopback,
@@ -160,7 +191,8 @@ pub struct AuditArgs {
     #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = parse_duration)]
     pub other_timeout: Duration,
 
-    /// Print nothing but errors (and flow records when asked for).
+    /// Print nothing but errors, and the report when it goes to standard
+    /// output in a machine format.
     #[arg(short, long)]
     pub quiet: bool,
 
@@ -178,9 +210,40 @@ pub struct AuditArgs {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum FlowFormat {
-    /// One JSON object per flow and line (ECS field names).
+pub enum ReportFormat {
+    /// Headline, findings by rule and local host, capture summary.
+    Text,
+    /// One document: run metadata, totals, aggregates, findings.
+    Json,
+    /// One JSON object per finding (and per flow with --flows) and line.
     Jsonl,
+    /// One row per finding.
+    Csv,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FailOn {
+    Info,
+    Low,
+    Medium,
+    High,
+    Critical,
+    /// Never exit 1 for findings.
+    None,
+}
+
+impl FailOn {
+    pub fn severity(self) -> Option<xborder::policy::Severity> {
+        use xborder::policy::Severity;
+        Some(match self {
+            FailOn::Info => Severity::Info,
+            FailOn::Low => Severity::Low,
+            FailOn::Medium => Severity::Medium,
+            FailOn::High => Severity::High,
+            FailOn::Critical => Severity::Critical,
+            FailOn::None => return None,
+        })
+    }
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {

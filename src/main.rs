@@ -7,7 +7,7 @@ mod lookup;
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufWriter, IsTerminal, Write};
 use std::net::IpAddr;
 use std::process::ExitCode;
 use std::sync::{mpsc, Arc};
@@ -15,11 +15,13 @@ use std::thread;
 
 use clap::Parser;
 
-use cli::{AuditArgs, Cli, Command, FlowFormat};
+use cli::{AuditArgs, Cli, Command, IntelArgs, ReportFormat, RulesCommand};
 use xborder::audit::{self, AuditConfig};
 use xborder::flow::{FlowTimeouts, LocalNetworks};
 use xborder::intel::IntelError;
-use xborder::report::{flows, summary};
+use xborder::policy::{self, Level, Policy, RulePack};
+use xborder::report::flows::{self, Records};
+use xborder::report::{document, findings, text};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -27,6 +29,7 @@ fn main() -> ExitCode {
         Command::Audit(args) => run_audit(&args),
         Command::Lookup(args) => lookup::run_lookup(&args),
         Command::Db(cmd) => lookup::run_db(cmd),
+        Command::Rules(RulesCommand::Check { files, intel }) => run_rules_check(&files, &intel),
     };
     match result {
         Ok(code) => code,
@@ -59,7 +62,21 @@ fn run_audit(args: &AuditArgs) -> anyhow::Result<ExitCode> {
             LocalNetworks::new(args.local_nets.clone())
         },
     };
-    // Open the output first: a typo in -o should not cost a long run.
+    if args.flows && matches!(args.format, ReportFormat::Text | ReportFormat::Csv) {
+        anyhow::bail!("--flows needs --format jsonl or json");
+    }
+    // Rules, the intelligence files and the output are checked before the
+    // captures are read: a typo should not cost a long run.
+    let sources = config::intel_sources(&args.intel)?;
+    let catalogue = sources.catalogue()?;
+    let (policy, warnings) = if args.rules.is_empty() {
+        policy::shipped::policy(&catalogue)?
+    } else {
+        Policy::load(&args.rules, &catalogue)?
+    };
+    for w in warnings {
+        eprintln!("xborder: {w}");
+    }
     let mut output: Option<Box<dyn Write>> = match &args.output {
         Some(path) => Some(Box::new(BufWriter::new(
             File::create(path)
@@ -75,9 +92,8 @@ fn run_audit(args: &AuditArgs) -> anyhow::Result<ExitCode> {
     let report = if args.no_intel {
         audit::run(&config)
     } else {
-        let sources = config::intel_sources(&args.intel)?;
         sources.check_files()?;
-        let want_json = args.flows.is_some();
+        let want_json = matches!(args.format, ReportFormat::Json | ReportFormat::Jsonl);
         let (remotes, incoming) = mpsc::channel::<IpAddr>();
         let worker = thread::spawn(move || -> Result<_, IntelError> {
             let db = sources.load()?;
@@ -107,8 +123,11 @@ fn run_audit(args: &AuditArgs) -> anyhow::Result<ExitCode> {
         report.remote_intel = found;
         intel_json = json;
         audit::attach_intel(&mut report, &db);
+        report.provenance = db.provenance;
         report
     };
+    let mut report = report;
+    audit::apply_policy(&mut report, policy);
     for (path, reason) in &report.skipped {
         eprintln!("xborder: skipping {}: {reason}", path.display());
     }
@@ -117,24 +136,73 @@ fn run_audit(args: &AuditArgs) -> anyhow::Result<ExitCode> {
             eprintln!("xborder: {err}");
         }
     }
-    let flows_to_stdout = args.flows.is_some() && args.output.is_none();
-    if let Some(FlowFormat::Jsonl) = args.flows {
-        match output.as_mut() {
-            Some(out) => flows::write_jsonl(&report, &mut intel_json, out)?,
-            None => flows::write_jsonl(
-                &report,
-                &mut intel_json,
-                &mut BufWriter::new(io::stdout().lock()),
-            )?,
+    let to_stdout = args.output.is_none();
+    let colour = to_stdout
+        && args.format == ReportFormat::Text
+        && io::stdout().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none();
+    let mut stdout = BufWriter::new(io::stdout().lock());
+    let out: &mut dyn Write = match output.as_mut() {
+        Some(out) => out,
+        None => &mut stdout,
+    };
+    let records = Records { flows: args.flows, findings: true };
+    match args.format {
+        ReportFormat::Text => out.write_all(text::render(&report, colour).as_bytes())?,
+        ReportFormat::Json => document::write_json(&report, &mut intel_json, args.flows, out)?,
+        ReportFormat::Jsonl => flows::write_jsonl(&report, &mut intel_json, records, out)?,
+        ReportFormat::Csv => findings::write_csv(&report, out)?,
+    }
+    out.flush()?;
+    // The headline where a person will see it when the report goes to a
+    // file or a machine.
+    if !args.quiet && !(to_stdout && args.format == ReportFormat::Text) {
+        let mut err = io::stderr().lock();
+        writeln!(err, "{}", findings::headline(&report))?;
+        if let Some(path) = &args.output {
+            writeln!(err, "report: {}", path.display())?;
         }
     }
-    if !args.quiet {
-        let text = summary::render(&report);
-        if flows_to_stdout {
-            io::stderr().write_all(text.as_bytes())?;
-        } else {
-            io::stdout().write_all(text.as_bytes())?;
+    let fails = args
+        .fail_on
+        .severity()
+        .is_some_and(|threshold| report.worst_severity().is_some_and(|w| w >= threshold));
+    Ok(if report.has_errors() {
+        ExitCode::from(2)
+    } else if fails {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// `xborder rules check`: every message of every file; 2 on any error.
+fn run_rules_check(files: &[std::path::PathBuf], intel: &IntelArgs) -> anyhow::Result<ExitCode> {
+    let catalogue = config::intel_sources(intel)?.catalogue()?;
+    let mut errors = 0;
+    for path in files {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let diagnostics = match RulePack::parse(&text, path, &catalogue) {
+            Ok((pack, warnings)) => {
+                let rules = pack.rules.len();
+                println!(
+                    "{}: pack {} {}, {rules} rule{}",
+                    path.display(),
+                    pack.name,
+                    pack.version,
+                    if rules == 1 { "" } else { "s" }
+                );
+                warnings
+            }
+            Err(diagnostics) => diagnostics,
+        };
+        for d in diagnostics {
+            if d.level == Level::Error {
+                errors += 1;
+            }
+            eprintln!("{d}");
         }
     }
-    Ok(if report.has_errors() { ExitCode::from(2) } else { ExitCode::SUCCESS })
+    Ok(if errors > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS })
 }

@@ -25,14 +25,19 @@ fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Runs `audit --flows jsonl` and parses the flow records.
+/// Runs `audit --format jsonl --flows` and parses the flow records
+/// (leaving out finding records).
 fn audit_flows(paths: &[PathBuf], extra: &[&str]) -> (Vec<Value>, Output) {
-    let mut args = vec!["audit".to_string(), "--flows".into(), "jsonl".into()];
+    let mut args = vec!["audit".to_string(), "--format".into(), "jsonl".into(), "--flows".into()];
     args.extend(extra.iter().map(|s| s.to_string()));
     args.extend(paths.iter().map(|p| p.to_string_lossy().into_owned()));
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
     let out = xborder(&argv);
-    let records = stdout(&out).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let records = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|r: &Value| r["event"]["kind"] == "event")
+        .collect();
     (records, out)
 }
 
@@ -156,7 +161,7 @@ fn every_container_variant_gives_the_same_flows() {
 fn standard_input_is_read_like_a_file() {
     let (reference, _) = audit_flows(&[fixture("quickstart.pcap")], &[]);
     let mut child = Command::new(env!("CARGO_BIN_EXE_xborder"))
-        .args(["audit", "--flows", "jsonl", "-"])
+        .args(["audit", "--format", "jsonl", "--flows", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -422,19 +427,22 @@ fn errors_name_the_file() {
 }
 
 #[test]
-fn output_file_gets_the_flows_and_stdout_the_summary() {
+fn output_file_gets_the_report_and_stderr_the_headline() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("flows.jsonl");
     let out = xborder(&[
         "audit",
-        "--flows",
+        "--format",
         "jsonl",
+        "--flows",
         "-o",
         path.to_str().unwrap(),
         fixture("quickstart.pcap").to_str().unwrap(),
     ]);
     assert!(out.status.success());
-    assert!(stdout(&out).contains("Flows      6"));
+    assert_eq!(stdout(&out), "");
+    assert!(stderr(&out).starts_with("No flow matched a rule"), "{}", stderr(&out));
+    assert!(stderr(&out).ends_with(&format!("report: {}\n", path.display())));
     assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 6);
 }
 

@@ -128,7 +128,7 @@ struct Run {
 
 fn run(path: &Path) -> Run {
     let out = Command::new(env!("CARGO_BIN_EXE_xborder"))
-        .args(["audit", "--quiet", "--no-intel", "--flows", "jsonl"])
+        .args(["audit", "--quiet", "--no-intel", "--format", "jsonl", "--flows"])
         .arg(path)
         .output()
         .unwrap();
@@ -289,7 +289,7 @@ fn corpus_server_names_agree_with_tshark() {
             continue;
         }
         let out = Command::new(env!("CARGO_BIN_EXE_xborder"))
-            .args(["audit", "--quiet", "--no-intel", "--flows", "jsonl"])
+            .args(["audit", "--quiet", "--no-intel", "--format", "jsonl", "--flows"])
             .arg(dir.join(file))
             .output()
             .unwrap();

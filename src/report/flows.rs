@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::io::{self, Write};
 use std::net::IpAddr;
 
+use super::findings::FindingView;
 use super::json::{escape_into, JsonObject};
 use super::AuditReport;
 use crate::flow::{protocol_name, EndReason, Endpoint, FlowRecord, SideStats};
@@ -147,6 +148,7 @@ pub fn write_record(
     file: &[u8],
     intel: Option<&IntelJson>,
     names: Option<&FlowNames>,
+    finding: Option<&FindingView<'_>>,
 ) {
     let remote_is_responder = rec.direction.remote_is_responder();
     let fields = intel.map(|i| i.endpoint.as_slice());
@@ -158,8 +160,11 @@ pub fn write_record(
     let mut o = JsonObject::new(buf);
     o.timestamp("@timestamp", rec.start);
     let mut event = o.object("event");
-    event.keyword("kind", "event");
+    event.keyword("kind", if finding.is_some() { "alert" } else { "event" });
     event.keywords("category", ["network"].into_iter());
+    if let Some(f) = finding {
+        event.u64("severity", f.rule.severity.number());
+    }
     event.timestamp("start", rec.start);
     event.timestamp("end", rec.end);
     // Nanoseconds, as ECS defines event.duration.
@@ -192,7 +197,13 @@ pub fn write_record(
             }
         }
     }
+    if let Some(f) = finding {
+        rule_fields(&mut o, f);
+    }
     let mut x = o.object("xborder");
+    if let Some(f) = finding {
+        finding_fields(&mut x, f);
+    }
     let mut flow = x.object("flow");
     flow.raw("file", file);
     flow.u64("first_frame", rec.first_frame.frame);
@@ -222,15 +233,82 @@ pub fn write_record(
     o.end();
 }
 
-/// Writes one JSON object per flow, each on its own line.
+/// ECS `rule.*`.
+fn rule_fields(o: &mut JsonObject<'_>, f: &FindingView<'_>) {
+    let mut rule = o.object("rule");
+    rule.string("id", &f.rule.id);
+    rule.string("name", &f.rule.title);
+    rule.string("ruleset", &f.pack.name);
+    rule.string("version", &f.pack.version);
+    if let Some(d) = &f.rule.description {
+        rule.string("description", d);
+    }
+    if let Some(r) = &f.pack.reference {
+        rule.string("reference", r);
+    }
+    rule.end();
+}
+
+/// `xborder.finding`: the finding seen from the local host.
+fn finding_fields(x: &mut JsonObject<'_>, f: &FindingView<'_>) {
+    let mut o = x.object("finding");
+    o.keyword("severity", f.rule.severity.as_str());
+    o.ip("local_ip", f.sides.local.ip);
+    o.ip("remote_ip", f.sides.remote.ip);
+    if let Some(c) = f.finding.country {
+        o.keyword("country", c.as_str());
+    }
+    o.u64("bytes_out", f.sides.sent.bytes);
+    o.u64("bytes_in", f.sides.received.bytes);
+    o.u64("packets_out", f.sides.sent.packets);
+    o.u64("packets_in", f.sides.received.packets);
+    if !f.finding.matched.unknown.is_empty() {
+        o.keywords("unknown", f.finding.matched.unknown.iter().copied());
+    }
+    o.end();
+}
+
+/// What a JSON lines report holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Records {
+    pub flows: bool,
+    pub findings: bool,
+}
+
+/// Writes one JSON object per flow and/or finding, each on its own line,
+/// in flow order, a flow's findings after it.
 ///
 /// `cached` holds the intelligence JSON of addresses already rendered (it
 /// can be filled on another thread meanwhile); the rest are rendered here.
 pub fn write_jsonl(
     report: &AuditReport,
     cached: &mut HashMap<IpAddr, IntelJson>,
+    records: Records,
     out: &mut dyn Write,
 ) -> io::Result<()> {
+    write_records(report, cached, records, false, out)
+}
+
+/// The records of [`write_jsonl`]: one per line, or (`array`) separated
+/// by commas as the elements of a JSON array.
+pub(super) fn write_records(
+    report: &AuditReport,
+    cached: &mut HashMap<IpAddr, IntelJson>,
+    records: Records,
+    array: bool,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    let mut first = true;
+    let mut record = |buf: &mut Vec<u8>, write: &dyn Fn(&mut Vec<u8>)| {
+        if array && !first {
+            buf.push(b',');
+        }
+        first = false;
+        write(buf);
+        if !array {
+            buf.push(b'\n');
+        }
+    };
     // Each input's path is escaped once, not once per record.
     let files: Vec<Vec<u8>> = report
         .inputs
@@ -242,14 +320,26 @@ pub fn write_jsonl(
         })
         .collect();
     let mut buf = Vec::with_capacity(1 << 16);
-    for rec in &report.flows {
+    let mut findings = report.finding_views().peekable();
+    for (index, rec) in report.flows.iter().enumerate() {
+        let has_finding = findings.peek().is_some_and(|f| f.finding.flow == index);
+        if !records.flows && !has_finding {
+            continue;
+        }
         let file = files.get(rec.first_frame.file as usize).map_or(&b"\"\""[..], Vec::as_slice);
         let intel = rec.remote().and_then(|r| {
             let found = report.remote_intel.get(&r.ip)?;
             Some(&*cached.entry(r.ip).or_insert_with(|| IntelJson::new(found)))
         });
-        write_record(&mut buf, rec, file, intel, report.names.get(&rec.id));
-        buf.push(b'\n');
+        let names = report.names.get(&rec.id);
+        if records.flows {
+            record(&mut buf, &|b| write_record(b, rec, file, intel, names, None));
+        }
+        while let Some(f) = findings.next_if(|f| f.finding.flow == index) {
+            if records.findings {
+                record(&mut buf, &|b| write_record(b, rec, file, intel, names, Some(&f)));
+            }
+        }
         if buf.len() > 60_000 {
             out.write_all(&buf)?;
             buf.clear();

@@ -2,11 +2,17 @@
 //! never see the flow table.
 //!
 //! - [`summary`]: the terminal summary of a run;
-//! - [`flows`]: flow records as JSON lines (schema in README.md).
+//! - [`flows`]: flow and finding records as JSON lines (schema in README.md);
+//! - [`findings`]: the headline, aggregates and CSV of findings;
+//! - [`text`]: the report for people; [`document`]: the same as one JSON
+//!   document for machines.
 
+pub mod document;
+pub mod findings;
 pub mod flows;
 pub mod json;
 pub mod summary;
+pub mod text;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -16,8 +22,9 @@ use std::sync::Arc;
 use crate::capture::{CaptureFormat, LinkType};
 use crate::decode::AnomalyCounter;
 use crate::flow::FlowRecord;
-use crate::intel::Intel;
+use crate::intel::{CountryCode, DatasetInfo, Intel};
 use crate::names::FlowNames;
+use crate::policy::{Policy, RuleMatch};
 use crate::time::Timestamp;
 
 /// One input of the run.
@@ -70,6 +77,22 @@ pub struct AuditReport {
     /// Names the traffic gave each flow, by flow id (flows without any are
     /// absent).
     pub names: HashMap<u64, FlowNames>,
+    /// The rule packs the flows were checked against.
+    pub policy: Policy,
+    /// Rule matches in flow order (then pack and rule order).
+    pub findings: Vec<Finding>,
+    /// The intelligence datasets in use (empty when the run had none).
+    pub provenance: Vec<DatasetInfo>,
+}
+
+/// A rule that matched a flow.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finding {
+    /// Index into [`AuditReport::flows`].
+    pub flow: usize,
+    pub matched: RuleMatch,
+    /// The country the finding is about (see [`crate::policy::finding_country`]).
+    pub country: Option<CountryCode>,
 }
 
 impl AuditReport {

@@ -1,0 +1,133 @@
+//! The report for machines: one JSON document with the run's metadata
+//! (version, inputs, rule packs with their hashes, data provenance), the
+//! totals, aggregates and every finding (and flow, when asked), in the
+//! record schema of the JSON lines format.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{self, Write};
+use std::net::IpAddr;
+
+use serde_json::{json, Value};
+
+use super::findings::{aggregate, headline};
+use super::flows::{write_records, IntelJson, Records};
+use super::AuditReport;
+
+fn rfc3339(t: crate::time::Timestamp) -> String {
+    String::from_utf8_lossy(&t.rfc3339()).into_owned()
+}
+
+/// Everything but the records.
+fn metadata(r: &AuditReport) -> io::Result<Vec<(&'static str, Value)>> {
+    let inputs: Vec<Value> = r
+        .inputs
+        .iter()
+        .map(|i| {
+            json!({
+                "path": i.path.display().to_string(),
+                "format": i.format.map(|f| match f {
+                    crate::capture::CaptureFormat::Pcap => "pcap",
+                    crate::capture::CaptureFormat::Pcapng => "pcapng",
+                }),
+                "packets": i.packets,
+                "error": i.error,
+            })
+        })
+        .collect();
+    let skipped: Vec<Value> = r
+        .skipped
+        .iter()
+        .map(|(p, reason)| json!({"path": p.display().to_string(), "reason": reason}))
+        .collect();
+    let packs: Vec<Value> = r
+        .policy
+        .packs
+        .iter()
+        .map(|p| {
+            json!({
+                "name": p.name,
+                "version": p.version,
+                "description": p.description,
+                "source": p.source,
+                "reference": p.reference,
+                "location": p.location,
+                "sha256": p.sha256,
+                "rules": p.rules.iter().filter(|r| r.enabled).map(|r| &r.id).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let mut data = Vec::new();
+    for d in &r.provenance {
+        let e = d.entry.as_ref();
+        data.push(json!({
+            "role": d.role,
+            "location": d.location,
+            "name": e.map(|e| &e.name),
+            "source": e.map(|e| &e.source),
+            "snapshot": e.map(|e| &e.snapshot),
+            "licence": e.map(|e| &e.licence),
+            "attribution": e.and_then(|e| e.attribution.as_ref()),
+            "records": d.records,
+            "sha256": d.sha256().map_err(io::Error::other)?,
+        }));
+    }
+    let t = &r.totals;
+    let by_severity: BTreeMap<&str, usize> =
+        r.severity_counts().into_iter().map(|(s, n)| (s.as_str(), n)).collect();
+    Ok(vec![
+        ("xborder", json!({"version": env!("CARGO_PKG_VERSION")})),
+        (
+            "run",
+            json!({
+                "inputs": inputs,
+                "skipped": skipped,
+                "first_packet": t.first.map(rfc3339),
+                "last_packet": t.last.map(rfc3339),
+            }),
+        ),
+        ("rule_packs", Value::Array(packs)),
+        ("data", Value::Array(data)),
+        ("headline", Value::String(headline(r))),
+        (
+            "totals",
+            json!({
+                "packets": t.packets,
+                "ip_packets": t.ip_packets,
+                "non_ip_packets": t.non_ip,
+                "malformed_packets": t.malformed,
+                "cut_by_snaplen": t.cut_by_snaplen,
+                "anomalies": r.anomalies.total(),
+                "flows": r.flows.len(),
+                "bytes": r.flows.iter().map(|f| f.total_bytes()).sum::<u64>(),
+                "findings": r.findings.len(),
+                "findings_by_severity": by_severity,
+            }),
+        ),
+        ("aggregates", serde_json::to_value(aggregate(r)).map_err(io::Error::other)?),
+    ])
+}
+
+/// Writes the document (pretty at the top level, records one per line).
+pub fn write_json(
+    r: &AuditReport,
+    cached: &mut HashMap<IpAddr, IntelJson>,
+    with_flows: bool,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    out.write_all(b"{\n")?;
+    for (key, value) in metadata(r)? {
+        write!(out, "\"{key}\": ")?;
+        serde_json::to_writer(&mut *out, &value).map_err(io::Error::other)?;
+        out.write_all(b",\n")?;
+    }
+    out.write_all(b"\"findings\": [")?;
+    write_records(r, cached, Records { flows: false, findings: true }, true, out)?;
+    out.write_all(b"]")?;
+    if with_flows {
+        out.write_all(b",\n\"flows\": [")?;
+        write_records(r, cached, Records { flows: true, findings: false }, true, out)?;
+        out.write_all(b"]")?;
+    }
+    out.write_all(b"\n}\n")?;
+    out.flush()
+}

@@ -1,0 +1,336 @@
+//! Findings joined with their flow, rule, intelligence and names; the
+//! headline; aggregates; CSV.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::{self, Write};
+use std::net::IpAddr;
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::summary::human_bytes;
+use super::{AuditReport, Finding};
+use crate::flow::{protocol_name, FlowRecord, Sides};
+use crate::intel::Intel;
+use crate::names::FlowNames;
+use crate::policy::{Rule, RulePack, Severity};
+
+/// Findings at or above this severity count as "restricted" in the
+/// headline and the aggregates; info findings are context.
+pub const RESTRICTED: Severity = Severity::Low;
+
+/// A finding with everything a report shows about it.
+#[derive(Clone, Copy)]
+pub struct FindingView<'a> {
+    pub finding: &'a Finding,
+    pub flow: &'a FlowRecord,
+    pub pack: &'a RulePack,
+    pub rule: &'a Rule,
+    pub sides: Sides<'a>,
+    pub intel: Option<&'a Intel>,
+    pub names: Option<&'a FlowNames>,
+    /// The input holding the flow's first packet.
+    pub file: &'a Path,
+}
+
+impl FindingView<'_> {
+    /// The server name, else the first DNS name.
+    pub fn name(&self) -> Option<&str> {
+        let n = self.names?;
+        n.server_name.as_ref().map(|(s, _)| s.as_str()).or_else(|| n.dns.first().map(|d| &**d))
+    }
+
+    /// Who runs the remote endpoint: provider, else AS organisation.
+    pub fn operator(&self) -> Option<&str> {
+        let i = self.intel?;
+        i.provider_name.as_deref().or(i.as_org.as_deref())
+    }
+}
+
+impl AuditReport {
+    /// Every finding, in order, with its context.
+    pub fn finding_views(&self) -> impl Iterator<Item = FindingView<'_>> {
+        self.findings.iter().map(move |finding| {
+            let flow = &self.flows[finding.flow];
+            let (pack, rule) = self.policy.rule(&finding.matched);
+            FindingView {
+                finding,
+                flow,
+                pack,
+                rule,
+                sides: flow.sides(),
+                intel: flow.remote().and_then(|r| self.remote_intel.get(&r.ip)).map(|i| &**i),
+                names: self.names.get(&flow.id),
+                file: self.input_path(flow.first_frame.file),
+            }
+        })
+    }
+
+    /// Findings per severity, most severe first (only severities present).
+    pub fn severity_counts(&self) -> Vec<(Severity, usize)> {
+        let mut counts: BTreeMap<Severity, usize> = BTreeMap::new();
+        for v in self.finding_views() {
+            *counts.entry(v.rule.severity).or_default() += 1;
+        }
+        counts.into_iter().rev().collect()
+    }
+
+    /// The most severe finding, if any.
+    pub fn worst_severity(&self) -> Option<Severity> {
+        self.finding_views().map(|v| v.rule.severity).max()
+    }
+}
+
+/// Flows and bytes of one group of remote flows.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Totals {
+    pub flows: u64,
+    /// Sent by the local end.
+    pub bytes_out: u64,
+    pub bytes_in: u64,
+    /// Flows with a finding of severity low or above.
+    pub flagged_flows: u64,
+    pub flagged_bytes_out: u64,
+}
+
+impl Totals {
+    fn add(&mut self, f: &FlowRecord, flagged: bool) {
+        let s = f.sides();
+        self.flows += 1;
+        self.bytes_out += s.sent.bytes;
+        self.bytes_in += s.received.bytes;
+        if flagged {
+            self.flagged_flows += 1;
+            self.flagged_bytes_out += s.sent.bytes;
+        }
+    }
+}
+
+/// Every flow with a remote endpoint, grouped four ways. Keys are ISO
+/// codes, provider ids and addresses; `unknown` when intelligence had no
+/// answer, `none` for an address no provider runs.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Aggregates {
+    pub all: Totals,
+    pub by_jurisdiction: BTreeMap<String, Totals>,
+    pub by_hosting_country: BTreeMap<String, Totals>,
+    pub by_provider: BTreeMap<String, Totals>,
+    pub by_local_host: BTreeMap<IpAddr, Totals>,
+}
+
+/// Indices of flows with a finding at or above [`RESTRICTED`].
+fn flagged_flows(r: &AuditReport) -> BTreeSet<usize> {
+    r.finding_views().filter(|v| v.rule.severity >= RESTRICTED).map(|v| v.finding.flow).collect()
+}
+
+pub fn aggregate(r: &AuditReport) -> Aggregates {
+    let flagged = flagged_flows(r);
+    let mut a = Aggregates::default();
+    for (index, f) in r.flows.iter().enumerate() {
+        let Some(remote) = f.remote() else { continue };
+        let is_flagged = flagged.contains(&index);
+        let intel = r.remote_intel.get(&remote.ip);
+        let code = |c: Option<crate::intel::CountryCode>| {
+            c.map_or_else(|| "unknown".to_owned(), |c| c.to_string())
+        };
+        let jurisdiction = code(intel.and_then(|i| i.jurisdiction));
+        let country = code(intel.and_then(|i| i.country));
+        let provider = match intel {
+            None => "unknown".to_owned(),
+            Some(i) => i.provider.as_deref().unwrap_or("none").to_owned(),
+        };
+        a.all.add(f, is_flagged);
+        a.by_jurisdiction.entry(jurisdiction).or_default().add(f, is_flagged);
+        a.by_hosting_country.entry(country).or_default().add(f, is_flagged);
+        a.by_provider.entry(provider).or_default().add(f, is_flagged);
+        a.by_local_host.entry(f.sides().local.ip).or_default().add(f, is_flagged);
+    }
+    a
+}
+
+/// One sentence a manager can read: who sent how much where.
+pub fn headline(r: &AuditReport) -> String {
+    let flagged = flagged_flows(r);
+    if flagged.is_empty() {
+        let a = aggregate(r);
+        let info = r.findings.len();
+        return format!(
+            "No flow matched a rule at severity {RESTRICTED} or above: {} local host{} sent {} \
+             to remote endpoints{}.",
+            a.by_local_host.len(),
+            plural(a.by_local_host.len()),
+            human_bytes(a.all.bytes_out),
+            if info > 0 {
+                format!(" ({info} info finding{})", plural(info))
+            } else {
+                String::new()
+            }
+        );
+    }
+    let mut hosts = BTreeSet::new();
+    let mut bytes = 0;
+    for &i in &flagged {
+        let s = r.flows[i].sides();
+        hosts.insert(s.local.ip);
+        bytes += s.sent.bytes;
+    }
+    // Country → operator → bytes, each flow counted once per country.
+    let mut countries: HashMap<String, (u64, HashMap<String, u64>)> = HashMap::new();
+    let mut seen = BTreeSet::new();
+    for v in r.finding_views().filter(|v| v.rule.severity >= RESTRICTED) {
+        let country = v.finding.country.map_or_else(|| "unknown".to_owned(), |c| c.to_string());
+        if !seen.insert((country.clone(), v.finding.flow)) {
+            continue;
+        }
+        let c = countries.entry(country).or_default();
+        c.0 += v.sides.sent.bytes;
+        let operator = v.operator().unwrap_or("unattributed").to_owned();
+        *c.1.entry(operator).or_default() += v.sides.sent.bytes;
+    }
+    let mut countries: Vec<(String, (u64, HashMap<String, u64>))> = countries.into_iter().collect();
+    countries.sort_by(|a, b| b.1 .0.cmp(&a.1 .0).then_with(|| a.0.cmp(&b.0)));
+    let parts: Vec<String> = countries
+        .into_iter()
+        .map(|(country, (_, operators))| {
+            let mut ops: Vec<(String, u64)> = operators.into_iter().collect();
+            ops.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            let more = ops.len().saturating_sub(3);
+            let mut names: Vec<String> = ops.into_iter().take(3).map(|(n, _)| n).collect();
+            if more > 0 {
+                names.push(format!("{more} more"));
+            }
+            format!("{country} ({})", names.join(", "))
+        })
+        .collect();
+    format!(
+        "{} local host{} sent {} to endpoints in or under restricted jurisdictions: {}",
+        hosts.len(),
+        plural(hosts.len()),
+        human_bytes(bytes),
+        parts.join(", ")
+    )
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+/// CSV columns, one row per finding.
+pub const CSV_COLUMNS: &[&str] = &[
+    "severity",
+    "rule_id",
+    "rule_pack",
+    "rule_title",
+    "local_ip",
+    "local_port",
+    "remote_ip",
+    "remote_port",
+    "transport",
+    "direction",
+    "hosting_country",
+    "country_source",
+    "jurisdiction",
+    "provider",
+    "provider_name",
+    "service",
+    "region",
+    "asn",
+    "as_org",
+    "server_name",
+    "dns_names",
+    "bytes_out",
+    "bytes_in",
+    "packets_out",
+    "packets_in",
+    "first_seen",
+    "last_seen",
+    "file",
+    "first_frame",
+    "unknown_facts",
+];
+
+/// RFC 4180: quote a field holding a comma, quote, CR or LF.
+fn csv_field(out: &mut String, value: &str) {
+    if value.contains([',', '"', '\r', '\n']) {
+        out.push('"');
+        out.push_str(&value.replace('"', "\"\""));
+        out.push('"');
+    } else {
+        out.push_str(value);
+    }
+}
+
+/// One row per finding, with a header; values exact (bytes, RFC 3339 UTC).
+pub fn write_csv(r: &AuditReport, out: &mut dyn Write) -> io::Result<()> {
+    let mut line = CSV_COLUMNS.join(",");
+    line.push_str("\r\n");
+    out.write_all(line.as_bytes())?;
+    for v in r.finding_views() {
+        let i = v.intel;
+        let opt = |s: Option<&str>| s.unwrap_or("").to_owned();
+        let ts = |t: crate::time::Timestamp| String::from_utf8_lossy(&t.rfc3339()).into_owned();
+        let fields = [
+            v.rule.severity.as_str().to_owned(),
+            v.rule.id.clone(),
+            v.pack.name.clone(),
+            v.rule.title.clone(),
+            v.sides.local.ip.to_string(),
+            v.sides.local.port.map_or_else(String::new, |p| p.to_string()),
+            v.sides.remote.ip.to_string(),
+            v.sides.remote.port.map_or_else(String::new, |p| p.to_string()),
+            protocol_name(v.flow.protocol)
+                .map_or_else(|| v.flow.protocol.to_string(), str::to_owned),
+            v.flow.direction.as_str().to_owned(),
+            opt(i.and_then(|i| i.country).as_ref().map(|c| c.as_str())),
+            opt(i.and_then(|i| i.country_source).map(|s| s.as_str())),
+            opt(i.and_then(|i| i.jurisdiction).as_ref().map(|c| c.as_str())),
+            opt(i.and_then(|i| i.provider.as_deref())),
+            opt(i.and_then(|i| i.provider_name.as_deref())),
+            opt(i.and_then(|i| i.service.as_deref())),
+            opt(i.and_then(|i| i.region.as_deref())),
+            i.and_then(|i| i.asn).map_or_else(String::new, |a| a.to_string()),
+            opt(i.and_then(|i| i.as_org.as_deref())),
+            opt(v.names.and_then(|n| n.server_name.as_ref()).map(|(s, _)| s.as_str())),
+            v.names.map_or_else(String::new, |n| {
+                n.dns.iter().map(|d| &**d).collect::<Vec<_>>().join(" ")
+            }),
+            v.sides.sent.bytes.to_string(),
+            v.sides.received.bytes.to_string(),
+            v.sides.sent.packets.to_string(),
+            v.sides.received.packets.to_string(),
+            ts(v.flow.start),
+            ts(v.flow.end),
+            v.file.display().to_string(),
+            v.flow.first_frame.frame.to_string(),
+            v.finding.matched.unknown.join(" "),
+        ];
+        line.clear();
+        for (n, f) in fields.iter().enumerate() {
+            if n > 0 {
+                line.push(',');
+            }
+            csv_field(&mut line, f);
+        }
+        line.push_str("\r\n");
+        out.write_all(line.as_bytes())?;
+    }
+    out.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_quotes_only_when_needed() {
+        let mut s = String::new();
+        csv_field(&mut s, "plain");
+        s.push(',');
+        csv_field(&mut s, "a, \"b\"");
+        assert_eq!(s, "plain,\"a, \"\"b\"\"\"");
+    }
+}

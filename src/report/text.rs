@@ -1,0 +1,226 @@
+//! The report for people: a headline, findings grouped by rule and local
+//! host with the top remote endpoints, the rule packs and data in force,
+//! then the capture summary. Fits 80 columns; colour only when asked
+//! (the binary asks on a terminal).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write;
+use std::net::IpAddr;
+
+use super::findings::{headline, FindingView};
+use super::summary::{self, grouped, human_bytes};
+use super::AuditReport;
+use crate::policy::Severity;
+
+/// Remote endpoints listed per rule and local host.
+pub const TOP_ENDPOINTS: usize = 5;
+const WIDTH: usize = 80;
+
+/// Renders the whole text report.
+pub fn render(r: &AuditReport, colour: bool) -> String {
+    let mut s = String::new();
+    // Writing to a String cannot fail.
+    let _ = write_report(r, colour, &mut s);
+    s
+}
+
+fn paint(colour: bool, severity: Severity, text: &str) -> String {
+    if !colour {
+        return text.to_owned();
+    }
+    let code = match severity {
+        Severity::Critical => "1;31",
+        Severity::High => "31",
+        Severity::Medium => "33",
+        Severity::Low => "36",
+        Severity::Info => "2",
+    };
+    format!("\x1b[{code}m{text}\x1b[0m")
+}
+
+/// Word-wraps `text` to [`WIDTH`] columns, each line indented by `indent`.
+fn wrap(s: &mut String, indent: usize, text: &str) {
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        if !line.is_empty() && indent + line.chars().count() + 1 + word.chars().count() > WIDTH {
+            let _ = writeln!(s, "{:indent$}{line}", "");
+            line.clear();
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() {
+        let _ = writeln!(s, "{:indent$}{line}", "");
+    }
+}
+
+/// Cuts `text` to `width` characters, marking the cut.
+fn fit(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        text.to_owned()
+    } else {
+        let mut t: String = text.chars().take(width.saturating_sub(1)).collect();
+        t.push('…');
+        t
+    }
+}
+
+#[derive(Default)]
+struct Endpoint<'a> {
+    flows: u64,
+    bytes_out: u64,
+    bytes_in: u64,
+    ports: BTreeSet<u16>,
+    first: Option<FindingView<'a>>,
+}
+
+#[derive(Default)]
+struct Host<'a> {
+    flows: u64,
+    bytes_out: u64,
+    bytes_in: u64,
+    remotes: BTreeMap<IpAddr, Endpoint<'a>>,
+}
+
+fn write_report(r: &AuditReport, colour: bool, s: &mut String) -> std::fmt::Result {
+    wrap(s, 0, &headline(r));
+    writeln!(s)?;
+    let counts = r.severity_counts();
+    let total: usize = counts.iter().map(|(_, n)| n).sum();
+    let by: Vec<String> = counts.iter().map(|(sev, n)| format!("{n} {sev}")).collect();
+    writeln!(
+        s,
+        "Findings   {}{} ({} rule pack{}, {} rules)",
+        grouped(total as u64),
+        if by.is_empty() { String::new() } else { format!(": {}", by.join(", ")) },
+        r.policy.packs.len(),
+        if r.policy.packs.len() == 1 { "" } else { "s" },
+        r.policy.rule_count()
+    )?;
+
+    // Rule (most severe first, then pack and rule order) → local host.
+    let mut groups: BTreeMap<(std::cmp::Reverse<Severity>, usize, usize), BTreeMap<IpAddr, Host>> =
+        BTreeMap::new();
+    for v in r.finding_views() {
+        let m = &v.finding.matched;
+        let host = groups
+            .entry((std::cmp::Reverse(v.rule.severity), m.pack, m.rule))
+            .or_default()
+            .entry(v.sides.local.ip)
+            .or_default();
+        host.flows += 1;
+        host.bytes_out += v.sides.sent.bytes;
+        host.bytes_in += v.sides.received.bytes;
+        let e = host.remotes.entry(v.sides.remote.ip).or_default();
+        e.flows += 1;
+        e.bytes_out += v.sides.sent.bytes;
+        e.bytes_in += v.sides.received.bytes;
+        e.ports.extend(v.sides.remote.port);
+        e.first.get_or_insert(v);
+    }
+    for ((severity, pack, rule), hosts) in &groups {
+        let pack = &r.policy.packs[*pack];
+        let rule = &pack.rules[*rule];
+        let label = paint(colour, severity.0, &severity.0.as_str().to_uppercase());
+        writeln!(s, "\n{label} {} [{}]", rule.id, pack.name)?;
+        wrap(s, 2, &rule.title);
+        let mut hosts: Vec<(&IpAddr, &Host)> = hosts.iter().collect();
+        hosts.sort_by(|a, b| b.1.bytes_out.cmp(&a.1.bytes_out).then(a.0.cmp(b.0)));
+        for (ip, h) in hosts {
+            writeln!(
+                s,
+                "  {ip}  {} flow{}, {} out, {} in",
+                grouped(h.flows),
+                if h.flows == 1 { "" } else { "s" },
+                human_bytes(h.bytes_out),
+                human_bytes(h.bytes_in)
+            )?;
+            let mut remotes: Vec<(&IpAddr, &Endpoint)> = h.remotes.iter().collect();
+            remotes.sort_by(|a, b| b.1.bytes_out.cmp(&a.1.bytes_out).then(a.0.cmp(b.0)));
+            for (ip, e) in remotes.iter().take(TOP_ENDPOINTS) {
+                write_endpoint(s, ip, e)?;
+            }
+            if remotes.len() > TOP_ENDPOINTS {
+                writeln!(s, "    … and {} more remote endpoints", remotes.len() - TOP_ENDPOINTS)?;
+            }
+        }
+    }
+
+    if !r.policy.packs.is_empty() {
+        writeln!(s, "\nRule packs")?;
+        for p in &r.policy.packs {
+            writeln!(s, "  {} {} ({})", p.name, p.version, p.location)?;
+            wrap(s, 4, &p.source);
+        }
+    }
+    if !r.provenance.is_empty() {
+        writeln!(s, "\nData")?;
+        for d in &r.provenance {
+            let what = d.entry.as_ref().map_or_else(
+                || d.records.clone(),
+                |e| format!("{}, snapshot {}, {}", e.name, e.snapshot, e.licence),
+            );
+            writeln!(s, "{}", fit(&format!("  {:<16} {what}", d.role), WIDTH))?;
+        }
+    }
+    writeln!(s)?;
+    s.push_str(&summary::render(r));
+    Ok(())
+}
+
+fn write_endpoint(s: &mut String, ip: &IpAddr, e: &Endpoint<'_>) -> std::fmt::Result {
+    let ports: Vec<String> = e.ports.iter().take(3).map(u16::to_string).collect();
+    let more = if e.ports.len() > 3 { ",…" } else { "" };
+    let at = if ports.is_empty() {
+        ip.to_string()
+    } else {
+        format!("{ip} port {}{more}", ports.join(","))
+    };
+    let mut line = format!(
+        "    {at}  {} out, {} in, {} flow{}",
+        human_bytes(e.bytes_out),
+        human_bytes(e.bytes_in),
+        e.flows,
+        if e.flows == 1 { "" } else { "s" }
+    );
+    let Some(v) = &e.first else {
+        return writeln!(s, "{}", fit(&line, WIDTH));
+    };
+    writeln!(s, "{}", fit(&line, WIDTH))?;
+    // Who and where, then the name and the evidence of the first flow.
+    line.clear();
+    if let Some(i) = v.intel {
+        match (v.operator(), i.jurisdiction) {
+            (Some(op), Some(j)) if i.provider.is_some() => write!(line, "{op} (law: {j})")?,
+            (Some(op), _) => line.push_str(op),
+            _ => line.push_str("unattributed"),
+        }
+        if let Some(c) = i.country {
+            write!(line, ", hosted in {c}")?;
+        }
+        if let Some(region) = &i.region {
+            write!(line, " ({region})")?;
+        }
+        if let Some(asn) = i.asn {
+            write!(line, ", AS{asn}")?;
+        }
+    }
+    if !v.finding.matched.unknown.is_empty() {
+        write!(line, "; unknown: {}", v.finding.matched.unknown.join(", "))?;
+    }
+    if !line.is_empty() {
+        writeln!(s, "{}", fit(&format!("      {line}"), WIDTH))?;
+    }
+    let file = v
+        .file
+        .file_name()
+        .map_or_else(|| v.file.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let evidence = format!("{file} frame {} at {}", v.flow.first_frame.frame, v.flow.start);
+    let text = match v.name() {
+        Some(name) => format!("      {name} · first: {evidence}"),
+        None => format!("      first: {evidence}"),
+    };
+    writeln!(s, "{}", fit(&text, WIDTH))
+}
