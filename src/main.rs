@@ -156,7 +156,8 @@ fn run_audit(args: &AuditArgs) -> anyhow::Result<ExitCode> {
     out.flush()?;
     // The headline where a person will see it when the report goes to a
     // file or a machine.
-    if !args.quiet && !(to_stdout && args.format == ReportFormat::Text) {
+    let report_on_terminal = to_stdout && args.format == ReportFormat::Text;
+    if !report_on_terminal && !args.quiet {
         let mut err = io::stderr().lock();
         writeln!(err, "{}", findings::headline(&report))?;
         if let Some(path) = &args.output {

@@ -175,7 +175,12 @@ pub fn headline(r: &AuditReport) -> String {
         bytes += s.sent.bytes;
     }
     // Country → operator → bytes, each flow counted once per country.
-    let mut countries: HashMap<String, (u64, HashMap<String, u64>)> = HashMap::new();
+    #[derive(Default)]
+    struct Share {
+        bytes: u64,
+        operators: HashMap<String, u64>,
+    }
+    let mut countries: HashMap<String, Share> = HashMap::new();
     let mut seen = BTreeSet::new();
     for v in r.finding_views().filter(|v| v.rule.severity >= RESTRICTED) {
         let country = v.finding.country.map_or_else(|| "unknown".to_owned(), |c| c.to_string());
@@ -183,16 +188,16 @@ pub fn headline(r: &AuditReport) -> String {
             continue;
         }
         let c = countries.entry(country).or_default();
-        c.0 += v.sides.sent.bytes;
+        c.bytes += v.sides.sent.bytes;
         let operator = v.operator().unwrap_or("unattributed").to_owned();
-        *c.1.entry(operator).or_default() += v.sides.sent.bytes;
+        *c.operators.entry(operator).or_default() += v.sides.sent.bytes;
     }
-    let mut countries: Vec<(String, (u64, HashMap<String, u64>))> = countries.into_iter().collect();
-    countries.sort_by(|a, b| b.1 .0.cmp(&a.1 .0).then_with(|| a.0.cmp(&b.0)));
+    let mut countries: Vec<(String, Share)> = countries.into_iter().collect();
+    countries.sort_by(|a, b| b.1.bytes.cmp(&a.1.bytes).then_with(|| a.0.cmp(&b.0)));
     let parts: Vec<String> = countries
         .into_iter()
-        .map(|(country, (_, operators))| {
-            let mut ops: Vec<(String, u64)> = operators.into_iter().collect();
+        .map(|(country, share)| {
+            let mut ops: Vec<(String, u64)> = share.operators.into_iter().collect();
             ops.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
             let more = ops.len().saturating_sub(3);
             let mut names: Vec<String> = ops.into_iter().take(3).map(|(n, _)| n).collect();
