@@ -202,6 +202,8 @@ pub struct FlowTable {
     local: LocalNetworks,
     finished: Vec<FlowRecord>,
     next_sweep: Timestamp,
+    /// The latest packet time seen.
+    latest: Timestamp,
     peak_flows: usize,
     next_id: u64,
 }
@@ -216,6 +218,7 @@ impl FlowTable {
             local,
             finished: Vec::new(),
             next_sweep: Timestamp(i64::MIN),
+            latest: Timestamp(i64::MIN),
             peak_flows: 0,
             next_id: 1,
         }
@@ -236,6 +239,7 @@ impl FlowTable {
             self.sweep(ts, anomalies);
             self.next_sweep = ts.plus(SWEEP_INTERVAL);
         }
+        self.latest = self.latest.max(ts);
         let obs = Observation::of(packet, ts, at);
         let Some(fragment) = packet.fragment else {
             return self.apply(&obs);
@@ -338,6 +342,9 @@ impl FlowTable {
 
     /// Ends every live flow (end of capture) and returns all finished ones.
     pub fn finish(mut self, anomalies: &mut AnomalyCounter) -> Vec<FlowRecord> {
+        // Flows already over by the last packet end for their own reason,
+        // whenever the last periodic sweep ran.
+        self.sweep(self.latest, anomalies);
         let orphans = self.fragments.expire(None);
         self.release_orphans(orphans, anomalies);
         for (key, state) in self.flows.drain() {
