@@ -159,8 +159,8 @@ fn write_report(r: &AuditReport, colour: bool, s: &mut String) -> std::fmt::Resu
         writeln!(s, "\nData")?;
         for d in &r.provenance {
             let what = d.entry.as_ref().map_or_else(
-                || d.records.clone(),
-                |e| format!("{}, snapshot {}, {}", e.name, e.snapshot, e.licence),
+                || format!("{}, {}", d.location, d.records),
+                |e| format!("{}, snapshot {}", e.name, e.snapshot),
             );
             writeln!(s, "{}", fit(&format!("  {:<16} {what}", d.role), WIDTH))?;
         }
@@ -217,10 +217,18 @@ fn write_endpoint(s: &mut String, ip: &IpAddr, e: &Endpoint<'_>) -> std::fmt::Re
         .file
         .file_name()
         .map_or_else(|| v.file.display().to_string(), |n| n.to_string_lossy().into_owned());
-    let evidence = format!("{file} frame {} at {}", v.flow.first_frame.frame, v.flow.start);
+    let evidence =
+        format!("{file} frame {} at {}", v.flow.first_frame.frame, seconds(v.flow.start));
     let text = match v.name() {
         Some(name) => format!("      {name} · first: {evidence}"),
         None => format!("      first: {evidence}"),
     };
     writeln!(s, "{}", fit(&text, WIDTH))
+}
+
+/// `2024-03-01 12:00:04Z`: trace time to the second, for people.
+fn seconds(t: crate::time::Timestamp) -> String {
+    let full = t.rfc3339();
+    let full = String::from_utf8_lossy(&full);
+    format!("{} {}Z", &full[..10], &full[11..19])
 }

@@ -350,6 +350,94 @@ pub fn names_records() -> Vec<Record> {
     ethernet_records(p)
 }
 
+/// A TLS connection: handshake, a ClientHello naming `sni`, `up` more
+/// bytes in 1000-byte segments, `down` bytes back, FIN from both sides.
+fn tls_session(
+    t: f64,
+    client: (&str, u16),
+    server: (&str, u16),
+    sni: &str,
+    up: usize,
+    down: usize,
+) -> Vec<(f64, Vec<u8>)> {
+    let ((c, cp), (s, sp)) = (client, server);
+    let mut seq = 1u32;
+    let mut p = vec![
+        (t, tcp_seq(c, s, cp, sp, "S", 0, &[])),
+        (t + 0.010, tcp_seq(s, c, sp, cp, "SA", 0, &[])),
+        (t + 0.020, tcp_seq(c, s, cp, sp, "A", 1, &[])),
+    ];
+    let hello = client_hello(sni);
+    p.push((t + 0.030, tcp_seq(c, s, cp, sp, "PA", seq, &hello)));
+    seq += hello.len() as u32;
+    let mut sent = 0;
+    let mut at = t + 0.040;
+    while sent < up {
+        let n = (up - sent).min(1000);
+        p.push((at, tcp_seq(c, s, cp, sp, "A", seq, &vec![b'u'; n])));
+        seq += n as u32;
+        sent += n;
+        at += 0.001;
+    }
+    p.push((at, tcp_seq(s, c, sp, cp, "PA", 1, &vec![b'd'; down])));
+    p.push((at + 0.010, tcp_seq(c, s, cp, sp, "FA", seq, &[])));
+    p.push((at + 0.020, tcp_seq(s, c, sp, cp, "FA", 1 + down as u32, &[])));
+    p.push((at + 0.030, tcp_seq(c, s, cp, sp, "A", seq + 1, &[])));
+    p
+}
+
+/// `policy/gateway.pcap`: three local hosts of a gateway talking to
+/// documentation addresses that `fixtures/policy/overlay.toml` maps to
+/// test providers and countries (the expected findings are in
+/// fixtures/README.md and the golden reports in fixtures/policy/).
+pub fn gateway_records() -> Vec<Record> {
+    let (a, b, c) = ("10.1.0.5", "10.1.0.6", "10.1.0.7");
+    let mut p: Vec<(f64, Vec<u8>)> = vec![
+        (0.0, ip_packet(a, "198.51.100.53", udp(53001, 53), b"query")),
+        (
+            0.01,
+            ip_packet(
+                "198.51.100.53",
+                a,
+                udp(53, 53001),
+                &dns_response(
+                    "bucket.cn-cloud.example",
+                    "edge.cn-cloud.example",
+                    [203, 0, 113, 10],
+                ),
+            ),
+        ),
+    ];
+    // CN-controlled provider, hosted in the US, named by DNS and SNI.
+    p.extend(tls_session(
+        1.0,
+        (a, 50001),
+        ("203.0.113.10", 443),
+        "bucket.cn-cloud.example",
+        4500,
+        800,
+    ));
+    // The same provider from another host, no names.
+    p.extend(tcp_session(2.0, (b, 50002), ("203.0.113.11", 443), 1200, 300));
+    // RU-controlled provider hosted in RU.
+    p.extend(tcp_session(3.0, (a, 50003), ("203.0.113.140", 443), 800, 100));
+    // An Iranian network without a provider, over HTTP.
+    let get = b"GET / HTTP/1.1\r\nHost: portal.ir.example\r\n\r\n";
+    p.push((4.0, tcp_seq(b, "192.0.2.10", 50004, 80, "S", 0, &[])));
+    p.push((4.01, tcp_seq("192.0.2.10", b, 80, 50004, "SA", 0, &[])));
+    p.push((4.02, tcp_seq(b, "192.0.2.10", 50004, 80, "PA", 1, get)));
+    p.push((4.03, tcp_seq("192.0.2.10", b, 80, 50004, "PA", 1, &[b'd'; 500])));
+    // US provider hosted in Germany: nothing to report.
+    p.extend(tcp_session(5.0, (c, 50005), ("198.51.100.20", 443), 2000, 2000));
+    // US provider hosted in Hong Kong.
+    p.extend(tcp_session(6.0, (c, 50006), ("192.0.2.200", 443), 600, 600));
+    // Hosted in Venezuela, over IPv6.
+    p.extend(tcp_session(7.0, ("fd00::7", 50007), ("2001:db8::1", 443), 300, 300));
+    // Inbound from the RU provider's range to SSH: not an upload.
+    p.extend(tcp_session(8.0, ("203.0.113.141", 40000), (a, 22), 100, 100));
+    ethernet_records(p)
+}
+
 /// Every fixture file: path below `fixtures/` and contents.
 pub fn all() -> Vec<(String, Vec<u8>)> {
     let quick = pcap(PcapFormat::new(1), &quickstart_records());
@@ -362,6 +450,7 @@ pub fn all() -> Vec<(String, Vec<u8>)> {
         ),
         ("timeouts.pcap".to_string(), pcap(PcapFormat::new(1), &timeout_records())),
         ("names.pcap".to_string(), pcap(PcapFormat::new(1), &names_records())),
+        ("policy/gateway.pcap".to_string(), pcap(PcapFormat::new(1), &gateway_records())),
         (
             "formats/quickstart-ns-be.pcap".to_string(),
             pcap(
