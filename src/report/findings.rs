@@ -8,7 +8,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::summary::human_bytes;
+use super::summary::{grouped, human_bytes};
 use super::{AuditReport, Finding};
 use crate::flow::{protocol_name, FlowRecord, Sides};
 use crate::intel::Intel;
@@ -157,7 +157,7 @@ pub fn headline(r: &AuditReport) -> String {
         return format!(
             "No flow matched a rule at severity {RESTRICTED} or above: {} local host{} sent {} \
              to remote endpoints{}.",
-            a.by_local_host.len(),
+            grouped(a.by_local_host.len() as u64),
             plural(a.by_local_host.len()),
             human_bytes(a.all.bytes_out),
             if info > 0 {
@@ -209,7 +209,7 @@ pub fn headline(r: &AuditReport) -> String {
         .collect();
     format!(
         "{} local host{} sent {} to endpoints in or under restricted jurisdictions: {}",
-        hosts.len(),
+        grouped(hosts.len() as u64),
         plural(hosts.len()),
         human_bytes(bytes),
         parts.join(", ")

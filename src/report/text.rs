@@ -12,7 +12,8 @@ use super::summary::{self, grouped, human_bytes};
 use super::AuditReport;
 use crate::policy::Severity;
 
-/// Remote endpoints listed per rule and local host.
+/// Local hosts listed per rule, and remote endpoints per local host.
+pub const TOP_HOSTS: usize = 10;
 pub const TOP_ENDPOINTS: usize = 5;
 const WIDTH: usize = 80;
 
@@ -89,7 +90,8 @@ fn write_report(r: &AuditReport, colour: bool, s: &mut String) -> std::fmt::Resu
     writeln!(s)?;
     let counts = r.severity_counts();
     let total: usize = counts.iter().map(|(_, n)| n).sum();
-    let by: Vec<String> = counts.iter().map(|(sev, n)| format!("{n} {sev}")).collect();
+    let by: Vec<String> =
+        counts.iter().map(|(sev, n)| format!("{} {sev}", grouped(*n as u64))).collect();
     writeln!(
         s,
         "Findings   {}{} ({} rule pack{}, {} rules)",
@@ -128,7 +130,7 @@ fn write_report(r: &AuditReport, colour: bool, s: &mut String) -> std::fmt::Resu
         wrap(s, 2, &rule.title);
         let mut hosts: Vec<(&IpAddr, &Host)> = hosts.iter().collect();
         hosts.sort_by(|a, b| b.1.bytes_out.cmp(&a.1.bytes_out).then(a.0.cmp(b.0)));
-        for (ip, h) in hosts {
+        for (ip, h) in hosts.iter().take(TOP_HOSTS) {
             writeln!(
                 s,
                 "  {ip}  {} flow{}, {} out, {} in",
@@ -143,8 +145,21 @@ fn write_report(r: &AuditReport, colour: bool, s: &mut String) -> std::fmt::Resu
                 write_endpoint(s, ip, e)?;
             }
             if remotes.len() > TOP_ENDPOINTS {
-                writeln!(s, "    … and {} more remote endpoints", remotes.len() - TOP_ENDPOINTS)?;
+                let more = (remotes.len() - TOP_ENDPOINTS) as u64;
+                writeln!(s, "    … and {} more remote endpoints", grouped(more))?;
             }
+        }
+        if hosts.len() > TOP_HOSTS {
+            let rest = &hosts[TOP_HOSTS..];
+            let flows: u64 = rest.iter().map(|(_, h)| h.flows).sum();
+            let out: u64 = rest.iter().map(|(_, h)| h.bytes_out).sum();
+            writeln!(
+                s,
+                "  … and {} more local hosts: {} flows, {} out",
+                grouped(rest.len() as u64),
+                grouped(flows),
+                human_bytes(out)
+            )?;
         }
     }
 
@@ -191,20 +206,22 @@ fn write_endpoint(s: &mut String, ip: &IpAddr, e: &Endpoint<'_>) -> std::fmt::Re
     writeln!(s, "{}", fit(&line, WIDTH))?;
     // Who and where, then the name and the evidence of the first flow.
     line.clear();
+    // Where first (it is what the rules are about), then who.
     if let Some(i) = v.intel {
-        match (v.operator(), i.jurisdiction) {
-            (Some(op), Some(j)) if i.provider.is_some() => write!(line, "{op} (law: {j})")?,
-            (Some(op), _) => line.push_str(op),
-            _ => line.push_str("unattributed"),
-        }
-        if let Some(c) = i.country {
-            write!(line, ", hosted in {c}")?;
+        match i.country {
+            Some(c) => write!(line, "hosted in {c}")?,
+            None => line.push_str("hosting country unknown"),
         }
         if let Some(region) = &i.region {
             write!(line, " ({region})")?;
         }
+        match (v.operator(), i.jurisdiction) {
+            (Some(op), Some(j)) if i.provider.is_some() => write!(line, "; {j}-law provider {op}")?,
+            (Some(op), _) => write!(line, "; {op}")?,
+            _ => {}
+        }
         if let Some(asn) = i.asn {
-            write!(line, ", AS{asn}")?;
+            write!(line, "; AS{asn}")?;
         }
     }
     if !v.finding.matched.unknown.is_empty() {
