@@ -51,6 +51,11 @@ fn golden_reports_in_every_format() {
     ] {
         let out = xborder(&["audit", CAPTURE, "--overlay", OVERLAY, "--format", format]);
         assert_eq!(out.status.code(), Some(1), "{format}: {}", stderr(&out));
+        if format == "text" {
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(text.lines().all(|l| l.chars().count() <= 80), "{text}");
+            assert!(!text.contains('\x1b'), "no colour when not on a terminal");
+        }
         golden(file, &out.stdout);
     }
 }

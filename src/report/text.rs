@@ -94,12 +94,13 @@ fn write_report(r: &AuditReport, colour: bool, s: &mut String) -> std::fmt::Resu
         counts.iter().map(|(sev, n)| format!("{} {sev}", grouped(*n as u64))).collect();
     writeln!(
         s,
-        "Findings   {}{} ({} rule pack{}, {} rules)",
+        "Findings   {}{} ({} rule pack{}, {} rule{})",
         grouped(total as u64),
         if by.is_empty() { String::new() } else { format!(": {}", by.join(", ")) },
         r.policy.packs.len(),
         if r.policy.packs.len() == 1 { "" } else { "s" },
-        r.policy.rule_count()
+        r.policy.rule_count(),
+        if r.policy.rule_count() == 1 { "" } else { "s" }
     )?;
 
     // Rule (most severe first, then pack and rule order) → local host.
@@ -248,4 +249,59 @@ fn seconds(t: crate::time::Timestamp) -> String {
     let full = t.rfc3339();
     let full = String::from_utf8_lossy(&full);
     format!("{} {}Z", &full[..10], &full[11..19])
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::decode::FrameRef;
+    use crate::flow::{Direction, EndReason, Endpoint, FlowRecord, SideStats};
+    use crate::policy::{FlowFacts, Policy, RulePack};
+    use crate::report::Finding;
+    use crate::time::Timestamp;
+
+    #[test]
+    fn long_reports_stay_within_80_columns_and_list_the_top_hosts() {
+        let text = "[pack]\nname = \"p\"\ndescription = \"d\"\nsource = \"s\"\nversion = \"1\"\n\
+                    [[rule]]\nid = \"all-outbound\"\ntitle = \"Every outbound flow, with a title \
+                    long enough to need wrapping at eighty columns of text\"\n\
+                    severity = \"low\"\n[rule.match]\ndirection = \"outbound\"\n";
+        let catalogue = crate::intel::ProviderCatalogue::default();
+        let (pack, _) = RulePack::parse(text, Path::new("p.toml"), &catalogue).unwrap();
+        let mut r = AuditReport { policy: Policy { packs: vec![pack] }, ..Default::default() };
+        let stats = |bytes| SideStats { packets: 1, bytes, payload_bytes: 0, tcp_flags: 0 };
+        for i in 0..(TOP_HOSTS as u8 + 2) {
+            for j in 0..(TOP_ENDPOINTS as u8 + 1) {
+                r.flows.push(FlowRecord {
+                    id: r.flows.len() as u64 + 1,
+                    protocol: 6,
+                    source: Endpoint { ip: [10, 0, 0, i].into(), port: Some(40000) },
+                    destination: Endpoint { ip: [192, 0, 2, j].into(), port: Some(443) },
+                    source_stats: stats(1000 + u64::from(i)),
+                    destination_stats: stats(10),
+                    start: Timestamp::from_parts(0, 0),
+                    end: Timestamp::from_parts(1, 0),
+                    first_frame: FrameRef { file: 0, frame: r.flows.len() as u64 + 1 },
+                    direction: Direction::Outbound,
+                    end_reason: EndReason::TcpClosed,
+                });
+            }
+        }
+        for (index, flow) in r.flows.iter().enumerate() {
+            let facts = FlowFacts { flow, intel: None, names: None };
+            for matched in r.policy.evaluate(&facts) {
+                r.findings.push(Finding { flow: index, matched, country: None });
+            }
+        }
+        let out = render(&r, false);
+        assert!(out.lines().all(|l| l.chars().count() <= WIDTH), "{out}");
+        assert!(out.contains("  … and 2 more local hosts: 12 flows, 12.0 kB out\n"), "{out}");
+        assert!(out.contains("    … and 1 more remote endpoints\n"), "{out}");
+        // The host that sent most comes first.
+        assert!(out.contains("LOW all-outbound [p]\n  Every outbound flow"), "{out}");
+        assert!(out.contains("need wrapping at eighty\n  columns of text\n"), "{out}");
+        assert!(out.contains("\n  10.0.0.11  6 flows, 6.1 kB out, 60 B in\n"), "{out}");
+    }
 }
