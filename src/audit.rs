@@ -1,16 +1,17 @@
 //! `xborder audit`: captures through decode and the flow table into an
 //! [`AuditReport`]. The only module that knows every stage.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
-use crate::capture::{self, CaptureError, Opened};
-use crate::decode::{self, Decoded, FrameRef};
+use crate::capture::{self, CaptureError, LinkType, Opened};
+use crate::decode::{self, AnomalyCounter, Decoded, FrameRef};
 use crate::flow::{FlowRecord, FlowTable, FlowTimeouts, LocalNetworks};
 use crate::intel::{IntelCache, IntelDb};
 use crate::names::{FlowNames, NameInspector};
 use crate::policy::{finding_country, FlowFacts, Policy};
-use crate::report::{AuditReport, Finding, InputSummary};
+use crate::report::{AuditReport, Finding, InputSummary, PacketTotals};
+use crate::time::Timestamp;
 
 /// What an audit run needs.
 #[derive(Clone, Debug, Default)]
@@ -108,7 +109,7 @@ pub fn apply_policy(report: &mut AuditReport, policy: Policy) {
         for matched in policy.evaluate(&facts) {
             let (_, rule) = policy.rule(&matched);
             let country = finding_country(rule, intel);
-            findings.push(Finding { flow: index, matched, country });
+            findings.push(Finding { flow: index, matched, country, early: false });
         }
     }
     report.findings = findings;
@@ -143,42 +144,79 @@ fn read_capture(
     mut names: Option<&mut NameInspector>,
     observer: &mut dyn FnMut(&FlowRecord),
 ) -> Result<(), CaptureError> {
-    let totals = &mut report.totals;
     while let Some(packet) = reader.next_packet()? {
         summary.packets += 1;
-        totals.packets += 1;
-        if totals.packets % HANDOVER_PACKETS == 0 {
+        if (report.totals.packets + 1) % HANDOVER_PACKETS == 0 {
             for f in table.drain_finished() {
                 finished(f, names.as_deref_mut(), &mut report.flows, &mut report.names, observer);
             }
         }
-        let ts = packet.timestamp;
-        totals.first = Some(totals.first.map_or(ts, |f| f.min(ts)));
-        totals.last = Some(totals.last.map_or(ts, |l| l.max(ts)));
-        if (packet.data.len() as u64) < u64::from(packet.wire_len) {
-            totals.cut_by_snaplen += 1;
-        }
         let at = FrameRef { file, frame: packet.frame };
-        match decode::decode(packet.link_type, packet.data, packet.wire_len) {
-            Decoded::Ip(ip, anomaly) => {
-                if let Some(kind) = anomaly {
-                    report.anomalies.record(kind, at);
-                }
-                totals.ip_packets += 1;
-                let inspect = table.observe(&ip, ts, at, &mut report.anomalies);
-                if let (Some(inspect), Some(names)) = (inspect, names.as_deref_mut()) {
-                    names.inspect(inspect, &ip, ts);
-                }
-            }
-            Decoded::NotIp => totals.non_ip += 1,
-            Decoded::UnsupportedLinkType => {
-                *report.unsupported_link_types.entry(packet.link_type).or_default() += 1;
-            }
-            Decoded::Malformed(kind) => {
-                totals.malformed += 1;
-                report.anomalies.record(kind, at);
-            }
-        }
+        let counts = Counts {
+            totals: &mut report.totals,
+            anomalies: &mut report.anomalies,
+            unsupported: &mut report.unsupported_link_types,
+        };
+        let frame = Frame {
+            link_type: packet.link_type,
+            data: packet.data,
+            wire_len: packet.wire_len,
+            ts: packet.timestamp,
+            at,
+        };
+        observe_frame(frame, table, names.as_deref_mut(), counts);
     }
     Ok(())
+}
+
+/// One captured frame.
+pub(crate) struct Frame<'a> {
+    pub link_type: LinkType,
+    pub data: &'a [u8],
+    pub wire_len: u32,
+    pub ts: Timestamp,
+    pub at: FrameRef,
+}
+
+/// The counters a frame updates.
+pub(crate) struct Counts<'a> {
+    pub totals: &'a mut PacketTotals,
+    pub anomalies: &'a mut AnomalyCounter,
+    pub unsupported: &'a mut BTreeMap<LinkType, u64>,
+}
+
+/// A frame through decode, the flow table and the names stage: the
+/// per-packet path of both `audit` and `live`.
+pub(crate) fn observe_frame(
+    frame: Frame<'_>,
+    table: &mut FlowTable,
+    names: Option<&mut NameInspector>,
+    c: Counts<'_>,
+) {
+    let (ts, at) = (frame.ts, frame.at);
+    let totals = c.totals;
+    totals.packets += 1;
+    totals.first = Some(totals.first.map_or(ts, |f| f.min(ts)));
+    totals.last = Some(totals.last.map_or(ts, |l| l.max(ts)));
+    if (frame.data.len() as u64) < u64::from(frame.wire_len) {
+        totals.cut_by_snaplen += 1;
+    }
+    match decode::decode(frame.link_type, frame.data, frame.wire_len) {
+        Decoded::Ip(ip, anomaly) => {
+            if let Some(kind) = anomaly {
+                c.anomalies.record(kind, at);
+            }
+            totals.ip_packets += 1;
+            let inspect = table.observe(&ip, ts, at, c.anomalies);
+            if let (Some(inspect), Some(names)) = (inspect, names) {
+                names.inspect(inspect, &ip, ts);
+            }
+        }
+        Decoded::NotIp => totals.non_ip += 1,
+        Decoded::UnsupportedLinkType => *c.unsupported.entry(frame.link_type).or_default() += 1,
+        Decoded::Malformed(kind) => {
+            totals.malformed += 1;
+            c.anomalies.record(kind, at);
+        }
+    }
 }

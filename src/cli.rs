@@ -30,6 +30,10 @@ pub enum Command {
     /// Check rule packs.
     #[command(subcommand)]
     Rules(RulesCommand),
+    /// Capture on an interface: alerts as flows match, periodic reports,
+    /// statistics; SIGTERM/SIGINT stop (every live flow is reported),
+    /// SIGHUP reloads rules and data.
+    Live(LiveArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -158,15 +162,28 @@ pub struct AuditArgs {
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 
-    /// A rule pack (TOML; repeatable). Default: the packs in rules/, built
-    /// in.
-    #[arg(long = "rules", value_name = "FILE")]
-    pub rules: Vec<PathBuf>,
-
     /// Exit with status 1 when a finding is at or above this severity
     /// (info, low, medium, high, critical), or never (none).
     #[arg(long, value_name = "SEVERITY", default_value = "low")]
     pub fail_on: FailOn,
+
+    /// Print nothing but errors, and the report when it goes to standard
+    /// output in a machine format.
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    #[command(flatten)]
+    pub analysis: AnalysisArgs,
+}
+
+/// What `audit` and `live` share: the flow, names, intelligence and policy
+/// settings.
+#[derive(Debug, clap::Args)]
+pub struct AnalysisArgs {
+    /// A rule pack (TOML; repeatable). Default: the packs in rules/, built
+    /// in.
+    #[arg(long = "rules", value_name = "FILE")]
+    pub rules: Vec<PathBuf>,
 
     /// A local network (repeatable). Default: the private and
     /// special-purpose ranges (RFC 1918, 100.64.0.0/10, loopback,
@@ -191,11 +208,6 @@ pub struct AuditArgs {
     #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = parse_duration)]
     pub other_timeout: Duration,
 
-    /// Print nothing but errors, and the report when it goes to standard
-    /// output in a machine format.
-    #[arg(short, long)]
-    pub quiet: bool,
-
     /// Skip endpoint intelligence (flows only).
     #[arg(long)]
     pub no_intel: bool,
@@ -207,6 +219,72 @@ pub struct AuditArgs {
 
     #[command(flatten)]
     pub intel: IntelArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LiveArgs {
+    /// The interface to capture on (`any` for all).
+    #[arg(short, long, value_name = "IFACE")]
+    pub interface: String,
+
+    /// A capture filter (BPF, tcpdump syntax).
+    #[arg(long, value_name = "FILTER")]
+    pub bpf: Option<String>,
+
+    /// Bytes captured per packet (the names are in the first ones).
+    #[arg(long, value_name = "BYTES", default_value_t = 65535)]
+    pub snaplen: u32,
+
+    /// Do not put the interface in promiscuous mode.
+    #[arg(long)]
+    pub no_promisc: bool,
+
+    /// Kernel capture buffer in bytes (default: libpcap's, 2 MB).
+    #[arg(long, value_name = "BYTES")]
+    pub buffer_size: Option<u32>,
+
+    /// Let the kernel fill its buffer before handing packets over (fewer
+    /// wake-ups; alerts come later).
+    #[arg(long)]
+    pub no_immediate: bool,
+
+    /// Where alerts go, one JSON line each (appended; `-`: standard
+    /// output, the default). Reopened on SIGHUP, for log rotation.
+    #[arg(long, value_name = "FILE")]
+    pub alerts: Option<PathBuf>,
+
+    /// Also send alerts to syslog (/dev/log, facility daemon).
+    #[arg(long)]
+    pub syslog: bool,
+
+    /// Write a report (json and text) into --report-dir this often.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "report_dir")]
+    pub report_every: Option<Duration>,
+
+    /// Where reports go; the final report at shutdown goes there too.
+    #[arg(long, value_name = "DIR")]
+    pub report_dir: Option<PathBuf>,
+
+    /// Print capture statistics to standard error this often.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub stats_every: Option<Duration>,
+
+    /// Most flows kept alive at once; beyond it the idlest end early
+    /// (counted).
+    #[arg(long, value_name = "N", default_value_t = 1_000_000)]
+    pub max_flows: usize,
+
+    /// How long after a flow's first packet its early alert is decided
+    /// (its names are known by then).
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration)]
+    pub alert_delay: Duration,
+
+    /// Drop privileges to this user once the capture is open.
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+
+    #[command(flatten)]
+    pub analysis: AnalysisArgs,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

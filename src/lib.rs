@@ -18,6 +18,7 @@ pub mod capture;
 pub mod decode;
 pub mod flow;
 pub mod intel;
+pub mod live;
 pub mod names;
 pub mod policy;
 pub mod report;

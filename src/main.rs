@@ -3,6 +3,7 @@
 
 mod cli;
 mod config;
+mod live_cmd;
 mod lookup;
 
 use std::collections::HashMap;
@@ -15,10 +16,10 @@ use std::thread;
 
 use clap::Parser;
 
-use cli::{AuditArgs, Cli, Command, IntelArgs, ReportFormat, RulesCommand};
+use cli::{AnalysisArgs, AuditArgs, Cli, Command, IntelArgs, ReportFormat, RulesCommand};
 use xborder::audit::{self, AuditConfig};
 use xborder::flow::{FlowTimeouts, LocalNetworks};
-use xborder::intel::IntelError;
+use xborder::intel::{IntelError, IntelSources};
 use xborder::policy::{self, Level, Policy, RulePack};
 use xborder::report::flows::{self, Records};
 use xborder::report::{document, findings, text};
@@ -30,6 +31,7 @@ fn main() -> ExitCode {
         Command::Lookup(args) => lookup::run_lookup(&args),
         Command::Db(cmd) => lookup::run_db(cmd),
         Command::Rules(RulesCommand::Check { files, intel }) => run_rules_check(&files, &intel),
+        Command::Live(args) => live_cmd::run_live(&args),
     };
     match result {
         Ok(code) => code,
@@ -46,37 +48,48 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
 }
 
-fn run_audit(args: &AuditArgs) -> anyhow::Result<ExitCode> {
-    let config = AuditConfig {
-        paths: args.paths.clone(),
-        timeouts: FlowTimeouts {
-            tcp: args.tcp_timeout,
-            tcp_closed: args.tcp_close_timeout,
-            udp: args.udp_timeout,
-            other: args.other_timeout,
-        },
-        no_names: args.no_names,
-        local: if args.local_nets.is_empty() {
-            LocalNetworks::default()
-        } else {
-            LocalNetworks::new(args.local_nets.clone())
-        },
+/// The flow settings both `audit` and `live` take.
+fn flow_settings(a: &AnalysisArgs) -> (FlowTimeouts, LocalNetworks) {
+    let timeouts = FlowTimeouts {
+        tcp: a.tcp_timeout,
+        tcp_closed: a.tcp_close_timeout,
+        udp: a.udp_timeout,
+        other: a.other_timeout,
     };
+    let local = if a.local_nets.is_empty() {
+        LocalNetworks::default()
+    } else {
+        LocalNetworks::new(a.local_nets.clone())
+    };
+    (timeouts, local)
+}
+
+/// The rule packs in force (`--rules`, else the shipped ones), checked
+/// against the catalogue the intelligence sources give; warnings printed.
+fn load_policy(rules: &[std::path::PathBuf], sources: &IntelSources) -> anyhow::Result<Policy> {
+    let catalogue = sources.catalogue()?;
+    let (policy, warnings) = if rules.is_empty() {
+        policy::shipped::policy(&catalogue)?
+    } else {
+        Policy::load(rules, &catalogue)?
+    };
+    for w in warnings {
+        eprintln!("xborder: {w}");
+    }
+    Ok(policy)
+}
+
+fn run_audit(args: &AuditArgs) -> anyhow::Result<ExitCode> {
+    let a = &args.analysis;
+    let (timeouts, local) = flow_settings(a);
+    let config = AuditConfig { paths: args.paths.clone(), timeouts, no_names: a.no_names, local };
     if args.flows && matches!(args.format, ReportFormat::Text | ReportFormat::Csv) {
         anyhow::bail!("--flows needs --format jsonl or json");
     }
     // Rules, the intelligence files and the output are checked before the
     // captures are read: a typo should not cost a long run.
-    let sources = config::intel_sources(&args.intel)?;
-    let catalogue = sources.catalogue()?;
-    let (policy, warnings) = if args.rules.is_empty() {
-        policy::shipped::policy(&catalogue)?
-    } else {
-        Policy::load(&args.rules, &catalogue)?
-    };
-    for w in warnings {
-        eprintln!("xborder: {w}");
-    }
+    let sources = config::intel_sources(&a.intel)?;
+    let policy = load_policy(&a.rules, &sources)?;
     let mut output: Option<Box<dyn Write>> = match &args.output {
         Some(path) => Some(Box::new(BufWriter::new(
             File::create(path)
@@ -89,7 +102,7 @@ fn run_audit(args: &AuditArgs) -> anyhow::Result<ExitCode> {
     // finish; files the user named are checked first, so a typo fails at
     // once.
     let mut intel_json = HashMap::new();
-    let report = if args.no_intel {
+    let report = if a.no_intel {
         audit::run(&config)
     } else {
         sources.check_files()?;

@@ -39,6 +39,10 @@ pub enum EndReason {
     PortReuse,
     /// The capture ended with the flow still active.
     EndOfCapture,
+    /// Pushed out of a full table (`live --max-flows`), idlest first.
+    Evicted,
+    /// Not over: a snapshot of a live flow (live mode's early alerts).
+    Active,
 }
 
 /// A finished flow. `source` is the initiator, `destination` the responder.

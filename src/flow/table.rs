@@ -205,6 +205,12 @@ pub struct FlowTable {
     /// The latest packet time seen.
     latest: Timestamp,
     peak_flows: usize,
+    /// `None`: unbounded (audit); live mode bounds memory.
+    max_flows: Option<usize>,
+    evicted: u64,
+    /// Flows started since the last [`FlowTable::take_started`], when
+    /// tracked (live mode's early alerts).
+    started: Option<Vec<(FlowKey, u64, Timestamp)>>,
     next_id: u64,
 }
 
@@ -220,6 +226,9 @@ impl FlowTable {
             next_sweep: Timestamp(i64::MIN),
             latest: Timestamp(i64::MIN),
             peak_flows: 0,
+            max_flows: None,
+            evicted: 0,
+            started: None,
             next_id: 1,
         }
     }
@@ -263,6 +272,11 @@ impl FlowTable {
 
     fn apply(&mut self, obs: &Observation) -> Option<Inspect> {
         let (key, way) = obs.key();
+        if self.max_flows.is_some_and(|max| self.flows.len() >= max)
+            && !self.flows.contains_key(&key)
+        {
+            self.evict();
+        }
         let live = self.flows.len();
         let state = match self.flows.entry(key) {
             Entry::Occupied(mut e) => {
@@ -282,6 +296,9 @@ impl FlowTable {
                 state
             }
             Entry::Vacant(e) => {
+                if let Some(started) = &mut self.started {
+                    started.push((key, self.next_id, obs.ts));
+                }
                 let state = e.insert(FlowState::new(obs, way, self.next_id));
                 self.next_id += 1;
                 self.peak_flows = self.peak_flows.max(live + 1);
@@ -333,6 +350,60 @@ impl FlowTable {
         for obs in orphans {
             self.apply(&Observation { ports: None, ..obs });
         }
+    }
+
+    /// Bounds the live flows to `max` (at least 1): a new flow in a full
+    /// table first pushes out the idlest flows.
+    pub fn set_max_flows(&mut self, max: usize) {
+        self.max_flows = Some(max.max(1));
+    }
+
+    /// Flows pushed out of a full table so far.
+    pub fn evicted(&self) -> u64 {
+        self.evicted
+    }
+
+    /// Ends the idlest 1/64 of the table (at least one flow): one pass over
+    /// the table per that many new flows, not one per flow.
+    fn evict(&mut self) {
+        let n = (self.flows.len() / 64).max(1);
+        let mut idle: Vec<(Timestamp, FlowKey)> =
+            self.flows.iter().map(|(k, s)| (s.last, *k)).collect();
+        if n < idle.len() {
+            idle.select_nth_unstable_by_key(n, |(last, _)| *last);
+            idle.truncate(n);
+        }
+        for (_, key) in idle {
+            if let Some(state) = self.flows.remove(&key) {
+                self.finished.push(record(&key, &state, EndReason::Evicted, &self.local));
+                self.evicted += 1;
+            }
+        }
+    }
+
+    /// Ends the flows idle at `now` (live mode calls this while no packet
+    /// arrives, so flows end on time in a quiet network).
+    pub fn expire(&mut self, now: Timestamp, anomalies: &mut AnomalyCounter) {
+        self.sweep(now, anomalies);
+        self.next_sweep = now.plus(SWEEP_INTERVAL);
+    }
+
+    /// Starts recording each new flow's key, id and first packet time.
+    pub fn track_started(&mut self) {
+        self.started.get_or_insert_with(Vec::new);
+    }
+
+    /// The flows started since the last call (with [`track_started`]).
+    ///
+    /// [`track_started`]: FlowTable::track_started
+    pub fn take_started(&mut self) -> Vec<(FlowKey, u64, Timestamp)> {
+        self.started.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// The live flow `key` as a record so far, if it is still flow `id`.
+    pub fn snapshot(&self, key: &FlowKey, id: u64) -> Option<FlowRecord> {
+        let state = self.flows.get(key).filter(|s| s.id == id)?;
+        Some(record(key, state, EndReason::Active, &self.local))
     }
 
     /// Finished flows since the last call.
@@ -392,6 +463,53 @@ fn record(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn packet(src: [u8; 4], sport: u16, ts: i64) -> (IpPacket<'static>, Timestamp) {
+        let p = IpPacket {
+            src: IpAddr::from(src),
+            dst: IpAddr::from([192, 0, 2, 1]),
+            protocol: 17,
+            ports: Some((sport, 53)),
+            tcp_flags: 0,
+            tcp_seq: 0,
+            ip_len: 40,
+            payload_len: 12,
+            fragment: None,
+            payload: &[],
+        };
+        (p, Timestamp::from_parts(ts, 0))
+    }
+
+    #[test]
+    fn a_full_table_evicts_the_idlest_flows_first() {
+        let mut t = FlowTable::new(FlowTimeouts::default(), LocalNetworks::default());
+        t.set_max_flows(2);
+        t.track_started();
+        let mut a = AnomalyCounter::default();
+        let at = FrameRef { file: 0, frame: 1 };
+        for (src, ts) in [([10, 0, 0, 1], 1), ([10, 0, 0, 2], 2), ([10, 0, 0, 1], 3)] {
+            let (p, ts) = packet(src, 1000, ts);
+            t.observe(&p, ts, at, &mut a);
+        }
+        // A third flow: 10.0.0.2 was idle longest.
+        let (p, ts) = packet([10, 0, 0, 3], 1000, 4);
+        t.observe(&p, ts, at, &mut a);
+        assert_eq!(t.live_flows(), 2);
+        assert_eq!(t.evicted(), 1);
+        let gone: Vec<FlowRecord> = t.drain_finished().collect();
+        assert_eq!(gone.len(), 1);
+        assert_eq!(gone[0].source.ip, IpAddr::from([10, 0, 0, 2]));
+        assert_eq!(gone[0].end_reason, EndReason::Evicted);
+        let started = t.take_started();
+        assert_eq!(started.len(), 3);
+        let (key, id, _) = started[0];
+        let snap = t.snapshot(&key, id).unwrap();
+        assert_eq!((snap.source_stats.packets, snap.end_reason), (2, EndReason::Active));
+        assert!(t.snapshot(&started[1].0, started[1].1).is_none());
+        // A quiet network: flows still end on time.
+        t.expire(Timestamp::from_parts(100, 0), &mut a);
+        assert_eq!(t.live_flows(), 0);
+    }
 
     #[test]
     fn a_table_entry_fits_two_cache_lines() {

@@ -292,6 +292,17 @@ impl NameInspector {
             self.dns_tcp.remove(&flow);
         }
         let server_name = if self.found.is_empty() { None } else { self.found.remove(&flow) };
+        FlowNames { server_name, dns: self.dns_before(remote, start) }
+    }
+
+    /// The names of a live flow so far, keeping its state.
+    pub fn peek(&self, flow: u64, remote: Option<IpAddr>, start: Timestamp) -> FlowNames {
+        let server_name = if self.found.is_empty() { None } else { self.found.get(&flow).cloned() };
+        FlowNames { server_name, dns: self.dns_before(remote, start) }
+    }
+
+    /// The names DNS answers valid at `start` gave `remote`.
+    fn dns_before(&self, remote: Option<IpAddr>, start: Timestamp) -> Vec<Arc<str>> {
         let mut dns: Vec<Arc<str>> = Vec::new();
         if let Some(list) = remote.and_then(|ip| self.dns.get(&ip)) {
             for e in list.iter().filter(|e| e.seen <= start && start <= e.until) {
@@ -302,7 +313,7 @@ impl NameInspector {
                 }
             }
         }
-        FlowNames { server_name, dns }
+        dns
     }
 
     /// Every name DNS answers gave `ip`, whenever they were seen.

@@ -74,7 +74,7 @@ fn metadata(r: &AuditReport) -> io::Result<Vec<(&'static str, Value)>> {
     let t = &r.totals;
     let by_severity: BTreeMap<&str, usize> =
         r.severity_counts().into_iter().map(|(s, n)| (s.as_str(), n)).collect();
-    Ok(vec![
+    let mut fields = vec![
         ("xborder", json!({"version": env!("CARGO_PKG_VERSION")})),
         (
             "run",
@@ -104,7 +104,23 @@ fn metadata(r: &AuditReport) -> io::Result<Vec<(&'static str, Value)>> {
             }),
         ),
         ("aggregates", serde_json::to_value(aggregate(r)).map_err(io::Error::other)?),
-    ])
+    ];
+    if let Some(live) = &r.live {
+        fields.insert(
+            2,
+            (
+                "live",
+                json!({
+                    "interface": live.interface,
+                    "period_start": rfc3339(live.start),
+                    "period_end": rfc3339(live.end),
+                    "final_report": live.last,
+                    "stats": live.stats,
+                }),
+            ),
+        );
+    }
+    Ok(fields)
 }
 
 /// Writes the document (pretty at the top level, records one per line).

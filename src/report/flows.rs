@@ -30,6 +30,8 @@ fn end_reason(r: EndReason) -> &'static str {
         EndReason::TcpClosed => "tcp_closed",
         EndReason::PortReuse => "port_reuse",
         EndReason::EndOfCapture => "end_of_capture",
+        EndReason::Evicted => "evicted",
+        EndReason::Active => "active",
     }
 }
 
@@ -253,6 +255,7 @@ fn rule_fields(o: &mut JsonObject<'_>, f: &FindingView<'_>) {
 fn finding_fields(x: &mut JsonObject<'_>, f: &FindingView<'_>) {
     let mut o = x.object("finding");
     o.keyword("severity", f.rule.severity.as_str());
+    o.keyword("phase", if f.finding.early { "early" } else { "end" });
     o.ip("local_ip", f.sides.local.ip);
     o.ip("remote_ip", f.sides.remote.ip);
     if let Some(c) = f.finding.country {

@@ -83,6 +83,8 @@ pub struct AuditReport {
     pub findings: Vec<Finding>,
     /// The intelligence datasets in use (empty when the run had none).
     pub provenance: Vec<DatasetInfo>,
+    /// Set for the reports of `xborder live`.
+    pub live: Option<LivePeriod>,
 }
 
 /// A rule that matched a flow.
@@ -93,6 +95,40 @@ pub struct Finding {
     pub matched: RuleMatch,
     /// The country the finding is about (see [`crate::policy::finding_country`]).
     pub country: Option<CountryCode>,
+    /// Found on a live flow (live mode's early alert), not at its end.
+    pub early: bool,
+}
+
+/// Counters of a live capture, since it started.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CaptureStats {
+    /// Packets libpcap received (`ps_recv`).
+    pub received: u64,
+    /// Dropped by the kernel: no room in its buffer (`ps_drop`).
+    pub kernel_dropped: u64,
+    /// Dropped by the interface or its driver (`ps_ifdrop`).
+    pub interface_dropped: u64,
+    /// Dropped by xborder: its queue from capture to analysis was full.
+    pub queue_dropped: u64,
+    /// Flows alive now.
+    pub live_flows: u64,
+    /// Flows pushed out of the full table (`--max-flows`).
+    pub evicted_flows: u64,
+    /// Alerts written, and alerts dropped because output could not keep up.
+    pub alerts: u64,
+    pub alerts_dropped: u64,
+}
+
+/// What a report of `xborder live` covers.
+#[derive(Clone, Debug)]
+pub struct LivePeriod {
+    pub interface: String,
+    /// Wall-clock time the period started and ended.
+    pub start: Timestamp,
+    pub end: Timestamp,
+    /// The report written at shutdown (every live flow ended into it).
+    pub last: bool,
+    pub stats: CaptureStats,
 }
 
 impl AuditReport {

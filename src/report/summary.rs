@@ -56,6 +56,34 @@ pub fn render(report: &AuditReport) -> String {
 }
 
 fn write_summary(r: &AuditReport, s: &mut String) -> std::fmt::Result {
+    if let Some(live) = &r.live {
+        let st = &live.stats;
+        writeln!(
+            s,
+            "xborder live on {}: {} .. {}{}",
+            live.interface,
+            live.start,
+            live.end,
+            if live.last { " (final report)" } else { "" }
+        )?;
+        writeln!(
+            s,
+            "Capture    {} received, dropped: {} by the kernel, {} by the interface, {} by xborder",
+            grouped(st.received),
+            grouped(st.kernel_dropped),
+            grouped(st.interface_dropped),
+            grouped(st.queue_dropped)
+        )?;
+        writeln!(
+            s,
+            "           {} flows alive, {} evicted early; {} alerts ({} dropped)",
+            grouped(st.live_flows),
+            grouped(st.evicted_flows),
+            grouped(st.alerts),
+            grouped(st.alerts_dropped)
+        )?;
+        writeln!(s, "Flows that ended in this period:")?;
+    }
     let failed = r.inputs.iter().filter(|i| i.error.is_some()).count();
     writeln!(
         s,

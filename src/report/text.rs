@@ -292,7 +292,7 @@ mod tests {
         for (index, flow) in r.flows.iter().enumerate() {
             let facts = FlowFacts { flow, intel: None, names: None };
             for matched in r.policy.evaluate(&facts) {
-                r.findings.push(Finding { flow: index, matched, country: None });
+                r.findings.push(Finding { flow: index, matched, country: None, early: false });
             }
         }
         let out = render(&r, false);

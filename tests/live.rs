@@ -1,0 +1,376 @@
+//! `xborder live` on a veth pair between two network namespaces this test
+//! creates (and removes, also when it fails). Traffic goes only from the
+//! client namespace to documentation addresses in the server namespace,
+//! which an overlay maps to a restricted test provider. Needs root (CI
+//! runs as root); without it the test says so and passes.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use nix::sched::{setns, CloneFlags};
+use serde_json::Value;
+
+/// Two namespaces joined by a veth pair; removed on drop.
+struct Net {
+    client: String,
+    server: String,
+    veth: String,
+}
+
+fn ip(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().expect("ip (iproute2) is needed");
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl Net {
+    fn new() -> Net {
+        let id = std::process::id();
+        let net = Net {
+            client: format!("xbt{id}c"),
+            server: format!("xbt{id}s"),
+            veth: format!("xb{id}"),
+        };
+        let (c, s) = (net.client.as_str(), net.server.as_str());
+        let (vc, vs) = (format!("{}c", net.veth), format!("{}s", net.veth));
+        ip(&["netns", "add", c]);
+        ip(&["netns", "add", s]);
+        ip(&["link", "add", &vc, "type", "veth", "peer", "name", &vs]);
+        ip(&["link", "set", &vc, "netns", c]);
+        ip(&["link", "set", &vs, "netns", s]);
+        for (ns, dev, host) in [(c, &vc, "10"), (s, &vs, "200")] {
+            ip(&["-n", ns, "addr", "add", &format!("192.0.2.{host}/24"), "dev", dev]);
+            ip(&["-n", ns, "addr", "add", &format!("198.51.100.{host}/24"), "dev", dev]);
+            ip(&[
+                "-n",
+                ns,
+                "-6",
+                "addr",
+                "add",
+                &format!("2001:db8:0:1::{host}/64"),
+                "dev",
+                dev,
+                "nodad",
+            ]);
+            ip(&["-n", ns, "link", "set", "lo", "up"]);
+            ip(&["-n", ns, "link", "set", dev, "up"]);
+        }
+        net
+    }
+
+    fn client_if(&self) -> String {
+        format!("{}c", self.veth)
+    }
+}
+
+impl Drop for Net {
+    fn drop(&mut self) {
+        // Deleting a namespace deletes the veth end in it, and its peer.
+        for ns in [&self.client, &self.server] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).output();
+        }
+    }
+}
+
+/// Runs `f` on a thread inside namespace `ns`.
+fn in_ns<T: Send + 'static>(
+    ns: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> thread::JoinHandle<T> {
+    let path = format!("/var/run/netns/{ns}");
+    thread::spawn(move || {
+        let file = File::open(&path).unwrap();
+        setns(&file, CloneFlags::CLONE_NEWNET).unwrap();
+        f()
+    })
+}
+
+/// Accepts `n` connections on `addr` and counts the bytes each sent.
+fn tcp_server(ns: &str, addr: &str, n: usize) -> thread::JoinHandle<Vec<usize>> {
+    let addr: SocketAddr = addr.parse().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let h = in_ns(ns, move || {
+        let l = TcpListener::bind(addr).unwrap();
+        tx.send(()).unwrap();
+        (0..n)
+            .map(|_| {
+                let (mut c, _) = l.accept().unwrap();
+                let mut buf = Vec::new();
+                c.read_to_end(&mut buf).unwrap();
+                buf.len()
+            })
+            .collect()
+    });
+    rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    h
+}
+
+fn udp_sink(ns: &str, addr: &str) -> thread::JoinHandle<()> {
+    let addr: SocketAddr = addr.parse().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let h = in_ns(ns, move || {
+        let s = UdpSocket::bind(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        tx.send(()).unwrap();
+        let mut buf = [0u8; 2048];
+        while s.recv(&mut buf).is_ok() {}
+    });
+    rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    h
+}
+
+fn send_tcp(ns: &str, to: &'static str, bytes: usize) {
+    in_ns(ns, move || {
+        let mut c = TcpStream::connect(to).unwrap();
+        c.write_all(&vec![b'x'; bytes]).unwrap();
+    })
+    .join()
+    .unwrap();
+}
+
+fn send_udp(ns: &str, to: &'static str, datagrams: usize, size: usize) {
+    in_ns(ns, move || {
+        let to: SocketAddr = to.parse().unwrap();
+        let bind = if to.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
+        let s = UdpSocket::bind(bind).unwrap();
+        for _ in 0..datagrams {
+            s.send_to(&vec![b'u'; size], to).unwrap();
+            thread::sleep(Duration::from_millis(5));
+        }
+    })
+    .join()
+    .unwrap();
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+/// Waits until `test` holds for the file's text.
+fn wait_for(path: &Path, what: &str, test: impl Fn(&str) -> bool) -> String {
+    let start = Instant::now();
+    loop {
+        let text = read(path);
+        if test(&text) {
+            return text;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "timed out waiting for {what}:\n{text}");
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn alerts(path: &Path) -> Vec<Value> {
+    read(path).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+fn has_alert(alerts: &[Value], rule: &str, port: u64, phase: &str) -> bool {
+    alerts.iter().any(|a| {
+        a["rule"]["id"] == rule
+            && a["destination"]["port"] == port
+            && a["xborder"]["finding"]["phase"] == phase
+    })
+}
+
+const OVERLAY: &str = r#"
+[[provider]]
+id = "test_restricted"
+name = "Test Restricted Cloud"
+jurisdiction = "CN"
+
+[[network]]
+cidr = "192.0.2.128/25"
+country = "US"
+provider = "test_restricted"
+
+[[network]]
+cidr = "198.51.100.128/25"
+country = "US"
+provider = "test_restricted"
+
+[[network]]
+cidr = "2001:db8:0:1::/64"
+country = "US"
+provider = "test_restricted"
+"#;
+
+fn rules(with_udp: bool) -> String {
+    let mut r = String::from(
+        "[pack]\nname = \"live-test\"\ndescription = \"d\"\nsource = \"s\"\nversion = \"1\"\n\
+         [[rule]]\nid = \"restricted-tcp\"\ntitle = \"TCP to the restricted provider\"\n\
+         severity = \"high\"\nwhen_unknown = \"ignore\"\n\
+         [rule.match]\nprovider = \"test_restricted\"\ntransport = \"tcp\"\n",
+    );
+    if with_udp {
+        r.push_str(
+            "[[rule]]\nid = \"restricted-udp\"\ntitle = \"UDP to the restricted provider\"\n\
+             severity = \"medium\"\nwhen_unknown = \"ignore\"\n\
+             [rule.match]\nprovider = \"test_restricted\"\ntransport = \"udp\"\n",
+        );
+    }
+    r
+}
+
+fn signal(child: &Child, name: &str) {
+    let out = Command::new("kill").args(["-s", name, &child.id().to_string()]).output().unwrap();
+    assert!(out.status.success());
+}
+
+#[test]
+fn live_capture_alerts_reports_reloads_and_stops_cleanly() {
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!("live test skipped: needs root for network namespaces and capture");
+        return;
+    }
+    let net = Net::new();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (overlay, rules_file) = (d.join("overlay.toml"), d.join("rules.toml"));
+    std::fs::write(&overlay, OVERLAY).unwrap();
+    std::fs::write(&rules_file, rules(false)).unwrap();
+    let (alerts_file, reports, log) = (d.join("alerts.jsonl"), d.join("reports"), d.join("stderr"));
+    let path = |p: &PathBuf| p.to_str().unwrap().to_owned();
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", &net.client, env!("CARGO_BIN_EXE_xborder"), "live"])
+        .args(["-i", &net.client_if(), "--overlay", &path(&overlay), "--rules", &path(&rules_file)])
+        .args(["--local-net", "192.0.2.10/32", "--local-net", "198.51.100.10/32"])
+        .args(["--local-net", "2001:db8:0:1::10/128", "--alert-delay", "300ms"])
+        .args([
+            "--alerts",
+            &path(&alerts_file),
+            "--report-every",
+            "1s",
+            "--report-dir",
+            &path(&reports),
+        ])
+        .args(["--stats-every", "1s", "--bpf", "ip or ip6"])
+        .stdout(Stdio::null())
+        .stderr(File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    // Kill xborder if an assertion fails before the clean stop.
+    struct Kill(Option<Child>);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            if let Some(c) = &mut self.0 {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+    wait_for(&log, "the capture to start", |t| t.contains("capturing on"));
+    let guard = Kill(Some(child));
+
+    let tcp4 = tcp_server(&net.server, "192.0.2.200:443", 2);
+    let tcp4b = tcp_server(&net.server, "198.51.100.200:8443", 1);
+    let tcp6 = tcp_server(&net.server, "[2001:db8:0:1::200]:443", 1);
+    let udp4 = udp_sink(&net.server, "192.0.2.200:5353");
+    let udp6 = udp_sink(&net.server, "[2001:db8:0:1::200]:5353");
+    send_tcp(&net.client, "192.0.2.200:443", 50_000);
+    send_tcp(&net.client, "198.51.100.200:8443", 20_000);
+    send_tcp(&net.client, "[2001:db8:0:1::200]:443", 30_000);
+    send_udp(&net.client, "192.0.2.200:5353", 3, 700);
+
+    // Alerts as it happens: each TCP flow's early alert, without waiting
+    // for the flow to end (closed TCP flows linger 5 s).
+    wait_for(&alerts_file, "early TCP alerts", |_| {
+        let a = alerts(&alerts_file);
+        [443, 8443].iter().all(|p| has_alert(&a, "restricted-tcp", *p, "early"))
+    });
+    assert!(!alerts(&alerts_file).iter().any(|a| a["rule"]["id"] == "restricted-udp"));
+
+    // SIGHUP with a new rule: UDP now alerts.
+    std::fs::write(&rules_file, rules(true)).unwrap();
+    signal(guard.0.as_ref().unwrap(), "HUP");
+    wait_for(&log, "the reload", |t| t.contains("reloaded rule packs"));
+    send_udp(&net.client, "[2001:db8:0:1::200]:5353", 2, 300);
+    wait_for(&alerts_file, "a UDP alert after the reload", |_| {
+        has_alert(&alerts(&alerts_file), "restricted-udp", 5353, "early")
+    });
+
+    // SIGHUP with a broken file: logged, the old rules keep running.
+    std::fs::write(&rules_file, "[pack]\nname = \"broken\n").unwrap();
+    signal(guard.0.as_ref().unwrap(), "HUP");
+    wait_for(&log, "the failed reload", |t| t.contains("reload failed, keeping the rules"));
+    send_tcp(&net.client, "192.0.2.200:443", 10_000);
+    wait_for(&alerts_file, "a TCP alert after the failed reload", |_| {
+        alerts(&alerts_file)
+            .iter()
+            .filter(|a| a["rule"]["id"] == "restricted-tcp" && a["destination"]["port"] == 443)
+            .filter(|a| a["xborder"]["finding"]["phase"] == "early")
+            .count()
+            >= 3
+    });
+    let received: Vec<usize> =
+        [tcp4, tcp4b, tcp6].into_iter().flat_map(|h| h.join().unwrap()).collect();
+    assert_eq!(received, [50_000, 10_000, 20_000, 30_000]);
+
+    // A periodic report.
+    let periodic = wait_for(&log, "statistics", |t| t.contains("stats:"));
+    assert!(periodic.contains("dropped 0 by the kernel"), "{periodic}");
+    let listing = || -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> =
+            std::fs::read_dir(&reports).unwrap().map(|e| e.unwrap().path()).collect();
+        v.sort();
+        v
+    };
+    let first = listing().into_iter().find(|p| p.extension().is_some_and(|e| e == "json")).unwrap();
+    let doc: Value = serde_json::from_str(&read(&first)).unwrap();
+    assert_eq!(doc["live"]["final_report"], false);
+
+    // SIGTERM: every live flow ends into the final report; exit 0.
+    let mut guard = guard;
+    let mut child = guard.0.take().unwrap();
+    signal(&child, "TERM");
+    let status = child.wait().unwrap();
+    let text = read(&log);
+    assert_eq!(status.code(), Some(0), "{text}");
+    assert!(text.contains("final report:"), "{text}");
+    // Reports are renamed into place: no temporary file is left.
+    let names: Vec<String> =
+        listing().iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    assert!(names.iter().all(|n| n.starts_with("xborder-")), "{names:?}");
+    drop((udp4, udp6));
+
+    // Every flow is in exactly one report (the period it ended in): the
+    // payload each client sent is counted exactly.
+    let mut sent = Vec::new();
+    for p in listing().iter().filter(|p| p.extension().is_some_and(|e| e == "json")) {
+        let doc: Value = serde_json::from_str(&read(p)).unwrap();
+        for f in doc["findings"].as_array().unwrap() {
+            sent.push((
+                f["network"]["transport"].as_str().unwrap().to_owned(),
+                f["destination"]["ip"].as_str().unwrap().to_owned(),
+                f["xborder"]["flow"]["source"]["payload_bytes"].as_u64().unwrap(),
+            ));
+        }
+    }
+    sent.sort();
+    let want = |t: &str, ip: &str, n: u64| (t.to_owned(), ip.to_owned(), n);
+    assert_eq!(
+        sent,
+        [
+            want("tcp", "192.0.2.200", 10_000),
+            want("tcp", "192.0.2.200", 50_000),
+            want("tcp", "198.51.100.200", 20_000),
+            want("tcp", "2001:db8:0:1::200", 30_000),
+            want("udp", "192.0.2.200", 2_100),
+            want("udp", "2001:db8:0:1::200", 600),
+        ]
+    );
+    let last =
+        listing().into_iter().rev().find(|p| p.to_string_lossy().ends_with("-final.json")).unwrap();
+    let doc: Value = serde_json::from_str(&read(&last)).unwrap();
+    assert_eq!(doc["live"]["final_report"], true);
+    assert_eq!(doc["live"]["stats"]["queue_dropped"], 0);
+    assert_eq!(doc["live"]["stats"]["kernel_dropped"], 0);
+    drop(net);
+}
