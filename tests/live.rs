@@ -34,7 +34,10 @@ fn ip(args: &[&str]) {
 
 impl Net {
     fn new() -> Net {
-        let id = std::process::id();
+        // Unique per test of this process: tests run in parallel.
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = format!("{}{n}", std::process::id() % 100_000);
         let net = Net {
             client: format!("xbt{id}c"),
             server: format!("xbt{id}s"),
@@ -238,7 +241,7 @@ fn live_capture_alerts_reports_reloads_and_stops_cleanly() {
     std::fs::write(&rules_file, rules(false)).unwrap();
     let (alerts_file, reports, log) = (d.join("alerts.jsonl"), d.join("reports"), d.join("stderr"));
     let path = |p: &PathBuf| p.to_str().unwrap().to_owned();
-    let mut child = Command::new("ip")
+    let child = Command::new("ip")
         .args(["netns", "exec", &net.client, env!("CARGO_BIN_EXE_xborder"), "live"])
         .args(["-i", &net.client_if(), "--overlay", &path(&overlay), "--rules", &path(&rules_file)])
         .args(["--local-net", "192.0.2.10/32", "--local-net", "198.51.100.10/32"])
@@ -372,5 +375,68 @@ fn live_capture_alerts_reports_reloads_and_stops_cleanly() {
     assert_eq!(doc["live"]["final_report"], true);
     assert_eq!(doc["live"]["stats"]["queue_dropped"], 0);
     assert_eq!(doc["live"]["stats"]["kernel_dropped"], 0);
+    drop(net);
+}
+
+/// The uid the process `pid` runs as.
+fn uid_of(pid: u32) -> String {
+    let status = read(Path::new(&format!("/proc/{pid}/status")));
+    status.lines().find(|l| l.starts_with("Uid:")).unwrap_or_default().to_owned()
+}
+
+#[test]
+fn runs_unprivileged_with_user_or_capabilities() {
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!("live test skipped: needs root for network namespaces and capture");
+        return;
+    }
+    let net = Net::new();
+    let dir = tempfile::tempdir().unwrap();
+    let reports = dir.path().join("reports");
+    std::fs::create_dir(&reports).unwrap();
+    // Writable by nobody, who writes the reports after the drop.
+    Command::new("chmod").args(["777", reports.to_str().unwrap()]).status().unwrap();
+    let xborder = env!("CARGO_BIN_EXE_xborder");
+    let iface = net.client_if();
+    let live =
+        ["live", "-i", iface.as_str(), "--no-intel", "--report-dir", reports.to_str().unwrap()];
+    // 1. As root, dropping to nobody once the capture is open.
+    let mut with_user: Vec<&str> = vec!["netns", "exec", &net.client, xborder];
+    with_user.extend(live);
+    with_user.extend(["--user", "nobody"]);
+    // 2. As nobody from the start, with only the capture capabilities.
+    let mut with_caps: Vec<&str> = vec![
+        "netns",
+        "exec",
+        &net.client,
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--inh-caps=+net_raw,+net_admin",
+        "--ambient-caps=+net_raw,+net_admin",
+        xborder,
+    ];
+    with_caps.extend(live);
+    for (what, args) in [("--user nobody", with_user), ("capabilities only", with_caps)] {
+        let log = dir.path().join("stderr");
+        let mut child = Command::new("ip")
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let text = wait_for(&log, "the capture to start", |t| {
+            t.contains("capturing on") || t.contains("error") || t.contains("cannot")
+        });
+        assert!(text.contains("capturing on"), "{what}: {text}");
+        assert!(uid_of(child.id()).contains("65534"), "{what}: {}", uid_of(child.id()));
+        send_udp(&net.client, "192.0.2.200:9", 1, 10);
+        signal(&child, "TERM");
+        let status = child.wait().unwrap();
+        let text = read(&log);
+        assert_eq!(status.code(), Some(0), "{what}: {text}");
+        assert!(text.contains("final report:"), "{what}: {text}");
+    }
     drop(net);
 }
