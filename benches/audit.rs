@@ -60,8 +60,11 @@ fn capture(packets: u64, flows: u64) -> PathBuf {
     if !path.exists() {
         let tmp = path.with_extension("tmp");
         let out = BufWriter::with_capacity(1 << 20, File::create(&tmp).unwrap());
-        let g =
-            support::generator::generate(support::generator::Mix { packets, flows }, out).unwrap();
+        let g = support::generator::generate(
+            support::generator::Mix { packets, flows, documentation_only: false },
+            out,
+        )
+        .unwrap();
         std::fs::rename(&tmp, &path).unwrap();
         eprintln!("generated {}: {} packets, {} bytes", path.display(), g.packets, g.bytes);
     }

@@ -1,7 +1,9 @@
 //! Writes a large deterministic capture for benchmarks and experiments.
 //!
-//! `cargo run --release --example gen_capture -- PACKETS FLOWS FILE`
-//! (defaults: 1000000 100000 mix.pcap)
+//! `cargo run --release --example gen_capture -- PACKETS FLOWS FILE
+//! [--documentation]` (defaults: 1000000 100000 mix.pcap); with
+//! `--documentation` every address is a documentation address, for
+//! captures that are replayed onto a (virtual) network.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -10,10 +12,16 @@ use std::fs::File;
 use std::io::BufWriter;
 
 fn main() -> std::io::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let all: Vec<String> = std::env::args().skip(1).collect();
+    let documentation_only = all.iter().any(|a| a == "--documentation");
+    let args: Vec<&String> = all.iter().filter(|a| *a != "--documentation").collect();
     let num = |i: usize, default: u64| args.get(i).and_then(|s| s.parse().ok()).unwrap_or(default);
-    let mix = support::generator::Mix { packets: num(0, 1_000_000), flows: num(1, 100_000) };
-    let path = args.get(2).map_or("mix.pcap", String::as_str);
+    let mix = support::generator::Mix {
+        packets: num(0, 1_000_000),
+        flows: num(1, 100_000),
+        documentation_only,
+    };
+    let path = args.get(2).map_or("mix.pcap", |s| s.as_str());
     let out = BufWriter::with_capacity(1 << 20, File::create(path)?);
     let g = support::generator::generate(mix, out)?;
     println!("{path}: {} packets, {} bytes, {} flows", g.packets, g.bytes, g.flows);

@@ -12,6 +12,12 @@ use super::{ethernet, ip_packet, PcapFormat, PcapWriter, XorShift, L4};
 pub struct Mix {
     pub packets: u64,
     pub flows: u64,
+    /// Only documentation addresses (RFC 5737, RFC 3849) on both sides, for
+    /// traffic that is really sent (e.g. replayed into a veth pair): local
+    /// hosts 198.51.100.0/24 and 2001:db8:1::/48, remote ones 203.0.113.0/24
+    /// and 2001:db8::/48 (the default uses private local addresses and
+    /// 203.0.0.0/17 remote ones, which geo-IP attributes).
+    pub documentation_only: bool,
 }
 
 /// What was generated.
@@ -73,7 +79,16 @@ pub fn generate(mix: Mix, out: impl Write) -> io::Result<Generated> {
         // The last two packets close a TCP connection: FIN from each side.
         let last = n + 1 == per_flow;
         let outbound = if per_flow > 2 && n + 2 >= per_flow { !last } else { (rng.next() % 5) < 3 };
-        let (local, remote) = if v6 {
+        let (local, remote) = if mix.documentation_only {
+            if v6 {
+                (
+                    format!("2001:db8:1::{:x}:{:x}", flow >> 16, flow & 0xffff),
+                    format!("2001:db8::{:x}:{:x}", (h >> 24) & 0xffff, flow & 0xff),
+                )
+            } else {
+                (format!("198.51.100.{}", flow & 0xff), format!("203.0.113.{}", (h >> 24) & 0xff))
+            }
+        } else if v6 {
             (
                 format!("fd00::{:x}:{:x}", flow >> 16, flow & 0xffff),
                 format!("2001:db8::{:x}:{:x}", (h >> 24) & 0xffff, flow & 0xff),
