@@ -156,6 +156,8 @@ pub(super) fn capture_loop(
                 batch.packets.push((ts, p.data.len() as u32, p.header.len));
             }
             Err(pcap::Error::TimeoutExpired) => {}
+            // pcap_breakloop() on a stop request ends the read with an error.
+            Err(_) if stop.load(Ordering::Relaxed) => break None,
             Err(e) => break Some(format!("{}: {e}", capture.interface)),
         }
         if !batch.packets.is_empty()

@@ -134,6 +134,10 @@ pub fn run(
     let counters = Arc::new(CaptureCounters::default());
     let link_type = capture.link_type;
     let interface = capture.interface.clone();
+    // libpcap may wait in poll() past its timeout while no packet comes
+    // (Linux, TPACKET_V3): a stop must break its loop.
+    let mut capture = capture;
+    let breaker = capture.cap.breakloop_handle();
     let capture_thread = {
         let (stop, counters) = (signals.stop.clone(), counters.clone());
         thread::Builder::new()
@@ -162,9 +166,10 @@ pub fn run(
         alerts: Arc::new(AtomicU64::new(0)),
         alerts_dropped: Arc::new(AtomicU64::new(0)),
     };
-    a.analyse(link_type, &batches, &loader, &signals, &counters);
+    a.analyse(link_type, &batches, &loader, &signals, &counters, &breaker);
     let failure = capture_thread.join().ok().flatten();
     // Every live flow ends into the last report.
+    let peak = a.table.peak_flows();
     let mut anomalies = std::mem::take(&mut a.period.anomalies);
     let table = std::mem::replace(
         &mut a.table,
@@ -175,7 +180,7 @@ pub fn run(
     }
     a.period.anomalies = anomalies;
     let stats = a.stats(&counters, 0);
-    a.report(stats, true);
+    a.report(stats, true, peak);
     match failure {
         Some(message) => Err(LiveError::Stopped(message)),
         None => Ok(stats),
@@ -190,6 +195,7 @@ impl Analysis {
         loader: &Loader,
         signals: &Signals,
         counters: &CaptureCounters,
+        breaker: &pcap::BreakLoop,
     ) {
         // Trace time, carried forward by the wall clock between packets.
         let mut trace = (Timestamp::wall_clock(), Instant::now());
@@ -265,12 +271,14 @@ impl Analysis {
                 if report_at.elapsed() >= every {
                     report_at = Instant::now();
                     let stats = self.stats(counters, self.table.live_flows());
-                    self.report(stats, false);
+                    self.report(stats, false, self.table.peak_flows());
                 }
             }
             if signals.stop.load(Ordering::Relaxed) {
-                // Drain what the capture thread still hands over.
-                while let Ok(batch) = batches.recv_timeout(Duration::from_millis(500)) {
+                breaker.breakloop();
+                // Everything the capture thread still hands over, until it
+                // has stopped.
+                while let Ok(batch) = batches.recv() {
                     self.process(link_type, &batch);
                 }
                 return;
@@ -398,7 +406,7 @@ impl Analysis {
     }
 
     /// Hands the period's report over and starts the next period.
-    fn report(&mut self, stats: CaptureStats, last: bool) {
+    fn report(&mut self, stats: CaptureStats, last: bool, peak_live_flows: usize) {
         let end = Timestamp::wall_clock();
         let mut report = std::mem::take(&mut self.period);
         report.flows.sort_unstable_by_key(|f| (f.start, f.first_frame));
@@ -408,7 +416,7 @@ impl Analysis {
             packets: report.totals.packets,
             error: None,
         });
-        report.peak_live_flows = self.table.peak_flows();
+        report.peak_live_flows = peak_live_flows;
         if let Some(db) = &self.knowledge.intel {
             report.provenance = db.provenance.clone();
         }
