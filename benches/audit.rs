@@ -85,9 +85,30 @@ fn main() {
     let file = capture(packets, flows);
     let file_str = file.to_str().unwrap();
     let xborder = env!("CARGO_BIN_EXE_xborder");
-    let mut with_intel =
-        vec!["audit", file_str, "--format", "jsonl", "--flows", "-o", "/dev/null", "-q"];
-    with_intel.extend(&extra);
+    // The policy stage adds finding records to the output: the first three
+    // variants run an empty rule pack so that each measures one stage.
+    let no_rules = file.with_file_name("no-rules.toml");
+    std::fs::write(
+        &no_rules,
+        "[pack]\nname = \"none\"\ndescription = \"no rules\"\nsource = \"bench\"\nversion = \"1\"\n",
+    )
+    .unwrap();
+    let no_rules = no_rules.to_str().unwrap();
+    let mut with_rules = vec![
+        "audit",
+        file_str,
+        "--format",
+        "jsonl",
+        "--flows",
+        "-o",
+        "/dev/null",
+        "-q",
+        "--fail-on",
+        "none",
+    ];
+    with_rules.extend(&extra);
+    let mut with_intel = with_rules.clone();
+    with_intel.extend(["--rules", no_rules]);
     let mut flows_only = with_intel.clone();
     flows_only.push("--no-intel");
     let mut bare = flows_only.clone();
@@ -102,6 +123,7 @@ fn main() {
         ("flows only (--no-intel --no-names)", &bare),
         ("with names (--no-intel)", &flows_only),
         ("with names and endpoint intelligence", &with_intel),
+        ("with names, intelligence and the shipped rule packs", &with_rules),
     ];
     let mut ref_times = Vec::new();
     let mut times = vec![Vec::new(); variants.len()];
@@ -138,7 +160,7 @@ fn main() {
         let xb = median(t);
         medians.push(xb);
         print!(
-            "xborder audit --flows jsonl -o /dev/null, {name}: median {:.3} s",
+            "xborder audit --format jsonl --flows -o /dev/null, {name}: median {:.3} s",
             xb.as_secs_f64()
         );
         if let Some(r) = reference {
@@ -151,6 +173,10 @@ fn main() {
     println!(
         "endpoint intelligence adds {:+.1}% to the run with names",
         change(medians[1], medians[2])
+    );
+    println!(
+        "the shipped rule packs (and their finding records) add {:+.1}% to that",
+        change(medians[2], medians[3])
     );
 
     // Memory of the flow stage: peak RSS beyond a run on a tiny capture,
