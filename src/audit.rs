@@ -209,7 +209,9 @@ pub(crate) fn observe_frame(
             totals.ip_packets += 1;
             let inspect = table.observe(&ip, ts, at, c.anomalies);
             if let (Some(inspect), Some(names)) = (inspect, names) {
-                names.inspect(inspect, &ip, ts);
+                if !names.inspect(inspect, &ip, ts) {
+                    table.end_inspection();
+                }
             }
         }
         Decoded::NotIp => totals.non_ip += 1,

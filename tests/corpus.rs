@@ -372,7 +372,9 @@ fn our_dns(path: &Path) -> xborder::names::NameInspector {
         if let Decoded::Ip(ip, _) = decode(p.link_type, p.data, p.wire_len) {
             let at = FrameRef { file: 0, frame: p.frame };
             if let Some(inspect) = table.observe(&ip, p.timestamp, at, &mut anomalies) {
-                names.inspect(inspect, &ip, p.timestamp);
+                if !names.inspect(inspect, &ip, p.timestamp) {
+                    table.end_inspection();
+                }
             }
         }
     }

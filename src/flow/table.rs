@@ -49,6 +49,9 @@ impl Default for FlowTimeouts {
 /// Flows on port 53 (DNS) are inspected whole.
 pub const INSPECTION_BUDGET: u8 = 8;
 
+/// `FlowState::inspected` of a flow the names stage is done with.
+const INSPECTION_ENDED: u8 = u8::MAX;
+
 /// DNS, whose flows are inspected beyond the budget.
 const DNS_PORT: u16 = 53;
 
@@ -211,6 +214,8 @@ pub struct FlowTable {
     /// Flows started since the last [`FlowTable::take_started`], when
     /// tracked (live mode's early alerts).
     started: Option<Vec<(FlowKey, u64, Timestamp)>>,
+    /// The flow of the last packet handed out for inspection.
+    last_handout: Option<FlowKey>,
     next_id: u64,
 }
 
@@ -229,6 +234,7 @@ impl FlowTable {
             max_flows: None,
             evicted: 0,
             started: None,
+            last_handout: None,
             next_id: 1,
         }
     }
@@ -318,11 +324,25 @@ impl FlowTable {
             17 => payload && (from_initiator || dns),
             _ => false,
         };
-        if !wanted || (state.inspected >= INSPECTION_BUDGET && !dns) {
+        if !wanted
+            || state.inspected == INSPECTION_ENDED
+            || (state.inspected >= INSPECTION_BUDGET && !dns)
+        {
             return None;
         }
-        state.inspected = state.inspected.saturating_add(1);
+        if state.inspected < INSPECTION_BUDGET {
+            state.inspected += 1;
+        }
+        self.last_handout = Some(key);
         Some(Inspect { flow: state.id, from_initiator })
+    }
+
+    /// The names stage has all it needs from the flow of the packet last
+    /// handed out: hand out no more of it.
+    pub fn end_inspection(&mut self) {
+        if let Some(state) = self.last_handout.take().and_then(|k| self.flows.get_mut(&k)) {
+            state.inspected = INSPECTION_ENDED;
+        }
     }
 
     /// Ends the flows idle at `now` and releases orphaned fragments.
@@ -509,6 +529,24 @@ mod tests {
         // A quiet network: flows still end on time.
         t.expire(Timestamp::from_parts(100, 0), &mut a);
         assert_eq!(t.live_flows(), 0);
+    }
+
+    #[test]
+    fn an_ended_inspection_hands_out_no_more_packets() {
+        let mut t = FlowTable::new(FlowTimeouts::default(), LocalNetworks::default());
+        let mut a = AnomalyCounter::default();
+        let at = FrameRef { file: 0, frame: 1 };
+        // UDP to port 53 is DNS (no budget): use another port.
+        let (mut p, ts) = packet([10, 0, 0, 1], 1000, 1);
+        p.ports = Some((1000, 443));
+        assert!(t.observe(&p, ts, at, &mut a).is_some());
+        assert!(t.observe(&p, ts, at, &mut a).is_some());
+        t.end_inspection();
+        assert!(t.observe(&p, ts, at, &mut a).is_none());
+        // Another flow is not affected.
+        let (mut q, ts) = packet([10, 0, 0, 2], 1000, 1);
+        q.ports = Some((1000, 443));
+        assert!(t.observe(&q, ts, at, &mut a).is_some());
     }
 
     #[test]

@@ -132,16 +132,20 @@ impl NameInspector {
         Self::default()
     }
 
-    /// Looks at one packet the flow table handed out.
-    pub fn inspect(&mut self, at: Inspect, packet: &IpPacket<'_>, ts: Timestamp) {
-        let Some((sport, _)) = packet.ports else { return };
+    /// Looks at one packet the flow table handed out. Returns whether more
+    /// packets of its flow are wanted: when not, the caller tells the table
+    /// (`FlowTable::end_inspection`), which hands out no more of them.
+    pub fn inspect(&mut self, at: Inspect, packet: &IpPacket<'_>, ts: Timestamp) -> bool {
+        let Some((sport, dport)) = packet.ports else { return false };
+        // DNS flows are followed whole.
+        let dns = sport == DNS_PORT || dport == DNS_PORT;
         match packet.protocol {
             17 if sport == DNS_PORT => self.dns_response(packet.payload, ts),
             6 if sport == DNS_PORT && !at.from_initiator => {
                 self.dns_tcp_segment(at.flow, packet.payload, ts)
             }
             17 if at.from_initiator && quic::looks_like_quic(packet.payload) => {
-                self.quic_datagram(at.flow, packet.payload)
+                return self.quic_datagram(at.flow, packet.payload) || dns;
             }
             6 if at.from_initiator => {
                 let syn = packet.tcp_flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN;
@@ -149,20 +153,25 @@ impl NameInspector {
                     self.streams.entry(at.flow).or_default().start =
                         Some(packet.tcp_seq.wrapping_add(1));
                 } else {
-                    self.client_segment(at.flow, packet.tcp_seq, packet.payload);
+                    return self.client_segment(at.flow, packet.tcp_seq, packet.payload, dns)
+                        || dns;
                 }
             }
+            // A client datagram that is not QUIC: the flow is not.
+            17 if at.from_initiator => return dns,
             _ => {}
         }
+        true
     }
 
-    fn client_segment(&mut self, flow: u64, seq: u32, payload: &[u8]) {
+    /// Returns whether more segments are wanted.
+    fn client_segment(&mut self, flow: u64, seq: u32, payload: &[u8], dns_flow: bool) -> bool {
         if payload.is_empty() {
-            return;
+            return true;
         }
         let stream = self.streams.entry(flow).or_default();
         if stream.done {
-            return;
+            return false;
         }
         stream.inspected += 1;
         let start = *stream.start.get_or_insert(seq);
@@ -179,13 +188,21 @@ impl NameInspector {
                 if stream.segments.is_empty() {
                     stream.segments.push((seq, payload.to_vec()));
                 }
+                return true;
             }
             Parsed::Done(Some(name)) => {
                 self.found.insert(flow, name);
-                *stream = Stream { done: true, ..Stream::default() };
             }
-            _ => *stream = Stream { done: true, ..Stream::default() },
+            _ => {}
         }
+        // Done. The table hands out no more of this flow, so its state can
+        // go, except for a DNS flow (still followed), which keeps a marker.
+        if dns_flow {
+            *stream = Stream { done: true, ..Stream::default() };
+        } else {
+            self.streams.remove(&flow);
+        }
+        false
     }
 
     /// DNS over TCP (RFC 7766): messages each behind a two-byte length, in
@@ -224,9 +241,10 @@ impl NameInspector {
         }
     }
 
-    fn quic_datagram(&mut self, flow: u64, datagram: &[u8]) {
+    /// Returns whether more datagrams are wanted.
+    fn quic_datagram(&mut self, flow: u64, datagram: &[u8]) -> bool {
         if self.found.contains_key(&flow) {
-            return;
+            return false;
         }
         let pieces = self.quic.entry(flow).or_default();
         pieces.extend(quic::initial_crypto(datagram));
@@ -234,13 +252,15 @@ impl NameInspector {
             Ok(Some(name)) => {
                 self.found.insert(flow, (name, NameSource::QuicSni));
                 self.quic.remove(&flow);
+                false
             }
             Ok(None) => {
                 self.quic.remove(&flow);
+                false
             }
             // Wait for the rest of the ClientHello (Chrome's spans two
             // Initial packets), within the flow's budget.
-            Err(_) => {}
+            Err(_) => true,
         }
     }
 
