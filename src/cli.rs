@@ -243,10 +243,12 @@ pub struct LiveArgs {
     #[arg(long, value_name = "BYTES")]
     pub buffer_size: Option<u32>,
 
-    /// Let the kernel fill its buffer before handing packets over (fewer
-    /// wake-ups; alerts come later).
+    /// Hand each packet over as it arrives instead of in blocks at most
+    /// 100 ms old. Costs a wake-up per packet: at high rates the kernel
+    /// drops packets (measured: drops from 100,000 packets/s with it, none
+    /// at 526,000 without).
     #[arg(long)]
-    pub no_immediate: bool,
+    pub immediate: bool,
 
     /// Where alerts go, one JSON line each (appended; `-`: standard
     /// output, the default). Reopened on SIGHUP, for log rotation.

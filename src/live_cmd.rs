@@ -54,7 +54,7 @@ pub fn run_live(args: &LiveArgs) -> anyhow::Result<ExitCode> {
         snaplen: args.snaplen,
         promisc: !args.no_promisc,
         buffer_size: args.buffer_size,
-        immediate: !args.no_immediate,
+        immediate: args.immediate,
     })?;
     let mut out = Outputs::open(args)?;
     if let Some(user) = &args.user {

@@ -21,7 +21,8 @@ pub struct CaptureOptions {
     pub promisc: bool,
     /// Kernel buffer size in bytes (libpcap's default when `None`).
     pub buffer_size: Option<u32>,
-    /// Deliver each packet at once instead of filling the buffer first.
+    /// Deliver each packet at once instead of in blocks (libpcap's
+    /// immediate mode): a wake-up per packet.
     pub immediate: bool,
 }
 
