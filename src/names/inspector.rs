@@ -176,9 +176,11 @@ impl NameInspector {
         stream.inspected += 1;
         let start = *stream.start.get_or_insert(seq);
         // The common case, a whole message in the first segment, is parsed
-        // in place.
-        let result = if stream.segments.is_empty() && seq == start {
-            server_name(payload)
+        // in place (also when the segment starts before the stream, e.g. a
+        // retransmission that overlaps the SYN's sequence number).
+        let offset = start.wrapping_sub(seq) as usize;
+        let result = if stream.segments.is_empty() && offset < payload.len() {
+            server_name(&payload[offset..])
         } else {
             stream.segments.push((seq, payload.to_vec()));
             server_name(&stream.assembled(start))
