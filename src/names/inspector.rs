@@ -400,6 +400,33 @@ mod tests {
         assert_eq!(names.dns_names(newest).len(), 1);
     }
 
+    fn tcp(seq: u32, flags_syn: bool, payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let b = PacketBuilder::ipv4([192, 0, 2, 1], [192, 0, 2, 2], 64).tcp(40000, 443, seq, 100);
+        let b = if flags_syn { b.syn() } else { b.ack(1) };
+        b.write(&mut out, payload).unwrap();
+        out
+    }
+
+    #[test]
+    fn a_segment_overlapping_the_stream_start_is_read_from_the_start() {
+        let mut names = NameInspector::new();
+        let at = Inspect { flow: 1, from_initiator: true };
+        let syn = tcp(999, true, &[]);
+        let Decoded::Ip(p, _) = decode(LinkType::RAW, &syn, syn.len() as u32) else { panic!() };
+        assert!(names.inspect(at, &p, Timestamp(0)));
+        // Two stray bytes before the stream's first byte (1000), then an
+        // HTTP request: found without reassembly, and no state is left.
+        let mut data = b"xx".to_vec();
+        data.extend_from_slice(b"GET / HTTP/1.1\r\nHost: a.example\r\n\r\n");
+        let seg = tcp(998, false, &data);
+        let Decoded::Ip(p, _) = decode(LinkType::RAW, &seg, seg.len() as u32) else { panic!() };
+        assert!(!names.inspect(at, &p, Timestamp(0)), "done with the flow");
+        assert_eq!(names.open_streams(), 0);
+        let found = names.finish(1, None, Timestamp(0)).server_name;
+        assert_eq!(found, Some(("a.example".to_owned(), NameSource::HttpHost)));
+    }
+
     #[test]
     fn per_flow_state_is_freed() {
         let mut names = NameInspector::new();
