@@ -57,7 +57,8 @@ pub struct Provider {
 pub struct ProviderCatalogue {
     providers: Vec<Provider>,
     by_id: HashMap<Arc<str>, usize>,
-    by_asn: HashMap<u32, usize>,
+    // Consulted on every lookup of an address without a provider range.
+    by_asn: HashMap<u32, usize, ahash::RandomState>,
 }
 
 impl ProviderCatalogue {
