@@ -49,8 +49,26 @@ impl Default for FlowTimeouts {
 /// Flows on port 53 (DNS) are inspected whole.
 pub const INSPECTION_BUDGET: u8 = 8;
 
-/// `FlowState::inspected` of a flow the names stage is done with.
-const INSPECTION_ENDED: u8 = u8::MAX;
+/// `FlowState::inspected`: the packets handed out in its low bits, these
+/// low bits once the names stage is done with the flow, and a flag for a
+/// known `stream_start`.
+const INSPECTION_ENDED: u8 = 0x7f;
+const INSPECTION_COUNT: u8 = 0x7f;
+const STREAM_START_KNOWN: u8 = 0x80;
+
+/// `FlowState::first`: the first packet's input (high 24 bits) and frame
+/// number (low 40 bits), packed so that the entry keeps to two cache lines.
+/// Beyond 16,777,215 inputs or 2^40 frames in one input the reference
+/// wraps.
+const FRAME_BITS: u32 = 40;
+
+fn pack_frame(at: FrameRef) -> u64 {
+    (u64::from(at.file) << FRAME_BITS) | (at.frame & ((1 << FRAME_BITS) - 1))
+}
+
+fn unpack_frame(first: u64) -> FrameRef {
+    FrameRef { file: (first >> FRAME_BITS) as u32, frame: first & ((1 << FRAME_BITS) - 1) }
+}
 
 /// DNS, whose flows are inspected beyond the budget.
 const DNS_PORT: u16 = 53;
@@ -62,6 +80,9 @@ pub struct Inspect {
     pub flow: u64,
     /// Sent by the flow's initiator.
     pub from_initiator: bool,
+    /// TCP: the sequence number of the client's first byte, when its SYN
+    /// was seen (where its stream starts).
+    pub stream_start: Option<u32>,
 }
 
 /// How often, in trace time, idle flows are swept out.
@@ -75,6 +96,7 @@ pub struct Observation {
     pub protocol: u8,
     pub ports: Option<(u16, u16)>,
     pub tcp_flags: u8,
+    pub tcp_seq: u32,
     pub ip_len: u32,
     pub payload_len: u32,
     pub ts: Timestamp,
@@ -90,6 +112,7 @@ impl Observation {
             protocol: packet.protocol,
             ports: packet.ports,
             tcp_flags: packet.tcp_flags,
+            tcp_seq: packet.tcp_seq,
             ip_len: packet.ip_len,
             payload_len: packet.payload_len,
             ts,
@@ -125,8 +148,10 @@ struct FlowState {
     start: Timestamp,
     last: Timestamp,
     // The FrameRef of the first packet, split so that the fields pack.
-    first_frame: u64,
-    first_file: u32,
+    /// See [`pack_frame`].
+    first: u64,
+    /// TCP: the client's first sequence number (SYN + 1), when known.
+    stream_start: u32,
     /// Packets with payload handed out for name inspection so far.
     inspected: u8,
     /// Serial number of the flow in this table, from 1.
@@ -148,8 +173,8 @@ impl FlowState {
             flags: [0; 2],
             start: obs.ts,
             last: obs.ts,
-            first_frame: obs.at.frame,
-            first_file: obs.at.file,
+            first: pack_frame(obs.at),
+            stream_start: 0,
             inspected: 0,
             id,
         }
@@ -163,8 +188,7 @@ impl FlowState {
         self.flags[way as usize] |= obs.tcp_flags;
         if obs.ts < self.start {
             self.start = obs.ts;
-            self.first_frame = obs.at.frame;
-            self.first_file = obs.at.file;
+            self.first = pack_frame(obs.at);
         }
         self.last = self.last.max(obs.ts);
     }
@@ -312,36 +336,39 @@ impl FlowTable {
                 state
             }
         };
-        // What the names stage reads: the client's SYN (where its stream
-        // starts) and payload (ClientHello, HTTP request, QUIC Initial), and
-        // both sides of DNS (port 53), whose flows have no budget.
+        // What the names stage reads: the client's payload (ClientHello,
+        // HTTP request, QUIC Initial), with where its TCP stream starts (from
+        // its SYN, kept here), and both sides of DNS (port 53), whose flows
+        // have no budget.
         let from_initiator = way == state.initiator;
-        let syn = obs.tcp_flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN;
-        let dns = obs.ports.is_some_and(|(s, d)| s == DNS_PORT || d == DNS_PORT);
-        let payload = obs.payload_len > 0;
-        let wanted = match obs.protocol {
-            6 => (from_initiator && (syn || payload)) || (dns && payload),
-            17 => payload && (from_initiator || dns),
-            _ => false,
-        };
-        if !wanted
-            || state.inspected == INSPECTION_ENDED
-            || (state.inspected >= INSPECTION_BUDGET && !dns)
+        if obs.protocol == 6
+            && from_initiator
+            && obs.tcp_flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN
         {
+            state.stream_start = obs.tcp_seq.wrapping_add(1);
+            state.inspected |= STREAM_START_KNOWN;
+        }
+        let dns = obs.ports.is_some_and(|(s, d)| s == DNS_PORT || d == DNS_PORT);
+        let wanted =
+            matches!(obs.protocol, 6 | 17) && obs.payload_len > 0 && (from_initiator || dns);
+        let handed = state.inspected & INSPECTION_COUNT;
+        if !wanted || handed == INSPECTION_ENDED || (handed >= INSPECTION_BUDGET && !dns) {
             return None;
         }
-        if state.inspected < INSPECTION_BUDGET {
+        if handed < INSPECTION_BUDGET {
             state.inspected += 1;
         }
         self.last_handout = Some(key);
-        Some(Inspect { flow: state.id, from_initiator })
+        let stream_start =
+            (state.inspected & STREAM_START_KNOWN != 0).then_some(state.stream_start);
+        Some(Inspect { flow: state.id, from_initiator, stream_start })
     }
 
     /// The names stage has all it needs from the flow of the packet last
     /// handed out: hand out no more of it.
     pub fn end_inspection(&mut self) {
         if let Some(state) = self.last_handout.take().and_then(|k| self.flows.get_mut(&k)) {
-            state.inspected = INSPECTION_ENDED;
+            state.inspected = (state.inspected & STREAM_START_KNOWN) | INSPECTION_ENDED;
         }
     }
 
@@ -474,7 +501,7 @@ fn record(
         destination_stats: state.side(resp),
         start: state.start,
         end: state.last,
-        first_frame: FrameRef { file: state.first_file, frame: state.first_frame },
+        first_frame: unpack_frame(state.first),
         direction: local.direction(source.ip, destination.ip),
         end_reason,
     }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{dns, http, quic, tls, Parsed};
-use crate::decode::{tcp_flags, IpPacket};
+use crate::decode::IpPacket;
 use crate::flow::{Inspect, INSPECTION_BUDGET};
 use crate::time::Timestamp;
 
@@ -148,14 +148,7 @@ impl NameInspector {
                 return self.quic_datagram(at.flow, packet.payload) || dns;
             }
             6 if at.from_initiator => {
-                let syn = packet.tcp_flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN;
-                if syn {
-                    self.streams.entry(at.flow).or_default().start =
-                        Some(packet.tcp_seq.wrapping_add(1));
-                } else {
-                    return self.client_segment(at.flow, packet.tcp_seq, packet.payload, dns)
-                        || dns;
-                }
+                return self.client_segment(at, packet.tcp_seq, packet.payload, dns) || dns;
             }
             // A client datagram that is not QUIC: the flow is not.
             17 if at.from_initiator => return dns,
@@ -165,42 +158,58 @@ impl NameInspector {
     }
 
     /// Returns whether more segments are wanted.
-    fn client_segment(&mut self, flow: u64, seq: u32, payload: &[u8], dns_flow: bool) -> bool {
+    fn client_segment(&mut self, at: Inspect, seq: u32, payload: &[u8], dns_flow: bool) -> bool {
         if payload.is_empty() {
             return true;
         }
-        let stream = self.streams.entry(flow).or_default();
-        if stream.done {
-            return false;
-        }
-        stream.inspected += 1;
-        let start = *stream.start.get_or_insert(seq);
-        // The common case, a whole message in the first segment, is parsed
-        // in place (also when the segment starts before the stream, e.g. a
-        // retransmission that overlaps the SYN's sequence number).
-        let offset = start.wrapping_sub(seq) as usize;
-        let result = if stream.segments.is_empty() && offset < payload.len() {
-            server_name(&payload[offset..])
-        } else {
-            stream.segments.push((seq, payload.to_vec()));
-            server_name(&stream.assembled(start))
-        };
-        match result {
-            Parsed::NeedMore if stream.inspected < INSPECTION_BUDGET => {
-                if stream.segments.is_empty() {
-                    stream.segments.push((seq, payload.to_vec()));
+        let flow = at.flow;
+        // The common case, a whole message (or none) in the first segment,
+        // is parsed in place and leaves no state (also when the segment
+        // starts before the stream, e.g. a retransmission overlapping the
+        // SYN's sequence number). Without a SYN the first segment seen is
+        // taken as the start.
+        let result = match self.streams.get_mut(&flow) {
+            Some(stream) if stream.done => return false,
+            Some(stream) => {
+                stream.inspected += 1;
+                let start = *stream.start.get_or_insert(seq);
+                stream.segments.push((seq, payload.to_vec()));
+                let result = server_name(&stream.assembled(start));
+                if matches!(result, Parsed::NeedMore) && stream.inspected < INSPECTION_BUDGET {
+                    return true;
                 }
-                return true;
+                result
             }
-            Parsed::Done(Some(name)) => {
-                self.found.insert(flow, name);
+            None => {
+                let start = at.stream_start.unwrap_or(seq);
+                let offset = start.wrapping_sub(seq) as usize;
+                // A later part of the stream may come first: then wait
+                // for the start.
+                let result = if offset < payload.len() {
+                    server_name(&payload[offset..])
+                } else {
+                    Parsed::NeedMore
+                };
+                if matches!(result, Parsed::NeedMore) {
+                    let stream = Stream {
+                        start: Some(start),
+                        segments: vec![(seq, payload.to_vec())],
+                        inspected: 1,
+                        done: false,
+                    };
+                    self.streams.insert(flow, stream);
+                    return true;
+                }
+                result
             }
-            _ => {}
+        };
+        if let Parsed::Done(Some(name)) = result {
+            self.found.insert(flow, name);
         }
         // Done. The table hands out no more of this flow, so its state can
         // go, except for a DNS flow (still followed), which keeps a marker.
         if dns_flow {
-            *stream = Stream { done: true, ..Stream::default() };
+            self.streams.insert(flow, Stream { done: true, ..Stream::default() });
         } else {
             self.streams.remove(&flow);
         }
@@ -389,7 +398,7 @@ mod tests {
             let Decoded::Ip(p, _) = decode(LinkType::RAW, &ip, ip.len() as u32) else { panic!() };
             // Answers a second apart, all within their TTL.
             names.inspect(
-                Inspect { flow: 1, from_initiator: false },
+                Inspect { flow: 1, from_initiator: false, stream_start: None },
                 &p,
                 Timestamp::from_parts(i64::from(i), 0),
             );
@@ -400,26 +409,26 @@ mod tests {
         assert_eq!(names.dns_names(newest).len(), 1);
     }
 
-    fn tcp(seq: u32, flags_syn: bool, payload: &[u8]) -> Vec<u8> {
+    fn tcp(seq: u32, payload: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
-        let b = PacketBuilder::ipv4([192, 0, 2, 1], [192, 0, 2, 2], 64).tcp(40000, 443, seq, 100);
-        let b = if flags_syn { b.syn() } else { b.ack(1) };
-        b.write(&mut out, payload).unwrap();
+        PacketBuilder::ipv4([192, 0, 2, 1], [192, 0, 2, 2], 64)
+            .tcp(40000, 443, seq, 100)
+            .ack(1)
+            .write(&mut out, payload)
+            .unwrap();
         out
     }
 
     #[test]
     fn a_segment_overlapping_the_stream_start_is_read_from_the_start() {
         let mut names = NameInspector::new();
-        let at = Inspect { flow: 1, from_initiator: true };
-        let syn = tcp(999, true, &[]);
-        let Decoded::Ip(p, _) = decode(LinkType::RAW, &syn, syn.len() as u32) else { panic!() };
-        assert!(names.inspect(at, &p, Timestamp(0)));
+        // The flow table saw the SYN (sequence number 999).
+        let at = Inspect { flow: 1, from_initiator: true, stream_start: Some(1000) };
         // Two stray bytes before the stream's first byte (1000), then an
         // HTTP request: found without reassembly, and no state is left.
         let mut data = b"xx".to_vec();
         data.extend_from_slice(b"GET / HTTP/1.1\r\nHost: a.example\r\n\r\n");
-        let seg = tcp(998, false, &data);
+        let seg = tcp(998, &data);
         let Decoded::Ip(p, _) = decode(LinkType::RAW, &seg, seg.len() as u32) else { panic!() };
         assert!(!names.inspect(at, &p, Timestamp(0)), "done with the flow");
         assert_eq!(names.open_streams(), 0);
@@ -437,7 +446,11 @@ mod tests {
             .unwrap();
         let Decoded::Ip(p, _) = decode(LinkType::RAW, &tcp, tcp.len() as u32) else { panic!() };
         for flow in 0..100 {
-            names.inspect(Inspect { flow, from_initiator: true }, &p, Timestamp(0));
+            names.inspect(
+                Inspect { flow, from_initiator: true, stream_start: None },
+                &p,
+                Timestamp(0),
+            );
         }
         assert_eq!(names.open_streams(), 100, "incomplete ClientHellos wait");
         for flow in 0..100 {
@@ -459,7 +472,11 @@ mod tests {
                 .write(&mut tcp, chunk)
                 .unwrap();
             let Decoded::Ip(p, _) = decode(LinkType::RAW, &tcp, tcp.len() as u32) else { panic!() };
-            names.inspect(Inspect { flow: 9, from_initiator: false }, &p, Timestamp(0));
+            names.inspect(
+                Inspect { flow: 9, from_initiator: false, stream_start: None },
+                &p,
+                Timestamp(0),
+            );
         }
         assert_eq!(names.dns_names("10.0.0.7".parse().unwrap()), vec![Arc::from("h7.example")]);
     }
