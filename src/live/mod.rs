@@ -100,6 +100,11 @@ pub enum Event {
 /// Forgets looked-up addresses beyond this many (months of traffic).
 const INTEL_CACHE_LIMIT: usize = 200_000;
 
+/// A report period also ends after this many finished flows, so that the
+/// flows kept for its report stay bounded (about 200 MB) whatever
+/// `--report-every` says, or without it.
+const PERIOD_FLOWS: usize = 1_000_000;
+
 /// The analysis thread's state.
 struct Analysis {
     settings: Settings,
@@ -267,12 +272,11 @@ impl Analysis {
                     self.send(Event::Stats(stats));
                 }
             }
-            if let Some(every) = self.settings.report_every {
-                if report_at.elapsed() >= every {
-                    report_at = Instant::now();
-                    let stats = self.stats(counters, self.table.live_flows());
-                    self.report(stats, false, self.table.peak_flows());
-                }
+            let due = self.settings.report_every.is_some_and(|every| report_at.elapsed() >= every);
+            if due || self.period.flows.len() >= PERIOD_FLOWS {
+                report_at = Instant::now();
+                let stats = self.stats(counters, self.table.live_flows());
+                self.report(stats, false, self.table.peak_flows());
             }
             if signals.stop.load(Ordering::Relaxed) {
                 breaker.breakloop();
