@@ -255,9 +255,14 @@ pub struct LiveArgs {
     #[arg(long, value_name = "FILE")]
     pub alerts: Option<PathBuf>,
 
-    /// Also send alerts to syslog (/dev/log, facility daemon).
+    /// Also send alerts to syslog (facility daemon, level from the
+    /// severity).
     #[arg(long)]
     pub syslog: bool,
+
+    /// The syslog socket.
+    #[arg(long, value_name = "PATH", default_value = "/dev/log", requires = "syslog")]
+    pub syslog_socket: PathBuf,
 
     /// Write a report (json and text) into --report-dir this often.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "report_dir")]

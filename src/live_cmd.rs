@@ -146,7 +146,8 @@ impl Outputs {
         };
         let syslog = if args.syslog {
             let s = UnixDatagram::unbound().context("--syslog: cannot create a socket")?;
-            s.connect("/dev/log").context("--syslog: /dev/log")?;
+            let path = &args.syslog_socket;
+            s.connect(path).with_context(|| format!("--syslog: {}", path.display()))?;
             Some(s)
         } else {
             None

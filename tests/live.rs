@@ -259,6 +259,10 @@ fn live_capture_alerts_reports_reloads_and_stops_cleanly() {
     std::fs::write(&overlay, OVERLAY).unwrap();
     std::fs::write(&rules_file, rules(false)).unwrap();
     let (alerts_file, reports, log) = (d.join("alerts.jsonl"), d.join("reports"), d.join("stderr"));
+    // A syslog daemon of our own: the alerts arrive as RFC 3164 datagrams.
+    let syslog_path = d.join("syslog.sock");
+    let syslog = std::os::unix::net::UnixDatagram::bind(&syslog_path).unwrap();
+    syslog.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let path = |p: &PathBuf| p.to_str().unwrap().to_owned();
     let child = Command::new("ip")
         .args(["netns", "exec", &net.client, env!("CARGO_BIN_EXE_xborder"), "live"])
@@ -274,6 +278,7 @@ fn live_capture_alerts_reports_reloads_and_stops_cleanly() {
             &path(&reports),
         ])
         .args(["--stats-every", "1s", "--bpf", "ip or ip6"])
+        .args(["--syslog", "--syslog-socket", &path(&syslog_path)])
         .stdout(Stdio::null())
         .stderr(File::create(&log).unwrap())
         .spawn()
@@ -308,6 +313,14 @@ fn live_capture_alerts_reports_reloads_and_stops_cleanly() {
         [443, 8443].iter().all(|p| has_alert(&a, "restricted-tcp", *p, "early"))
     });
     assert!(!alerts(&alerts_file).iter().any(|a| a["rule"]["id"] == "restricted-udp"));
+    let mut buf = vec![0u8; 65536];
+    let n = syslog.recv(&mut buf).unwrap();
+    let message = String::from_utf8_lossy(&buf[..n]).into_owned();
+    // Facility daemon (3), level error (3) for a high finding.
+    assert!(message.starts_with("<27>xborder["), "{message}");
+    let json = &message[message.find("]: ").unwrap() + 3..];
+    let record: Value = serde_json::from_str(json).unwrap();
+    assert_eq!(record["rule"]["id"], "restricted-tcp");
 
     // SIGHUP with a new rule: UDP now alerts.
     std::fs::write(&rules_file, rules(true)).unwrap();
