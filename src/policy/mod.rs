@@ -200,10 +200,11 @@ fn one_of<T>(values: &Option<Vec<T>>, test: impl Fn(&T) -> bool) -> bool {
 
 /// `name` is `suffix` or ends in `.suffix` (both lower case).
 fn has_suffix(name: &str, suffix: &str) -> bool {
-    let name = name.trim_end_matches('.');
-    name.len() >= suffix.len()
-        && name[name.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
-        && (name.len() == suffix.len() || name.as_bytes()[name.len() - suffix.len() - 1] == b'.')
+    // Bytes, not str slices: a name from the traffic may hold any UTF-8,
+    // and a cut inside a character must not panic.
+    let (name, suffix) = (name.trim_end_matches('.').as_bytes(), suffix.as_bytes());
+    let Some(cut) = name.len().checked_sub(suffix.len()) else { return false };
+    name[cut..].eq_ignore_ascii_case(suffix) && (cut == 0 || name[cut - 1] == b'.')
 }
 
 /// One rule of a pack.

@@ -285,6 +285,39 @@ fn domain_suffixes_match_whole_labels() {
     assert!(has_suffix("ALIYUNCS.COM", "aliyuncs.com"));
     assert!(!has_suffix("evilaliyuncs.com", "aliyuncs.com"));
     assert!(!has_suffix("com", "aliyuncs.com"));
+    // A name from the traffic may cut a character where the suffix starts.
+    assert!(!has_suffix("\u{e9}.com", "x.com"));
+    assert!(has_suffix("\u{e9}.x.com", "x.com"));
+}
+
+proptest::proptest! {
+    /// No rule file, however broken, makes the checker panic.
+    #[test]
+    fn arbitrary_rule_files_never_panic(text in "\\PC{0,400}") {
+        let _ = RulePack::parse(&text, Path::new("r.toml"), &catalogue());
+    }
+
+    /// Nor does a valid pack with any byte changed.
+    #[test]
+    fn damaged_rule_files_never_panic(at in 0usize..600, byte in 0u8..128) {
+        let mut text = format!(
+            "{HEAD}[[rule]]\nid = \"a\"\ntitle = \"A\"\nseverity = \"low\"\n\
+             when_unknown = \"match\"\n[rule.match]\nhosting_country = [\"CN\", \"RU\"]\n\
+             cidr = \"192.0.2.0/24\"\nremote_port = [443, \"8000-8100\"]\nasn = \"AS4134\"\n\
+             [[rule.unless]]\nlocal_host = \"10.0.0.1\"\ndomain_suffix = \"a.example\"\n"
+        ).into_bytes();
+        let at = at % text.len();
+        text[at] = byte;
+        if let Ok(text) = String::from_utf8(text) {
+            let _ = RulePack::parse(&text, Path::new("r.toml"), &catalogue());
+        }
+    }
+
+    /// Suffix matching takes any name.
+    #[test]
+    fn any_name_against_any_suffix(name in "\\PC{0,40}", suffix in "[a-z.]{0,12}") {
+        let _ = has_suffix(&name, &suffix);
+    }
 }
 
 #[test]
