@@ -91,12 +91,9 @@ pub fn run_observed(config: &AuditConfig, observer: &mut dyn FnMut(&FlowRecord))
 /// intelligence and names.
 pub fn apply_policy(report: &mut AuditReport, policy: Policy) {
     let mut findings = Vec::new();
-    if policy.rule_count() == 0 {
-        report.findings = findings;
-        report.policy = policy;
-        return;
-    }
-    for (index, flow) in report.flows.iter().enumerate() {
+    // Without rules the pass over every flow would find nothing.
+    let flows = if policy.rule_count() == 0 { &[][..] } else { &report.flows[..] };
+    for (index, flow) in flows.iter().enumerate() {
         let intel = flow.remote().and_then(|r| report.remote_intel.get(&r.ip)).map(|i| &**i);
         let facts = FlowFacts { flow, intel, names: report.names.get(&flow.id) };
         for matched in policy.evaluate(&facts) {

@@ -4,18 +4,26 @@
 //! The pipeline runs one way:
 //!
 //! ```text
-//! capture ──packets──▶ decode ──IP packets──▶ flow ──flow records──▶ report
+//! capture ──packets──▶ decode ──IP packets──▶ flow ──flow records──▶ intel ──▶ policy ──findings──▶ report
+//!                                      └──payload──▶ names ──────────┘
 //! ```
 //!
 //! - [`capture`] reads pcap and pcapng files (optionally gzip-compressed);
 //! - [`decode`] finds the outer IP packet, its ports, flags and lengths;
 //! - [`flow`] builds bidirectional flows with trace-time timeouts;
-//! - [`report`] renders the summary and the flow records;
-//! - [`audit`] wires the stages together for `xborder audit`.
+//! - [`names`] learns names from DNS answers, TLS/QUIC SNI and HTTP Host;
+//! - [`intel`] says where each remote endpoint is hosted, who runs it and
+//!   under which jurisdiction;
+//! - [`policy`] turns flows into findings with rule packs;
+//! - [`report`] renders summaries, findings and flow records;
+//! - [`audit`] wires the stages together for `xborder audit` (saved
+//!   captures), [`live`] for `xborder live` (an interface);
+//! - [`files`] writes files whole (atomically).
 
 pub mod audit;
 pub mod capture;
 pub mod decode;
+pub mod files;
 pub mod flow;
 pub mod intel;
 pub mod live;

@@ -12,9 +12,9 @@ use std::thread;
 
 use anyhow::Context;
 
+use xborder::files::write_atomically;
 use xborder::live::{
-    self, write_atomically, CaptureOptions, Event, Knowledge, LiveCapture, Loader, Settings,
-    Signals,
+    self, CaptureOptions, Event, Knowledge, LiveCapture, Loader, Settings, Signals,
 };
 use xborder::policy::Severity;
 use xborder::report::{document, findings, text, AuditReport};

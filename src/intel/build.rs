@@ -58,9 +58,7 @@ fn read(path: &Path) -> Result<Vec<u8>, IntelError> {
 
 /// Writes `bytes` to `path` atomically (temporary file, then rename).
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), IntelError> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).map_err(|e| IntelError::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| IntelError::io(path, e))
+    crate::files::write_atomically(path, bytes).map_err(|e| IntelError::io(path, e))
 }
 
 /// What `db build` should do.

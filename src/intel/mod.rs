@@ -38,7 +38,7 @@ pub use geo::{Capabilities, MmdbDatabase};
 pub use overlay::{Overlay, OverlayNetwork};
 pub use ranges::{ProviderRanges, RangeEntry, RangeInfo};
 pub use regions::RegionTable;
-pub use store::{default_data_dir, DatasetInfo, IntelSources};
+pub use store::{default_data_dir, sha256_hex, DatasetInfo, IntelSources};
 
 use std::net::IpAddr;
 use std::sync::Arc;

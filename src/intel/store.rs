@@ -95,14 +95,18 @@ pub struct DatasetInfo {
 impl DatasetInfo {
     /// SHA-256 of the content, hex.
     pub fn sha256(&self) -> Result<String, IntelError> {
-        let digest = match &self.content {
-            Content::Embedded(bytes) => Sha256::digest(bytes),
+        Ok(match &self.content {
+            Content::Embedded(bytes) => sha256_hex(bytes),
             Content::File(path) => {
-                Sha256::digest(std::fs::read(path).map_err(|e| IntelError::io(path, e))?)
+                sha256_hex(&std::fs::read(path).map_err(|e| IntelError::io(path, e))?)
             }
-        };
-        Ok(digest.iter().map(|b| format!("{b:02x}")).collect())
+        })
     }
+}
+
+/// SHA-256 of `bytes`, lower-case hex (datasets, rule packs).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The user's data directory: `$XBORDER_DATA_DIR`, else

@@ -184,7 +184,7 @@ pub fn run(
         a.finished(f);
     }
     a.period.anomalies = anomalies;
-    let stats = a.stats(&counters, 0);
+    let stats = a.stats(&counters);
     a.report(stats, true, peak);
     match failure {
         Some(message) => Err(LiveError::Stopped(message)),
@@ -268,14 +268,14 @@ impl Analysis {
             if let Some(every) = self.settings.stats_every {
                 if stats_at.elapsed() >= every {
                     stats_at = Instant::now();
-                    let stats = self.stats(counters, self.table.live_flows());
+                    let stats = self.stats(counters);
                     self.send(Event::Stats(stats));
                 }
             }
             let due = self.settings.report_every.is_some_and(|every| report_at.elapsed() >= every);
             if due || self.period.flows.len() >= PERIOD_FLOWS {
                 report_at = Instant::now();
-                let stats = self.stats(counters, self.table.live_flows());
+                let stats = self.stats(counters);
                 self.report(stats, false, self.table.peak_flows());
             }
             if signals.stop.load(Ordering::Relaxed) {
@@ -313,13 +313,13 @@ impl Analysis {
         last
     }
 
-    fn stats(&self, c: &CaptureCounters, live_flows: usize) -> CaptureStats {
+    fn stats(&self, c: &CaptureCounters) -> CaptureStats {
         CaptureStats {
             received: c.received.load(Ordering::Relaxed),
             kernel_dropped: c.kernel_dropped.load(Ordering::Relaxed),
             interface_dropped: c.interface_dropped.load(Ordering::Relaxed),
             queue_dropped: c.queue_dropped.load(Ordering::Relaxed),
-            live_flows: live_flows as u64,
+            live_flows: self.table.live_flows() as u64,
             evicted_flows: self.table.evicted(),
             alerts: self.alerts.load(Ordering::Relaxed),
             alerts_dropped: self.alerts_dropped.load(Ordering::Relaxed),
@@ -434,37 +434,5 @@ impl Analysis {
         });
         self.period_start = end;
         self.send(Event::Report(Box::new(report)));
-    }
-}
-
-/// Writes `bytes` to `path` atomically: a temporary file in the same
-/// directory, synced, then renamed over the target.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name =
-        path.file_name().map_or_else(|| "report".into(), |n| n.to_string_lossy().into_owned());
-    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, path).inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp);
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn atomic_writes_leave_no_temporary_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("r.json");
-        write_atomically(&path, b"one").unwrap();
-        write_atomically(&path, b"two").unwrap();
-        assert_eq!(std::fs::read(&path).unwrap(), b"two");
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 }

@@ -18,7 +18,6 @@ use std::sync::Arc;
 
 use ipnet::IpNet;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use crate::flow::{Direction, FlowRecord};
 use crate::intel::{AddressClass, CountryCode, Intel, ProviderCatalogue};
@@ -250,8 +249,7 @@ impl RulePack {
         match pack {
             Some(mut pack) if diagnostics.iter().all(|d| d.level == Level::Warning) => {
                 pack.location = path.display().to_string();
-                pack.sha256 =
-                    Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+                pack.sha256 = crate::intel::sha256_hex(text.as_bytes());
                 Ok((pack, diagnostics))
             }
             _ => Err(diagnostics),
@@ -271,7 +269,7 @@ pub enum PolicyError {
     DuplicatePack { path: PathBuf, name: String, other: String },
 }
 
-pub(crate) fn only_errors(mut d: Vec<Diagnostic>) -> Vec<Diagnostic> {
+fn only_errors(mut d: Vec<Diagnostic>) -> Vec<Diagnostic> {
     d.retain(|d| d.level == Level::Error);
     d
 }
@@ -342,12 +340,28 @@ impl Policy {
         for path in paths {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| PolicyError::Io { path: path.clone(), source: e })?;
-            let (pack, w) = RulePack::parse(&text, path, providers)
-                .map_err(|d| PolicyError::Invalid { errors: only_errors(d) })?;
-            warnings.extend(w);
-            policy.add(pack)?;
+            policy.add_text(&text, path, None, providers, &mut warnings)?;
         }
         Ok((policy, warnings))
+    }
+
+    /// Parses a pack and adds it (`location` instead of the path, e.g. for
+    /// a pack compiled in); its warnings go to `warnings`.
+    pub(crate) fn add_text(
+        &mut self,
+        text: &str,
+        path: &Path,
+        location: Option<String>,
+        providers: &ProviderCatalogue,
+        warnings: &mut Vec<Diagnostic>,
+    ) -> Result<(), PolicyError> {
+        let (mut pack, w) = RulePack::parse(text, path, providers)
+            .map_err(|d| PolicyError::Invalid { errors: only_errors(d) })?;
+        if let Some(location) = location {
+            pack.location = location;
+        }
+        warnings.extend(w);
+        self.add(pack)
     }
 
     /// The rule at `m`.

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::{Diagnostic, Policy, PolicyError, RulePack};
+use super::{Diagnostic, Policy, PolicyError};
 use crate::intel::ProviderCatalogue;
 
 /// (file name, text) of every shipped pack.
@@ -19,11 +19,8 @@ pub fn policy(providers: &ProviderCatalogue) -> Result<(Policy, Vec<Diagnostic>)
     let mut warnings = Vec::new();
     for (file, text) in PACKS {
         let path = Path::new("rules").join(file);
-        let (mut pack, w) = RulePack::parse(text, &path, providers)
-            .map_err(|errors| PolicyError::Invalid { errors: super::only_errors(errors) })?;
-        pack.location = format!("embedded rules/{file}");
-        warnings.extend(w);
-        policy.add(pack)?;
+        let location = Some(format!("embedded rules/{file}"));
+        policy.add_text(text, &path, location, providers, &mut warnings)?;
     }
     Ok((policy, warnings))
 }

@@ -13,10 +13,6 @@ use super::findings::{aggregate, headline};
 use super::flows::{write_records, IntelJson, Records};
 use super::AuditReport;
 
-fn rfc3339(t: crate::time::Timestamp) -> String {
-    String::from_utf8_lossy(&t.rfc3339()).into_owned()
-}
-
 /// Everything but the records.
 fn metadata(r: &AuditReport) -> io::Result<Vec<(&'static str, Value)>> {
     let inputs: Vec<Value> = r
@@ -81,8 +77,8 @@ fn metadata(r: &AuditReport) -> io::Result<Vec<(&'static str, Value)>> {
             json!({
                 "inputs": inputs,
                 "skipped": skipped,
-                "first_packet": t.first.map(rfc3339),
-                "last_packet": t.last.map(rfc3339),
+                "first_packet": t.first,
+                "last_packet": t.last,
             }),
         ),
         ("rule_packs", Value::Array(packs)),
@@ -112,8 +108,8 @@ fn metadata(r: &AuditReport) -> io::Result<Vec<(&'static str, Value)>> {
                 "live",
                 json!({
                     "interface": live.interface,
-                    "period_start": rfc3339(live.start),
-                    "period_end": rfc3339(live.end),
+                    "period_start": live.start,
+                    "period_end": live.end,
                     "final_report": live.last,
                     "stats": live.stats,
                 }),

@@ -277,7 +277,6 @@ pub fn write_csv(r: &AuditReport, out: &mut dyn Write) -> io::Result<()> {
     for v in r.finding_views() {
         let i = v.intel;
         let opt = |s: Option<&str>| s.unwrap_or("").to_owned();
-        let ts = |t: crate::time::Timestamp| String::from_utf8_lossy(&t.rfc3339()).into_owned();
         let fields = [
             v.rule.severity.as_str().to_owned(),
             v.rule.id.clone(),
@@ -307,8 +306,8 @@ pub fn write_csv(r: &AuditReport, out: &mut dyn Write) -> io::Result<()> {
             v.sides.received.bytes.to_string(),
             v.sides.sent.packets.to_string(),
             v.sides.received.packets.to_string(),
-            ts(v.flow.start),
-            ts(v.flow.end),
+            v.flow.start.to_string(),
+            v.flow.end.to_string(),
             v.file.display().to_string(),
             v.flow.first_frame.frame.to_string(),
             v.finding.matched.unknown.join(" "),

@@ -178,19 +178,13 @@ fn write_summary(r: &AuditReport, s: &mut String) -> std::fmt::Result {
 
 fn write_top_remotes(r: &AuditReport, s: &mut String) -> std::fmt::Result {
     let mut remotes: HashMap<IpAddr, RemoteTotals> = HashMap::new();
-    for f in &r.flows {
-        let Some(responder) = f.direction.remote_is_responder() else {
-            continue;
-        };
-        let (remote, out, inb) = if responder {
-            (f.destination.ip, f.source_stats.bytes, f.destination_stats.bytes)
-        } else {
-            (f.source.ip, f.destination_stats.bytes, f.source_stats.bytes)
-        };
-        let t = remotes.entry(remote).or_default();
+    // Internal flows have no remote end.
+    for f in r.flows.iter().filter(|f| f.remote().is_some()) {
+        let sides = f.sides();
+        let t = remotes.entry(sides.remote.ip).or_default();
         t.flows += 1;
-        t.bytes_out += out;
-        t.bytes_in += inb;
+        t.bytes_out += sides.sent.bytes;
+        t.bytes_in += sides.received.bytes;
     }
     if remotes.is_empty() {
         return Ok(());

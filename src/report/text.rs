@@ -201,10 +201,8 @@ fn write_endpoint(s: &mut String, ip: &IpAddr, e: &Endpoint<'_>) -> std::fmt::Re
         e.flows,
         if e.flows == 1 { "" } else { "s" }
     );
-    let Some(v) = &e.first else {
-        return writeln!(s, "{}", fit(&line, WIDTH));
-    };
     writeln!(s, "{}", fit(&line, WIDTH))?;
+    let Some(v) = &e.first else { return Ok(()) };
     // Who and where, then the name and the evidence of the first flow.
     line.clear();
     // Where first (it is what the rules are about), then who.
