@@ -2,11 +2,14 @@
 //! ip-location-db's `asn-ipv4.csv` / `asn-ipv6.csv` (start, end, ASN,
 //! organisation), or from a MaxMind-format ASN database (see `geo.rs`).
 //!
-//! File format (`.xbasn`, gzip-compressed, integers little-endian):
-//! magic `XBASN001`; `u32` count of IPv4 segments, then per segment `u32`
-//! first address and `u32` ASN (0: none); `u32` count of IPv6 segments, then
-//! `u128` first address and `u32` ASN; `u32` count of organisations, then
-//! `u32` ASN, `u16` length and that many UTF-8 bytes of the name.
+//! File format (`.xbasn`, gzip-compressed, integers little-endian), laid
+//! out in arrays so that loading is copying rather than parsing:
+//! magic `XBASN002`; `u32` count of autonomous systems, then per system
+//! `u32` ASN, `u16` length and that many UTF-8 bytes of its organisation
+//! (length 0: none), sorted by ASN; `u32` count of IPv4 segments, that
+//! many `u32` first addresses, then as many `u32` values; the same for
+//! IPv6 with `u128` first addresses. A value is the index of the segment's
+//! system in the list, `u32::MAX` for addresses that no system announces.
 
 use std::collections::HashMap;
 use std::io::{self, BufRead, Read, Write};
@@ -14,42 +17,41 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::segments::{Segments, NONE};
+use super::segments::{SegmentKey, NONE};
+use super::tree::NetworkTable;
 use super::IntelError;
 
-const MAGIC: &[u8; 8] = b"XBASN001";
+const MAGIC: &[u8; 8] = b"XBASN002";
+
+/// One autonomous system.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AsRecord {
+    pub asn: u32,
+    pub org: Option<Arc<str>>,
+}
 
 /// IP → (ASN, organisation).
 #[derive(Clone, Debug, Default)]
 pub struct AsnTable {
-    v4: Segments,
-    v6: Segments,
-    /// (ASN, start, end) into `names`, sorted by ASN: one string for all
-    /// 90,000 names loads far faster than one allocation each.
-    orgs: Vec<(u32, u32, u32)>,
-    names: String,
+    networks: NetworkTable<AsRecord>,
 }
 
 impl AsnTable {
     /// The ASN and its organisation for `ip`.
-    pub fn lookup(&self, ip: IpAddr) -> Option<(u32, Option<Arc<str>>)> {
-        let asn = match ip {
-            IpAddr::V4(a) => self.v4.get(u128::from(u32::from(a))),
-            IpAddr::V6(a) => self.v6.get(u128::from(a)),
-        };
-        (asn != NONE && asn != 0).then(|| (asn, self.org(asn).map(Arc::from)))
+    #[inline]
+    pub fn lookup(&self, ip: IpAddr) -> Option<&AsRecord> {
+        self.networks.lookup(ip).map(|(r, _)| r)
     }
 
-    /// The organisation name of `asn`.
-    pub fn org(&self, asn: u32) -> Option<&str> {
-        let i = self.orgs.binary_search_by_key(&asn, |o| o.0).ok()?;
-        let (_, start, end) = self.orgs[i];
-        self.names.get(start as usize..end as usize)
-    }
-
-    /// Number of (IPv4, IPv6) segments and organisations.
+    /// Number of (IPv4, IPv6) segments and autonomous systems.
     pub fn counts(&self) -> (usize, usize, usize) {
-        (self.v4.len(), self.v6.len(), self.orgs.len())
+        let (v4, v6) = self.networks.counts();
+        (v4, v6, self.networks.records().len())
+    }
+
+    /// The networks, to merge with the country's.
+    pub fn into_networks(self) -> NetworkTable<AsRecord> {
+        self.networks
     }
 
     /// Reads the compact format (gzip-compressed).
@@ -62,54 +64,58 @@ impl AsnTable {
         if r.take(8)? != MAGIC {
             return Err(IntelError::corrupt(path, "not an xborder ASN table (bad magic)".into()));
         }
-        let v4 = r.segments(4, 32)?;
-        let v6 = r.segments(16, 128)?;
         let n = r.u32()? as usize;
-        let mut orgs = Vec::with_capacity(n.min(raw.len() / 6));
-        let mut names = String::with_capacity(raw.len() - r.at);
+        let mut records = Vec::with_capacity(n.min(raw.len() / 6));
         for _ in 0..n {
             let asn = r.u32()?;
-            let len = u16::from_le_bytes(r.take(2)?.try_into().unwrap_or_default()) as usize;
+            let len = u16::from_le_bytes(r.array()?) as usize;
             let name = std::str::from_utf8(r.take(len)?).map_err(|_| {
                 IntelError::corrupt(path, format!("organisation of AS{asn} is not UTF-8"))
             })?;
-            let start = names.len() as u32;
-            names.push_str(name);
-            orgs.push((asn, start, names.len() as u32));
+            records.push(AsRecord { asn, org: (!name.is_empty()).then(|| Arc::from(name)) });
         }
-        if !orgs.windows(2).all(|w| w[0].0 < w[1].0) {
-            return Err(IntelError::corrupt(path, "organisations are not sorted by ASN".into()));
+        if !records.windows(2).all(|w| w[0].asn < w[1].asn) {
+            return Err(IntelError::corrupt(path, "systems are not sorted by ASN".into()));
         }
-        Ok(Self { v4, v6, orgs, names })
+        let v4 = r.segments::<u32, 4>()?;
+        let v6 = r.segments::<u128, 16>()?;
+        let networks = NetworkTable::from_indexed(v4, v6, records).ok_or_else(|| {
+            IntelError::corrupt(path, "segments out of order or naming no system".into())
+        })?;
+        Ok(Self { networks })
     }
 
     /// Writes the compact format (gzip-compressed).
     pub fn write(&self, out: impl Write) -> io::Result<()> {
         let mut w = flate2::write::GzEncoder::new(out, flate2::Compression::best());
         w.write_all(MAGIC)?;
-        for (table, width) in [(&self.v4, 4), (&self.v6, 16)] {
-            let (starts, values) = table.parts();
-            w.write_all(&(starts.len() as u32).to_le_bytes())?;
-            for (s, v) in starts.iter().zip(values) {
-                w.write_all(&s.to_le_bytes()[..width])?;
-                w.write_all(&v.to_le_bytes())?;
+        let records = self.networks.records();
+        w.write_all(&(records.len() as u32).to_le_bytes())?;
+        for r in records {
+            let name = r.org.as_deref().unwrap_or("");
+            // Cut at a character boundary within the u16 length.
+            let mut end = name.len().min(u16::MAX as usize);
+            while !name.is_char_boundary(end) {
+                end -= 1;
             }
+            w.write_all(&r.asn.to_le_bytes())?;
+            w.write_all(&(end as u16).to_le_bytes())?;
+            w.write_all(&name.as_bytes()[..end])?;
         }
-        w.write_all(&(self.orgs.len() as u32).to_le_bytes())?;
-        for &(asn, start, end) in &self.orgs {
-            let name = &self.names[start as usize..end as usize];
-            let bytes = &name.as_bytes()[..name.len().min(u16::MAX as usize)];
-            w.write_all(&asn.to_le_bytes())?;
-            w.write_all(&(bytes.len() as u16).to_le_bytes())?;
-            w.write_all(bytes)?;
-        }
+        let ((s4, v4), (s6, v6)) = self.networks.indexed();
+        w.write_all(&(s4.len() as u32).to_le_bytes())?;
+        s4.iter().try_for_each(|s| w.write_all(&s.to_le_bytes()))?;
+        v4.iter().try_for_each(|v| w.write_all(&v.to_le_bytes()))?;
+        w.write_all(&(s6.len() as u32).to_le_bytes())?;
+        s6.iter().try_for_each(|s| w.write_all(&s.to_le_bytes()))?;
+        v6.iter().try_for_each(|v| w.write_all(&v.to_le_bytes()))?;
         w.finish()?.flush()
     }
 
     /// Builds the table from ip-location-db CSV files (`start,end,asn,org`;
     /// either family in either file).
     pub fn from_csv(files: &[&Path]) -> Result<Self, IntelError> {
-        let mut v4: Vec<(u128, u128, u32)> = Vec::new();
+        let mut v4: Vec<(u32, u32, u32)> = Vec::new();
         let mut v6: Vec<(u128, u128, u32)> = Vec::new();
         let mut orgs: HashMap<u32, String> = HashMap::new();
         for path in files {
@@ -136,9 +142,7 @@ impl AsnTable {
                 let end: IpAddr = end.parse().map_err(|_| bad("bad end address"))?;
                 let asn: u32 = asn.parse().map_err(|_| bad("bad ASN"))?;
                 match (start, end) {
-                    (IpAddr::V4(s), IpAddr::V4(e)) => {
-                        v4.push((u32::from(s).into(), u32::from(e).into(), asn))
-                    }
+                    (IpAddr::V4(s), IpAddr::V4(e)) => v4.push((s.into(), e.into(), asn)),
                     (IpAddr::V6(s), IpAddr::V6(e)) => v6.push((s.into(), e.into(), asn)),
                     _ => return Err(bad("start and end of different families")),
                 }
@@ -147,41 +151,57 @@ impl AsnTable {
                 }
             }
         }
-        let mut sorted: Vec<(u32, String)> = orgs.into_iter().collect();
-        sorted.sort();
-        let mut table =
-            Self { v4: segments_of(v4, 32), v6: segments_of(v6, 128), ..Self::default() };
-        for (asn, name) in sorted {
-            let start = table.names.len() as u32;
-            table.names.push_str(&name);
-            table.orgs.push((asn, start, table.names.len() as u32));
-        }
-        Ok(table)
+        let (s4, a4) = segments_of(v4);
+        let (s6, a6) = segments_of(v6);
+        // One record per announced system, sorted by ASN (0: none).
+        let mut asns: Vec<u32> = a4.iter().chain(&a6).copied().filter(|a| *a != 0).collect();
+        asns.sort_unstable();
+        asns.dedup();
+        let index: HashMap<u32, u32> =
+            asns.iter().enumerate().map(|(i, a)| (*a, i as u32)).collect();
+        let values = |a: Vec<u32>| -> Vec<u32> {
+            a.into_iter().map(|a| index.get(&a).copied().unwrap_or(NONE)).collect()
+        };
+        let (v4, v6) = (values(a4), values(a6));
+        let records =
+            asns.iter().map(|a| AsRecord { asn: *a, org: orgs.get(a).map(|o| Arc::from(&**o)) });
+        let networks = NetworkTable::from_indexed((s4, v4), (s6, v6), records.collect())
+            .ok_or_else(|| {
+                IntelError::invalid(
+                    files.first().map_or(Path::new(""), |p| p),
+                    "too many systems".into(),
+                )
+            })?;
+        Ok(Self { networks })
     }
 }
 
-/// Disjoint ranges (the CSV's) into segments with explicit gaps.
-fn segments_of(mut ranges: Vec<(u128, u128, u32)>, width: u32) -> Segments {
-    ranges.sort();
+/// Disjoint ranges (the CSV's) into segment starts and ASNs (0: a gap).
+fn segments_of<K: SegmentKey>(mut ranges: Vec<(K, K, u32)>) -> (Vec<K>, Vec<u32>) {
+    ranges.sort_unstable();
     let (mut starts, mut values) = (Vec::new(), Vec::new());
-    let mut next_free: u128 = 0;
+    // The first address not yet covered; None past the end of the space.
+    let mut next_free = Some(K::default());
     for (first, last, asn) in ranges {
-        if first < next_free && !starts.is_empty() {
+        let Some(free) = next_free else { break };
+        if first < free && !starts.is_empty() {
             continue; // overlapping row: the first one stays
         }
-        if first > next_free && !starts.is_empty() {
-            starts.push(next_free);
+        if first > free && !starts.is_empty() {
+            starts.push(free);
             values.push(0);
         }
         if values.last() != Some(&asn) {
             starts.push(first);
             values.push(asn);
         }
-        next_free = last.saturating_add(1);
+        next_free = last.next();
     }
-    starts.push(next_free);
-    values.push(0);
-    Segments::from_parts(starts, values, width).unwrap_or_default()
+    if let Some(free) = next_free.filter(|_| !starts.is_empty()) {
+        starts.push(free);
+        values.push(0);
+    }
+    (starts, values)
 }
 
 struct Cursor<'a> {
@@ -192,7 +212,7 @@ struct Cursor<'a> {
 
 impl<'a> Cursor<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], IntelError> {
-        let s = self.data.get(self.at..self.at + n).ok_or_else(|| {
+        let s = self.data.get(self.at..self.at.saturating_add(n)).ok_or_else(|| {
             IntelError::corrupt(
                 self.path,
                 format!("ends early at byte {} of the decompressed data", self.at),
@@ -202,28 +222,34 @@ impl<'a> Cursor<'a> {
         Ok(s)
     }
 
-    fn u32(&mut self) -> Result<u32, IntelError> {
-        Ok(u32::from_le_bytes(self.take(4)?.try_into().unwrap_or_default()))
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], IntelError> {
+        let mut a = [0u8; N];
+        a.copy_from_slice(self.take(N)?);
+        Ok(a)
     }
 
-    fn segments(&mut self, width: usize, bits: u32) -> Result<Segments, IntelError> {
+    fn u32(&mut self) -> Result<u32, IntelError> {
+        Ok(u32::from_le_bytes(self.array()?))
+    }
+
+    /// A count, then that many `N`-byte starts and as many `u32` values.
+    fn segments<K: SegmentKey, const N: usize>(
+        &mut self,
+    ) -> Result<(Vec<K>, Vec<u32>), IntelError> {
         let n = self.u32()? as usize;
-        if n > self.data.len() / (width + 4) {
-            return Err(IntelError::corrupt(
-                self.path,
-                format!("segment count {n} exceeds the file"),
-            ));
-        }
-        let (mut starts, mut values) = (Vec::with_capacity(n), Vec::with_capacity(n));
-        for _ in 0..n {
-            let mut b = [0u8; 16];
-            b[..width].copy_from_slice(self.take(width)?);
-            starts.push(u128::from_le_bytes(b));
-            values.push(self.u32()?);
-        }
-        Segments::from_parts(starts, values, bits).ok_or_else(|| {
-            IntelError::corrupt(self.path, "segments are not in ascending order".into())
-        })
+        let starts = self.take(n.saturating_mul(N))?;
+        let values = self.take(n.saturating_mul(4))?;
+        let starts = starts
+            .chunks_exact(N)
+            .map(|c| {
+                let mut b = [0u8; 16];
+                b[..N].copy_from_slice(c);
+                K::from_u128(u128::from_le_bytes(b))
+            })
+            .collect();
+        let values =
+            values.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        Ok((starts, values))
     }
 }
 
@@ -246,7 +272,7 @@ mod tests {
         t.write(&mut bytes).unwrap();
         let t = AsnTable::read(&bytes, Path::new("t")).unwrap();
         let get = |s: &str| {
-            t.lookup(s.parse().unwrap()).map(|(a, o)| (a, o.as_deref().map(str::to_owned)))
+            t.lookup(s.parse().unwrap()).map(|r| (r.asn, r.org.as_deref().map(str::to_owned)))
         };
         assert_eq!(get("1.0.0.7"), Some((13335, Some("Cloudflare, Inc.".into()))));
         assert_eq!(get("1.0.1.0"), None);

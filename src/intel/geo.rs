@@ -9,13 +9,16 @@
 //! | IPinfo lite | `country_code` | `asn` ("AS13335"), `as_name` |
 //! | ip-location-db (`*-country-mmdb`, `asn-mmdb`) | `country_code` | `autonomous_system_number`, `autonomous_system_organization` |
 
-use std::net::IpAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use ipnet::IpNet;
-use maxminddb::{PathElement, Reader};
+use maxminddb::{LookupResult, MaxMindDbError, PathElement, Reader};
 use serde::Deserialize;
 
+use super::asn::AsRecord;
+use super::tree::{Leaf, NetworkTable, NetworkTableBuilder, SearchTree, MAX_RECORDS};
 use super::{CountryCode, IntelError};
 
 #[derive(Deserialize, Default)]
@@ -95,10 +98,12 @@ const PROBES: [&str; 8] = [
     "2001:67c:2e8:22::c100:68b",
 ];
 
-/// The bytes of a database: compiled in, or read from a file.
+/// The bytes of a database: compiled in, or read from a file (shared with
+/// the reader, so that the search tree can be walked too).
+#[derive(Clone)]
 pub enum DbBytes {
     Static(&'static [u8]),
-    Owned(Box<[u8]>),
+    Owned(Arc<[u8]>),
 }
 
 impl AsRef<[u8]> for DbBytes {
@@ -110,9 +115,13 @@ impl AsRef<[u8]> for DbBytes {
     }
 }
 
+/// Country by IP: a country database's networks, flattened.
+pub type CountryTable = NetworkTable<CountryCode>;
+
 /// A MaxMind-format database.
 pub struct MmdbDatabase {
     reader: Reader<DbBytes>,
+    bytes: DbBytes,
     path: PathBuf,
     capabilities: Capabilities,
 }
@@ -121,7 +130,7 @@ impl MmdbDatabase {
     /// Opens a file and recognises its schema.
     pub fn open(path: &Path) -> Result<Self, IntelError> {
         let bytes = std::fs::read(path).map_err(|e| IntelError::io(path, e))?;
-        Self::from_bytes(DbBytes::Owned(bytes.into_boxed_slice()), path)
+        Self::from_bytes(DbBytes::Owned(Arc::from(bytes)), path)
     }
 
     /// A database compiled into the binary, named `path` in messages.
@@ -130,7 +139,7 @@ impl MmdbDatabase {
     }
 
     fn from_bytes(bytes: DbBytes, path: &Path) -> Result<Self, IntelError> {
-        let reader = Reader::from_source(bytes)
+        let reader = Reader::from_source(bytes.clone())
             .map_err(|e| IntelError::corrupt(path, format!("not a MaxMind DB file ({e})")))?;
         let mut capabilities = Capabilities { country: false, asn: false };
         for probe in PROBES {
@@ -144,7 +153,7 @@ impl MmdbDatabase {
                 capabilities.asn |= r.asn().is_some();
             }
         }
-        Ok(Self { reader, path: path.to_owned(), capabilities })
+        Ok(Self { reader, bytes, path: path.to_owned(), capabilities })
     }
 
     /// What the file can answer.
@@ -196,28 +205,116 @@ impl MmdbDatabase {
         }
     }
 
-    fn record(&self, ip: IpAddr) -> Option<(AnyRecord<'_>, Option<IpNet>)> {
-        let found = self.reader.lookup(ip).ok()?;
-        let record: AnyRecord<'_> = found.decode().ok()??;
-        let net = found.network().ok().and_then(|n| IpNet::new(n.network(), n.prefix()).ok());
-        Some((record, net))
+    /// Every network's country, flattened for lookups.
+    pub fn country_table(&self) -> Result<CountryTable, IntelError> {
+        self.flatten(|found| {
+            // Reading the two or three paths that can hold a country is much
+            // cheaper than decoding whole records (City records are large).
+            // A path that does not fit the schema (IPinfo's `country` is
+            // a name, not a map) is not where this file keeps the code.
+            Ok(COUNTRY_PATHS
+                .iter()
+                .find_map(|path| found.decode_path::<&str>(path).ok().flatten())
+                .and_then(CountryCode::parse))
+        })
     }
 
-    /// The country of `ip` and the network it was found in. A damaged
-    /// record reads as "not found".
-    pub fn country(&self, ip: IpAddr) -> Option<(CountryCode, Option<IpNet>)> {
-        let found = self.reader.lookup(ip).ok()?;
-        // Reading the two or three paths that can hold a country is much
-        // cheaper than decoding whole records (City records are large).
-        let code =
-            COUNTRY_PATHS.iter().find_map(|path| found.decode_path::<&str>(path).ok().flatten())?;
-        let net = found.network().ok().and_then(|n| IpNet::new(n.network(), n.prefix()).ok());
-        Some((CountryCode::parse(code)?, net))
+    /// Every network's AS number and organisation, flattened for lookups.
+    pub fn asn_table(&self) -> Result<NetworkTable<AsRecord>, IntelError> {
+        let mut orgs: HashMap<String, Arc<str>> = HashMap::new();
+        self.flatten(|found| {
+            let Some(record) = found.decode::<AnyRecord<'_>>()? else { return Ok(None) };
+            Ok(record.asn().map(|(asn, org)| AsRecord {
+                asn,
+                org: org.map(|o| orgs.entry(o.to_owned()).or_insert_with(|| Arc::from(o)).clone()),
+            }))
+        })
     }
 
-    /// The ASN and organisation of `ip`.
-    pub fn asn(&self, ip: IpAddr) -> Option<(u32, Option<String>)> {
-        let (r, _) = self.record(ip)?;
-        r.asn().map(|(n, org)| (n, org.map(str::to_owned)))
+    /// Walks the search tree into a [`NetworkTable`]; `decode` reads each
+    /// distinct record once. A damaged tree or record fails the whole
+    /// file: a database that answers wrongly is worse than none.
+    fn flatten<R>(
+        &self,
+        mut decode: impl FnMut(&LookupResult<'_, DbBytes>) -> Result<Option<R>, MaxMindDbError>,
+    ) -> Result<NetworkTable<R>, IntelError> {
+        let meta = self.reader.metadata();
+        let corrupt = |m: String| IntelError::corrupt(&self.path, m);
+        let tree = SearchTree::new(
+            self.bytes.as_ref(),
+            meta.node_count,
+            meta.record_size,
+            meta.ip_version == 6,
+        )
+        .map_err(|e| corrupt(e.to_string()))?;
+        // Half the nodes are about as many leaves as one family has.
+        let mut table = NetworkTableBuilder::with_capacity(meta.node_count as usize / 2);
+        // Record pointer -> index in the table (None: nothing useful);
+        // neighbouring networks mostly share a record.
+        let mut seen: ahash::HashMap<u32, Option<u32>> = Default::default();
+        let mut last: Option<(u32, Option<u32>)> = None;
+        let mut failed = None;
+        let mut record = |pointer: u32, ip: IpAddr, table: &mut NetworkTableBuilder<R>| {
+            if let Some((p, index)) = last.filter(|(p, _)| *p == pointer) {
+                debug_assert_eq!(p, pointer);
+                return index;
+            }
+            if let Some(index) = seen.get(&pointer) {
+                last = Some((pointer, *index));
+                return *index;
+            }
+            let index = match self.decode_at(ip, pointer, &mut decode) {
+                Ok(Some(r)) => table.add_record(r),
+                Ok(None) => None,
+                Err(e) => {
+                    failed.get_or_insert(e);
+                    None
+                }
+            };
+            seen.insert(pointer, index);
+            last = Some((pointer, index));
+            index
+        };
+        tree.walk_v4(&mut |a, len, leaf| {
+            let index = match leaf {
+                Leaf::Data(p) => record(p, IpAddr::from(Ipv4Addr::from(a)), &mut table),
+                Leaf::Empty | Leaf::V4Alias => None,
+            };
+            table.push_v4(a, len, index);
+        })
+        .map_err(|e| corrupt(e.to_string()))?;
+        tree.walk_v6(&mut |a, len, leaf| match leaf {
+            Leaf::Data(p) => {
+                let index = record(p, IpAddr::from(Ipv6Addr::from(a)), &mut table);
+                table.push_v6(a, len, index);
+            }
+            Leaf::Empty => table.push_v6(a, len, None),
+            Leaf::V4Alias => table.push_v6_alias(a, len),
+        })
+        .map_err(|e| corrupt(e.to_string()))?;
+        match failed {
+            Some(e) => Err(corrupt(e)),
+            None if seen.len() > MAX_RECORDS => {
+                Err(corrupt(format!("more than {MAX_RECORDS} distinct records")))
+            }
+            None => Ok(table.build()),
+        }
+    }
+
+    /// Decodes the record that the tree walk found at `pointer` for `ip`,
+    /// through a lookup (which must reach the same record).
+    fn decode_at<R>(
+        &self,
+        ip: IpAddr,
+        pointer: u32,
+        decode: &mut impl FnMut(&LookupResult<'_, DbBytes>) -> Result<Option<R>, MaxMindDbError>,
+    ) -> Result<Option<R>, String> {
+        let found = self.reader.lookup(ip).map_err(|e| format!("lookup of {ip}: {e}"))?;
+        let expected =
+            (pointer as usize).checked_sub(self.reader.metadata().node_count as usize + 16);
+        if found.offset() != expected {
+            return Err(format!("the search tree does not lead {ip} to its record"));
+        }
+        decode(&found).map_err(|e| format!("record for {ip} cannot be decoded: {e}"))
     }
 }

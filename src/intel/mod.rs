@@ -23,18 +23,21 @@ mod error;
 pub mod feeds;
 mod geo;
 pub(crate) mod iso3166;
+mod layers;
 mod overlay;
 mod ranges;
 mod regions;
 pub mod segments;
 mod store;
+pub mod tree;
 
-pub use asn::AsnTable;
+pub use asn::{AsRecord, AsnTable};
 pub use catalogue::{Provider, ProviderCatalogue, ProviderConfig};
 pub use class::{classify, AddressClass};
 pub use country::CountryCode;
 pub use error::IntelError;
-pub use geo::{Capabilities, MmdbDatabase};
+pub use geo::{Capabilities, CountryTable, MmdbDatabase};
+pub use layers::{AddressFacts, AddressLayers};
 pub use overlay::{Overlay, OverlayNetwork};
 pub use ranges::{ProviderRanges, RangeEntry, RangeInfo};
 pub use regions::RegionTable;
@@ -112,28 +115,14 @@ impl Intel {
     }
 }
 
-/// The ASN source: our compact table or a MaxMind-format database.
-pub enum AsnSource {
-    Table(AsnTable),
-    Mmdb(MmdbDatabase),
-}
-
-impl AsnSource {
-    fn lookup(&self, ip: IpAddr) -> Option<(u32, Option<Arc<str>>)> {
-        match self {
-            AsnSource::Table(t) => t.lookup(ip),
-            AsnSource::Mmdb(db) => db.asn(ip).map(|(n, org)| (n, org.map(Arc::from))),
-        }
-    }
-}
-
 /// All intelligence layers, loaded.
 pub struct IntelDb {
     pub catalogue: ProviderCatalogue,
     pub overlay: Overlay,
     pub ranges: ProviderRanges,
-    pub asn: AsnSource,
-    pub country: MmdbDatabase,
+    /// AS (our compact table or a MaxMind-format database) and country (a
+    /// MaxMind-format database), merged.
+    pub addresses: AddressLayers,
     /// Where each dataset came from, for `db info` and reports.
     pub provenance: Vec<DatasetInfo>,
     asn_dataset: Arc<str>,
@@ -177,10 +166,11 @@ impl IntelDb {
                 }
             }
         }
+        let facts = self.addresses.lookup(ip);
         if intel.asn.is_none() {
-            if let Some((asn, org)) = self.asn.lookup(ip) {
-                intel.asn = Some(asn);
-                intel.as_org = org;
+            if let Some(r) = facts.system {
+                intel.asn = Some(r.asn);
+                intel.as_org = r.org.clone();
             }
         }
         if provider_index.is_none() {
@@ -190,12 +180,12 @@ impl IntelDb {
             }
         }
         if intel.country.is_none() {
-            if let Some((c, net)) = self.country.country(ip) {
+            if let Some((c, net)) = facts.country {
                 intel.country = Some(c);
                 intel.country_source = Some(CountrySource::GeoIp);
                 // Without a provider, the country's network is the match.
                 if provider_index.is_none() {
-                    intel.prefix = net;
+                    intel.prefix = Some(net);
                     intel.dataset = Some(self.country_dataset.clone());
                 }
             }

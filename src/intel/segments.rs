@@ -2,7 +2,11 @@
 //! at build time into disjoint segments, each carrying the value of the
 //! most specific prefix that covers it, so a lookup is one binary search
 //! over a sorted array (no trie to walk, no allocation).
+//!
+//! IPv4 segments are keyed by `u32`, IPv6 ones by `u128`: a lookup reads
+//! as few cache lines as the addresses allow.
 
+use std::fmt::Debug;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
@@ -10,45 +14,137 @@ use ipnet::IpNet;
 /// "No value" in a segment.
 pub const NONE: u32 = u32::MAX;
 
-/// Disjoint segments of one address family: segment `i` covers
-/// `starts[i]..starts[i + 1]` (the last one to the end of the space).
+/// What a segment holds: one `u32` (an index, usually), or one per merged
+/// layer.
+pub trait SegmentValue: Copy + PartialEq + Debug {
+    /// "No value": outside every prefix.
+    const NONE: Self;
+}
+
+impl SegmentValue for u32 {
+    const NONE: Self = NONE;
+}
+
+impl<const N: usize> SegmentValue for [u32; N] {
+    const NONE: Self = [NONE; N];
+}
+
+/// An address as a segment key: `u32` for IPv4, `u128` for IPv6.
+pub trait SegmentKey: Copy + Ord + Debug + Default {
+    /// Address width in bits.
+    const BITS: u32;
+
+    /// Which of the 65,536 index buckets the address falls in. Monotonic
+    /// (a larger address never has a smaller bucket), so the segment that
+    /// holds an address starts in its bucket or is the last one before it.
+    fn bucket(self) -> usize;
+
+    fn from_u128(v: u128) -> Self;
+
+    fn to_u128(self) -> u128;
+
+    /// The first address after `self`, `None` at the end of the space.
+    fn next(self) -> Option<Self>;
+}
+
+impl SegmentKey for u32 {
+    const BITS: u32 = 32;
+
+    fn bucket(self) -> usize {
+        (self >> 16) as usize
+    }
+
+    fn from_u128(v: u128) -> Self {
+        v as u32
+    }
+
+    fn to_u128(self) -> u128 {
+        u128::from(self)
+    }
+
+    fn next(self) -> Option<Self> {
+        self.checked_add(1)
+    }
+}
+
+/// Every allocated IPv6 unicast address is in 2000::/3 (RFC 4291, IANA):
+/// the index spreads that block over its buckets (a /19 each) instead of
+/// the whole space, where three quarters of them would stay empty.
+const V6_INDEXED: u128 = 0x2000 << 112;
+
+impl SegmentKey for u128 {
+    const BITS: u32 = 128;
+
+    fn bucket(self) -> usize {
+        // Below 2000::/3 everything shares the first bucket, above it the
+        // last: few segments lie there.
+        let offset = self.saturating_sub(V6_INDEXED) >> (128 - 3 - 16);
+        offset.min(BUCKETS as u128 - 1) as usize
+    }
+
+    fn from_u128(v: u128) -> Self {
+        v
+    }
+
+    fn to_u128(self) -> u128 {
+        self
+    }
+
+    fn next(self) -> Option<Self> {
+        self.checked_add(1)
+    }
+}
+
+/// Disjoint segments of one address family: segment `i` covers from its
+/// start to the next one's (the last one to the end of the space).
 ///
-/// A 65,536-entry index on the top 16 bits of the address narrows each
-/// binary search to the segments of one bucket: a lookup touches a few
-/// cache lines instead of one per level of a search over megabytes.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Segments {
-    starts: Vec<u128>,
-    values: Vec<u32>,
-    /// `index[b]`: the first segment whose start's top 16 bits are ≥ `b`.
+/// Each start is kept next to its value, so the last probe of a search
+/// has read the value too (one cache miss a lookup fewer than two arrays).
+///
+/// Tables of more than [`INDEXED_FROM`] segments get a 65,536-entry index
+/// on the top bits of the address that narrows each binary search to the
+/// segments of one bucket: a lookup touches a few cache lines instead of
+/// one per level of a search over megabytes. Smaller tables are searched
+/// whole (the index alone would be 256 KiB to keep in the caches).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Segments<K, V = u32> {
+    /// (start, value), by start.
+    entries: Vec<(K, V)>,
+    /// `index[b]`: the first segment whose start's bucket is ≥ `b`; empty
+    /// for small tables.
     index: Vec<u32>,
-    /// Address width in bits (32 or 128).
-    width: u32,
+}
+
+impl<K, V> Default for Segments<K, V> {
+    fn default() -> Self {
+        Self { entries: Vec::new(), index: Vec::new() }
+    }
 }
 
 const BUCKETS: usize = 1 << 16;
 
-impl Segments {
-    /// From raw parts, as stored on disk: `starts` ascending, addresses of
-    /// `width` bits (32 or 128).
-    pub fn from_parts(starts: Vec<u128>, values: Vec<u32>, width: u32) -> Option<Self> {
-        let sorted = starts.windows(2).all(|w| w[0] < w[1]);
-        let fits = width == 128 || starts.last().is_none_or(|s| *s <= (1u128 << width));
-        (starts.len() == values.len() && sorted && fits && (width == 32 || width == 128))
-            .then(|| Self { starts, values, index: Vec::new(), width }.indexed())
-    }
+/// Tables with more segments than this are indexed.
+pub const INDEXED_FROM: usize = 4096;
 
-    fn bucket(&self, addr: u128) -> usize {
-        // Starts may include the first address past the space (2^32 for
-        // IPv4): clamp it into the last bucket.
-        ((addr >> (self.width - 16)) as usize).min(BUCKETS - 1)
+impl<K: SegmentKey, V: SegmentValue> Segments<K, V> {
+    /// From raw parts, as stored on disk: `starts` strictly ascending.
+    pub fn from_parts(starts: Vec<K>, values: Vec<V>) -> Option<Self> {
+        let sorted = starts.windows(2).all(|w| w[0] < w[1]);
+        (starts.len() == values.len() && sorted).then(|| {
+            let entries = starts.into_iter().zip(values).collect();
+            Self { entries, index: Vec::new() }.indexed()
+        })
     }
 
     fn indexed(mut self) -> Self {
+        if self.entries.len() <= INDEXED_FROM {
+            self.index = Vec::new();
+            return self;
+        }
         let mut index = vec![0u32; BUCKETS + 1];
         let mut i = 0usize;
         for (b, slot) in index.iter_mut().enumerate() {
-            while i < self.starts.len() && self.bucket(self.starts[i]) < b {
+            while i < self.entries.len() && self.entries[i].0.bucket() < b {
                 i += 1;
             }
             *slot = i as u32;
@@ -57,43 +153,68 @@ impl Segments {
         self
     }
 
-    pub fn parts(&self) -> (&[u128], &[u32]) {
-        (&self.starts, &self.values)
+    /// (start, value) of every segment, by start.
+    pub fn entries(&self) -> &[(K, V)] {
+        &self.entries
     }
 
     /// The value of the segment holding `addr`, `NONE` outside every prefix.
-    pub fn get(&self, addr: u128) -> u32 {
-        if self.starts.is_empty() {
-            return NONE;
-        }
-        let b = self.bucket(addr);
+    #[inline]
+    pub fn get(&self, addr: K) -> V {
+        let (lo, hi) = match self.index.get(addr.bucket()..addr.bucket() + 2) {
+            Some(&[lo, hi]) => (lo as usize, hi as usize),
+            _ => (0, self.entries.len()),
+        };
         // The holder starts in this bucket or is the last one before it.
-        let lo = self.index[b] as usize;
-        let hi = self.index[b + 1] as usize;
-        match lo + self.starts[lo..hi].partition_point(|s| *s <= addr) {
-            0 => NONE,
-            i => self.values[i - 1],
+        let Some(bucket) = self.entries.get(lo..hi) else { return V::NONE };
+        match lo + bucket.partition_point(|e| e.0 <= addr) {
+            0 => V::NONE,
+            i => self.entries.get(i - 1).map_or(V::NONE, |e| e.1),
         }
     }
 
     pub fn len(&self) -> usize {
-        self.starts.len()
+        self.entries.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.starts.is_empty()
+        self.entries.is_empty()
+    }
+}
+
+impl<K: SegmentKey> Segments<K> {
+    /// One table of two: each segment holds both tables' values there.
+    pub fn merge(a: &Self, b: &Self) -> Segments<K, [u32; 2]> {
+        let mut out = SegmentsBuilder::with_capacity(a.len() + b.len());
+        let (mut a, mut b) = (a.entries.iter().peekable(), b.entries.iter().peekable());
+        let mut value = [NONE; 2];
+        loop {
+            let next = match (a.peek(), b.peek()) {
+                (Some(x), Some(y)) => x.0.min(y.0),
+                (Some(x), None) => x.0,
+                (None, Some(y)) => y.0,
+                (None, None) => break,
+            };
+            if let Some((_, v)) = a.next_if(|e| e.0 == next) {
+                value[0] = *v;
+            }
+            if let Some((_, v)) = b.next_if(|e| e.0 == next) {
+                value[1] = *v;
+            }
+            out.push(next, value);
+        }
+        out.build()
     }
 
     /// Flattens `(first, last, prefix length, value)` ranges; among nested
     /// ones the longest prefix wins, among identical ones the later one.
-    fn flatten(ranges: Vec<(u128, u128, u8, u32)>, width: u32) -> Self {
-        let mut sorted: Vec<(usize, (u128, u128, u8, u32))> =
-            ranges.into_iter().enumerate().collect();
+    fn flatten(ranges: Vec<(K, K, u8, u32)>) -> Self {
+        let mut sorted: Vec<(usize, (K, K, u8, u32))> = ranges.into_iter().enumerate().collect();
         // At one start, wider prefixes first; identical ones in input order.
-        sorted.sort_by_key(|(i, (first, _, len, _))| (*first, *len, *i));
-        let mut out = Segments { width, ..Segments::default() };
+        sorted.sort_unstable_by_key(|(i, (first, _, len, _))| (*first, *len, *i));
+        let mut out = SegmentsBuilder::default();
         // Open prefixes, innermost last: (last address, value).
-        let mut stack: Vec<(u128, u32)> = Vec::new();
+        let mut stack: Vec<(K, u32)> = Vec::new();
         for (_, (first, last, _, value)) in sorted {
             while let Some(&(top_last, _)) = stack.last() {
                 if top_last >= first {
@@ -101,7 +222,7 @@ impl Segments {
                 }
                 stack.pop();
                 // After an inner prefix ends, the enclosing one resumes.
-                if let Some(next) = top_last.checked_add(1) {
+                if let Some(next) = top_last.next() {
                     out.push(next, stack.last().map_or(NONE, |t| t.1));
                 }
             }
@@ -109,33 +230,57 @@ impl Segments {
             stack.push((last, value));
         }
         while let Some((top_last, _)) = stack.pop() {
-            if let Some(next) = top_last.checked_add(1) {
+            if let Some(next) = top_last.next() {
                 out.push(next, stack.last().map_or(NONE, |t| t.1));
             }
         }
-        out.indexed()
+        out.build()
+    }
+}
+
+/// Builds segments from starts in ascending order.
+#[derive(Debug)]
+pub struct SegmentsBuilder<K, V = u32> {
+    entries: Vec<(K, V)>,
+}
+
+impl<K, V> Default for SegmentsBuilder<K, V> {
+    fn default() -> Self {
+        Self { entries: Vec::new() }
+    }
+}
+
+impl<K: SegmentKey, V: SegmentValue> SegmentsBuilder<K, V> {
+    pub fn with_capacity(n: usize) -> Self {
+        Self { entries: Vec::with_capacity(n) }
     }
 
-    fn push(&mut self, at: u128, value: u32) {
+    /// A segment from `at` (≥ every earlier start) with `value`.
+    pub fn push(&mut self, at: K, value: V) {
         // A segment starting where the previous one starts replaces it.
-        if self.starts.last() == Some(&at) {
-            self.starts.pop();
-            self.values.pop();
+        if self.entries.last().is_some_and(|e| e.0 == at) {
+            self.entries.pop();
         }
         // Adjacent segments with one value are one segment.
-        if self.values.last() == Some(&value) || (self.values.is_empty() && value == NONE) {
-            return;
+        let same = match self.entries.last() {
+            Some(e) => e.1 == value,
+            None => value == V::NONE,
+        };
+        if !same {
+            self.entries.push((at, value));
         }
-        self.starts.push(at);
-        self.values.push(value);
+    }
+
+    pub fn build(self) -> Segments<K, V> {
+        Segments { entries: self.entries, index: Vec::new() }.indexed()
     }
 }
 
 /// Prefix tables for IPv4 and IPv6.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PrefixTable {
-    pub v4: Segments,
-    pub v6: Segments,
+    pub v4: Segments<u32>,
+    pub v6: Segments<u128>,
 }
 
 impl PrefixTable {
@@ -143,11 +288,10 @@ impl PrefixTable {
     pub fn build(prefixes: impl IntoIterator<Item = (IpNet, u32)>) -> Self {
         let (mut v4, mut v6) = (Vec::new(), Vec::new());
         for (net, value) in prefixes {
-            let net = net.trunc();
-            match net {
+            match net.trunc() {
                 IpNet::V4(n) => v4.push((
-                    u128::from(u32::from(n.network())),
-                    u128::from(u32::from(n.broadcast())),
+                    u32::from(n.network()),
+                    u32::from(n.broadcast()),
                     n.prefix_len(),
                     value,
                 )),
@@ -159,13 +303,14 @@ impl PrefixTable {
                 )),
             }
         }
-        Self { v4: Segments::flatten(v4, 32), v6: Segments::flatten(v6, 128) }
+        Self { v4: Segments::flatten(v4), v6: Segments::flatten(v6) }
     }
 
     /// The value of the most specific prefix holding `ip`.
+    #[inline]
     pub fn get(&self, ip: IpAddr) -> Option<u32> {
         let v = match ip {
-            IpAddr::V4(a) => self.v4.get(u128::from(u32::from(a))),
+            IpAddr::V4(a) => self.v4.get(u32::from(a)),
             IpAddr::V6(a) => self.v6.get(u128::from(a)),
         };
         (v != NONE).then_some(v)
@@ -207,20 +352,63 @@ mod tests {
         assert_eq!(same.get("192.0.2.9".parse().unwrap()), Some(2), "the later duplicate wins");
     }
 
+    #[test]
+    fn ipv6_buckets_are_monotonic_and_spread_2000_3() {
+        let b = |s: &str| u128::from(s.parse::<std::net::Ipv6Addr>().unwrap()).bucket();
+        assert_eq!(b("::1"), 0);
+        assert_eq!(b("2000::"), 0);
+        assert_eq!(b("2000:2000::"), 1, "a /19 per bucket");
+        assert_eq!(b("2a00::"), 0xa00 << 3);
+        assert_eq!(b("3fff:ffff::"), BUCKETS - 1);
+        assert_eq!(b("fe80::1"), BUCKETS - 1);
+        assert_eq!(u128::MAX.bucket(), BUCKETS - 1);
+    }
+
+    /// Random nets, as a table and as a naive list.
+    fn nets<K: SegmentKey>(raw: &[(u128, u8)]) -> Vec<(K, K, u8, u32)> {
+        raw.iter()
+            .enumerate()
+            .map(|(i, &(a, len))| {
+                let host = K::BITS - u32::from(len);
+                let mask = if host == 128 { u128::MAX } else { (1u128 << host) - 1 };
+                let first = (a & !mask) & (u128::MAX >> (128 - K::BITS));
+                (K::from_u128(first), K::from_u128(first | mask), len, i as u32)
+            })
+            .collect()
+    }
+
+    fn naive<K: SegmentKey>(nets: &[(K, K, u8, u32)], addr: K) -> u32 {
+        nets.iter()
+            .filter(|(f, l, _, _)| *f <= addr && addr <= *l)
+            .max_by_key(|(_, _, len, i)| (*len, *i))
+            .map_or(NONE, |n| n.3)
+    }
+
     proptest! {
-        /// The flattened table agrees with a naive longest-prefix search.
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// The flattened table agrees with a naive longest-prefix search,
+        /// in small (searched whole) and indexed tables of both families.
         #[test]
-        fn agrees_with_naive_lpm(nets in proptest::collection::vec((any::<u32>(), 0u8..=32), 0..40),
-                                 probes in proptest::collection::vec(any::<u32>(), 50)) {
-            let nets: Vec<(IpNet, u32)> = nets.iter().enumerate()
-                .map(|(i, (a, len))| (IpNet::new(std::net::Ipv4Addr::from(*a).into(), *len).unwrap().trunc(), i as u32))
-                .collect();
-            let t = PrefixTable::build(nets.clone());
-            for p in probes.iter().copied().chain(nets.iter().map(|(n, _)| match n { IpNet::V4(n) => u32::from(n.network()), _ => 0 })) {
-                let ip = IpAddr::from(std::net::Ipv4Addr::from(p));
-                let naive = nets.iter().filter(|(n, _)| n.contains(&ip))
-                    .max_by_key(|(n, i)| (n.prefix_len(), *i)).map(|(_, v)| *v);
-                prop_assert_eq!(t.get(ip), naive, "{}", ip);
+        fn agrees_with_naive_lpm(raw in proptest::collection::vec((any::<u128>(), 0u8..=32), 0..40),
+                                 extra in 0usize..6000,
+                                 probes in proptest::collection::vec(any::<u128>(), 50)) {
+            // Many /32s make the table large enough to be indexed.
+            let mut raw = raw;
+            raw.extend((0..extra).map(|i| ((i as u128) << 40 | 0x2a00 << 112 | (i as u128) << 8, 32)));
+            let v4 = nets::<u32>(&raw.iter().map(|&(a, l)| (a & 0xffff_ffff, l)).collect::<Vec<_>>());
+            let v6 = nets::<u128>(&raw.iter().map(|&(a, l)| (a, l * 4)).collect::<Vec<_>>());
+            let t4 = Segments::flatten(v4.clone());
+            let t6 = Segments::flatten(v6.clone());
+            prop_assert_eq!(t6.index.is_empty(), t6.len() <= INDEXED_FROM);
+            let n = raw.len() - extra;
+            let starts4 = v4[..n].iter().flat_map(|n| [n.0, n.1]);
+            for p in probes.iter().map(|p| *p as u32).chain(starts4) {
+                prop_assert_eq!(t4.get(p), naive(&v4, p), "{}", std::net::Ipv4Addr::from(p));
+            }
+            let starts6 = v6[..n].iter().flat_map(|n| [n.0, n.1]);
+            for p in probes.iter().copied().chain(starts6) {
+                prop_assert_eq!(t6.get(p), naive(&v6, p), "{}", std::net::Ipv6Addr::from(p));
             }
         }
     }

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 use super::geo::MmdbDatabase;
 use super::{
-    AsnSource, AsnTable, IntelDb, IntelError, Overlay, OverlayNetwork, ProviderCatalogue,
+    AddressLayers, AsnTable, IntelDb, IntelError, Overlay, OverlayNetwork, ProviderCatalogue,
     ProviderRanges, RegionTable,
 };
 
@@ -259,7 +259,7 @@ impl IntelSources {
             Some(path) => {
                 let db = MmdbDatabase::open(path)?.require_asn()?;
                 provenance.push(user_mmdb_info("asn", path, &db));
-                (AsnSource::Mmdb(db), Arc::from(format!("asn {}", path.display())))
+                (db.asn_table()?, Arc::from(format!("asn {}", path.display())))
             }
             None => {
                 let table = AsnTable::read(embedded::ASN, Path::new("geoip/asn.xbasn.gz"))?;
@@ -275,7 +275,7 @@ impl IntelSources {
                     ),
                     embedded::ASN,
                 ));
-                (AsnSource::Table(table), Arc::from("asn"))
+                (table.into_networks(), Arc::from("asn"))
             }
         };
 
@@ -283,7 +283,7 @@ impl IntelSources {
             Some(path) => {
                 let db = MmdbDatabase::open(path)?.require_country()?;
                 provenance.push(user_mmdb_info("country", path, &db));
-                (db, Arc::from(format!("geoip {}", path.display())))
+                (db.country_table()?, Arc::from(format!("geoip {}", path.display())))
             }
             None => {
                 let path = Path::new("geoip/country.mmdb");
@@ -294,7 +294,7 @@ impl IntelSources {
                     format!("type {}, built {}", db.database_type(), epoch_date(db.build_epoch())),
                     embedded::COUNTRY,
                 ));
-                (db, Arc::from("geoip"))
+                (db.country_table()?, Arc::from("geoip"))
             }
         };
 
@@ -302,8 +302,7 @@ impl IntelSources {
             catalogue,
             overlay,
             ranges,
-            asn,
-            country,
+            addresses: AddressLayers::merge(asn, country),
             provenance,
             asn_dataset,
             country_dataset,

@@ -1,0 +1,60 @@
+//! The two layers that are facts of the address alone — its autonomous
+//! system and its geo-IP country — merged into one segment table when the
+//! intelligence loads: a lookup finds both with one binary search.
+//!
+//! Measured (`cargo bench --bench intel`): looked up in two tables of half
+//! a million segments each, the two layers cost about twice one table's
+//! cache misses; merged they cost one table's.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use super::asn::AsRecord;
+use super::segments::Segments;
+use super::tree::{resolve, NetworkTable};
+use super::CountryCode;
+
+/// AS and country by address, merged.
+#[derive(Clone, Debug, Default)]
+pub struct AddressLayers {
+    /// Per segment: the AS table's value, the country table's value.
+    v4: Segments<u32, [u32; 2]>,
+    v6: Segments<u128, [u32; 2]>,
+    ases: Vec<AsRecord>,
+    countries: Vec<CountryCode>,
+}
+
+/// What the address layers know of one address.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AddressFacts<'a> {
+    pub system: Option<&'a AsRecord>,
+    /// The country and the database's network around the address.
+    pub country: Option<(CountryCode, IpNet)>,
+}
+
+impl AddressLayers {
+    pub fn merge(ases: NetworkTable<AsRecord>, countries: NetworkTable<CountryCode>) -> Self {
+        let (a4, a6, ases) = ases.into_parts();
+        let (c4, c6, countries) = countries.into_parts();
+        Self { v4: Segments::merge(&a4, &c4), v6: Segments::merge(&a6, &c6), ases, countries }
+    }
+
+    #[inline]
+    pub fn lookup(&self, ip: IpAddr) -> AddressFacts<'_> {
+        let cell = match ip {
+            IpAddr::V4(a) => self.v4.get(u32::from(a)),
+            IpAddr::V6(a) => self.v6.get(u128::from(a)),
+        };
+        let layer = |i: usize| resolve(ip, cell[i], |v4| self.v4.get(v4)[i]);
+        AddressFacts {
+            system: layer(0).and_then(|(r, _)| self.ases.get(r as usize)),
+            country: layer(1).and_then(|(r, net)| Some((*self.countries.get(r as usize)?, net))),
+        }
+    }
+
+    /// Number of (IPv4, IPv6) segments.
+    pub fn counts(&self) -> (usize, usize) {
+        (self.v4.len(), self.v6.len())
+    }
+}
