@@ -23,24 +23,123 @@ use super::IntelError;
 
 const MAGIC: &[u8; 8] = b"XBASN002";
 
-/// One autonomous system.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One autonomous system: its number and its organisation's name in the
+/// table's [`OrgNames`] (`NONE`: no name).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AsRecord {
     pub asn: u32,
-    pub org: Option<Arc<str>>,
+    pub org: u32,
+}
+
+/// The organisation names of an AS table, in one string.
+#[derive(Debug, Default)]
+pub struct OrgNames {
+    text: String,
+    /// Where each name ends in `text`.
+    ends: Vec<u32>,
+    /// Names seen, while building: one copy of each.
+    index: HashMap<Box<str>, u32>,
+}
+
+impl OrgNames {
+    /// The index of `name`, added if new.
+    pub fn add(&mut self, name: &str) -> u32 {
+        if let Some(i) = self.index.get(name) {
+            return *i;
+        }
+        let i = self.push(name);
+        self.index.insert(Box::from(name), i);
+        i
+    }
+
+    /// Adds `name` without looking for a copy.
+    fn push(&mut self, name: &str) -> u32 {
+        self.text.push_str(name);
+        self.ends.push(self.text.len() as u32);
+        (self.ends.len() - 1) as u32
+    }
+
+    pub fn get(&self, i: u32) -> Option<&str> {
+        let i = i as usize;
+        let start = if i == 0 { 0 } else { *self.ends.get(i - 1)? as usize };
+        self.text.get(start..*self.ends.get(i)? as usize)
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// Done adding: the look-up map goes.
+    fn finished(mut self) -> Arc<Self> {
+        self.index = HashMap::new();
+        Arc::new(self)
+    }
+}
+
+/// An AS organisation's name. One from an AS table is the table and an
+/// index: cloning it (each lookup does) touches only the table's shared
+/// count, not the name, which is read when a report is written.
+#[derive(Clone)]
+pub enum OrgName {
+    Listed(Arc<OrgNames>, u32),
+    /// A name of its own (an overlay's).
+    Text(Arc<str>),
+}
+
+impl std::ops::Deref for OrgName {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        match self {
+            OrgName::Listed(names, i) => names.get(*i).unwrap_or(""),
+            OrgName::Text(t) => t,
+        }
+    }
+}
+
+impl PartialEq for OrgName {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for OrgName {}
+
+impl std::fmt::Display for OrgName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self)
+    }
+}
+
+impl std::fmt::Debug for OrgName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&**self, f)
+    }
+}
+
+impl serde::Serialize for OrgName {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self)
+    }
 }
 
 /// IP → (ASN, organisation).
 #[derive(Clone, Debug, Default)]
 pub struct AsnTable {
     networks: NetworkTable<AsRecord>,
+    names: Arc<OrgNames>,
 }
 
 impl AsnTable {
     /// The ASN and its organisation for `ip`.
     #[inline]
-    pub fn lookup(&self, ip: IpAddr) -> Option<&AsRecord> {
-        self.networks.lookup(ip).map(|(r, _)| r)
+    pub fn lookup(&self, ip: IpAddr) -> Option<(u32, Option<OrgName>)> {
+        let (r, _) = self.networks.lookup(ip)?;
+        Some((r.asn, (r.org != NONE).then(|| OrgName::Listed(self.names.clone(), r.org))))
     }
 
     /// Number of (IPv4, IPv6) segments and autonomous systems.
@@ -49,9 +148,14 @@ impl AsnTable {
         (v4, v6, self.networks.records().len())
     }
 
-    /// The networks, to merge with the country's.
-    pub fn into_networks(self) -> NetworkTable<AsRecord> {
-        self.networks
+    /// From networks whose systems name their organisations in `names`.
+    pub fn from_networks(networks: NetworkTable<AsRecord>, names: OrgNames) -> Self {
+        Self { networks, names: names.finished() }
+    }
+
+    /// The networks and the names, to merge with the country's networks.
+    pub fn into_parts(self) -> (NetworkTable<AsRecord>, Arc<OrgNames>) {
+        (self.networks, self.names)
     }
 
     /// Reads the compact format (gzip-compressed).
@@ -66,13 +170,16 @@ impl AsnTable {
         }
         let n = r.u32()? as usize;
         let mut records = Vec::with_capacity(n.min(raw.len() / 6));
+        let mut names = OrgNames::default();
         for _ in 0..n {
             let asn = r.u32()?;
             let len = u16::from_le_bytes(r.array()?) as usize;
             let name = std::str::from_utf8(r.take(len)?).map_err(|_| {
                 IntelError::corrupt(path, format!("organisation of AS{asn} is not UTF-8"))
             })?;
-            records.push(AsRecord { asn, org: (!name.is_empty()).then(|| Arc::from(name)) });
+            // The file holds one name per system: no copies to look for.
+            let org = if name.is_empty() { NONE } else { names.push(name) };
+            records.push(AsRecord { asn, org });
         }
         if !records.windows(2).all(|w| w[0].asn < w[1].asn) {
             return Err(IntelError::corrupt(path, "systems are not sorted by ASN".into()));
@@ -82,7 +189,7 @@ impl AsnTable {
         let networks = NetworkTable::from_indexed(v4, v6, records).ok_or_else(|| {
             IntelError::corrupt(path, "segments out of order or naming no system".into())
         })?;
-        Ok(Self { networks })
+        Ok(Self::from_networks(networks, names))
     }
 
     /// Writes the compact format (gzip-compressed).
@@ -92,7 +199,7 @@ impl AsnTable {
         let records = self.networks.records();
         w.write_all(&(records.len() as u32).to_le_bytes())?;
         for r in records {
-            let name = r.org.as_deref().unwrap_or("");
+            let name = self.names.get(r.org).unwrap_or("");
             // Cut at a character boundary within the u16 length.
             let mut end = name.len().min(u16::MAX as usize);
             while !name.is_char_boundary(end) {
@@ -163,16 +270,17 @@ impl AsnTable {
             a.into_iter().map(|a| index.get(&a).copied().unwrap_or(NONE)).collect()
         };
         let (v4, v6) = (values(a4), values(a6));
-        let records =
-            asns.iter().map(|a| AsRecord { asn: *a, org: orgs.get(a).map(|o| Arc::from(&**o)) });
-        let networks = NetworkTable::from_indexed((s4, v4), (s6, v6), records.collect())
-            .ok_or_else(|| {
-                IntelError::invalid(
-                    files.first().map_or(Path::new(""), |p| p),
-                    "too many systems".into(),
-                )
+        let mut names = OrgNames::default();
+        let records = asns
+            .iter()
+            .map(|a| AsRecord { asn: *a, org: orgs.get(a).map_or(NONE, |o| names.add(o)) })
+            .collect();
+        let networks =
+            NetworkTable::from_indexed((s4, v4), (s6, v6), records).ok_or_else(|| {
+                let path = files.first().map_or(Path::new(""), |p| p);
+                IntelError::invalid(path, "too many systems".into())
             })?;
-        Ok(Self { networks })
+        Ok(Self::from_networks(networks, names))
     }
 }
 
@@ -272,7 +380,7 @@ mod tests {
         t.write(&mut bytes).unwrap();
         let t = AsnTable::read(&bytes, Path::new("t")).unwrap();
         let get = |s: &str| {
-            t.lookup(s.parse().unwrap()).map(|r| (r.asn, r.org.as_deref().map(str::to_owned)))
+            t.lookup(s.parse().unwrap()).map(|(a, o)| (a, o.as_deref().map(str::to_owned)))
         };
         assert_eq!(get("1.0.0.7"), Some((13335, Some("Cloudflare, Inc.".into()))));
         assert_eq!(get("1.0.1.0"), None);

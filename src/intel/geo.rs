@@ -9,7 +9,6 @@
 //! | IPinfo lite | `country_code` | `asn` ("AS13335"), `as_name` |
 //! | ip-location-db (`*-country-mmdb`, `asn-mmdb`) | `country_code` | `autonomous_system_number`, `autonomous_system_organization` |
 
-use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -17,7 +16,8 @@ use std::sync::Arc;
 use maxminddb::{LookupResult, MaxMindDbError, PathElement, Reader};
 use serde::Deserialize;
 
-use super::asn::AsRecord;
+use super::asn::{AsRecord, AsnTable, OrgNames};
+use super::segments::NONE;
 use super::tree::{Leaf, NetworkTable, NetworkTableBuilder, SearchTree, MAX_RECORDS};
 use super::{CountryCode, IntelError};
 
@@ -220,15 +220,15 @@ impl MmdbDatabase {
     }
 
     /// Every network's AS number and organisation, flattened for lookups.
-    pub fn asn_table(&self) -> Result<NetworkTable<AsRecord>, IntelError> {
-        let mut orgs: HashMap<String, Arc<str>> = HashMap::new();
-        self.flatten(|found| {
+    pub fn asn_table(&self) -> Result<AsnTable, IntelError> {
+        let mut names = OrgNames::default();
+        let networks = self.flatten(|found| {
             let Some(record) = found.decode::<AnyRecord<'_>>()? else { return Ok(None) };
-            Ok(record.asn().map(|(asn, org)| AsRecord {
-                asn,
-                org: org.map(|o| orgs.entry(o.to_owned()).or_insert_with(|| Arc::from(o)).clone()),
-            }))
-        })
+            Ok(record
+                .asn()
+                .map(|(asn, org)| AsRecord { asn, org: org.map_or(NONE, |o| names.add(o)) }))
+        })?;
+        Ok(AsnTable::from_networks(networks, names))
     }
 
     /// Walks the search tree into a [`NetworkTable`]; `decode` reads each

@@ -10,8 +10,10 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use super::asn::AsRecord;
-use super::segments::Segments;
+use std::sync::Arc;
+
+use super::asn::{AsRecord, AsnTable, OrgName, OrgNames};
+use super::segments::{Segments, NONE};
 use super::tree::{resolve, NetworkTable};
 use super::CountryCode;
 
@@ -22,33 +24,39 @@ pub struct AddressLayers {
     v4: Segments<u32, [u32; 2]>,
     v6: Segments<u128, [u32; 2]>,
     ases: Vec<AsRecord>,
+    names: Arc<OrgNames>,
     countries: Vec<CountryCode>,
 }
 
 /// What the address layers know of one address.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct AddressFacts<'a> {
-    pub system: Option<&'a AsRecord>,
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AddressFacts {
+    /// The AS number and its organisation.
+    pub system: Option<(u32, Option<OrgName>)>,
     /// The country and the database's network around the address.
     pub country: Option<(CountryCode, IpNet)>,
 }
 
 impl AddressLayers {
-    pub fn merge(ases: NetworkTable<AsRecord>, countries: NetworkTable<CountryCode>) -> Self {
+    pub fn merge(ases: AsnTable, countries: NetworkTable<CountryCode>) -> Self {
+        let (ases, names) = ases.into_parts();
         let (a4, a6, ases) = ases.into_parts();
         let (c4, c6, countries) = countries.into_parts();
-        Self { v4: Segments::merge(&a4, &c4), v6: Segments::merge(&a6, &c6), ases, countries }
+        let (v4, v6) = (Segments::merge(&a4, &c4), Segments::merge(&a6, &c6));
+        Self { v4, v6, ases, names, countries }
     }
 
     #[inline]
-    pub fn lookup(&self, ip: IpAddr) -> AddressFacts<'_> {
+    pub fn lookup(&self, ip: IpAddr) -> AddressFacts {
         let cell = match ip {
             IpAddr::V4(a) => self.v4.get(u32::from(a)),
             IpAddr::V6(a) => self.v6.get(u128::from(a)),
         };
         let layer = |i: usize| resolve(ip, cell[i], |v4| self.v4.get(v4)[i]);
         AddressFacts {
-            system: layer(0).and_then(|(r, _)| self.ases.get(r as usize)),
+            system: layer(0).and_then(|(r, _)| self.ases.get(r as usize)).map(|r| {
+                (r.asn, (r.org != NONE).then(|| OrgName::Listed(self.names.clone(), r.org)))
+            }),
             country: layer(1).and_then(|(r, net)| Some((*self.countries.get(r as usize)?, net))),
         }
     }

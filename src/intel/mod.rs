@@ -31,7 +31,7 @@ pub mod segments;
 mod store;
 pub mod tree;
 
-pub use asn::{AsRecord, AsnTable};
+pub use asn::{AsRecord, AsnTable, OrgName, OrgNames};
 pub use catalogue::{Provider, ProviderCatalogue, ProviderConfig};
 pub use class::{classify, AddressClass};
 pub use country::CountryCode;
@@ -79,7 +79,7 @@ pub struct Intel {
     pub country: Option<CountryCode>,
     pub country_source: Option<CountrySource>,
     pub asn: Option<u32>,
-    pub as_org: Option<Arc<str>>,
+    pub as_org: Option<OrgName>,
     /// Provider id (catalogue).
     pub provider: Option<Arc<str>>,
     pub provider_name: Option<Arc<str>>,
@@ -141,7 +141,7 @@ impl IntelDb {
             intel.service = o.service.clone();
             intel.region = o.region.clone();
             intel.asn = o.network.asn;
-            intel.as_org = o.as_org.clone();
+            intel.as_org = o.as_org.clone().map(OrgName::Text);
             intel.jurisdiction = o.network.jurisdiction;
             intel.prefix = Some(o.network.cidr);
             intel.dataset = Some(o.dataset.clone());
@@ -168,9 +168,9 @@ impl IntelDb {
         }
         let facts = self.addresses.lookup(ip);
         if intel.asn.is_none() {
-            if let Some(r) = facts.system {
-                intel.asn = Some(r.asn);
-                intel.as_org = r.org.clone();
+            if let Some((asn, org)) = facts.system {
+                intel.asn = Some(asn);
+                intel.as_org = org;
             }
         }
         if provider_index.is_none() {

@@ -34,10 +34,10 @@ pub trait SegmentKey: Copy + Ord + Debug + Default {
     /// Address width in bits.
     const BITS: u32;
 
-    /// Which of the 65,536 index buckets the address falls in. Monotonic
-    /// (a larger address never has a smaller bucket), so the segment that
+    /// Which of `2^bits` index buckets the address falls in. Monotonic (a
+    /// larger address never has a smaller bucket), so the segment that
     /// holds an address starts in its bucket or is the last one before it.
-    fn bucket(self) -> usize;
+    fn bucket(self, bits: u32) -> usize;
 
     fn from_u128(v: u128) -> Self;
 
@@ -50,8 +50,8 @@ pub trait SegmentKey: Copy + Ord + Debug + Default {
 impl SegmentKey for u32 {
     const BITS: u32 = 32;
 
-    fn bucket(self) -> usize {
-        (self >> 16) as usize
+    fn bucket(self, bits: u32) -> usize {
+        self.checked_shr(32 - bits).unwrap_or(0) as usize
     }
 
     fn from_u128(v: u128) -> Self {
@@ -68,18 +68,18 @@ impl SegmentKey for u32 {
 }
 
 /// Every allocated IPv6 unicast address is in 2000::/3 (RFC 4291, IANA):
-/// the index spreads that block over its buckets (a /19 each) instead of
+/// the index spreads that block over its buckets instead of
 /// the whole space, where three quarters of them would stay empty.
 const V6_INDEXED: u128 = 0x2000 << 112;
 
 impl SegmentKey for u128 {
     const BITS: u32 = 128;
 
-    fn bucket(self) -> usize {
+    fn bucket(self, bits: u32) -> usize {
         // Below 2000::/3 everything shares the first bucket, above it the
         // last: few segments lie there.
-        let offset = self.saturating_sub(V6_INDEXED) >> (128 - 3 - 16);
-        offset.min(BUCKETS as u128 - 1) as usize
+        let offset = self.saturating_sub(V6_INDEXED) >> (128 - 3 - bits);
+        offset.min((1u128 << bits) - 1) as usize
     }
 
     fn from_u128(v: u128) -> Self {
@@ -101,11 +101,12 @@ impl SegmentKey for u128 {
 /// Each start is kept next to its value, so the last probe of a search
 /// has read the value too (one cache miss a lookup fewer than two arrays).
 ///
-/// Tables of more than [`INDEXED_FROM`] segments get a 65,536-entry index
-/// on the top bits of the address that narrows each binary search to the
-/// segments of one bucket: a lookup touches a few cache lines instead of
-/// one per level of a search over megabytes. Smaller tables are searched
-/// whole (the index alone would be 256 KiB to keep in the caches).
+/// Tables of more than [`INDEXED_FROM`] segments get an index on the top
+/// bits of the address (up to 2^16 buckets, no more than segments) that
+/// narrows each binary search to the segments of one bucket: a lookup
+/// touches a few cache lines instead of one per level of a search over
+/// megabytes. (A 2^20-bucket index was measured slower: 4 MiB of index
+/// miss the caches and the TLB.) Smaller tables are searched whole.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Segments<K, V = u32> {
     /// (start, value), by start.
@@ -113,15 +114,15 @@ pub struct Segments<K, V = u32> {
     /// `index[b]`: the first segment whose start's bucket is ≥ `b`; empty
     /// for small tables.
     index: Vec<u32>,
+    /// log2 of the number of buckets.
+    bits: u32,
 }
 
 impl<K, V> Default for Segments<K, V> {
     fn default() -> Self {
-        Self { entries: Vec::new(), index: Vec::new() }
+        Self { entries: Vec::new(), index: Vec::new(), bits: 0 }
     }
 }
-
-const BUCKETS: usize = 1 << 16;
 
 /// Tables with more segments than this are indexed.
 pub const INDEXED_FROM: usize = 4096;
@@ -132,7 +133,7 @@ impl<K: SegmentKey, V: SegmentValue> Segments<K, V> {
         let sorted = starts.windows(2).all(|w| w[0] < w[1]);
         (starts.len() == values.len() && sorted).then(|| {
             let entries = starts.into_iter().zip(values).collect();
-            Self { entries, index: Vec::new() }.indexed()
+            Self { entries, index: Vec::new(), bits: 0 }.indexed()
         })
     }
 
@@ -141,10 +142,11 @@ impl<K: SegmentKey, V: SegmentValue> Segments<K, V> {
             self.index = Vec::new();
             return self;
         }
-        let mut index = vec![0u32; BUCKETS + 1];
+        self.bits = self.entries.len().ilog2().clamp(12, 16);
+        let mut index = vec![0u32; (1 << self.bits) + 1];
         let mut i = 0usize;
         for (b, slot) in index.iter_mut().enumerate() {
-            while i < self.entries.len() && self.entries[i].0.bucket() < b {
+            while i < self.entries.len() && self.entries[i].0.bucket(self.bits) < b {
                 i += 1;
             }
             *slot = i as u32;
@@ -161,7 +163,8 @@ impl<K: SegmentKey, V: SegmentValue> Segments<K, V> {
     /// The value of the segment holding `addr`, `NONE` outside every prefix.
     #[inline]
     pub fn get(&self, addr: K) -> V {
-        let (lo, hi) = match self.index.get(addr.bucket()..addr.bucket() + 2) {
+        let b = if self.index.is_empty() { 0 } else { addr.bucket(self.bits) };
+        let (lo, hi) = match self.index.get(b..b + 2) {
             Some(&[lo, hi]) => (lo as usize, hi as usize),
             _ => (0, self.entries.len()),
         };
@@ -272,7 +275,7 @@ impl<K: SegmentKey, V: SegmentValue> SegmentsBuilder<K, V> {
     }
 
     pub fn build(self) -> Segments<K, V> {
-        Segments { entries: self.entries, index: Vec::new() }.indexed()
+        Segments { entries: self.entries, index: Vec::new(), bits: 0 }.indexed()
     }
 }
 
@@ -354,14 +357,17 @@ mod tests {
 
     #[test]
     fn ipv6_buckets_are_monotonic_and_spread_2000_3() {
-        let b = |s: &str| u128::from(s.parse::<std::net::Ipv6Addr>().unwrap()).bucket();
+        let b = |s: &str| u128::from(s.parse::<std::net::Ipv6Addr>().unwrap()).bucket(16);
+        let last = (1 << 16) - 1;
         assert_eq!(b("::1"), 0);
         assert_eq!(b("2000::"), 0);
         assert_eq!(b("2000:2000::"), 1, "a /19 per bucket");
         assert_eq!(b("2a00::"), 0xa00 << 3);
-        assert_eq!(b("3fff:ffff::"), BUCKETS - 1);
-        assert_eq!(b("fe80::1"), BUCKETS - 1);
-        assert_eq!(u128::MAX.bucket(), BUCKETS - 1);
+        assert_eq!(b("3fff:ffff::"), last);
+        assert_eq!(b("fe80::1"), last);
+        assert_eq!(u128::MAX.bucket(16), last);
+        assert_eq!(u128::MAX.bucket(20), (1 << 20) - 1);
+        assert_eq!(u32::MAX.bucket(20), (1 << 20) - 1);
     }
 
     /// Random nets, as a table and as a naive list.

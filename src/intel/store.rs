@@ -275,7 +275,7 @@ impl IntelSources {
                     ),
                     embedded::ASN,
                 ));
-                (table.into_networks(), Arc::from("asn"))
+                (table, Arc::from("asn"))
             }
         };
 
