@@ -222,90 +222,97 @@ impl IntelSources {
         }
         let overlay = Overlay::build(networks, |id| catalogue.index_of(id))?;
 
-        let data_dir = self.data_dir.clone().or_else(default_data_dir);
-        let user_ranges = data_dir.as_ref().map(|d| d.join(RANGES_FILE)).filter(|p| p.exists());
-        let ranges = match &user_ranges {
-            Some(path) => {
-                let bytes = std::fs::read(path).map_err(|e| IntelError::io(path, e))?;
-                let ranges = ProviderRanges::read(&bytes, path, &catalogue)?;
-                let entry = data_dir
-                    .as_ref()
-                    .and_then(|d| std::fs::read_to_string(d.join(DATASETS_FILE)).ok())
-                    .and_then(|t| DatasetsFile::parse(&t, path).ok())
-                    .and_then(|f| f.entry(RANGES_FILE).cloned());
-                provenance.push(DatasetInfo {
-                    role: "provider ranges",
-                    location: path.display().to_string(),
-                    entry,
-                    records: format!("{} prefixes", count(ranges.len())),
-                    content: Content::File(path.clone()),
-                });
-                ranges
-            }
-            None => {
-                let path = Path::new("geoip/provider-ranges.csv.gz");
-                let ranges = ProviderRanges::read(embedded::RANGES, path, &catalogue)?;
-                provenance.push(embedded_info(
-                    "provider ranges",
-                    RANGES_FILE,
-                    format!("{} prefixes", count(ranges.len())),
-                    embedded::RANGES,
-                ));
-                ranges
-            }
-        };
-
-        let (asn, asn_dataset) = match &self.asn_db {
-            Some(path) => {
-                let db = MmdbDatabase::open(path)?.require_asn()?;
-                provenance.push(user_mmdb_info("asn", path, &db));
-                (db.asn_table()?, Arc::from(format!("asn {}", path.display())))
-            }
-            None => {
-                let table = AsnTable::read(embedded::ASN, Path::new("geoip/asn.xbasn.gz"))?;
-                let (v4, v6, orgs) = table.counts();
-                provenance.push(embedded_info(
-                    "asn",
-                    "asn.xbasn.gz",
-                    format!(
-                        "{} IPv4 and {} IPv6 ranges, {} organisations",
-                        count(v4),
-                        count(v6),
-                        count(orgs)
-                    ),
-                    embedded::ASN,
-                ));
-                (table, Arc::from("asn"))
-            }
-        };
-
-        let (country, country_dataset) = match &self.country_db {
+        // The country database is opened (and its kind checked) first; its
+        // search tree is flattened on another core while the ranges and the
+        // AS table load.
+        let (country_db, country_info, country_dataset) = match &self.country_db {
             Some(path) => {
                 let db = MmdbDatabase::open(path)?.require_country()?;
-                provenance.push(user_mmdb_info("country", path, &db));
-                (db.country_table()?, Arc::from(format!("geoip {}", path.display())))
+                let info = user_mmdb_info("country", path, &db);
+                (db, info, Arc::from(format!("geoip {}", path.display())))
             }
             None => {
                 let path = Path::new("geoip/country.mmdb");
                 let db = MmdbDatabase::from_static(embedded::COUNTRY, path)?.require_country()?;
-                provenance.push(embedded_info(
+                let info = embedded_info(
                     "country",
                     "country.mmdb",
                     format!("type {}, built {}", db.database_type(), epoch_date(db.build_epoch())),
                     embedded::COUNTRY,
-                ));
-                (db.country_table()?, Arc::from("geoip"))
+                );
+                (db, info, Arc::from("geoip"))
             }
         };
+        std::thread::scope(|scope| {
+            let flattening = scope.spawn(|| country_db.country_table());
+            let data_dir = self.data_dir.clone().or_else(default_data_dir);
+            let user_ranges = data_dir.as_ref().map(|d| d.join(RANGES_FILE)).filter(|p| p.exists());
+            let ranges = match &user_ranges {
+                Some(path) => {
+                    let bytes = std::fs::read(path).map_err(|e| IntelError::io(path, e))?;
+                    let ranges = ProviderRanges::read(&bytes, path, &catalogue)?;
+                    let entry = data_dir
+                        .as_ref()
+                        .and_then(|d| std::fs::read_to_string(d.join(DATASETS_FILE)).ok())
+                        .and_then(|t| DatasetsFile::parse(&t, path).ok())
+                        .and_then(|f| f.entry(RANGES_FILE).cloned());
+                    provenance.push(DatasetInfo {
+                        role: "provider ranges",
+                        location: path.display().to_string(),
+                        entry,
+                        records: format!("{} prefixes", count(ranges.len())),
+                        content: Content::File(path.clone()),
+                    });
+                    ranges
+                }
+                None => {
+                    let path = Path::new("geoip/provider-ranges.csv.gz");
+                    let ranges = ProviderRanges::read(embedded::RANGES, path, &catalogue)?;
+                    provenance.push(embedded_info(
+                        "provider ranges",
+                        RANGES_FILE,
+                        format!("{} prefixes", count(ranges.len())),
+                        embedded::RANGES,
+                    ));
+                    ranges
+                }
+            };
 
-        Ok(IntelDb {
-            catalogue,
-            overlay,
-            ranges,
-            addresses: AddressLayers::merge(asn, country),
-            provenance,
-            asn_dataset,
-            country_dataset,
+            let (asn, asn_dataset) = match &self.asn_db {
+                Some(path) => {
+                    let db = MmdbDatabase::open(path)?.require_asn()?;
+                    provenance.push(user_mmdb_info("asn", path, &db));
+                    (db.asn_table()?, Arc::from(format!("asn {}", path.display())))
+                }
+                None => {
+                    let table = AsnTable::read(embedded::ASN, Path::new("geoip/asn.xbasn.gz"))?;
+                    let (v4, v6, orgs) = table.counts();
+                    provenance.push(embedded_info(
+                        "asn",
+                        "asn.xbasn.gz",
+                        format!(
+                            "{} IPv4 and {} IPv6 ranges, {} organisations",
+                            count(v4),
+                            count(v6),
+                            count(orgs)
+                        ),
+                        embedded::ASN,
+                    ));
+                    (table, Arc::from("asn"))
+                }
+            };
+
+            let country = flattening.join().unwrap_or_else(|p| std::panic::resume_unwind(p))?;
+            provenance.push(country_info);
+            Ok(IntelDb {
+                catalogue,
+                overlay,
+                ranges,
+                addresses: AddressLayers::merge(asn, country),
+                provenance,
+                asn_dataset,
+                country_dataset,
+            })
         })
     }
 }
