@@ -255,8 +255,7 @@ impl MmdbDatabase {
         let mut last: Option<(u32, Option<u32>)> = None;
         let mut failed = None;
         let mut record = |pointer: u32, ip: IpAddr, table: &mut NetworkTableBuilder<R>| {
-            if let Some((p, index)) = last.filter(|(p, _)| *p == pointer) {
-                debug_assert_eq!(p, pointer);
+            if let Some((_, index)) = last.filter(|(p, _)| *p == pointer) {
                 return index;
             }
             if let Some(index) = seen.get(&pointer) {
