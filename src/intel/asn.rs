@@ -65,14 +65,6 @@ impl OrgNames {
         self.text.get(start..*self.ends.get(i)? as usize)
     }
 
-    pub fn len(&self) -> usize {
-        self.ends.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
-    }
-
     /// Done adding: the look-up map goes.
     fn finished(mut self) -> Arc<Self> {
         self.index = HashMap::new();
@@ -88,6 +80,14 @@ pub enum OrgName {
     Listed(Arc<OrgNames>, u32),
     /// A name of its own (an overlay's).
     Text(Arc<str>),
+}
+
+impl OrgName {
+    /// Name `index` of `names`; `NONE`: no name.
+    #[inline]
+    pub fn listed(names: &Arc<OrgNames>, index: u32) -> Option<Self> {
+        (index != NONE).then(|| OrgName::Listed(names.clone(), index))
+    }
 }
 
 impl std::ops::Deref for OrgName {
@@ -139,7 +139,7 @@ impl AsnTable {
     #[inline]
     pub fn lookup(&self, ip: IpAddr) -> Option<(u32, Option<OrgName>)> {
         let (r, _) = self.networks.lookup(ip)?;
-        Some((r.asn, (r.org != NONE).then(|| OrgName::Listed(self.names.clone(), r.org))))
+        Some((r.asn, OrgName::listed(&self.names, r.org)))
     }
 
     /// Number of (IPv4, IPv6) segments and autonomous systems.

@@ -263,7 +263,10 @@ impl MmdbDatabase {
                 return *index;
             }
             let index = match self.decode_at(ip, pointer, &mut decode) {
-                Ok(Some(r)) => table.add_record(r),
+                Ok(Some(r)) => table.add_record(r).or_else(|| {
+                    failed.get_or_insert(format!("more than {MAX_RECORDS} distinct records"));
+                    None
+                }),
                 Ok(None) => None,
                 Err(e) => {
                     failed.get_or_insert(e);
@@ -293,9 +296,6 @@ impl MmdbDatabase {
         .map_err(|e| corrupt(e.to_string()))?;
         match failed {
             Some(e) => Err(corrupt(e)),
-            None if seen.len() > MAX_RECORDS => {
-                Err(corrupt(format!("more than {MAX_RECORDS} distinct records")))
-            }
             None => Ok(table.build()),
         }
     }

@@ -13,7 +13,7 @@ use ipnet::IpNet;
 use std::sync::Arc;
 
 use super::asn::{AsRecord, AsnTable, OrgName, OrgNames};
-use super::segments::{Segments, NONE};
+use super::segments::Segments;
 use super::tree::{resolve, NetworkTable};
 use super::CountryCode;
 
@@ -54,9 +54,9 @@ impl AddressLayers {
         };
         let layer = |i: usize| resolve(ip, cell[i], |v4| self.v4.get(v4)[i]);
         AddressFacts {
-            system: layer(0).and_then(|(r, _)| self.ases.get(r as usize)).map(|r| {
-                (r.asn, (r.org != NONE).then(|| OrgName::Listed(self.names.clone(), r.org)))
-            }),
+            system: layer(0)
+                .and_then(|(r, _)| self.ases.get(r as usize))
+                .map(|r| (r.asn, OrgName::listed(&self.names, r.org))),
             country: layer(1).and_then(|(r, net)| Some((*self.countries.get(r as usize)?, net))),
         }
     }

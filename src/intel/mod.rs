@@ -29,7 +29,7 @@ mod ranges;
 mod regions;
 pub mod segments;
 mod store;
-pub mod tree;
+mod tree;
 
 pub use asn::{AsRecord, AsnTable, OrgName, OrgNames};
 pub use catalogue::{Provider, ProviderCatalogue, ProviderConfig};
@@ -42,6 +42,7 @@ pub use overlay::{Overlay, OverlayNetwork};
 pub use ranges::{ProviderRanges, RangeEntry, RangeInfo};
 pub use regions::RegionTable;
 pub use store::{default_data_dir, sha256_hex, DatasetInfo, IntelSources};
+pub use tree::NetworkTable;
 
 use std::net::IpAddr;
 use std::sync::Arc;

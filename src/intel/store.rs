@@ -245,65 +245,10 @@ impl IntelSources {
         };
         std::thread::scope(|scope| {
             let flattening = scope.spawn(|| country_db.country_table());
-            let data_dir = self.data_dir.clone().or_else(default_data_dir);
-            let user_ranges = data_dir.as_ref().map(|d| d.join(RANGES_FILE)).filter(|p| p.exists());
-            let ranges = match &user_ranges {
-                Some(path) => {
-                    let bytes = std::fs::read(path).map_err(|e| IntelError::io(path, e))?;
-                    let ranges = ProviderRanges::read(&bytes, path, &catalogue)?;
-                    let entry = data_dir
-                        .as_ref()
-                        .and_then(|d| std::fs::read_to_string(d.join(DATASETS_FILE)).ok())
-                        .and_then(|t| DatasetsFile::parse(&t, path).ok())
-                        .and_then(|f| f.entry(RANGES_FILE).cloned());
-                    provenance.push(DatasetInfo {
-                        role: "provider ranges",
-                        location: path.display().to_string(),
-                        entry,
-                        records: format!("{} prefixes", count(ranges.len())),
-                        content: Content::File(path.clone()),
-                    });
-                    ranges
-                }
-                None => {
-                    let path = Path::new("geoip/provider-ranges.csv.gz");
-                    let ranges = ProviderRanges::read(embedded::RANGES, path, &catalogue)?;
-                    provenance.push(embedded_info(
-                        "provider ranges",
-                        RANGES_FILE,
-                        format!("{} prefixes", count(ranges.len())),
-                        embedded::RANGES,
-                    ));
-                    ranges
-                }
-            };
-
-            let (asn, asn_dataset) = match &self.asn_db {
-                Some(path) => {
-                    let db = MmdbDatabase::open(path)?.require_asn()?;
-                    provenance.push(user_mmdb_info("asn", path, &db));
-                    (db.asn_table()?, Arc::from(format!("asn {}", path.display())))
-                }
-                None => {
-                    let table = AsnTable::read(embedded::ASN, Path::new("geoip/asn.xbasn.gz"))?;
-                    let (v4, v6, orgs) = table.counts();
-                    provenance.push(embedded_info(
-                        "asn",
-                        "asn.xbasn.gz",
-                        format!(
-                            "{} IPv4 and {} IPv6 ranges, {} organisations",
-                            count(v4),
-                            count(v6),
-                            count(orgs)
-                        ),
-                        embedded::ASN,
-                    ));
-                    (table, Arc::from("asn"))
-                }
-            };
-
+            let (ranges, ranges_info) = self.load_ranges(&catalogue, &embedded_info)?;
+            let (asn, asn_info, asn_dataset) = self.load_asn(&embedded_info)?;
             let country = flattening.join().unwrap_or_else(|p| std::panic::resume_unwind(p))?;
-            provenance.push(country_info);
+            provenance.extend([ranges_info, asn_info, country_info]);
             Ok(IntelDb {
                 catalogue,
                 overlay,
@@ -315,7 +260,82 @@ impl IntelSources {
             })
         })
     }
+
+    /// The provider ranges: those `db update` refreshed in the data
+    /// directory, else the built-in ones.
+    fn load_ranges(
+        &self,
+        catalogue: &ProviderCatalogue,
+        embedded_info: &EmbeddedInfo<'_>,
+    ) -> Result<(ProviderRanges, DatasetInfo), IntelError> {
+        let data_dir = self.data_dir.clone().or_else(default_data_dir);
+        let user_ranges = data_dir.as_ref().map(|d| d.join(RANGES_FILE)).filter(|p| p.exists());
+        Ok(match user_ranges {
+            Some(path) => {
+                let bytes = std::fs::read(&path).map_err(|e| IntelError::io(&path, e))?;
+                let ranges = ProviderRanges::read(&bytes, &path, catalogue)?;
+                let entry = data_dir
+                    .as_ref()
+                    .and_then(|d| std::fs::read_to_string(d.join(DATASETS_FILE)).ok())
+                    .and_then(|t| DatasetsFile::parse(&t, &path).ok())
+                    .and_then(|f| f.entry(RANGES_FILE).cloned());
+                let info = DatasetInfo {
+                    role: "provider ranges",
+                    location: path.display().to_string(),
+                    entry,
+                    records: format!("{} prefixes", count(ranges.len())),
+                    content: Content::File(path),
+                };
+                (ranges, info)
+            }
+            None => {
+                let path = Path::new("geoip/provider-ranges.csv.gz");
+                let ranges = ProviderRanges::read(embedded::RANGES, path, catalogue)?;
+                let info = embedded_info(
+                    "provider ranges",
+                    RANGES_FILE,
+                    format!("{} prefixes", count(ranges.len())),
+                    embedded::RANGES,
+                );
+                (ranges, info)
+            }
+        })
+    }
+
+    /// The AS table: the user's database or the built-in table, and the
+    /// dataset name that flows attributed through it carry.
+    fn load_asn(
+        &self,
+        embedded_info: &EmbeddedInfo<'_>,
+    ) -> Result<(AsnTable, DatasetInfo, Arc<str>), IntelError> {
+        Ok(match &self.asn_db {
+            Some(path) => {
+                let db = MmdbDatabase::open(path)?.require_asn()?;
+                let info = user_mmdb_info("asn", path, &db);
+                (db.asn_table()?, info, Arc::from(format!("asn {}", path.display())))
+            }
+            None => {
+                let table = AsnTable::read(embedded::ASN, Path::new("geoip/asn.xbasn.gz"))?;
+                let (v4, v6, orgs) = table.counts();
+                let info = embedded_info(
+                    "asn",
+                    "asn.xbasn.gz",
+                    format!(
+                        "{} IPv4 and {} IPv6 ranges, {} organisations",
+                        count(v4),
+                        count(v6),
+                        count(orgs)
+                    ),
+                    embedded::ASN,
+                );
+                (table, info, Arc::from("asn"))
+            }
+        })
+    }
 }
+
+/// Describes a compiled-in dataset: role, file name, records, bytes.
+type EmbeddedInfo<'a> = dyn Fn(&'static str, &str, String, &'static [u8]) -> DatasetInfo + 'a;
 
 fn shipped_catalogue() -> Result<ProviderCatalogue, IntelError> {
     ProviderCatalogue::parse(embedded::PROVIDERS, Path::new("geoip/providers.toml"))

@@ -239,7 +239,7 @@ pub struct NetworkTableBuilder<R> {
 
 impl<R> Default for NetworkTableBuilder<R> {
     fn default() -> Self {
-        Self { v4: SegmentsBuilder::default(), v6: SegmentsBuilder::default(), records: Vec::new() }
+        Self::with_capacity(0)
     }
 }
 
