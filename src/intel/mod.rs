@@ -152,8 +152,9 @@ impl IntelDb {
             self.fill_provider(&mut intel, provider_index);
             return intel;
         }
+        let facts = self.addresses.lookup(ip);
         if provider_index.is_none() {
-            if let Some(r) = self.ranges.lookup(ip) {
+            if let Some(r) = facts.range.and_then(|i| self.ranges.info(i)) {
                 provider_index = Some(r.provider);
                 intel.service = intel.service.take().or_else(|| r.service.clone());
                 intel.region = intel.region.take().or_else(|| r.region.clone());
@@ -167,7 +168,6 @@ impl IntelDb {
                 }
             }
         }
-        let facts = self.addresses.lookup(ip);
         if intel.asn.is_none() {
             if let Some((asn, org)) = facts.system {
                 intel.asn = Some(asn);

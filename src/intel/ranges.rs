@@ -153,7 +153,18 @@ impl ProviderRanges {
 
     /// The most specific range holding `ip`.
     pub fn lookup(&self, ip: IpAddr) -> Option<&RangeInfo> {
-        self.table.get(ip).and_then(|i| self.infos.get(i as usize))
+        self.table.get(ip).and_then(|i| self.info(i))
+    }
+
+    /// The range of index `i` (the values of [`Self::table`]).
+    #[inline]
+    pub fn info(&self, i: u32) -> Option<&RangeInfo> {
+        self.infos.get(i as usize)
+    }
+
+    /// Address → range index, to merge with the other address layers.
+    pub fn table(&self) -> &PrefixTable {
+        &self.table
     }
 
     /// Number of prefixes.

@@ -156,8 +156,8 @@ impl<K: SegmentKey, V: SegmentValue> Segments<K, V> {
     }
 
     /// (start, value) of every segment, by start.
-    pub fn entries(&self) -> &[(K, V)] {
-        &self.entries
+    pub fn iter(&self) -> impl Iterator<Item = (K, V)> + '_ {
+        self.entries.iter().copied()
     }
 
     /// The value of the segment holding `addr`, `NONE` outside every prefix.
@@ -186,23 +186,16 @@ impl<K: SegmentKey, V: SegmentValue> Segments<K, V> {
 }
 
 impl<K: SegmentKey> Segments<K> {
-    /// One table of two: each segment holds both tables' values there.
-    pub fn merge(a: &Self, b: &Self) -> Segments<K, [u32; 2]> {
-        let mut out = SegmentsBuilder::with_capacity(a.len() + b.len());
-        let (mut a, mut b) = (a.entries.iter().peekable(), b.entries.iter().peekable());
-        let mut value = [NONE; 2];
-        loop {
-            let next = match (a.peek(), b.peek()) {
-                (Some(x), Some(y)) => x.0.min(y.0),
-                (Some(x), None) => x.0,
-                (None, Some(y)) => y.0,
-                (None, None) => break,
-            };
-            if let Some((_, v)) = a.next_if(|e| e.0 == next) {
-                value[0] = *v;
-            }
-            if let Some((_, v)) = b.next_if(|e| e.0 == next) {
-                value[1] = *v;
+    /// One table of several: each segment holds every table's value there.
+    pub fn merge<const N: usize>(tables: [&Self; N]) -> Segments<K, [u32; N]> {
+        let mut out = SegmentsBuilder::with_capacity(tables.iter().map(|t| t.len()).sum());
+        let mut entries = tables.map(|t| t.iter().peekable());
+        let mut value = [NONE; N];
+        while let Some(next) = entries.iter_mut().filter_map(|e| e.peek().map(|p| p.0)).min() {
+            for (v, e) in value.iter_mut().zip(&mut entries) {
+                if let Some((_, x)) = e.next_if(|e| e.0 == next) {
+                    *v = x;
+                }
             }
             out.push(next, value);
         }

@@ -249,11 +249,12 @@ impl IntelSources {
             let (asn, asn_info, asn_dataset) = self.load_asn(&embedded_info)?;
             let country = flattening.join().unwrap_or_else(|p| std::panic::resume_unwind(p))?;
             provenance.extend([ranges_info, asn_info, country_info]);
+            let addresses = AddressLayers::merge(asn, country, ranges.table());
             Ok(IntelDb {
                 catalogue,
                 overlay,
                 ranges,
-                addresses: AddressLayers::merge(asn, country),
+                addresses,
                 provenance,
                 asn_dataset,
                 country_dataset,

@@ -306,8 +306,8 @@ impl<R> NetworkTable<R> {
     /// nothing or an alias), the inverse of [`Self::from_indexed`].
     pub fn indexed(&self) -> (Indexed<u32>, Indexed<u128>) {
         let index = |v: u32| if v == NONE || v & ALIAS == ALIAS { NONE } else { v >> 8 };
-        let v4 = self.v4.entries().iter().map(|(s, v)| (*s, index(*v))).unzip();
-        let v6 = self.v6.entries().iter().map(|(s, v)| (*s, index(*v))).unzip();
+        let v4 = self.v4.iter().map(|(s, v)| (s, index(v))).unzip();
+        let v6 = self.v6.iter().map(|(s, v)| (s, index(v))).unzip();
         (v4, v6)
     }
 
