@@ -83,7 +83,7 @@ pub struct BuildReport {
 }
 
 /// Builds `regions.csv`, `provider-ranges.csv.gz` and, when asked,
-/// `asn.xbasn.gz` and `country.mmdb`, and records their provenance in
+/// `asn.xbasn` and `country.mmdb`, and records their provenance in
 /// `datasets.toml`.
 pub fn build(opts: &BuildOptions) -> Result<BuildReport, IntelError> {
     let mut report = BuildReport::default();
@@ -174,14 +174,12 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport, IntelError> {
         let table = AsnTable::from_csv(&[&v4, &v6])?;
         let mut bytes = Vec::new();
         table.write(&mut bytes).map_err(|e| IntelError::io(&opts.out, e))?;
-        write_atomic(&opts.out.join("asn.xbasn.gz"), &bytes)?;
+        write_atomic(&opts.out.join("asn.xbasn"), &bytes)?;
         let (a, b, c) = table.counts();
-        report
-            .lines
-            .push(format!("asn.xbasn.gz: {a} IPv4 and {b} IPv6 segments, {c} organisations"));
+        report.lines.push(format!("asn.xbasn: {a} IPv4 and {b} IPv6 segments, {c} organisations"));
         let version = package_version(dir).unwrap_or_else(|| "unknown version".into());
         set_dataset(&mut datasets, DatasetEntry {
-            file: "asn.xbasn.gz".into(),
+            file: "asn.xbasn".into(),
             name: "IP to ASN (ip-location-db asn)".into(),
             source: format!("npm @ip-location-db/asn {version} (asn-ipv4.csv, asn-ipv6.csv), converted by `xborder db build --asn-csv`"),
             snapshot: opts.snapshot.clone(),

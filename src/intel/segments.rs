@@ -188,18 +188,30 @@ impl<K: SegmentKey, V: SegmentValue> Segments<K, V> {
 impl<K: SegmentKey> Segments<K> {
     /// One table of several: each segment holds every table's value there.
     pub fn merge<const N: usize>(tables: [&Self; N]) -> Segments<K, [u32; N]> {
-        let mut out = SegmentsBuilder::with_capacity(tables.iter().map(|t| t.len()).sum());
-        let mut entries = tables.map(|t| t.iter().peekable());
+        let mut entries = Vec::with_capacity(tables.iter().map(|t| t.len()).sum());
+        let mut at = [0usize; N];
         let mut value = [NONE; N];
-        while let Some(next) = entries.iter_mut().filter_map(|e| e.peek().map(|p| p.0)).min() {
-            for (v, e) in value.iter_mut().zip(&mut entries) {
-                if let Some((_, x)) = e.next_if(|e| e.0 == next) {
-                    *v = x;
+        loop {
+            let mut next = None;
+            for (t, &i) in tables.iter().zip(&at) {
+                if let Some(&(s, _)) = t.entries.get(i) {
+                    next = Some(next.map_or(s, |n: K| n.min(s)));
                 }
             }
-            out.push(next, value);
+            let Some(next) = next else { break };
+            for ((t, i), v) in tables.iter().zip(&mut at).zip(&mut value) {
+                if let Some(&(_, x)) = t.entries.get(*i).filter(|e| e.0 == next) {
+                    *v = x;
+                    *i += 1;
+                }
+            }
+            // Starts are distinct; only a value equal to the previous one
+            // (or a leading "none") adds nothing.
+            if entries.last().map_or(value != [NONE; N], |e: &(K, [u32; N])| e.1 != value) {
+                entries.push((next, value));
+            }
         }
-        out.build()
+        Segments { entries, index: Vec::new(), bits: 0 }.indexed()
     }
 
     /// Flattens `(first, last, prefix length, value)` ranges; among nested

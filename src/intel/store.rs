@@ -19,7 +19,7 @@ use super::{
 /// The default data, compiled in so that a copied binary works offline.
 pub mod embedded {
     pub const COUNTRY: &[u8] = include_bytes!("../../geoip/country.mmdb");
-    pub const ASN: &[u8] = include_bytes!("../../geoip/asn.xbasn.gz");
+    pub const ASN: &[u8] = include_bytes!("../../geoip/asn.xbasn");
     pub const RANGES: &[u8] = include_bytes!("../../geoip/provider-ranges.csv.gz");
     pub const PROVIDERS: &str = include_str!("../../geoip/providers.toml");
     pub const REGIONS: &str = include_str!("../../geoip/regions.csv");
@@ -316,11 +316,11 @@ impl IntelSources {
                 (db.asn_table()?, info, Arc::from(format!("asn {}", path.display())))
             }
             None => {
-                let table = AsnTable::read(embedded::ASN, Path::new("geoip/asn.xbasn.gz"))?;
+                let table = AsnTable::read(embedded::ASN, Path::new("geoip/asn.xbasn"))?;
                 let (v4, v6, orgs) = table.counts();
                 let info = embedded_info(
                     "asn",
-                    "asn.xbasn.gz",
+                    "asn.xbasn",
                     format!(
                         "{} IPv4 and {} IPv6 ranges, {} organisations",
                         count(v4),
