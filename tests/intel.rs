@@ -52,20 +52,25 @@ fn mmdblookup(file: &Path, ip: IpAddr) -> Option<String> {
 fn country_agrees_with_mmdblookup_on_10000_random_public_addresses() {
     let file = root().join("geoip/country.mmdb");
     let db = MmdbDatabase::open(&file).unwrap().require_country().unwrap().country_table().unwrap();
+    // The built-in data answers from the layers `db build` compiled.
+    let compiled = self::db();
     let ips = support::random_public_addresses(0xdead_beef_cafe_f00d, 10_000);
     let disagreements: Vec<String> = std::thread::scope(|s| {
         let handles: Vec<_> = ips
             .chunks(2500)
             .map(|chunk| {
-                let (db, file) = (&db, &file);
+                let (db, file, compiled) = (&db, &file, &compiled);
                 s.spawn(move || {
                     chunk
                         .iter()
                         .filter_map(|ip| {
                             let ours = db.lookup(*ip).map(|(c, _)| c.to_string());
+                            let built_in = compiled.addresses.lookup(*ip).country;
+                            let built_in = built_in.map(|(c, _)| c.to_string());
                             let theirs = mmdblookup(file, *ip);
-                            (ours != theirs)
-                                .then(|| format!("{ip}: xborder {ours:?}, mmdblookup {theirs:?}"))
+                            (ours != theirs || built_in != theirs).then(|| {
+                                format!("{ip}: xborder {ours:?} (built in {built_in:?}), mmdblookup {theirs:?}")
+                            })
                         })
                         .collect::<Vec<_>>()
                 })
@@ -79,6 +84,79 @@ fn country_agrees_with_mmdblookup_on_10000_random_public_addresses() {
         disagreements.len(),
         disagreements.join("\n")
     );
+}
+
+/// The layers `db build` compiled answer as the same data merged at load
+/// (the path a user's own database or refreshed ranges take).
+#[test]
+fn compiled_layers_agree_with_the_layers_merged_at_load() {
+    let compiled = db();
+    let merged = IntelSources {
+        data_dir: Some("/nonexistent".into()),
+        country_db: Some(root().join("geoip/country.mmdb")),
+        ..IntelSources::default()
+    }
+    .load()
+    .unwrap();
+    let (c4, c6) = compiled.addresses.counts();
+    assert_eq!((c4, c6), merged.addresses.counts());
+    assert!(c4 > 500_000 && c6 > 500_000, "{c4} IPv4 and {c6} IPv6 segments");
+    let mut ips = support::random_public_addresses(0x5eed_1a7e_2500_0001, 100_000);
+    // Every provider range's first address, and the one before it.
+    for (start, _) in compiled.ranges.table().v4.iter().take(20_000) {
+        ips.push(IpAddr::from(std::net::Ipv4Addr::from(start)));
+        ips.push(IpAddr::from(std::net::Ipv4Addr::from(start.wrapping_sub(1))));
+    }
+    for (start, _) in compiled.ranges.table().v6.iter().take(20_000) {
+        ips.push(IpAddr::from(std::net::Ipv6Addr::from(start)));
+    }
+    ips.push("::ffff:47.88.1.1".parse().unwrap());
+    ips.push("2002:2f58:0101::1".parse().unwrap());
+    let differ: Vec<String> = ips
+        .iter()
+        .filter(|ip| compiled.addresses.lookup(**ip) != merged.addresses.lookup(**ip))
+        .take(10)
+        .map(|ip| {
+            format!(
+                "{ip}: compiled {:?}, merged {:?}",
+                compiled.addresses.lookup(*ip),
+                merged.addresses.lookup(*ip)
+            )
+        })
+        .collect();
+    assert!(differ.is_empty(), "{}", differ.join("\n"));
+}
+
+/// `db build` reproduces the shipped ranges, regions and compiled layers
+/// byte for byte from the snapshots in ../shared (the AS table and the
+/// country database are its inputs here, as in a ranges-only refresh).
+#[test]
+fn db_build_reproduces_the_shipped_data() {
+    let out = tempfile::tempdir().unwrap();
+    for file in ["asn.xbasn", "country.mmdb"] {
+        std::fs::copy(root().join("geoip").join(file), out.path().join(file)).unwrap();
+    }
+    let o = xborder(&[
+        "db",
+        "build",
+        "--from",
+        shared().to_str().unwrap(),
+        "--out",
+        out.path().to_str().unwrap(),
+        "--snapshot",
+        "2026-11-28",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report = String::from_utf8_lossy(&o.stdout);
+    assert!(report.contains("address-layers.xbl: "), "{report}");
+    for file in ["regions.csv", "provider-ranges.csv.gz", "address-layers.xbl"] {
+        let built = std::fs::read(out.path().join(file)).unwrap();
+        let shipped = std::fs::read(root().join("geoip").join(file)).unwrap();
+        assert!(
+            built == shipped,
+            "{file} differs from geoip/{file}: run the db build command in geoip/README.md"
+        );
+    }
 }
 
 #[test]

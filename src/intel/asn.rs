@@ -67,6 +67,19 @@ impl OrgNames {
         self.text.get(start..*self.ends.get(i)? as usize)
     }
 
+    /// From the text and the end of each name, as [`Self::parts`] gave
+    /// them; `None` if an end lies outside the text.
+    pub fn from_parts(text: String, ends: Vec<u32>) -> Option<Arc<Self>> {
+        let ordered = ends.windows(2).all(|w| w[0] <= w[1]);
+        let inside = ends.last().is_none_or(|&e| e as usize <= text.len());
+        (ordered && inside).then(|| Arc::new(Self { text, ends, index: HashMap::new() }))
+    }
+
+    /// Every name in one string, and where each ends in it.
+    pub fn parts(&self) -> (&str, &[u32]) {
+        (&self.text, &self.ends)
+    }
+
     /// Done adding: the look-up map goes.
     fn finished(mut self) -> Arc<Self> {
         self.index = HashMap::new();
@@ -162,7 +175,7 @@ impl AsnTable {
 
     /// Reads the compact format.
     pub fn read(raw: &[u8], path: &Path) -> Result<Self, IntelError> {
-        let mut r = Cursor { data: raw, at: 0, path };
+        let mut r = Cursor::new(raw, path);
         if r.take(8)? != MAGIC {
             return Err(IntelError::corrupt(path, "not an xborder ASN table (bad magic)".into()));
         }
@@ -310,14 +323,30 @@ fn segments_of<K: SegmentKey>(mut ranges: Vec<(K, K, u32)>) -> (Vec<K>, Vec<u32>
     (starts, values)
 }
 
-struct Cursor<'a> {
+/// Reads a binary file front to back; running out is a "corrupt" error
+/// naming the file and the byte.
+pub(super) struct Cursor<'a, 'p> {
     data: &'a [u8],
     at: usize,
-    path: &'a Path,
+    path: &'p Path,
 }
 
-impl<'a> Cursor<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], IntelError> {
+impl<'a, 'p> Cursor<'a, 'p> {
+    pub(super) fn new(data: &'a [u8], path: &'p Path) -> Self {
+        Self { data, at: 0, path }
+    }
+
+    /// A "corrupt" error naming the file and where the cursor is.
+    pub(super) fn corrupt(&self, message: String) -> IntelError {
+        IntelError::corrupt(self.path, format!("at byte {}: {message}", self.at))
+    }
+
+    /// Where the next read starts.
+    pub(super) fn at(&self) -> usize {
+        self.at
+    }
+
+    pub(super) fn take(&mut self, n: usize) -> Result<&'a [u8], IntelError> {
         let s = self.data.get(self.at..self.at.saturating_add(n)).ok_or_else(|| {
             IntelError::corrupt(self.path, format!("ends early at byte {}", self.at))
         })?;
@@ -325,13 +354,13 @@ impl<'a> Cursor<'a> {
         Ok(s)
     }
 
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], IntelError> {
+    pub(super) fn array<const N: usize>(&mut self) -> Result<[u8; N], IntelError> {
         let mut a = [0u8; N];
         a.copy_from_slice(self.take(N)?);
         Ok(a)
     }
 
-    fn u32(&mut self) -> Result<u32, IntelError> {
+    pub(super) fn u32(&mut self) -> Result<u32, IntelError> {
         Ok(u32::from_le_bytes(self.array()?))
     }
 

@@ -6,31 +6,46 @@
 //! IPv4 segments are keyed by `u32`, IPv6 ones by `u128`: a lookup reads
 //! as few cache lines as the addresses allow.
 
+use std::borrow::Cow;
 use std::fmt::Debug;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
+use zerocopy::{FromBytes, Immutable, KnownLayout};
 
 /// "No value" in a segment.
 pub const NONE: u32 = u32::MAX;
 
 /// What a segment holds: one `u32` (an index, usually), or one per merged
 /// layer.
-pub trait SegmentValue: Copy + PartialEq + Debug {
+pub trait SegmentValue: Copy + PartialEq + Debug + FromBytes + Immutable {
     /// "No value": outside every prefix.
     const NONE: Self;
+
+    /// Appends the value's bytes, little-endian.
+    fn put_le(self, out: &mut Vec<u8>);
 }
 
 impl SegmentValue for u32 {
     const NONE: Self = NONE;
+
+    fn put_le(self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.to_le_bytes());
+    }
 }
 
 impl<const N: usize> SegmentValue for [u32; N] {
     const NONE: Self = [NONE; N];
+
+    fn put_le(self, out: &mut Vec<u8>) {
+        for v in self {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+    }
 }
 
 /// An address as a segment key: `u32` for IPv4, `u128` for IPv6.
-pub trait SegmentKey: Copy + Ord + Debug + Default {
+pub trait SegmentKey: Copy + Ord + Debug + Default + FromBytes + Immutable {
     /// Address width in bits.
     const BITS: u32;
 
@@ -45,6 +60,9 @@ pub trait SegmentKey: Copy + Ord + Debug + Default {
 
     /// The first address after `self`, `None` at the end of the space.
     fn next(self) -> Option<Self>;
+
+    /// Appends the key's bytes, little-endian.
+    fn put_le(self, out: &mut Vec<u8>);
 }
 
 impl SegmentKey for u32 {
@@ -64,6 +82,10 @@ impl SegmentKey for u32 {
 
     fn next(self) -> Option<Self> {
         self.checked_add(1)
+    }
+
+    fn put_le(self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.to_le_bytes());
     }
 }
 
@@ -93,6 +115,10 @@ impl SegmentKey for u128 {
     fn next(self) -> Option<Self> {
         self.checked_add(1)
     }
+
+    fn put_le(self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.to_le_bytes());
+    }
 }
 
 /// Disjoint segments of one address family: segment `i` covers from its
@@ -107,21 +133,42 @@ impl SegmentKey for u128 {
 /// touches a few cache lines instead of one per level of a search over
 /// megabytes. (A 2^20-bucket index was measured slower: 4 MiB of index
 /// miss the caches and the TLB.) Smaller tables are searched whole.
+///
+/// A table is built in memory or used in place from the bytes of a file
+/// compiled into the binary (see [`Segments::from_bytes`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Segments<K, V = u32> {
-    /// (start, value), by start.
-    entries: Vec<(K, V)>,
+pub struct Segments<K: Clone + 'static, V: Clone + 'static = u32> {
+    /// By start.
+    entries: Cow<'static, [Entry<K, V>]>,
     /// `index[b]`: the first segment whose start's bucket is ≥ `b`; empty
     /// for small tables.
-    index: Vec<u32>,
+    index: Cow<'static, [u32]>,
     /// log2 of the number of buckets.
     bits: u32,
 }
 
-impl<K, V> Default for Segments<K, V> {
+/// One segment: where it starts and its value. `repr(C)`, so that a table
+/// written by [`Segments::write_le`] can be used in place.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, FromBytes, Immutable, KnownLayout)]
+#[repr(C)]
+pub struct Entry<K, V> {
+    pub start: K,
+    pub value: V,
+}
+
+impl<K: Clone, V: Clone> Default for Segments<K, V> {
     fn default() -> Self {
-        Self { entries: Vec::new(), index: Vec::new(), bits: 0 }
+        Self { entries: Cow::Borrowed(&[]), index: Cow::Borrowed(&[]), bits: 0 }
     }
+}
+
+/// Why table bytes cannot be used in place.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LayoutError {
+    /// Not a multiple of the entry size, or not aligned for it.
+    Shape,
+    /// The index does not fit the table.
+    Index,
 }
 
 /// Tables with more segments than this are indexed.
@@ -132,32 +179,83 @@ impl<K: SegmentKey, V: SegmentValue> Segments<K, V> {
     pub fn from_parts(starts: Vec<K>, values: Vec<V>) -> Option<Self> {
         let sorted = starts.windows(2).all(|w| w[0] < w[1]);
         (starts.len() == values.len() && sorted).then(|| {
-            let entries = starts.into_iter().zip(values).collect();
-            Self { entries, index: Vec::new(), bits: 0 }.indexed()
+            let entries =
+                starts.into_iter().zip(values).map(|(start, value)| Entry { start, value });
+            Self::from_entries(entries.collect())
         })
     }
 
-    fn indexed(mut self) -> Self {
-        if self.entries.len() <= INDEXED_FROM {
-            self.index = Vec::new();
-            return self;
+    fn from_entries(entries: Vec<Entry<K, V>>) -> Self {
+        if entries.len() <= INDEXED_FROM {
+            return Self { entries: Cow::Owned(entries), index: Cow::Borrowed(&[]), bits: 0 };
         }
-        self.bits = self.entries.len().ilog2().clamp(12, 16);
-        let mut index = vec![0u32; (1 << self.bits) + 1];
+        let bits = entries.len().ilog2().clamp(12, 16);
+        let mut index = vec![0u32; (1 << bits) + 1];
         let mut i = 0usize;
         for (b, slot) in index.iter_mut().enumerate() {
-            while i < self.entries.len() && self.entries[i].0.bucket(self.bits) < b {
+            while i < entries.len() && entries[i].start.bucket(bits) < b {
                 i += 1;
             }
             *slot = i as u32;
         }
-        self.index = index;
-        self
+        Self { entries: Cow::Owned(entries), index: Cow::Owned(index), bits }
+    }
+
+    /// A table used in place: `entries` and `index` as [`Self::write_le`]
+    /// wrote them, on a little-endian machine, aligned for the entries.
+    ///
+    /// Only the shape is checked (a full check would read every page of
+    /// the table at each start): bytes that are not a table give wrong
+    /// answers, never a panic, since every access is bounds-checked.
+    pub fn from_bytes(
+        entries: &'static [u8],
+        index: &'static [u8],
+        bits: u32,
+    ) -> Result<Self, LayoutError> {
+        let entries = <[Entry<K, V>]>::ref_from_bytes(entries).map_err(|_| LayoutError::Shape)?;
+        let index = <[u32]>::ref_from_bytes(index).map_err(|_| LayoutError::Shape)?;
+        let fits = match index.len() {
+            0 => bits == 0,
+            n => {
+                bits <= 16 && n == (1 << bits) + 1 && index.last() == Some(&(entries.len() as u32))
+            }
+        };
+        if !fits {
+            return Err(LayoutError::Index);
+        }
+        Ok(Self { entries: Cow::Borrowed(entries), index: Cow::Borrowed(index), bits })
+    }
+
+    /// Appends the entries and the index in the layout that
+    /// [`Self::from_bytes`] reads, each padded to `align` bytes.
+    pub fn write_le(&self, out: &mut Vec<u8>, align: usize) {
+        let size = std::mem::size_of::<Entry<K, V>>();
+        for e in self.entries.iter() {
+            let at = out.len();
+            e.start.put_le(out);
+            e.value.put_le(out);
+            out.resize(at + size, 0);
+        }
+        out.resize(out.len().next_multiple_of(align), 0);
+        for i in self.index.iter() {
+            out.extend_from_slice(&i.to_le_bytes());
+        }
+        out.resize(out.len().next_multiple_of(align), 0);
+    }
+
+    /// Is the table used in place from a file's bytes (not copied)?
+    pub fn in_place(&self) -> bool {
+        matches!(self.entries, Cow::Borrowed(e) if !e.is_empty())
+    }
+
+    /// log2 of the number of index buckets; 0 for a table searched whole.
+    pub fn index_bits(&self) -> u32 {
+        self.bits
     }
 
     /// (start, value) of every segment, by start.
     pub fn iter(&self) -> impl Iterator<Item = (K, V)> + '_ {
-        self.entries.iter().copied()
+        self.entries.iter().map(|e| (e.start, e.value))
     }
 
     /// The value of the segment holding `addr`, `NONE` outside every prefix.
@@ -170,9 +268,9 @@ impl<K: SegmentKey, V: SegmentValue> Segments<K, V> {
         };
         // The holder starts in this bucket or is the last one before it.
         let Some(bucket) = self.entries.get(lo..hi) else { return V::NONE };
-        match lo + bucket.partition_point(|e| e.0 <= addr) {
+        match lo + bucket.partition_point(|e| e.start <= addr) {
             0 => V::NONE,
-            i => self.entries.get(i - 1).map_or(V::NONE, |e| e.1),
+            i => self.entries.get(i - 1).map_or(V::NONE, |e| e.value),
         }
     }
 
@@ -194,24 +292,25 @@ impl<K: SegmentKey> Segments<K> {
         loop {
             let mut next = None;
             for (t, &i) in tables.iter().zip(&at) {
-                if let Some(&(s, _)) = t.entries.get(i) {
-                    next = Some(next.map_or(s, |n: K| n.min(s)));
+                if let Some(e) = t.entries.get(i) {
+                    next = Some(next.map_or(e.start, |n: K| n.min(e.start)));
                 }
             }
             let Some(next) = next else { break };
             for ((t, i), v) in tables.iter().zip(&mut at).zip(&mut value) {
-                if let Some(&(_, x)) = t.entries.get(*i).filter(|e| e.0 == next) {
-                    *v = x;
+                if let Some(e) = t.entries.get(*i).filter(|e| e.start == next) {
+                    *v = e.value;
                     *i += 1;
                 }
             }
             // Starts are distinct; only a value equal to the previous one
             // (or a leading "none") adds nothing.
-            if entries.last().map_or(value != [NONE; N], |e: &(K, [u32; N])| e.1 != value) {
-                entries.push((next, value));
+            if entries.last().map_or(value != [NONE; N], |e: &Entry<K, [u32; N]>| e.value != value)
+            {
+                entries.push(Entry { start: next, value });
             }
         }
-        Segments { entries, index: Vec::new(), bits: 0 }.indexed()
+        Segments::from_entries(entries)
     }
 
     /// Flattens `(first, last, prefix length, value)` ranges; among nested
@@ -249,7 +348,7 @@ impl<K: SegmentKey> Segments<K> {
 /// Builds segments from starts in ascending order.
 #[derive(Debug)]
 pub struct SegmentsBuilder<K, V = u32> {
-    entries: Vec<(K, V)>,
+    entries: Vec<Entry<K, V>>,
 }
 
 impl<K, V> Default for SegmentsBuilder<K, V> {
@@ -266,21 +365,21 @@ impl<K: SegmentKey, V: SegmentValue> SegmentsBuilder<K, V> {
     /// A segment from `at` (≥ every earlier start) with `value`.
     pub fn push(&mut self, at: K, value: V) {
         // A segment starting where the previous one starts replaces it.
-        if self.entries.last().is_some_and(|e| e.0 == at) {
+        if self.entries.last().is_some_and(|e| e.start == at) {
             self.entries.pop();
         }
         // Adjacent segments with one value are one segment.
         let same = match self.entries.last() {
-            Some(e) => e.1 == value,
+            Some(e) => e.value == value,
             None => value == V::NONE,
         };
         if !same {
-            self.entries.push((at, value));
+            self.entries.push(Entry { start: at, value });
         }
     }
 
     pub fn build(self) -> Segments<K, V> {
-        Segments { entries: self.entries, index: Vec::new(), bits: 0 }.indexed()
+        Segments::from_entries(self.entries)
     }
 }
 

@@ -24,6 +24,19 @@ pub mod embedded {
     pub const PROVIDERS: &str = include_str!("../../geoip/providers.toml");
     pub const REGIONS: &str = include_str!("../../geoip/regions.csv");
     pub const DATASETS: &str = include_str!("../../geoip/datasets.toml");
+
+    /// Bytes aligned for the segment tables used in place.
+    #[repr(C, align(16))]
+    struct Aligned<B: ?Sized>(B);
+
+    const _: () = assert!(std::mem::align_of::<Aligned<[u8; 0]>>() == super::super::layers::ALIGN);
+
+    static LAYERS: &Aligned<[u8]> = &Aligned(*include_bytes!("../../geoip/address-layers.xbl"));
+
+    /// The three above merged (`address-layers.xbl`).
+    pub fn layers() -> &'static [u8] {
+        &LAYERS.0
+    }
 }
 
 /// Provenance of one shipped or built file (`datasets.toml`).
@@ -121,8 +134,13 @@ pub fn default_data_dir() -> Option<PathBuf> {
     std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share/xborder"))
 }
 
-/// Name of the refreshed ranges in the data directory.
+/// Name of the ranges, shipped and refreshed in the data directory.
 pub const RANGES_FILE: &str = "provider-ranges.csv.gz";
+/// Names of the shipped AS table, country database and their merge with
+/// the ranges.
+pub const ASN_FILE: &str = "asn.xbasn";
+pub const COUNTRY_FILE: &str = "country.mmdb";
+pub const LAYERS_FILE: &str = "address-layers.xbl";
 /// Name of the provenance file next to them.
 pub const DATASETS_FILE: &str = "datasets.toml";
 
@@ -222,9 +240,7 @@ impl IntelSources {
         }
         let overlay = Overlay::build(networks, |id| catalogue.index_of(id))?;
 
-        // The country database is opened (and its kind checked) first; its
-        // search tree is flattened on another core while the ranges and the
-        // AS table load.
+        // The country database is opened (and its kind checked) first.
         let (country_db, country_info, country_dataset) = match &self.country_db {
             Some(path) => {
                 let db = MmdbDatabase::open(path)?.require_country()?;
@@ -243,23 +259,49 @@ impl IntelSources {
                 (db, info, Arc::from("geoip"))
             }
         };
-        std::thread::scope(|scope| {
-            let flattening = scope.spawn(|| country_db.country_table());
+        // With every address layer built in, the merge compiled by `db
+        // build` is used in place (its tables are little-endian). Else the
+        // country database's search tree is flattened on another core while
+        // the ranges and the AS table load, and the three are merged.
+        let compiled = self.country_db.is_none()
+            && self.asn_db.is_none()
+            && self.user_ranges().is_none()
+            && cfg!(target_endian = "little");
+        let (ranges, ranges_info, addresses, asn_info, asn_dataset) = if compiled {
             let (ranges, ranges_info) = self.load_ranges(&catalogue, &embedded_info)?;
-            let (asn, asn_info, asn_dataset) = self.load_asn(&embedded_info)?;
-            let country = flattening.join().unwrap_or_else(|p| std::panic::resume_unwind(p))?;
-            provenance.extend([ranges_info, asn_info, country_info]);
-            let addresses = AddressLayers::merge(asn, country, ranges.table());
-            Ok(IntelDb {
-                catalogue,
-                overlay,
-                ranges,
-                addresses,
-                provenance,
-                asn_dataset,
-                country_dataset,
-            })
+            let path = Path::new("geoip/address-layers.xbl");
+            let (addresses, sources) = AddressLayers::from_bytes(embedded::layers(), path)?;
+            let (v4, v6) = sources.asn_segments;
+            let records = asn_records(v4 as usize, v6 as usize, addresses.systems());
+            let asn_info = embedded_info("asn", ASN_FILE, records, embedded::ASN);
+            (ranges, ranges_info, addresses, asn_info, Arc::from("asn"))
+        } else {
+            std::thread::scope(|scope| -> Result<_, IntelError> {
+                let flattening = scope.spawn(|| country_db.country_table());
+                let (ranges, ranges_info) = self.load_ranges(&catalogue, &embedded_info)?;
+                let (asn, asn_info, asn_dataset) = self.load_asn(&embedded_info)?;
+                let country = flattening.join().unwrap_or_else(|p| std::panic::resume_unwind(p))?;
+                let addresses = AddressLayers::merge(asn, country, ranges.table());
+                Ok((ranges, ranges_info, addresses, asn_info, asn_dataset))
+            })?
+        };
+        provenance.extend([ranges_info, asn_info, country_info]);
+        Ok(IntelDb {
+            catalogue,
+            overlay,
+            ranges,
+            addresses,
+            provenance,
+            asn_dataset,
+            country_dataset,
         })
+    }
+
+    /// The ranges `db update` refreshed into the data directory, if any.
+    fn user_ranges(&self) -> Option<(PathBuf, PathBuf)> {
+        let data_dir = self.data_dir.clone().or_else(default_data_dir)?;
+        let path = data_dir.join(RANGES_FILE);
+        path.exists().then_some((path, data_dir))
     }
 
     /// The provider ranges: those `db update` refreshed in the data
@@ -269,15 +311,12 @@ impl IntelSources {
         catalogue: &ProviderCatalogue,
         embedded_info: &EmbeddedInfo<'_>,
     ) -> Result<(ProviderRanges, DatasetInfo), IntelError> {
-        let data_dir = self.data_dir.clone().or_else(default_data_dir);
-        let user_ranges = data_dir.as_ref().map(|d| d.join(RANGES_FILE)).filter(|p| p.exists());
-        Ok(match user_ranges {
-            Some(path) => {
+        Ok(match self.user_ranges() {
+            Some((path, data_dir)) => {
                 let bytes = std::fs::read(&path).map_err(|e| IntelError::io(&path, e))?;
                 let ranges = ProviderRanges::read(&bytes, &path, catalogue)?;
-                let entry = data_dir
-                    .as_ref()
-                    .and_then(|d| std::fs::read_to_string(d.join(DATASETS_FILE)).ok())
+                let entry = std::fs::read_to_string(data_dir.join(DATASETS_FILE))
+                    .ok()
                     .and_then(|t| DatasetsFile::parse(&t, &path).ok())
                     .and_then(|f| f.entry(RANGES_FILE).cloned());
                 let info = DatasetInfo {
@@ -317,22 +356,18 @@ impl IntelSources {
             }
             None => {
                 let table = AsnTable::read(embedded::ASN, Path::new("geoip/asn.xbasn"))?;
-                let (v4, v6, orgs) = table.counts();
-                let info = embedded_info(
-                    "asn",
-                    "asn.xbasn",
-                    format!(
-                        "{} IPv4 and {} IPv6 ranges, {} organisations",
-                        count(v4),
-                        count(v6),
-                        count(orgs)
-                    ),
-                    embedded::ASN,
-                );
+                let (v4, v6, systems) = table.counts();
+                let info =
+                    embedded_info("asn", ASN_FILE, asn_records(v4, v6, systems), embedded::ASN);
                 (table, info, Arc::from("asn"))
             }
         })
     }
+}
+
+/// The record counts of an AS table, in words.
+fn asn_records(v4: usize, v6: usize, systems: usize) -> String {
+    format!("{} IPv4 and {} IPv6 ranges, {} organisations", count(v4), count(v6), count(systems))
 }
 
 /// Describes a compiled-in dataset: role, file name, records, bytes.
@@ -356,4 +391,37 @@ fn user_mmdb_info(role: &'static str, path: &Path, db: &MmdbDatabase) -> Dataset
 /// `YYYY-MM-DD` of a Unix time.
 fn epoch_date(secs: u64) -> String {
     crate::time::Timestamp::from_parts(i64::try_from(secs).unwrap_or(i64::MAX), 0).date()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The compiled layers were merged from the files shipped beside them:
+    /// a change to one of those without `db build` fails here.
+    #[test]
+    fn compiled_layers_match_the_shipped_files() {
+        let path = Path::new("geoip/address-layers.xbl");
+        let (layers, sources) = AddressLayers::from_bytes(embedded::layers(), path).unwrap();
+        let digest = |b: &[u8]| -> [u8; 32] { Sha256::digest(b).into() };
+        let stale =
+            "geoip/ changed since `db build` compiled address-layers.xbl (see geoip/README.md)";
+        assert_eq!(sources.asn, digest(embedded::ASN), "{stale}");
+        assert_eq!(sources.country, digest(embedded::COUNTRY), "{stale}");
+        assert_eq!(sources.ranges, digest(embedded::RANGES), "{stale}");
+        let asn = AsnTable::read(embedded::ASN, Path::new("geoip/asn.xbasn")).unwrap();
+        let (v4, v6, systems) = asn.counts();
+        assert_eq!(sources.asn_segments, (v4 as u32, v6 as u32));
+        assert_eq!(layers.systems(), systems);
+    }
+
+    #[test]
+    fn the_built_in_data_loads_the_compiled_layers_in_place() {
+        let db = IntelSources { data_dir: Some("/nonexistent".into()), ..Default::default() }
+            .load()
+            .unwrap();
+        assert!(db.addresses.in_place());
+        let asn = db.provenance.iter().find(|d| d.role == "asn").unwrap();
+        assert!(asn.records.ends_with(" organisations"), "{}", asn.records);
+    }
 }
