@@ -3,14 +3,13 @@
 //! totals, aggregates and every finding (and flow, when asked), in the
 //! record schema of the JSON lines format.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io::{self, Write};
-use std::net::IpAddr;
 
 use serde_json::{json, Value};
 
 use super::findings::{aggregate, headline};
-use super::flows::{write_records, IntelJson, Records};
+use super::flows::{write_records, IntelJsonCache, Records};
 use super::AuditReport;
 
 /// Everything but the records.
@@ -122,7 +121,7 @@ fn metadata(r: &AuditReport) -> io::Result<Vec<(&'static str, Value)>> {
 /// Writes the document (pretty at the top level, records one per line).
 pub fn write_json(
     r: &AuditReport,
-    cached: &mut HashMap<IpAddr, IntelJson>,
+    cached: &mut IntelJsonCache,
     with_flows: bool,
     out: &mut dyn Write,
 ) -> io::Result<()> {

@@ -79,26 +79,44 @@ fn endpoint_intel(e: &mut JsonObject<'_>, i: &Intel) {
 /// The intelligence of one remote address as JSON, written once per
 /// address and copied into each of its flows: the endpoint's ECS fields
 /// and the `remote` object.
+/// The rendered intelligence of each remote address, for the records.
+/// Hashed with ahash, randomly keyed like std's SipHash but several times
+/// faster: the map is read once for every record written.
+pub type IntelJsonCache = HashMap<IpAddr, IntelJson, ahash::RandomState>;
+
 pub struct IntelJson {
-    endpoint: Vec<u8>,
-    remote: Vec<u8>,
+    /// The endpoint's fields, then the remote's: one allocation (an audit
+    /// keeps one per distinct remote address).
+    fields: Box<[u8]>,
+    /// Where the remote's fields start.
+    split: usize,
 }
 
 impl IntelJson {
     pub fn new(i: &Intel) -> Self {
         // Written as objects, kept without their braces: they are fields
         // of the enclosing objects.
-        let fields = |write: &dyn Fn(&mut JsonObject<'_>)| {
-            let mut buf = Vec::new();
+        let mut buf = Vec::with_capacity(512);
+        let mut fields = |write: &dyn Fn(&mut JsonObject<'_>)| {
+            let start = buf.len();
             let mut o = JsonObject::new(&mut buf);
             write(&mut o);
             o.end();
-            buf[1..buf.len() - 1].to_vec()
+            buf.pop();
+            buf.remove(start);
+            buf.len()
         };
-        Self {
-            endpoint: fields(&|o| endpoint_intel(o, i)),
-            remote: fields(&|o| remote_intel(o, i)),
-        }
+        let split = fields(&|o| endpoint_intel(o, i));
+        fields(&|o| remote_intel(o, i));
+        Self { fields: buf.into_boxed_slice(), split }
+    }
+
+    fn endpoint(&self) -> &[u8] {
+        self.fields.get(..self.split).unwrap_or_default()
+    }
+
+    fn remote(&self) -> &[u8] {
+        self.fields.get(self.split..).unwrap_or_default()
     }
 }
 
@@ -154,7 +172,7 @@ pub fn write_record(
     finding: Option<&FindingView<'_>>,
 ) {
     let remote_is_responder = rec.direction.remote_is_responder();
-    let fields = intel.map(|i| i.endpoint.as_slice());
+    let fields = intel.map(IntelJson::endpoint);
     let (src_intel, dst_intel) = match remote_is_responder {
         Some(true) => (None, fields),
         Some(false) => (fields, None),
@@ -219,7 +237,7 @@ pub fn write_record(
     side_extra(&mut flow, "destination", &rec.destination_stats, tcp);
     flow.end();
     if let Some(i) = intel.filter(|_| remote_is_responder.is_some()) {
-        x.raw_fields(&i.remote);
+        x.raw_fields(i.remote());
     }
     if let Some(n) = names {
         let mut names = x.object("names");
@@ -286,7 +304,7 @@ pub struct Records {
 /// can be filled on another thread meanwhile); the rest are rendered here.
 pub fn write_jsonl(
     report: &AuditReport,
-    cached: &mut HashMap<IpAddr, IntelJson>,
+    cached: &mut IntelJsonCache,
     records: Records,
     out: &mut dyn Write,
 ) -> io::Result<()> {
@@ -297,7 +315,7 @@ pub fn write_jsonl(
 /// by commas as the elements of a JSON array.
 pub(super) fn write_records(
     report: &AuditReport,
-    cached: &mut HashMap<IpAddr, IntelJson>,
+    cached: &mut IntelJsonCache,
     records: Records,
     array: bool,
     out: &mut dyn Write,
