@@ -268,7 +268,7 @@ impl<K: SegmentKey, V: SegmentValue> Segments<K, V> {
         };
         // The holder starts in this bucket or is the last one before it.
         let Some(bucket) = self.entries.get(lo..hi) else { return V::NONE };
-        match lo + bucket.partition_point(|e| e.start <= addr) {
+        match lo + starts_at_or_before(bucket, addr) {
             0 => V::NONE,
             i => self.entries.get(i - 1).map_or(V::NONE, |e| e.value),
         }
@@ -282,6 +282,34 @@ impl<K: SegmentKey, V: SegmentValue> Segments<K, V> {
         self.entries.is_empty()
     }
 }
+
+/// How many of `entries` (sorted by start) start at or before `addr`.
+///
+/// A binary search narrows the range to a few cache lines, which are then
+/// counted whole: their loads do not wait on each other, where each probe
+/// of a binary search waits on the one before (a cache miss each, when the
+/// table is cold).
+#[inline]
+fn starts_at_or_before<K: SegmentKey, V>(entries: &[Entry<K, V>], addr: K) -> usize {
+    let linear = (LINEAR_BYTES / std::mem::size_of::<Entry<K, V>>()).max(1);
+    let (mut base, mut size) = (0, entries.len());
+    while size > linear {
+        let half = size / 2;
+        // Everything before `base` starts at or before `addr`, nothing
+        // from `base + size` on does.
+        if entries.get(base + half).is_some_and(|e| e.start <= addr) {
+            base += half;
+        }
+        size -= half;
+    }
+    base + entries
+        .get(base..base + size)
+        .map_or(0, |w| w.iter().filter(|e| e.start <= addr).count())
+}
+
+/// The span [`starts_at_or_before`] counts rather than halves.
+const LINEAR_BYTES: usize = LINEAR_LINES * 64;
+const LINEAR_LINES: usize = 2;
 
 impl<K: SegmentKey> Segments<K> {
     /// One table of several: each segment holds every table's value there.
