@@ -181,6 +181,9 @@ impl AddressLayers {
         path: &Path,
     ) -> Result<(Self, LayerSources), IntelError> {
         let corrupt = |message: String| IntelError::corrupt(path, message);
+        if cfg!(target_endian = "big") {
+            return Err(corrupt("compiled for little-endian machines".into()));
+        }
         let mut r = Cursor::new(bytes, path);
         if r.take(8)? != MAGIC {
             return Err(corrupt("not a compiled address-layers file (bad magic)".into()));
