@@ -6,7 +6,6 @@ mod config;
 mod live_cmd;
 mod lookup;
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::net::IpAddr;
@@ -22,7 +21,7 @@ use xborder::flow::{FlowTimeouts, LocalNetworks};
 use xborder::intel::{IntelError, IntelSources};
 use xborder::policy::{self, Level, Policy, RulePack};
 use xborder::report::flows::{self, Records};
-use xborder::report::{document, findings, text};
+use xborder::report::{document, findings, text, RemoteIntel};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -108,21 +107,24 @@ fn run_audit(args: &AuditArgs) -> anyhow::Result<ExitCode> {
         sources.check_files()?;
         let want_json = matches!(args.format, ReportFormat::Json | ReportFormat::Jsonl);
         let (remotes, incoming) = mpsc::channel::<Vec<IpAddr>>();
-        let worker = thread::spawn(move || -> Result<_, IntelError> {
-            let db = sources.load()?;
-            let mut found = HashMap::new();
-            let mut json = flows::IntelJsonCache::default();
-            for ip in incoming.into_iter().flatten() {
-                found.entry(ip).or_insert_with(|| {
-                    let intel = db.lookup(ip);
-                    if want_json {
-                        json.insert(ip, flows::IntelJson::new(&intel));
-                    }
-                    Arc::new(intel)
-                });
-            }
-            Ok((db, found, json))
-        });
+        // Named, so that `top -H` and perf tell it from the capture reader.
+        let worker = thread::Builder::new().name("intel".into()).spawn(
+            move || -> Result<_, IntelError> {
+                let db = sources.load()?;
+                let mut found = RemoteIntel::default();
+                let mut json = flows::IntelJsonCache::default();
+                for ip in incoming.into_iter().flatten() {
+                    found.entry(ip).or_insert_with(|| {
+                        let intel = db.lookup(ip);
+                        if want_json {
+                            json.insert(ip, flows::IntelJson::new(&intel));
+                        }
+                        Arc::new(intel)
+                    });
+                }
+                Ok((db, found, json))
+            },
+        )?;
         // Addresses go over in batches, so the channel (and the wake-up of
         // a waiting worker) is paid once per 4,096 flows, not per flow.
         const BATCH: usize = 4096;

@@ -79,9 +79,8 @@ fn endpoint_intel(e: &mut JsonObject<'_>, i: &Intel) {
 /// The intelligence of one remote address as JSON, written once per
 /// address and copied into each of its flows: the endpoint's ECS fields
 /// and the `remote` object.
-/// The rendered intelligence of each remote address, for the records.
-/// Hashed with ahash, randomly keyed like std's SipHash but several times
-/// faster: the map is read once for every record written.
+/// The rendered intelligence of each remote address, for the records
+/// (hashed as [`super::RemoteIntel`]).
 pub type IntelJsonCache = HashMap<IpAddr, IntelJson, ahash::RandomState>;
 
 pub struct IntelJson {
@@ -143,7 +142,7 @@ fn remote_intel(o: &mut JsonObject<'_>, i: &Intel) {
         r.string("region", s);
     }
     if let Some(p) = i.prefix {
-        r.string("prefix", &p.to_string());
+        r.net("prefix", p);
     }
     if let Some(d) = &i.dataset {
         r.string("dataset", d);

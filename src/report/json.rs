@@ -7,6 +7,8 @@
 
 use std::net::IpAddr;
 
+use ipnet::IpNet;
+
 use crate::time::Timestamp;
 
 /// An open JSON object; `end` closes it.
@@ -78,11 +80,21 @@ impl<'a> JsonObject<'a> {
     }
 
     pub fn ip(&mut self, key: &str, ip: IpAddr) {
+        self.displayed(key, ip);
+    }
+
+    /// A network, `ADDRESS/LENGTH`.
+    pub fn net(&mut self, key: &str, net: IpNet) {
+        self.displayed(key, net);
+    }
+
+    /// A value whose `Display` needs no escaping, written in place.
+    fn displayed(&mut self, key: &str, value: impl std::fmt::Display) {
         use std::io::Write;
         self.key(key);
         self.buf.push(b'"');
         // Writing to a Vec cannot fail.
-        let _ = write!(self.buf, "{ip}");
+        let _ = write!(self.buf, "{value}");
         self.buf.push(b'"');
     }
 

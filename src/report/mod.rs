@@ -57,6 +57,11 @@ pub struct PacketTotals {
     pub last: Option<Timestamp>,
 }
 
+/// The intelligence of each remote address. Hashed with ahash (randomly
+/// keyed, like std's SipHash, and several times faster): it is read for
+/// every flow, by the policy and by each record written.
+pub type RemoteIntel = HashMap<IpAddr, Arc<Intel>, ahash::RandomState>;
+
 /// Everything an audit run found, owned and ready to render.
 #[derive(Debug, Default)]
 pub struct AuditReport {
@@ -73,7 +78,7 @@ pub struct AuditReport {
     pub peak_live_flows: usize,
     /// What intelligence says about each remote endpoint (empty when the
     /// run had none).
-    pub remote_intel: HashMap<IpAddr, Arc<Intel>>,
+    pub remote_intel: RemoteIntel,
     /// Names the traffic gave each flow, by flow id (flows without any are
     /// absent).
     pub names: HashMap<u64, FlowNames>,
