@@ -262,8 +262,9 @@ fn compile_layers(out: &Path) -> Result<(usize, usize), IntelError> {
         ranges: Sha256::digest(&ranges_bytes).into(),
         asn_segments: (asn4 as u32, asn6 as u32),
     };
+    let compiled_ranges = ranges.write_compiled(&catalogue, &ranges_path)?;
     let layers = AddressLayers::merge(asn, country, ranges.table());
-    write_atomic(&out.join(LAYERS_FILE), &layers.write(&sources))?;
+    write_atomic(&out.join(LAYERS_FILE), &layers.write(&sources, &compiled_ranges))?;
     Ok(layers.counts())
 }
 

@@ -89,7 +89,7 @@ impl AddressLayers {
 }
 
 /// Magic of the compiled form ([`AddressLayers::write`]).
-const MAGIC: &[u8; 8] = b"XBLAYER1";
+const MAGIC: &[u8; 8] = b"XBLAYER2";
 
 /// Every table of the compiled form starts at a multiple of this: the
 /// alignment of an IPv6 segment.
@@ -115,7 +115,7 @@ impl AddressLayers {
     /// The compiled form, which [`Self::from_bytes`] uses in place:
     ///
     /// ```text
-    /// "XBLAYER1"
+    /// "XBLAYER2"
     /// u32 × 10   IPv4 segments, IPv4 index bits, IPv6 segments, IPv6 index
     ///            bits, systems, countries, organisation names, their bytes,
     ///            the AS table's IPv4 and IPv6 segments
@@ -128,10 +128,12 @@ impl AddressLayers {
     /// u8 × 2     per country: its code
     /// u32        per name: where it ends in the text
     /// text       the names, UTF-8
+    /// ranges     the provider ranges the range values index, in the form
+    ///            of `ProviderRanges::write_compiled`
     /// ```
     ///
-    /// Little-endian throughout; sections start on multiples of 16.
-    pub fn write(&self, sources: &LayerSources) -> Vec<u8> {
+    /// Little-endian throughout; the tables start on multiples of 16.
+    pub fn write(&self, sources: &LayerSources, ranges: &[u8]) -> Vec<u8> {
         let (text, ends) = self.names.parts();
         let mut out = Vec::with_capacity(
             self.v4.len() * 16 + self.v6.len() * 32 + text.len() + ends.len() * 4 + (1 << 20),
@@ -169,6 +171,7 @@ impl AddressLayers {
             out.extend_from_slice(&e.to_le_bytes());
         }
         out.extend_from_slice(text.as_bytes());
+        out.extend_from_slice(ranges);
         out
     }
 
@@ -176,10 +179,12 @@ impl AddressLayers {
     /// merge: pages are read as lookups touch them). `bytes` must start at
     /// a multiple of [`ALIGN`] and the machine be little-endian; the
     /// systems, countries and names (a few MB) are copied and checked.
+    /// Also returns the provider ranges' bytes, for
+    /// `ProviderRanges::from_compiled`.
     pub fn from_bytes(
         bytes: &'static [u8],
         path: &Path,
-    ) -> Result<(Self, LayerSources), IntelError> {
+    ) -> Result<(Self, LayerSources, &'static [u8]), IntelError> {
         let corrupt = |message: String| IntelError::corrupt(path, message);
         if cfg!(target_endian = "big") {
             return Err(corrupt("compiled for little-endian machines".into()));
@@ -225,7 +230,8 @@ impl AddressLayers {
             .map_err(|_| corrupt("organisation names are not UTF-8".into()))?;
         let names = OrgNames::from_parts(text, ends)
             .ok_or_else(|| corrupt("organisation names end outside their text".into()))?;
-        Ok((Self { v4, v6, ases, names, countries }, sources))
+        let ranges = r.take(bytes.len().saturating_sub(r.at()))?;
+        Ok((Self { v4, v6, ases, names, countries }, sources, ranges))
     }
 }
 
@@ -303,10 +309,11 @@ mod tests {
         assert!(merged.v4.index_bits() > 0, "the IPv4 table is indexed");
         let sources =
             LayerSources { asn: [1; 32], country: [2; 32], ranges: [3; 32], asn_segments: (4, 5) };
-        let bytes = merged.write(&sources);
-        let (compiled, read) =
+        let bytes = merged.write(&sources, b"ranges");
+        let (compiled, read, ranges) =
             AddressLayers::from_bytes(leaked(&bytes, 0), Path::new("t.xbl")).unwrap();
         assert_eq!(read, sources);
+        assert_eq!(ranges, b"ranges");
         assert_eq!(compiled.counts(), merged.counts());
         assert!(compiled.in_place());
         for ip in [
@@ -338,7 +345,7 @@ mod tests {
 
     #[test]
     fn damaged_compiled_forms_are_errors_not_panics() {
-        let bytes = layers().write(&LayerSources::default());
+        let bytes = layers().write(&LayerSources::default(), &[]);
         let path = Path::new("t.xbl");
         let err =
             |b: &'static [u8]| AddressLayers::from_bytes(b, path).err().map(|e| e.to_string());
@@ -349,7 +356,7 @@ mod tests {
             assert!(e.contains("t.xbl"), "{e}");
         }
         let mut bad = bytes.clone();
-        bad[..8].copy_from_slice(b"XBLAYER9");
+        bad[..8].copy_from_slice(b"XBLAYER1");
         assert!(err(leaked(&bad, 0)).unwrap().contains("bad magic"));
         // A country code that is not two letters.
         let mut bad = bytes.clone();

@@ -268,9 +268,17 @@ impl IntelSources {
             && self.user_ranges().is_none()
             && cfg!(target_endian = "little");
         let (ranges, ranges_info, addresses, asn_info, asn_dataset) = if compiled {
-            let (ranges, ranges_info) = self.load_ranges(&catalogue, &embedded_info)?;
             let path = Path::new("geoip/address-layers.xbl");
-            let (addresses, sources) = AddressLayers::from_bytes(embedded::layers(), path)?;
+            let (addresses, sources, ranges) = AddressLayers::from_bytes(embedded::layers(), path)?;
+            // The shipped ranges, compiled with the layers whose range
+            // values index them.
+            let ranges = ProviderRanges::from_compiled(ranges, path, &catalogue)?;
+            let ranges_info = embedded_info(
+                "provider ranges",
+                RANGES_FILE,
+                format!("{} prefixes", count(ranges.len())),
+                embedded::RANGES,
+            );
             let (v4, v6) = sources.asn_segments;
             let records = asn_records(v4 as usize, v6 as usize, addresses.systems());
             let asn_info = embedded_info("asn", ASN_FILE, records, embedded::ASN);
@@ -402,7 +410,8 @@ mod tests {
     #[test]
     fn compiled_layers_match_the_shipped_files() {
         let path = Path::new("geoip/address-layers.xbl");
-        let (layers, sources) = AddressLayers::from_bytes(embedded::layers(), path).unwrap();
+        let (layers, sources, ranges) =
+            AddressLayers::from_bytes(embedded::layers(), path).unwrap();
         let digest = |b: &[u8]| -> [u8; 32] { Sha256::digest(b).into() };
         let stale =
             "geoip/ changed since `db build` compiled address-layers.xbl (see geoip/README.md)";
@@ -413,6 +422,18 @@ mod tests {
         let (v4, v6, systems) = asn.counts();
         assert_eq!(sources.asn_segments, (v4 as u32, v6 as u32));
         assert_eq!(layers.systems(), systems);
+        // Its ranges are the shipped CSV's, in the same order.
+        let catalogue = shipped_catalogue().unwrap();
+        let csv = ProviderRanges::read(
+            embedded::RANGES,
+            Path::new("geoip/provider-ranges.csv.gz"),
+            &catalogue,
+        )
+        .unwrap();
+        let compiled = ProviderRanges::from_compiled(ranges, path, &catalogue).unwrap();
+        assert_eq!(compiled.len(), csv.len());
+        assert!((0..csv.len() as u32).all(|i| compiled.info(i) == csv.info(i)));
+        assert_eq!(compiled.table(), csv.table());
     }
 
     #[test]
