@@ -44,34 +44,29 @@ fn dependent_read_ns() -> f64 {
     t.elapsed().as_nanos() as f64 / steps as f64
 }
 
-fn main() {
-    if !std::env::args().any(|a| a == "--bench") {
-        return;
-    }
-    let sources = IntelSources { data_dir: Some("/nonexistent".into()), ..IntelSources::default() };
-    let loads: Vec<Duration> = (0..9)
+/// Loads `sources` `n` times and prints the median.
+fn print_load(what: &str, sources: &IntelSources, n: usize) {
+    let loads: Vec<Duration> = (0..n)
         .map(|_| {
             let t = Instant::now();
             black_box(sources.load().expect("load"));
             t.elapsed()
         })
         .collect();
-    println!("load built-in data: median {:.1} ms over 9 loads", median(loads).as_secs_f64() * 1e3);
+    println!("load {what}: median {:.1} ms over {n} loads", median(loads).as_secs_f64() * 1e3);
+}
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let sources = IntelSources { data_dir: Some("/nonexistent".into()), ..IntelSources::default() };
+    print_load("built-in data", &sources, 9);
     let merging = IntelSources {
         country_db: Some(concat!(env!("CARGO_MANIFEST_DIR"), "/geoip/country.mmdb").into()),
         ..sources.clone()
     };
-    let loads: Vec<Duration> = (0..5)
-        .map(|_| {
-            let t = Instant::now();
-            black_box(merging.load().expect("load"));
-            t.elapsed()
-        })
-        .collect();
-    println!(
-        "load the same data merged at load (as with --geoip-country): median {:.1} ms over 5 loads",
-        median(loads).as_secs_f64() * 1e3
-    );
+    print_load("the same data merged at load (as with --geoip-country)", &merging, 5);
 
     // Ranges as `db update` leaves them (here the shipped ones, copied).
     let data_dir = std::env::temp_dir().join(format!("xborder-bench-{}", std::process::id()));
@@ -82,18 +77,8 @@ fn main() {
     )
     .expect("copy ranges");
     let refreshed = IntelSources { data_dir: Some(data_dir.clone()), ..IntelSources::default() };
-    let loads: Vec<Duration> = (0..5)
-        .map(|_| {
-            let t = Instant::now();
-            black_box(refreshed.load().expect("load"));
-            t.elapsed()
-        })
-        .collect();
+    print_load("with ranges refreshed by db update", &refreshed, 5);
     let _ = std::fs::remove_dir_all(&data_dir);
-    println!(
-        "load with ranges refreshed by db update: median {:.1} ms over 5 loads",
-        median(loads).as_secs_f64() * 1e3
-    );
 
     let db = sources.load().expect("load");
     let merged = merging.load().expect("load");

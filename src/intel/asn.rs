@@ -364,13 +364,19 @@ impl<'a, 'p> Cursor<'a, 'p> {
         Ok(u32::from_le_bytes(self.array()?))
     }
 
+    /// `n` little-endian `u32`s.
+    pub(super) fn u32s(&mut self, n: usize) -> Result<Vec<u32>, IntelError> {
+        let bytes = self.take(n.saturating_mul(4))?;
+        Ok(bytes.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+    }
+
     /// A count, then that many `N`-byte starts and as many `u32` values.
     fn segments<K: SegmentKey, const N: usize>(
         &mut self,
     ) -> Result<(Vec<K>, Vec<u32>), IntelError> {
         let n = self.u32()? as usize;
         let starts = self.take(n.saturating_mul(N))?;
-        let values = self.take(n.saturating_mul(4))?;
+        let values = self.u32s(n)?;
         let starts = starts
             .chunks_exact(N)
             .map(|c| {
@@ -379,8 +385,6 @@ impl<'a, 'p> Cursor<'a, 'p> {
                 K::from_u128(u128::from_le_bytes(b))
             })
             .collect();
-        let values =
-            values.chunks_exact(4).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
         Ok((starts, values))
     }
 }

@@ -208,12 +208,9 @@ impl AddressLayers {
         let v4 = compiled_table::<u32>(&mut r, n4, bits4)?;
         let v6 = compiled_table::<u128>(&mut r, n6, bits6)?;
         let ases = r
-            .take(n_ases.saturating_mul(8))?
-            .chunks_exact(8)
-            .map(|c| AsRecord {
-                asn: u32::from_le_bytes([c[0], c[1], c[2], c[3]]),
-                org: u32::from_le_bytes([c[4], c[5], c[6], c[7]]),
-            })
+            .u32s(n_ases.saturating_mul(2))?
+            .chunks_exact(2)
+            .map(|w| AsRecord { asn: w[0], org: w[1] })
             .collect();
         let countries = r
             .take(n_countries.saturating_mul(2))?
@@ -221,11 +218,7 @@ impl AddressLayers {
             .map(|c| std::str::from_utf8(c).ok().and_then(CountryCode::parse))
             .collect::<Option<Vec<_>>>()
             .ok_or_else(|| corrupt("a country code is not two letters".into()))?;
-        let ends = r
-            .take(n_names.saturating_mul(4))?
-            .chunks_exact(4)
-            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
+        let ends = r.u32s(n_names)?;
         let text = String::from_utf8(r.take(text_len)?.to_vec())
             .map_err(|_| corrupt("organisation names are not UTF-8".into()))?;
         let names = OrgNames::from_parts(text, ends)

@@ -214,14 +214,14 @@ impl ProviderRanges {
     ) -> Result<Self, IntelError> {
         let mut r = Cursor::new(data, path);
         let n = r.u32()? as usize;
-        let ends = r.take(n.saturating_mul(4))?;
+        let ends = r.u32s(n)?;
         let len = r.u32()? as usize;
         let text = std::str::from_utf8(r.take(len)?)
             .map_err(|_| r.corrupt("range strings are not UTF-8".into()))?;
         let mut start = 0;
         let mut strings = Vec::with_capacity(n);
-        for e in ends.chunks_exact(4) {
-            let end = u32::from_le_bytes([e[0], e[1], e[2], e[3]]) as usize;
+        for end in ends {
+            let end = end as usize;
             let s = text
                 .get(start..end)
                 .ok_or_else(|| r.corrupt("a range string ends outside its text".into()))?;
