@@ -117,7 +117,7 @@ fn run_audit(args: &AuditArgs) -> anyhow::Result<ExitCode> {
                     found.entry(ip).or_insert_with(|| {
                         let intel = db.lookup(ip);
                         if want_json {
-                            json.insert(ip, flows::IntelJson::new(&intel));
+                            json.render(ip, &intel);
                         }
                         Arc::new(intel)
                     });

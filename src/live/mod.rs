@@ -403,7 +403,14 @@ impl Analysis {
                 file: Path::new(&self.interface),
             };
             let mut line = Vec::with_capacity(1024);
-            write_record(&mut line, flow, &self.file, intel_json.as_ref(), names, Some(&view));
+            write_record(
+                &mut line,
+                flow,
+                &self.file,
+                intel_json.as_ref().map(IntelJson::fields),
+                names,
+                Some(&view),
+            );
             self.alerts.fetch_add(1, Ordering::Relaxed);
             self.send(Event::Alert(line, severity));
         }

@@ -2,7 +2,6 @@
 //! packet. Field names follow the Elastic Common Schema where it has one;
 //! the rest lives under `xborder.*`. The schema is documented in README.md.
 
-use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::io::{self, Write};
 use std::net::IpAddr;
@@ -76,46 +75,90 @@ fn endpoint_intel(e: &mut JsonObject<'_>, i: &Intel) {
     }
 }
 
-/// The intelligence of one remote address as JSON, written once per
-/// address and copied into each of its flows: the endpoint's ECS fields
-/// and the `remote` object.
-/// The rendered intelligence of each remote address, for the records
-/// (hashed as [`super::RemoteIntel`]).
-pub type IntelJsonCache = HashMap<IpAddr, IntelJson, ahash::RandomState>;
+/// The intelligence of one remote address as JSON, borrowed: the
+/// endpoint's ECS fields and the `remote` object's, each without braces
+/// (they are fields of the enclosing objects), copied into each record.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct IntelFields<'a> {
+    endpoint: &'a [u8],
+    remote: &'a [u8],
+}
 
+/// Renders `i`'s fields at the end of `buf`; returns the endpoint's and
+/// the remote's lengths.
+fn render_fields(buf: &mut Vec<u8>, i: &Intel) -> (usize, usize) {
+    let mut fields = |write: &dyn Fn(&mut JsonObject<'_>)| {
+        let start = buf.len();
+        let mut o = JsonObject::new(buf);
+        write(&mut o);
+        o.end();
+        buf.pop();
+        buf.remove(start);
+        buf.len() - start
+    };
+    let endpoint = fields(&|o| endpoint_intel(o, i));
+    let remote = fields(&|o| remote_intel(o, i));
+    (endpoint, remote)
+}
+
+/// One address's rendered fields, owned (the live monitor renders an
+/// alert's at a time).
 pub struct IntelJson {
-    /// The endpoint's fields, then the remote's: one allocation (an audit
-    /// keeps one per distinct remote address).
-    fields: Box<[u8]>,
-    /// Where the remote's fields start.
+    fields: Vec<u8>,
     split: usize,
 }
 
 impl IntelJson {
     pub fn new(i: &Intel) -> Self {
-        // Written as objects, kept without their braces: they are fields
-        // of the enclosing objects.
-        let mut buf = Vec::with_capacity(512);
-        let mut fields = |write: &dyn Fn(&mut JsonObject<'_>)| {
-            let start = buf.len();
-            let mut o = JsonObject::new(&mut buf);
-            write(&mut o);
-            o.end();
-            buf.pop();
-            buf.remove(start);
-            buf.len()
-        };
-        let split = fields(&|o| endpoint_intel(o, i));
-        fields(&|o| remote_intel(o, i));
-        Self { fields: buf.into_boxed_slice(), split }
+        let mut fields = Vec::with_capacity(512);
+        let (split, _) = render_fields(&mut fields, i);
+        Self { fields, split }
     }
 
-    fn endpoint(&self) -> &[u8] {
-        self.fields.get(..self.split).unwrap_or_default()
+    pub fn fields(&self) -> IntelFields<'_> {
+        let (endpoint, remote) = self.fields.split_at(self.split);
+        IntelFields { endpoint, remote }
+    }
+}
+
+/// The rendered intelligence of each remote address of an audit: rendered
+/// once per address (on the lookup thread, as flows finish) and copied
+/// into each of its records.
+///
+/// The fields of all addresses lie end to end in one buffer, with no
+/// allocation per address.
+#[derive(Default)]
+pub struct IntelJsonCache {
+    rendered: HashMap<IpAddr, Rendered, ahash::RandomState>,
+    arena: Vec<u8>,
+}
+
+/// Where an address's fields lie in the arena: the endpoint's in
+/// `start..split`, the remote's in `split..end`.
+#[derive(Clone, Copy)]
+struct Rendered {
+    start: usize,
+    split: usize,
+    end: usize,
+}
+
+impl IntelJsonCache {
+    /// Renders `intel` for `ip`, unless it is rendered already.
+    pub fn render(&mut self, ip: IpAddr, intel: &Intel) {
+        let arena = &mut self.arena;
+        self.rendered.entry(ip).or_insert_with(|| {
+            let start = arena.len();
+            let (endpoint, remote) = render_fields(arena, intel);
+            Rendered { start, split: start + endpoint, end: start + endpoint + remote }
+        });
     }
 
-    fn remote(&self) -> &[u8] {
-        self.fields.get(self.split..).unwrap_or_default()
+    pub fn get(&self, ip: &IpAddr) -> Option<IntelFields<'_>> {
+        let r = self.rendered.get(ip)?;
+        Some(IntelFields {
+            endpoint: self.arena.get(r.start..r.split)?,
+            remote: self.arena.get(r.split..r.end)?,
+        })
     }
 }
 
@@ -166,12 +209,12 @@ pub fn write_record(
     buf: &mut Vec<u8>,
     rec: &FlowRecord,
     file: &[u8],
-    intel: Option<&IntelJson>,
+    intel: Option<IntelFields<'_>>,
     names: Option<&FlowNames>,
     finding: Option<&FindingView<'_>>,
 ) {
     let remote_is_responder = rec.direction.remote_is_responder();
-    let fields = intel.map(IntelJson::endpoint);
+    let fields = intel.map(|i| i.endpoint);
     let (src_intel, dst_intel) = match remote_is_responder {
         Some(true) => (None, fields),
         Some(false) => (fields, None),
@@ -236,7 +279,7 @@ pub fn write_record(
     side_extra(&mut flow, "destination", &rec.destination_stats, tcp);
     flow.end();
     if let Some(i) = intel.filter(|_| remote_is_responder.is_some()) {
-        x.raw_fields(i.remote());
+        x.raw_fields(i.remote);
     }
     if let Some(n) = names {
         let mut names = x.object("names");
@@ -310,6 +353,27 @@ pub fn write_jsonl(
     write_records(report, cached, records, false, out)
 }
 
+/// How many records' intelligence [`fetch_ahead`] looks up at once.
+const FETCH_AHEAD: usize = 32;
+
+/// The intelligence fields of each of `chunk`'s remote endpoints.
+///
+/// Looked up for a run of records before any is written: the lookups do
+/// not depend on each other, so their cache misses overlap. Looked up one
+/// at a time between records, where each waits for the record before,
+/// they took about twice as long (100,000 flows, 52,504 addresses: ~40 ms
+/// against ~20 ms, measured in a scratch harness around `write_jsonl`).
+fn fetch_ahead<'c>(
+    cached: &'c IntelJsonCache,
+    chunk: &[FlowRecord],
+) -> [Option<IntelFields<'c>>; FETCH_AHEAD] {
+    let mut fields = [None; FETCH_AHEAD];
+    for (f, rec) in fields.iter_mut().zip(chunk) {
+        *f = rec.remote().and_then(|r| cached.get(&r.ip));
+    }
+    fields
+}
+
 /// The records of [`write_jsonl`]: one per line, or (`array`) separated
 /// by commas as the elements of a JSON array.
 pub(super) fn write_records(
@@ -342,33 +406,176 @@ pub(super) fn write_records(
         .collect();
     let mut buf = Vec::with_capacity(1 << 16);
     let mut findings = report.finding_views().peekable();
-    for (index, rec) in report.flows.iter().enumerate() {
-        let has_finding = findings.peek().is_some_and(|f| f.finding.flow == index);
-        if !records.flows && !has_finding {
-            continue;
-        }
-        let file = files.get(rec.first_frame.file as usize).map_or(&b"\"\""[..], Vec::as_slice);
-        // One hash lookup per record when the JSON is cached already.
-        let intel = rec.remote().and_then(|r| match cached.entry(r.ip) {
-            Entry::Occupied(o) => Some(&*o.into_mut()),
-            Entry::Vacant(v) => {
-                report.remote_intel.get(&r.ip).map(|f| &*v.insert(IntelJson::new(f)))
+    for (chunk_index, chunk) in report.flows.chunks(FETCH_AHEAD).enumerate() {
+        let mut intel = fetch_ahead(cached, chunk);
+        // Addresses the lookup thread did not render (e.g. for a JSON
+        // document without flow records) are rendered here.
+        let unrendered = |(rec, fields): (&FlowRecord, &Option<IntelFields<'_>>)| {
+            fields.is_none()
+                && rec.remote().is_some_and(|r| report.remote_intel.contains_key(&r.ip))
+        };
+        if chunk.iter().zip(&intel).any(unrendered) {
+            for r in chunk.iter().filter_map(FlowRecord::remote) {
+                if let Some(i) = report.remote_intel.get(&r.ip) {
+                    cached.render(r.ip, i);
+                }
             }
-        });
-        let names = report.names.get(&rec.id);
-        if records.flows {
-            record(&mut buf, &|b| write_record(b, rec, file, intel, names, None));
+            intel = fetch_ahead(cached, chunk);
         }
-        while let Some(f) = findings.next_if(|f| f.finding.flow == index) {
-            if records.findings {
-                record(&mut buf, &|b| write_record(b, rec, file, intel, names, Some(&f)));
+        for (offset, (rec, intel)) in chunk.iter().zip(intel).enumerate() {
+            let index = chunk_index * FETCH_AHEAD + offset;
+            let has_finding = findings.peek().is_some_and(|f| f.finding.flow == index);
+            if !records.flows && !has_finding {
+                continue;
             }
-        }
-        if buf.len() > 60_000 {
-            out.write_all(&buf)?;
-            buf.clear();
+            let file = files.get(rec.first_frame.file as usize).map_or(&b"\"\""[..], Vec::as_slice);
+            let names = report.names.get(&rec.id);
+            if records.flows {
+                record(&mut buf, &|b| write_record(b, rec, file, intel, names, None));
+            }
+            while let Some(f) = findings.next_if(|f| f.finding.flow == index) {
+                if records.findings {
+                    record(&mut buf, &|b| write_record(b, rec, file, intel, names, Some(&f)));
+                }
+            }
+            if buf.len() > 60_000 {
+                out.write_all(&buf)?;
+                buf.clear();
+            }
         }
     }
     out.write_all(&buf)?;
     out.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::decode::FrameRef;
+    use crate::flow::Direction;
+    use crate::intel::{AddressClass, CountryCode, CountrySource};
+    use crate::time::Timestamp;
+
+    fn intel(ip: IpAddr, country: &str, asn: u32, provider: Option<&str>) -> Intel {
+        Intel {
+            ip,
+            class: AddressClass::Public,
+            country: CountryCode::parse(country),
+            country_source: Some(CountrySource::GeoIp),
+            asn: Some(asn),
+            as_org: None,
+            provider: provider.map(Arc::from),
+            provider_name: None,
+            service: None,
+            region: None,
+            jurisdiction: CountryCode::parse(country),
+            prefix: None,
+            dataset: Some(Arc::from("test")),
+        }
+    }
+
+    fn flow(id: u64, remote: IpAddr, direction: Direction) -> FlowRecord {
+        let local = Endpoint { ip: "192.0.2.10".parse().unwrap(), port: Some(40000) };
+        let remote = Endpoint { ip: remote, port: Some(443) };
+        let (source, destination) = match direction {
+            Direction::Inbound => (remote, local),
+            _ => (local, remote),
+        };
+        FlowRecord {
+            id,
+            protocol: 6,
+            source,
+            destination,
+            source_stats: SideStats { packets: 1, bytes: 60, payload_bytes: 0, tcp_flags: 2 },
+            destination_stats: SideStats::default(),
+            start: Timestamp::from_parts(1_700_000_000 + id as i64, 0),
+            end: Timestamp::from_parts(1_700_000_001 + id as i64, 0),
+            first_frame: FrameRef { file: 0, frame: id },
+            direction,
+            end_reason: EndReason::IdleTimeout,
+        }
+    }
+
+    #[test]
+    fn the_cache_renders_each_address_once_as_the_owned_rendering_does() {
+        let ip: IpAddr = "198.51.100.7".parse().unwrap();
+        let i = intel(ip, "DE", 64500, Some("hetzner"));
+        let mut cache = IntelJsonCache::default();
+        cache.render(ip, &i);
+        let len = cache.arena.len();
+        cache.render(ip, &i);
+        assert_eq!(cache.arena.len(), len, "rendered twice");
+        let cached = cache.get(&ip).unwrap();
+        let owned = IntelJson::new(&i);
+        assert_eq!(cached.endpoint, owned.fields().endpoint);
+        assert_eq!(cached.remote, owned.fields().remote);
+        let endpoint = String::from_utf8(cached.endpoint.to_vec()).unwrap();
+        assert_eq!(endpoint, r#""geo":{"country_iso_code":"DE"},"as":{"number":64500}"#);
+        assert!(cache.get(&"198.51.100.8".parse().unwrap()).is_none());
+    }
+
+    /// More flows than one fetch-ahead run, in both directions, with and
+    /// without intelligence: the records are the same whether the lookup
+    /// thread rendered the addresses or the writer does, and each remote
+    /// end carries its own address's fields.
+    #[test]
+    fn records_carry_each_remote_address_s_fields_whether_rendered_ahead_or_not() {
+        // Five addresses: a run of 32 records does not start at the same
+        // one each time.
+        let remotes: Vec<IpAddr> =
+            ["198.51.100.1", "198.51.100.2", "2001:db8::3", "203.0.113.4", "203.0.113.5"]
+                .iter()
+                .map(|a| a.parse().unwrap())
+                .collect();
+        let countries = ["DE", "CN", "US", "JP"];
+        let mut report = AuditReport::default();
+        for (n, remote) in remotes.iter().cycle().take(3 * FETCH_AHEAD + 5).enumerate() {
+            let direction = if n % 3 == 0 { Direction::Inbound } else { Direction::Outbound };
+            report.flows.push(flow(n as u64 + 1, *remote, direction));
+        }
+        report.flows.push(flow(999, "192.0.2.20".parse().unwrap(), Direction::Internal));
+        // The last address has no intelligence (e.g. looked up by no one).
+        for (ip, country) in remotes.iter().zip(countries) {
+            report.remote_intel.insert(*ip, Arc::new(intel(*ip, country, 64496, None)));
+        }
+        let records = Records { flows: true, findings: true };
+        let mut ahead = IntelJsonCache::default();
+        for (ip, i) in &report.remote_intel {
+            ahead.render(*ip, i);
+        }
+        let mut filled = Vec::new();
+        write_jsonl(&report, &mut ahead, records, &mut filled).unwrap();
+        let mut at_write = Vec::new();
+        write_jsonl(&report, &mut IntelJsonCache::default(), records, &mut at_write).unwrap();
+        assert_eq!(String::from_utf8_lossy(&filled), String::from_utf8_lossy(&at_write));
+
+        let lines: Vec<serde_json::Value> = filled
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_slice(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), report.flows.len());
+        for (line, rec) in lines.iter().zip(&report.flows) {
+            let side = match rec.direction {
+                Direction::Inbound => "source",
+                _ => "destination",
+            };
+            let country = &line[side]["geo"]["country_iso_code"];
+            match rec.remote().and_then(|r| report.remote_intel.get(&r.ip)) {
+                Some(i) if rec.direction != Direction::Internal => {
+                    assert_eq!(country, i.country.unwrap().as_str(), "{line}");
+                    assert_eq!(
+                        line["xborder"]["remote"]["jurisdiction"],
+                        i.country.unwrap().as_str()
+                    );
+                }
+                _ => {
+                    assert!(country.is_null(), "{line}");
+                    assert!(line["xborder"]["remote"].is_null(), "{line}");
+                }
+            }
+        }
+    }
 }
