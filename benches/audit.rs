@@ -155,6 +155,19 @@ fn main() {
         ),
         None => println!("tcpdump not installed: no reference ratio (apt-get install tcpdump)"),
     }
+    // Each stage's cost also as the median of the rounds' own ratios: the
+    // two runs of a round are seconds apart, so a busy spell on the host
+    // moves both.
+    let paired = |a: usize, b: usize| {
+        let mut r: Vec<f64> = times[a]
+            .iter()
+            .zip(&times[b])
+            .map(|(a, b)| (b.as_secs_f64() / a.as_secs_f64() - 1.0) * 100.0)
+            .collect();
+        r.sort_by(f64::total_cmp);
+        r[r.len() / 2]
+    };
+    let paired = [paired(0, 1), paired(1, 2), paired(2, 3)];
     let mut medians = Vec::new();
     for ((name, _), t) in variants.iter().zip(times) {
         let xb = median(t);
@@ -169,14 +182,20 @@ fn main() {
         println!(", {:.2} M packets/s", packets as f64 / xb.as_secs_f64() / 1e6);
     }
     let change = |a: Duration, b: Duration| (b.as_secs_f64() / a.as_secs_f64() - 1.0) * 100.0;
-    println!("names add {:+.1}% to the flows-only run", change(medians[0], medians[1]));
     println!(
-        "endpoint intelligence adds {:+.1}% to the run with names",
-        change(medians[1], medians[2])
+        "names add {:+.1}% to the flows-only run (median of rounds: {:+.1}%)",
+        change(medians[0], medians[1]),
+        paired[0]
     );
     println!(
-        "the shipped rule packs (and their finding records) add {:+.1}% to that",
-        change(medians[2], medians[3])
+        "endpoint intelligence adds {:+.1}% to the run with names (median of rounds: {:+.1}%)",
+        change(medians[1], medians[2]),
+        paired[1]
+    );
+    println!(
+        "the shipped rule packs (and their finding records) add {:+.1}% to that (median of rounds: {:+.1}%)",
+        change(medians[2], medians[3]),
+        paired[2]
     );
 
     // Memory of the flow stage: peak RSS beyond a run on a tiny capture,
