@@ -245,7 +245,7 @@ impl Outputs {
         let base =
             format!("xborder-{stamp}Z-{:04}{}", self.reports, if last { "-final" } else { "" });
         let mut json = Vec::new();
-        document::write_json(report, &mut Default::default(), false, &mut json)?;
+        document::write_json(report, &Default::default(), false, &mut json)?;
         write_atomically(&dir.join(format!("{base}.json")), &json)
             .with_context(|| format!("{}: cannot write the report", dir.display()))?;
         write_atomically(&dir.join(format!("{base}.txt")), text::render(report, false).as_bytes())

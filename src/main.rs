@@ -172,8 +172,8 @@ fn run_audit(args: &AuditArgs) -> anyhow::Result<ExitCode> {
     let records = Records { flows: args.flows, findings: true };
     match args.format {
         ReportFormat::Text => out.write_all(text::render(&report, colour).as_bytes())?,
-        ReportFormat::Json => document::write_json(&report, &mut intel_json, args.flows, out)?,
-        ReportFormat::Jsonl => flows::write_jsonl(&report, &mut intel_json, records, out)?,
+        ReportFormat::Json => document::write_json(&report, &intel_json, args.flows, out)?,
+        ReportFormat::Jsonl => flows::write_jsonl(&report, &intel_json, records, out)?,
         ReportFormat::Csv => findings::write_csv(&report, out)?,
     }
     out.flush()?;

@@ -121,7 +121,7 @@ fn metadata(r: &AuditReport) -> io::Result<Vec<(&'static str, Value)>> {
 /// Writes the document (pretty at the top level, records one per line).
 pub fn write_json(
     r: &AuditReport,
-    cached: &mut IntelJsonCache,
+    cached: &IntelJsonCache,
     with_flows: bool,
     out: &mut dyn Write,
 ) -> io::Result<()> {

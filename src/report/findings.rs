@@ -50,20 +50,23 @@ impl FindingView<'_> {
 impl AuditReport {
     /// Every finding, in order, with its context.
     pub fn finding_views(&self) -> impl Iterator<Item = FindingView<'_>> {
-        self.findings.iter().map(move |finding| {
-            let flow = &self.flows[finding.flow];
-            let (pack, rule) = self.policy.rule(&finding.matched);
-            FindingView {
-                finding,
-                flow,
-                pack,
-                rule,
-                sides: flow.sides(),
-                intel: flow.remote().and_then(|r| self.remote_intel.get(&r.ip)).map(|i| &**i),
-                names: self.names.get(&flow.id),
-                file: self.input_path(flow.first_frame.file),
-            }
-        })
+        self.findings.iter().map(move |finding| self.finding_view(finding))
+    }
+
+    /// One of [`Self::findings`] with its context.
+    pub fn finding_view<'a>(&'a self, finding: &'a Finding) -> FindingView<'a> {
+        let flow = &self.flows[finding.flow];
+        let (pack, rule) = self.policy.rule(&finding.matched);
+        FindingView {
+            finding,
+            flow,
+            pack,
+            rule,
+            sides: flow.sides(),
+            intel: flow.remote().and_then(|r| self.remote_intel.get(&r.ip)).map(|i| &**i),
+            names: self.names.get(&flow.id),
+            file: self.input_path(flow.first_frame.file),
+        }
     }
 
     /// Findings per severity, most severe first (only severities present).

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::io::{self, Write};
 use std::net::IpAddr;
+use std::sync::mpsc;
 
 use super::findings::FindingView;
 use super::json::{escape_into, JsonObject};
@@ -342,11 +343,12 @@ pub struct Records {
 /// Writes one JSON object per flow and/or finding, each on its own line,
 /// in flow order, a flow's findings after it.
 ///
-/// `cached` holds the intelligence JSON of addresses already rendered (it
-/// can be filled on another thread meanwhile); the rest are rendered here.
+/// `cached` holds the intelligence JSON of addresses rendered already (on
+/// the lookup thread); the others of `report.remote_intel` are rendered
+/// for each of their records.
 pub fn write_jsonl(
     report: &AuditReport,
-    cached: &mut IntelJsonCache,
+    cached: &IntelJsonCache,
     records: Records,
     out: &mut dyn Write,
 ) -> io::Result<()> {
@@ -374,26 +376,26 @@ fn fetch_ahead<'c>(
     fields
 }
 
+/// Flows per piece of work when the records are rendered on several
+/// threads (~0.8 MB of JSON lines).
+const RENDER_CHUNK: usize = 1024;
+
+/// Threads that render records at most.
+const RENDER_THREADS: usize = 4;
+
 /// The records of [`write_jsonl`]: one per line, or (`array`) separated
 /// by commas as the elements of a JSON array.
+///
+/// Rendering the records is most of the time of writing them; it is
+/// spread over the cores (the capture is read and the addresses looked
+/// up by now), in chunks of flows written in order.
 pub(super) fn write_records(
     report: &AuditReport,
-    cached: &mut IntelJsonCache,
+    cached: &IntelJsonCache,
     records: Records,
     array: bool,
     out: &mut dyn Write,
 ) -> io::Result<()> {
-    let mut first = true;
-    let mut record = |buf: &mut Vec<u8>, write: &dyn Fn(&mut Vec<u8>)| {
-        if array && !first {
-            buf.push(b',');
-        }
-        first = false;
-        write(buf);
-        if !array {
-            buf.push(b'\n');
-        }
-    };
     // Each input's path is escaped once, not once per record.
     let files: Vec<Vec<u8>> = report
         .inputs
@@ -404,48 +406,142 @@ pub(super) fn write_records(
             b
         })
         .collect();
-    let mut buf = Vec::with_capacity(1 << 16);
-    let mut findings = report.finding_views().peekable();
-    for (chunk_index, chunk) in report.flows.chunks(FETCH_AHEAD).enumerate() {
-        let mut intel = fetch_ahead(cached, chunk);
-        // Addresses the lookup thread did not render (e.g. for a JSON
-        // document without flow records) are rendered here.
-        let unrendered = |(rec, fields): (&FlowRecord, &Option<IntelFields<'_>>)| {
-            fields.is_none()
-                && rec.remote().is_some_and(|r| report.remote_intel.contains_key(&r.ip))
+    let pieces = RecordPieces { report, cached, files, records, array };
+    let chunks = report.flows.len().div_ceil(RENDER_CHUNK);
+    // In an array each record comes after a comma, except the first.
+    let mut first = true;
+    let mut emit = |buf: &[u8]| -> io::Result<()> {
+        let bytes = match buf.split_first() {
+            Some((b',', rest)) if array && first => rest,
+            _ => buf,
         };
-        if chunk.iter().zip(&intel).any(unrendered) {
-            for r in chunk.iter().filter_map(FlowRecord::remote) {
-                if let Some(i) = report.remote_intel.get(&r.ip) {
-                    cached.render(r.ip, i);
-                }
-            }
-            intel = fetch_ahead(cached, chunk);
+        first &= buf.is_empty();
+        out.write_all(bytes)
+    };
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, RENDER_THREADS)
+        .min(chunks);
+    if threads < 2 {
+        let mut buf = Vec::new();
+        for chunk in 0..chunks {
+            buf.clear();
+            pieces.render(chunk, &mut buf);
+            emit(&buf)?;
         }
-        for (offset, (rec, intel)) in chunk.iter().zip(intel).enumerate() {
-            let index = chunk_index * FETCH_AHEAD + offset;
-            let has_finding = findings.peek().is_some_and(|f| f.finding.flow == index);
-            if !records.flows && !has_finding {
-                continue;
-            }
-            let file = files.get(rec.first_frame.file as usize).map_or(&b"\"\""[..], Vec::as_slice);
-            let names = report.names.get(&rec.id);
-            if records.flows {
-                record(&mut buf, &|b| write_record(b, rec, file, intel, names, None));
-            }
-            while let Some(f) = findings.next_if(|f| f.finding.flow == index) {
-                if records.findings {
-                    record(&mut buf, &|b| write_record(b, rec, file, intel, names, Some(&f)));
+        return out.flush();
+    }
+    std::thread::scope(|s| {
+        let pieces = &pieces;
+        // Helper `h` renders chunks h, h + threads, …; this thread the
+        // rest, and writes them all in order. Each helper is at most two
+        // chunks ahead.
+        let helpers: Vec<mpsc::Receiver<Vec<u8>>> = (1..threads)
+            .map(|h| {
+                let (done, rendered) = mpsc::sync_channel(2);
+                s.spawn(move || {
+                    for chunk in (h..chunks).step_by(threads) {
+                        let mut buf = Vec::new();
+                        pieces.render(chunk, &mut buf);
+                        // Closed: the writer stopped on an error.
+                        if done.send(buf).is_err() {
+                            return;
+                        }
+                    }
+                });
+                rendered
+            })
+            .collect();
+        let mut own = Vec::new();
+        for chunk in 0..chunks {
+            match chunk % threads {
+                0 => {
+                    own.clear();
+                    pieces.render(chunk, &mut own);
+                    emit(&own)?;
+                }
+                h => {
+                    let buf = helpers
+                        .get(h - 1)
+                        .and_then(|r| r.recv().ok())
+                        .ok_or_else(|| io::Error::other("a record rendering thread stopped"))?;
+                    emit(&buf)?;
                 }
             }
-            if buf.len() > 60_000 {
-                out.write_all(&buf)?;
-                buf.clear();
+        }
+        Ok::<_, io::Error>(())
+    })?;
+    out.flush()
+}
+
+/// What rendering a chunk of records needs; shared by the threads.
+struct RecordPieces<'r> {
+    report: &'r AuditReport,
+    cached: &'r IntelJsonCache,
+    /// Each input's path, as a JSON string.
+    files: Vec<Vec<u8>>,
+    records: Records,
+    array: bool,
+}
+
+impl RecordPieces<'_> {
+    /// Appends the records of the flows of chunk `chunk` (and their
+    /// findings) to `buf`, each followed by a newline or, in an array,
+    /// preceded by a comma.
+    fn render(&self, chunk: usize, buf: &mut Vec<u8>) {
+        let report = self.report;
+        let start = chunk * RENDER_CHUNK;
+        let Some(flows) = report.flows.get(start..(start + RENDER_CHUNK).min(report.flows.len()))
+        else {
+            return;
+        };
+        let record = |buf: &mut Vec<u8>, write: &dyn Fn(&mut Vec<u8>)| {
+            if self.array {
+                buf.push(b',');
+            }
+            write(buf);
+            if !self.array {
+                buf.push(b'\n');
+            }
+        };
+        // Findings are in flow order.
+        let mut findings = report.findings[report.findings.partition_point(|f| f.flow < start)..]
+            .iter()
+            .peekable();
+        for (run_index, run) in flows.chunks(FETCH_AHEAD).enumerate() {
+            let intel = fetch_ahead(self.cached, run);
+            for (offset, (rec, intel)) in run.iter().zip(intel).enumerate() {
+                let index = start + run_index * FETCH_AHEAD + offset;
+                let has_finding = findings.peek().is_some_and(|f| f.flow == index);
+                if !self.records.flows && !has_finding {
+                    continue;
+                }
+                // An address the lookup thread did not render.
+                let rendered_here = match intel {
+                    None => rec
+                        .remote()
+                        .and_then(|r| report.remote_intel.get(&r.ip))
+                        .map(|i| IntelJson::new(i)),
+                    Some(_) => None,
+                };
+                let intel = intel.or(rendered_here.as_ref().map(IntelJson::fields));
+                let file = self
+                    .files
+                    .get(rec.first_frame.file as usize)
+                    .map_or(&b"\"\""[..], Vec::as_slice);
+                let names = report.names.get(&rec.id);
+                if self.records.flows {
+                    record(buf, &|b| write_record(b, rec, file, intel, names, None));
+                }
+                while let Some(f) = findings.next_if(|f| f.flow == index) {
+                    if self.records.findings {
+                        let view = report.finding_view(f);
+                        record(buf, &|b| write_record(b, rec, file, intel, names, Some(&view)));
+                    }
+                }
             }
         }
     }
-    out.write_all(&buf)?;
-    out.flush()
 }
 
 #[cfg(test)]
@@ -516,10 +612,11 @@ mod tests {
         assert!(cache.get(&"198.51.100.8".parse().unwrap()).is_none());
     }
 
-    /// More flows than one fetch-ahead run, in both directions, with and
-    /// without intelligence: the records are the same whether the lookup
-    /// thread rendered the addresses or the writer does, and each remote
-    /// end carries its own address's fields.
+    /// More flows than one rendering chunk and one fetch-ahead run, in
+    /// both directions, with and without intelligence: the records are in
+    /// flow order, the same whether the lookup thread rendered the
+    /// addresses or the writer does, and each remote end carries its own
+    /// address's fields.
     #[test]
     fn records_carry_each_remote_address_s_fields_whether_rendered_ahead_or_not() {
         // Five addresses: a run of 32 records does not start at the same
@@ -531,7 +628,9 @@ mod tests {
                 .collect();
         let countries = ["DE", "CN", "US", "JP"];
         let mut report = AuditReport::default();
-        for (n, remote) in remotes.iter().cycle().take(3 * FETCH_AHEAD + 5).enumerate() {
+        for (n, remote) in
+            remotes.iter().cycle().take(2 * RENDER_CHUNK + 3 * FETCH_AHEAD + 5).enumerate()
+        {
             let direction = if n % 3 == 0 { Direction::Inbound } else { Direction::Outbound };
             report.flows.push(flow(n as u64 + 1, *remote, direction));
         }
@@ -546,9 +645,9 @@ mod tests {
             ahead.render(*ip, i);
         }
         let mut filled = Vec::new();
-        write_jsonl(&report, &mut ahead, records, &mut filled).unwrap();
+        write_jsonl(&report, &ahead, records, &mut filled).unwrap();
         let mut at_write = Vec::new();
-        write_jsonl(&report, &mut IntelJsonCache::default(), records, &mut at_write).unwrap();
+        write_jsonl(&report, &IntelJsonCache::default(), records, &mut at_write).unwrap();
         assert_eq!(String::from_utf8_lossy(&filled), String::from_utf8_lossy(&at_write));
 
         let lines: Vec<serde_json::Value> = filled
@@ -558,6 +657,7 @@ mod tests {
             .collect();
         assert_eq!(lines.len(), report.flows.len());
         for (line, rec) in lines.iter().zip(&report.flows) {
+            assert_eq!(line["xborder"]["flow"]["first_frame"], rec.first_frame.frame, "order");
             let side = match rec.direction {
                 Direction::Inbound => "source",
                 _ => "destination",
@@ -577,5 +677,84 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// As the elements of an array (the JSON document): one comma between
+    /// records, none before the first, in flow order over several chunks.
+    #[test]
+    fn records_as_array_elements_are_one_valid_array() {
+        let mut report = AuditReport::default();
+        let remote: IpAddr = "198.51.100.1".parse().unwrap();
+        for n in 0..(RENDER_CHUNK * 2 + 7) as u64 {
+            report.flows.push(flow(n + 1, remote, Direction::Outbound));
+        }
+        let records = Records { flows: true, findings: false };
+        for flows in [&report.flows[..0], &report.flows[..1], &report.flows[..]] {
+            let part = AuditReport { flows: flows.to_vec(), ..AuditReport::default() };
+            let mut out = b"[".to_vec();
+            write_records(&part, &IntelJsonCache::default(), records, true, &mut out).unwrap();
+            out.push(b']');
+            let array: Vec<serde_json::Value> = serde_json::from_slice(&out).unwrap();
+            assert_eq!(array.len(), flows.len());
+            for (element, rec) in array.iter().zip(flows) {
+                assert_eq!(element["xborder"]["flow"]["first_frame"], rec.first_frame.frame);
+            }
+        }
+    }
+
+    /// Findings on flows spread over several rendering chunks: each
+    /// finding's record follows its flow's, and only they are written
+    /// when the records are findings only.
+    #[test]
+    fn each_finding_follows_its_flow_across_chunks() {
+        let text = "[pack]\nname = \"p\"\ndescription = \"d\"\nsource = \"s\"\nversion = \"1\"\n\
+                    [[rule]]\nid = \"inbound\"\ntitle = \"Inbound\"\nseverity = \"low\"\n\
+                    [rule.match]\ndirection = \"inbound\"\n";
+        let catalogue = crate::intel::ProviderCatalogue::default();
+        let (pack, _) =
+            crate::policy::RulePack::parse(text, std::path::Path::new("p.toml"), &catalogue)
+                .unwrap();
+        let mut report = AuditReport::default();
+        let remote: IpAddr = "198.51.100.1".parse().unwrap();
+        for n in 0..(RENDER_CHUNK * 3 + 1) as u64 {
+            // Inbound every 7th flow: some chunks start or end with one.
+            let direction = if n % 7 == 0 { Direction::Inbound } else { Direction::Outbound };
+            report.flows.push(flow(n + 1, remote, direction));
+        }
+        crate::audit::apply_policy(&mut report, crate::policy::Policy { packs: vec![pack] });
+        let inbound = report.flows.iter().filter(|f| f.direction == Direction::Inbound).count();
+        assert_eq!(report.findings.len(), inbound);
+
+        let mut out = Vec::new();
+        let all = Records { flows: true, findings: true };
+        write_jsonl(&report, &IntelJsonCache::default(), all, &mut out).unwrap();
+        let lines: Vec<serde_json::Value> = out
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_slice(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), report.flows.len() + inbound);
+        let frame = |v: &serde_json::Value| v["xborder"]["flow"]["first_frame"].as_u64();
+        let mut flows = report.flows.iter();
+        for (i, line) in lines.iter().enumerate() {
+            if line["event"]["kind"] == "alert" {
+                assert_eq!(frame(line), frame(&lines[i - 1]), "after its flow");
+                assert_eq!(line["rule"]["id"], "inbound");
+            } else {
+                assert_eq!(frame(line), flows.next().map(|f| f.first_frame.frame), "flow order");
+            }
+        }
+
+        let mut only = Vec::new();
+        let findings = Records { flows: false, findings: true };
+        write_jsonl(&report, &IntelJsonCache::default(), findings, &mut only).unwrap();
+        let alerts: Vec<&serde_json::Value> =
+            lines.iter().filter(|l| l["event"]["kind"] == "alert").collect();
+        let only: Vec<serde_json::Value> = only
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_slice(l).unwrap())
+            .collect();
+        assert_eq!(only.iter().collect::<Vec<_>>(), alerts);
     }
 }
