@@ -508,6 +508,10 @@ impl RecordPieces<'_> {
         let mut findings = report.findings[report.findings.partition_point(|f| f.flow < start)..]
             .iter()
             .peekable();
+        let end = start + flows.len();
+        if !self.records.flows && findings.peek().is_none_or(|f| f.flow >= end) {
+            return;
+        }
         for (run_index, run) in flows.chunks(FETCH_AHEAD).enumerate() {
             let intel = fetch_ahead(self.cached, run);
             for (offset, (rec, intel)) in run.iter().zip(intel).enumerate() {
@@ -717,8 +721,10 @@ mod tests {
         let mut report = AuditReport::default();
         let remote: IpAddr = "198.51.100.1".parse().unwrap();
         for n in 0..(RENDER_CHUNK * 3 + 1) as u64 {
-            // Inbound every 7th flow: some chunks start or end with one.
-            let direction = if n % 7 == 0 { Direction::Inbound } else { Direction::Outbound };
+            // Inbound every 7th flow (some chunks start or end with one),
+            // none in the second chunk.
+            let inbound = n % 7 == 0 && n as usize / RENDER_CHUNK != 1;
+            let direction = if inbound { Direction::Inbound } else { Direction::Outbound };
             report.flows.push(flow(n + 1, remote, direction));
         }
         crate::audit::apply_policy(&mut report, crate::policy::Policy { packs: vec![pack] });
