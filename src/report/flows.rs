@@ -79,7 +79,7 @@ fn endpoint_intel(e: &mut JsonObject<'_>, i: &Intel) {
 /// The intelligence of one remote address as JSON, borrowed: the
 /// endpoint's ECS fields and the `remote` object's, each without braces
 /// (they are fields of the enclosing objects), copied into each record.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub struct IntelFields<'a> {
     endpoint: &'a [u8],
     remote: &'a [u8],
