@@ -358,7 +358,7 @@ pub fn write_jsonl(
 /// How many records' intelligence [`fetch_ahead`] looks up at once.
 const FETCH_AHEAD: usize = 32;
 
-/// The intelligence fields of each of `chunk`'s remote endpoints.
+/// The intelligence fields of each of `run`'s remote endpoints.
 ///
 /// Looked up for a run of records before any is written: the lookups do
 /// not depend on each other, so their cache misses overlap. Looked up one
@@ -367,10 +367,10 @@ const FETCH_AHEAD: usize = 32;
 /// against ~20 ms, measured in a scratch harness around `write_jsonl`).
 fn fetch_ahead<'c>(
     cached: &'c IntelJsonCache,
-    chunk: &[FlowRecord],
+    run: &[FlowRecord],
 ) -> [Option<IntelFields<'c>>; FETCH_AHEAD] {
     let mut fields = [None; FETCH_AHEAD];
-    for (f, rec) in fields.iter_mut().zip(chunk) {
+    for (f, rec) in fields.iter_mut().zip(run) {
         *f = rec.remote().and_then(|r| cached.get(&r.ip));
     }
     fields
@@ -418,19 +418,12 @@ pub(super) fn write_records(
         first &= buf.is_empty();
         out.write_all(bytes)
     };
+    // One thread (a single chunk, or a single core): no helpers.
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
-        .clamp(1, RENDER_THREADS)
-        .min(chunks);
-    if threads < 2 {
-        let mut buf = Vec::new();
-        for chunk in 0..chunks {
-            buf.clear();
-            pieces.render(chunk, &mut buf);
-            emit(&buf)?;
-        }
-        return out.flush();
-    }
+        .min(RENDER_THREADS)
+        .min(chunks)
+        .max(1);
     std::thread::scope(|s| {
         let pieces = &pieces;
         // Helper `h` renders chunks h, h + threads, …; this thread the

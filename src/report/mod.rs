@@ -58,8 +58,8 @@ pub struct PacketTotals {
 }
 
 /// The intelligence of each remote address. Hashed with ahash (randomly
-/// keyed, like std's SipHash, and several times faster): it is read for
-/// every flow, by the policy and by each record written.
+/// keyed, like std's SipHash, and several times faster): the policy reads
+/// it for every flow.
 pub type RemoteIntel = HashMap<IpAddr, Arc<Intel>, ahash::RandomState>;
 
 /// Everything an audit run found, owned and ready to render.
