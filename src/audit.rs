@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use crate::capture::{self, CaptureError, LinkType, Opened};
 use crate::decode::{self, AnomalyCounter, Decoded, FrameRef};
 use crate::flow::{FlowRecord, FlowTable, FlowTimeouts, LocalNetworks};
+use crate::intel::{VendorCatalogue, VendorMatch};
 use crate::names::{FlowNames, NameInspector};
 use crate::policy::{finding_country, FlowFacts, Policy};
 use crate::report::{AuditReport, Finding, InputSummary, PacketTotals};
@@ -87,18 +88,35 @@ pub fn run_observed(config: &AuditConfig, observer: &mut dyn FnMut(&FlowRecord))
     report
 }
 
+/// Attributes each flow's names to the vendor whose product they belong to
+/// (server name first, then the DNS names in order).
+pub fn attribute_vendors(report: &mut AuditReport, vendors: &VendorCatalogue) {
+    report.vendors = report
+        .names
+        .iter()
+        .filter_map(|(id, names)| Some((*id, vendor_of(vendors, names)?)))
+        .collect();
+}
+
+/// The vendor of one flow's names.
+pub(crate) fn vendor_of(vendors: &VendorCatalogue, names: &FlowNames) -> Option<VendorMatch> {
+    let server = names.server_name.as_ref().map(|(s, _)| s.as_str());
+    vendors.attribute(server.into_iter().chain(names.dns.iter().map(|d| &**d)))
+}
+
 /// Checks every flow against the policy, once, with its remote endpoint's
-/// intelligence and names.
+/// intelligence, names and vendor.
 pub fn apply_policy(report: &mut AuditReport, policy: Policy) {
     let mut findings = Vec::new();
     // Without rules the pass over every flow would find nothing.
     let flows = if policy.rule_count() == 0 { &[][..] } else { &report.flows[..] };
     for (index, flow) in flows.iter().enumerate() {
         let intel = flow.remote().and_then(|r| report.remote_intel.get(&r.ip)).map(|i| &**i);
-        let facts = FlowFacts { flow, intel, names: report.names.get(&flow.id) };
+        let vendor = report.vendors.get(&flow.id);
+        let facts = FlowFacts { flow, intel, names: report.names.get(&flow.id), vendor };
         for matched in policy.evaluate(&facts) {
             let (_, rule) = policy.rule(&matched);
-            let country = finding_country(rule, intel);
+            let country = finding_country(rule, intel, vendor);
             findings.push(Finding { flow: index, matched, country, early: false });
         }
     }

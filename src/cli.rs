@@ -78,11 +78,12 @@ pub struct IntelArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct LookupArgs {
-    /// IPv4 or IPv6 addresses.
-    #[arg(required = true, value_name = "IP")]
-    pub ips: Vec<std::net::IpAddr>,
+    /// IPv4 or IPv6 addresses, or server names (what the vendor catalogue
+    /// says of them).
+    #[arg(required = true, value_name = "IP|NAME")]
+    pub targets: Vec<String>,
 
-    /// One JSON object per address instead of a table.
+    /// One JSON object per address or name instead of a table.
     #[arg(long)]
     pub json: bool,
 

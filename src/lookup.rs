@@ -1,10 +1,11 @@
 //! `xborder lookup` and `xborder db …`.
 
 use std::io::{self, Write};
+use std::net::IpAddr;
 use std::process::ExitCode;
 
 use xborder::intel::build::{self, BuildOptions, UpdateOptions};
-use xborder::intel::{default_data_dir, Intel};
+use xborder::intel::{default_data_dir, Intel, VendorCatalogue};
 
 use crate::cli::{DbCommand, IntelArgs, LookupArgs};
 use crate::config::intel_sources;
@@ -48,19 +49,75 @@ fn describe(i: &Intel) -> String {
     s
 }
 
+/// What the vendor catalogue says of a server name, for a person.
+fn describe_name(name: &str, vendors: &VendorCatalogue) -> String {
+    let mut s = format!("{name}\n");
+    let mut row = |k: &str, v: &str| s.push_str(&format!("  {k:<13} {v}\n"));
+    match vendors.lookup(name) {
+        None => row("vendor", "- (no vendor in the catalogue owns this name)"),
+        Some(m) => {
+            let v = m.view();
+            row("vendor", &format!("{} ({})", v.vendor_name, v.vendor));
+            row("parent", v.parent);
+            row("category", v.category);
+            row("jurisdiction", &format!("{} ({})", v.jurisdiction, v.jurisdiction_reason));
+            row("product", v.product);
+            row("domain", v.domain);
+            row("source", v.source);
+        }
+    }
+    s
+}
+
 pub fn run_lookup(args: &LookupArgs) -> anyhow::Result<ExitCode> {
-    let db = intel_sources(&args.intel)?.load()?;
+    let sources = intel_sources(&args.intel)?;
+    let ips: Vec<Option<IpAddr>> = args.targets.iter().map(|t| t.parse().ok()).collect();
+    // Names alone need only the vendor catalogue, not the address data.
+    let db = if ips.iter().any(Option::is_some) { Some(sources.load()?) } else { None };
+    let vendors = match &db {
+        Some(db) => db.vendors.clone(),
+        None => sources.vendors()?,
+    };
     let mut out = io::stdout().lock();
-    for ip in &args.ips {
-        let intel = db.lookup(*ip);
-        if args.json {
-            serde_json::to_writer(&mut out, &intel)?;
-            writeln!(out)?;
-        } else {
-            write!(out, "{}", describe(&intel))?;
+    for (target, ip) in args.targets.iter().zip(ips) {
+        match (ip, &db) {
+            (Some(ip), Some(db)) => {
+                let intel = db.lookup(ip);
+                if args.json {
+                    serde_json::to_writer(&mut out, &intel)?;
+                    writeln!(out)?;
+                } else {
+                    write!(out, "{}", describe(&intel))?;
+                }
+            }
+            _ => {
+                if !is_domain_name(target) {
+                    anyhow::bail!("'{target}' is neither an IP address nor a server name");
+                }
+                if args.json {
+                    let found = vendors.lookup(target);
+                    let value = match &found {
+                        Some(m) => serde_json::to_value(m.view())?,
+                        None => serde_json::json!({ "name": target.to_ascii_lowercase() }),
+                    };
+                    serde_json::to_writer(&mut out, &value)?;
+                    writeln!(out)?;
+                } else {
+                    write!(out, "{}", describe_name(target, &vendors))?;
+                }
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Labels of letters, digits, '-' and '_' separated by dots.
+fn is_domain_name(s: &str) -> bool {
+    let s = s.strip_suffix('.').unwrap_or(s);
+    !s.is_empty()
+        && s.split('.').all(|l| {
+            !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
 }
 
 fn run_db_info(args: &IntelArgs) -> anyhow::Result<ExitCode> {

@@ -19,7 +19,7 @@ use cli::{AnalysisArgs, AuditArgs, Cli, Command, IntelArgs, ReportFormat, RulesC
 use xborder::audit::{self, AuditConfig};
 use xborder::flow::{FlowTimeouts, LocalNetworks};
 use xborder::intel::{IntelError, IntelSources};
-use xborder::policy::{self, Level, Policy, RulePack};
+use xborder::policy::{self, Catalogues, Level, Policy, RulePack};
 use xborder::report::flows::{self, Records};
 use xborder::report::{document, findings, text, RemoteIntel};
 
@@ -66,11 +66,12 @@ fn flow_settings(a: &AnalysisArgs) -> (FlowTimeouts, LocalNetworks) {
 /// The rule packs in force (`--rules`, else the shipped ones), checked
 /// against the catalogue the intelligence sources give; warnings printed.
 fn load_policy(rules: &[std::path::PathBuf], sources: &IntelSources) -> anyhow::Result<Policy> {
-    let catalogue = sources.catalogue()?;
+    let (providers, vendors) = (sources.catalogue()?, sources.vendors()?);
+    let catalogues = Catalogues { providers: &providers, vendors: &vendors };
     let (policy, warnings) = if rules.is_empty() {
-        policy::shipped::policy(&catalogue)?
+        policy::shipped::policy(catalogues)?
     } else {
-        Policy::load(rules, &catalogue)?
+        Policy::load(rules, catalogues)?
     };
     for w in warnings {
         eprintln!("xborder: {w}");
@@ -145,6 +146,7 @@ fn run_audit(args: &AuditArgs) -> anyhow::Result<ExitCode> {
             .map_err(|_| anyhow::anyhow!("loading the intelligence data failed"))??;
         // The observer saw every flow: every remote endpoint is looked up.
         report.remote_intel = found;
+        audit::attribute_vendors(&mut report, &db.vendors);
         intel_json = json;
         report.provenance = db.provenance;
         report
@@ -209,12 +211,14 @@ fn run_audit(args: &AuditArgs) -> anyhow::Result<ExitCode> {
 
 /// `xborder rules check`: every message of every file; 2 on any error.
 fn run_rules_check(files: &[std::path::PathBuf], intel: &IntelArgs) -> anyhow::Result<ExitCode> {
-    let catalogue = config::intel_sources(intel)?.catalogue()?;
+    let sources = config::intel_sources(intel)?;
+    let (providers, vendors) = (sources.catalogue()?, sources.vendors()?);
+    let catalogues = Catalogues { providers: &providers, vendors: &vendors };
     let mut errors = 0;
     for path in files {
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        let diagnostics = match RulePack::parse(&text, path, &catalogue) {
+        let diagnostics = match RulePack::parse(&text, path, catalogues) {
             Ok((pack, warnings)) => {
                 let rules = pack.rules.len();
                 println!(

@@ -384,12 +384,13 @@ fn db_info_lists_every_dataset_with_licence_and_checksum() {
     let out = xborder(&["db", "info"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = String::from_utf8_lossy(&out.stdout);
-    for role in ["providers:", "regions:", "provider ranges:", "asn:", "country:"] {
+    for role in ["providers:", "vendors:", "regions:", "provider ranges:", "asn:", "country:"] {
         assert!(text.contains(role), "{role} missing:\n{text}");
     }
     assert!(text.contains("licence   CC BY 4.0"), "{text}");
     assert!(text.contains("attribute NRO (nro.net)"), "{text}");
-    assert_eq!(text.matches("sha256    ").count(), 5);
+    assert_eq!(text.matches("sha256    ").count(), 6);
+    assert!(text.contains("snapshot  2026-12-02"), "{text}");
     assert!(text.contains("feed aws: "), "{text}");
 }
 

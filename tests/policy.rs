@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use xborder::decode::FrameRef;
 use xborder::flow::{Direction, EndReason, Endpoint, FlowRecord, SideStats};
 use xborder::intel::{IntelDb, IntelSources};
-use xborder::policy::{shipped, FlowFacts, Policy};
+use xborder::policy::{shipped, Catalogues, FlowFacts, Policy};
 use xborder::time::Timestamp;
 
 fn flow(remote: &str, direction: Direction) -> FlowRecord {
@@ -38,7 +38,7 @@ fn matching(db: &IntelDb, policy: &Policy, remote: &str, direction: Direction) -
     let ip: IpAddr = remote.parse().unwrap();
     let intel = db.lookup(ip);
     policy
-        .evaluate(&FlowFacts { flow: &f, intel: Some(&intel), names: None })
+        .evaluate(&FlowFacts { flow: &f, intel: Some(&intel), names: None, vendor: None })
         .iter()
         .map(|m| policy.rule(m).1.id.clone())
         .collect()
@@ -52,7 +52,8 @@ fn set(ids: &[&str]) -> BTreeSet<String> {
 fn shipped_packs_match_what_they_should_and_nothing_else() {
     let sources = IntelSources::default();
     let db = sources.load().unwrap();
-    let (policy, warnings) = shipped::policy(&db.catalogue).unwrap();
+    let catalogues = Catalogues { providers: &db.catalogue, vendors: &db.vendors };
+    let (policy, warnings) = shipped::policy(catalogues).unwrap();
     assert!(warnings.is_empty());
     let out = Direction::Outbound;
     let cases: &[(&str, &str, Direction, &[&str])] = &[

@@ -68,11 +68,14 @@ fn json_document_is_valid_and_carries_provenance() {
     assert_eq!(doc["findings"].as_array().unwrap().len(), 17);
     assert_eq!(doc["totals"]["findings_by_severity"]["critical"], 1);
     let packs = doc["rule_packs"].as_array().unwrap();
-    assert_eq!(packs.len(), 4);
+    assert_eq!(packs.len(), 5);
     assert!(packs.iter().all(|p| p["sha256"].as_str().unwrap().len() == 64));
     let roles: Vec<&str> =
         doc["data"].as_array().unwrap().iter().map(|d| d["role"].as_str().unwrap()).collect();
-    assert_eq!(roles, ["providers", "regions", "overlay", "provider ranges", "asn", "country"]);
+    assert_eq!(
+        roles,
+        ["providers", "vendors", "regions", "overlay", "provider ranges", "asn", "country"]
+    );
     // The Alibaba-like case: CN jurisdiction, US hosting, both reported.
     let cn = &doc["aggregates"]["by_jurisdiction"]["CN"];
     assert_eq!(cn["flows"], 2);
@@ -264,12 +267,13 @@ direction = "outgoing"
         format!(
             "{f}:10:12: error: bad severity \"severe\" (expected info, low, medium, high or critical)\n\
              {f}:14:1: error: unknown field `jurisdictoin` in [rule.match]; expected one of: \
-             hosting_country, jurisdiction, provider, service, region, asn, cidr, domain_suffix, \
-             transport, remote_port, direction, min_bytes_out, local_network, local_host\n\
+             hosting_country, jurisdiction, provider, service, region, asn, vendor, \
+             vendor_jurisdiction, cidr, domain_suffix, transport, remote_port, direction, \
+             min_bytes_out, local_network, local_host\n\
              {f}:13:26: error: unknown country code \"UK\": not an ISO 3166-1 alpha-2 code (the \
              United Kingdom is GB)\n\
-             {f}:16:12: error: unknown provider id \"alicloud\" (`xborder lookup` and \
-             geoip/providers.toml list the ids)\n\
+             {f}:16:12: error: unknown provider id \"alicloud\" (did you mean \
+             alibaba_cloud?)\n\
              {f}:15:8: error: bad CIDR \"198.51.100.0/33\" (expected an address or \
              address/prefix, e.g. 203.0.113.0/24)\n\
              {f}:17:13: error: bad direction \"outgoing\" (expected outbound, inbound, internal \
@@ -297,6 +301,7 @@ fn rules_check_accepts_the_shipped_packs_and_warns() {
         "rules/eu-third-countries.toml",
         "rules/ofac-comprehensive.toml",
         "rules/cn-ru-cloud-providers.toml",
+        "rules/us-icts-vendors.toml",
     ];
     let mut args = vec!["rules", "check"];
     args.extend(packs);

@@ -1,6 +1,7 @@
 //! Endpoint intelligence: for an IP, `{address class, hosting country,
 //! ASN, AS organisation, provider, service, region, jurisdiction}` with the
-//! matched prefix and the dataset that said so.
+//! matched prefix and the dataset that said so; for a server name, the
+//! vendor whose product it belongs to ([`VendorCatalogue`]).
 //!
 //! Sources, in order: the user's overlay; the providers' published ranges
 //! (longest prefix wins; a known region decides the hosting country); the
@@ -30,6 +31,7 @@ mod regions;
 pub mod segments;
 mod store;
 mod tree;
+mod vendors;
 
 pub use asn::{AsRecord, AsnTable, OrgName, OrgNames};
 pub use catalogue::{Provider, ProviderCatalogue, ProviderConfig};
@@ -43,6 +45,7 @@ pub use ranges::{ProviderRanges, RangeEntry, RangeInfo};
 pub use regions::RegionTable;
 pub use store::{default_data_dir, sha256_hex, DatasetInfo, IntelSources};
 pub use tree::NetworkTable;
+pub use vendors::{CatalogueInfo, Product, Vendor, VendorCatalogue, VendorMatch, VendorView};
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -119,6 +122,8 @@ impl Intel {
 /// All intelligence layers, loaded.
 pub struct IntelDb {
     pub catalogue: ProviderCatalogue,
+    /// Vendors of devices and apps, told by the names of their services.
+    pub vendors: VendorCatalogue,
     pub overlay: Overlay,
     pub ranges: ProviderRanges,
     /// AS (our compact table or a MaxMind-format database) and country (a

@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use super::geo::MmdbDatabase;
 use super::{
     AddressLayers, AsnTable, IntelDb, IntelError, Overlay, OverlayNetwork, ProviderCatalogue,
-    ProviderRanges, RegionTable,
+    ProviderRanges, RegionTable, VendorCatalogue,
 };
 
 /// The default data, compiled in so that a copied binary works offline.
@@ -22,6 +22,7 @@ pub mod embedded {
     pub const ASN: &[u8] = include_bytes!("../../geoip/asn.xbasn");
     pub const RANGES: &[u8] = include_bytes!("../../geoip/provider-ranges.csv.gz");
     pub const PROVIDERS: &str = include_str!("../../geoip/providers.toml");
+    pub const VENDORS: &str = include_str!("../../geoip/vendors.toml");
     pub const REGIONS: &str = include_str!("../../geoip/regions.csv");
     pub const DATASETS: &str = include_str!("../../geoip/datasets.toml");
 
@@ -179,6 +180,12 @@ impl IntelSources {
         Ok(catalogue)
     }
 
+    /// The vendor catalogue the names are attributed with (cheap: one
+    /// small TOML file).
+    pub fn vendors(&self) -> Result<VendorCatalogue, IntelError> {
+        shipped_vendors()
+    }
+
     /// Reads every overlay, adding the providers it defines to
     /// `catalogue`; returns each file's networks.
     fn read_overlays(
@@ -216,6 +223,25 @@ impl IntelSources {
             format!("{} providers", catalogue.len()),
             embedded::PROVIDERS.as_bytes(),
         ));
+        let vendors = shipped_vendors()?;
+        provenance.push(DatasetInfo {
+            role: "vendors",
+            location: "embedded geoip/vendors.toml".to_owned(),
+            entry: Some(DatasetEntry {
+                file: "vendors.toml".to_owned(),
+                name: vendors.info.name.clone(),
+                source: vendors.info.source.clone(),
+                snapshot: vendors.info.snapshot.clone(),
+                licence: vendors.info.licence.clone(),
+                attribution: None,
+            }),
+            records: format!(
+                "{} vendors, {} domains",
+                vendors.vendors().len(),
+                vendors.domain_count()
+            ),
+            content: Content::Embedded(embedded::VENDORS.as_bytes()),
+        });
         let regions = RegionTable::parse(embedded::REGIONS, Path::new("geoip/regions.csv"))?;
         provenance.push(embedded_info(
             "regions",
@@ -296,6 +322,7 @@ impl IntelSources {
         provenance.extend([ranges_info, asn_info, country_info]);
         Ok(IntelDb {
             catalogue,
+            vendors,
             overlay,
             ranges,
             addresses,
@@ -380,6 +407,10 @@ fn asn_records(v4: usize, v6: usize, systems: usize) -> String {
 
 /// Describes a compiled-in dataset: role, file name, records, bytes.
 type EmbeddedInfo<'a> = dyn Fn(&'static str, &str, String, &'static [u8]) -> DatasetInfo + 'a;
+
+fn shipped_vendors() -> Result<VendorCatalogue, IntelError> {
+    VendorCatalogue::parse(embedded::VENDORS, Path::new("geoip/vendors.toml"))
+}
 
 fn shipped_catalogue() -> Result<ProviderCatalogue, IntelError> {
     ProviderCatalogue::parse(embedded::PROVIDERS, Path::new("geoip/providers.toml"))

@@ -30,6 +30,7 @@ use capture::{capture_loop, Batch, CaptureCounters};
 use crate::audit::{self, observe_frame, Counts, Frame};
 use crate::decode::FrameRef;
 use crate::flow::{FlowKey, FlowRecord, FlowTable, FlowTimeouts, LocalNetworks};
+use crate::intel::VendorMatch;
 use crate::intel::{Intel, IntelDb};
 use crate::names::{FlowNames, NameInspector};
 use crate::policy::{finding_country, FlowFacts, Policy, Severity};
@@ -356,14 +357,25 @@ impl Analysis {
         };
         let remote = flow.remote().map(|r| r.ip);
         let names = self.names.as_ref().map(|n| n.peek(id, remote, flow.start));
-        self.alert(&flow, names.as_ref(), true);
+        let vendor = self.vendor(names.as_ref());
+        self.alert(&flow, names.as_ref(), vendor.as_ref(), true);
+    }
+
+    /// The vendor of a flow's names (`None` without intelligence).
+    fn vendor(&self, names: Option<&FlowNames>) -> Option<VendorMatch> {
+        let db = self.knowledge.intel.as_ref()?;
+        audit::vendor_of(&db.vendors, names?)
     }
 
     /// A finished flow: its end alerts, and into the period's report.
     fn finished(&mut self, flow: FlowRecord) {
         let remote = flow.remote().map(|r| r.ip);
         let names = self.names.as_mut().map(|n| n.finish(flow.id, remote, flow.start));
-        self.alert(&flow, names.as_ref(), false);
+        let vendor = self.vendor(names.as_ref());
+        self.alert(&flow, names.as_ref(), vendor.as_ref(), false);
+        if let Some(v) = vendor {
+            self.period.vendors.insert(flow.id, v);
+        }
         if let Some(ip) = remote {
             if let Some(i) = self.intel(ip) {
                 self.period.remote_intel.insert(ip, i);
@@ -375,9 +387,15 @@ impl Analysis {
         self.period.flows.push(flow);
     }
 
-    fn alert(&mut self, flow: &FlowRecord, names: Option<&FlowNames>, early: bool) {
+    fn alert(
+        &mut self,
+        flow: &FlowRecord,
+        names: Option<&FlowNames>,
+        vendor: Option<&VendorMatch>,
+        early: bool,
+    ) {
         let intel = flow.remote().and_then(|r| self.intel(r.ip));
-        let facts = FlowFacts { flow, intel: intel.as_deref(), names };
+        let facts = FlowFacts { flow, intel: intel.as_deref(), names, vendor };
         let matches = self.knowledge.policy.evaluate(&facts);
         if matches.is_empty() {
             return;
@@ -388,7 +406,7 @@ impl Analysis {
             let severity = rule.severity;
             let finding = Finding {
                 flow: 0,
-                country: finding_country(rule, intel.as_deref()),
+                country: finding_country(rule, intel.as_deref(), vendor),
                 matched: matched.clone(),
                 early,
             };
@@ -400,6 +418,7 @@ impl Analysis {
                 sides: flow.sides(),
                 intel: intel.as_deref(),
                 names,
+                vendor,
                 file: Path::new(&self.interface),
             };
             let mut line = Vec::with_capacity(1024);
@@ -409,6 +428,7 @@ impl Analysis {
                 &self.file,
                 intel_json.as_ref().map(IntelJson::fields),
                 names,
+                vendor,
                 Some(&view),
             );
             self.alerts.fetch_add(1, Ordering::Relaxed);

@@ -20,7 +20,9 @@ use ipnet::IpNet;
 use serde::Serialize;
 
 use crate::flow::{Direction, FlowRecord};
-use crate::intel::{AddressClass, CountryCode, Intel, ProviderCatalogue};
+use crate::intel::{
+    AddressClass, CountryCode, Intel, ProviderCatalogue, VendorCatalogue, VendorMatch,
+};
 use crate::names::FlowNames;
 
 /// How bad a finding is.
@@ -85,6 +87,10 @@ pub struct Conditions {
     pub service: Option<Vec<String>>,
     pub region: Option<Vec<String>>,
     pub asn: Option<Vec<u32>>,
+    /// Vendor ids (vendor catalogue), told by the flow's names.
+    pub vendor: Option<Vec<Arc<str>>>,
+    /// The jurisdiction of the flow's vendor.
+    pub vendor_jurisdiction: Option<Vec<CountryCode>>,
     /// The remote address.
     pub cidr: Option<Vec<IpNet>>,
     /// Lower case, without leading or trailing dots.
@@ -117,6 +123,12 @@ impl Conditions {
             || self.service.is_some()
             || self.region.is_some()
             || self.asn.is_some()
+            || self.tests_vendor()
+    }
+
+    /// Does the block test the vendor the flow's names belong to?
+    pub fn tests_vendor(&self) -> bool {
+        self.vendor.is_some() || self.vendor_jurisdiction.is_some()
     }
 
     fn holds(&self, f: &FlowFacts<'_>) -> Holds {
@@ -182,6 +194,18 @@ impl Conditions {
                     .map(|v| i.and_then(|i| i.region.as_deref()).map(|s| v.iter().any(|x| x == s))),
             ),
             fact("asn", self.asn.as_ref().map(|v| i.and_then(|i| i.asn).map(|a| v.contains(&a)))),
+            fact(
+                "vendor",
+                self.vendor
+                    .as_ref()
+                    .map(|v| f.vendor_fact(|m| v.iter().any(|id| **id == *m.vendor.id))),
+            ),
+            fact(
+                "vendor_jurisdiction",
+                self.vendor_jurisdiction
+                    .as_ref()
+                    .map(|v| f.vendor_fact(|m| v.contains(&m.vendor.jurisdiction))),
+            ),
         ];
         if facts.contains(&false) {
             Holds::No
@@ -237,15 +261,15 @@ pub struct RulePack {
 }
 
 impl RulePack {
-    /// Parses and checks a pack; provider ids are checked against
-    /// `providers`. Returns the pack and its warnings, or every error
-    /// (with the warnings).
+    /// Parses and checks a pack; provider and vendor ids are checked
+    /// against the catalogues. Returns the pack and its warnings, or every
+    /// error (with the warnings).
     pub fn parse(
         text: &str,
         path: &Path,
-        providers: &ProviderCatalogue,
+        catalogues: Catalogues<'_>,
     ) -> Result<(RulePack, Vec<Diagnostic>), Vec<Diagnostic>> {
-        let (pack, diagnostics) = parse::parse_pack(text, path, providers);
+        let (pack, diagnostics) = parse::parse_pack(text, path, catalogues);
         match pack {
             Some(mut pack) if diagnostics.iter().all(|d| d.level == Level::Warning) => {
                 pack.location = path.display().to_string();
@@ -255,6 +279,13 @@ impl RulePack {
             _ => Err(diagnostics),
         }
     }
+}
+
+/// What rule packs are checked against: the ids rules may name.
+#[derive(Clone, Copy, Debug)]
+pub struct Catalogues<'a> {
+    pub providers: &'a ProviderCatalogue,
+    pub vendors: &'a VendorCatalogue,
 }
 
 /// Why rule packs could not be loaded.
@@ -295,9 +326,22 @@ pub struct FlowFacts<'a> {
     /// The remote endpoint's intelligence (`None` in a run without it).
     pub intel: Option<&'a Intel>,
     pub names: Option<&'a FlowNames>,
+    /// The vendor the names belong to (`None` also in a run without
+    /// intelligence).
+    pub vendor: Option<&'a VendorMatch>,
 }
 
 impl<'a> FlowFacts<'a> {
+    /// A test of the flow's vendor: unknown only when the traffic gave the
+    /// flow no name at all; a name no vendor owns is a known "none".
+    fn vendor_fact(&self, test: impl Fn(&VendorMatch) -> bool) -> Option<bool> {
+        match self.vendor {
+            Some(m) => Some(test(m)),
+            None if self.names().next().is_some() => Some(false),
+            None => None,
+        }
+    }
+
     /// The server name and the DNS names.
     fn names(&self) -> impl Iterator<Item = &'a str> {
         let names = self.names;
@@ -333,14 +377,14 @@ impl Policy {
     /// Reads and checks rule files; warnings are returned, errors fail.
     pub fn load(
         paths: &[PathBuf],
-        providers: &ProviderCatalogue,
+        catalogues: Catalogues<'_>,
     ) -> Result<(Policy, Vec<Diagnostic>), PolicyError> {
         let mut policy = Policy::default();
         let mut warnings = Vec::new();
         for path in paths {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| PolicyError::Io { path: path.clone(), source: e })?;
-            policy.add_text(&text, path, None, providers, &mut warnings)?;
+            policy.add_text(&text, path, None, catalogues, &mut warnings)?;
         }
         Ok((policy, warnings))
     }
@@ -352,10 +396,10 @@ impl Policy {
         text: &str,
         path: &Path,
         location: Option<String>,
-        providers: &ProviderCatalogue,
+        catalogues: Catalogues<'_>,
         warnings: &mut Vec<Diagnostic>,
     ) -> Result<(), PolicyError> {
-        let (mut pack, w) = RulePack::parse(text, path, providers)
+        let (mut pack, w) = RulePack::parse(text, path, catalogues)
             .map_err(|d| PolicyError::Invalid { errors: only_errors(d) })?;
         if let Some(location) = location {
             pack.location = location;
@@ -399,10 +443,20 @@ impl Policy {
     }
 }
 
-/// The country a finding is about: the jurisdiction when the rule tested
-/// it (and not the hosting country), else the hosting country.
-pub fn finding_country(rule: &Rule, intel: Option<&Intel>) -> Option<CountryCode> {
+/// The country a finding is about: the vendor's jurisdiction when the rule
+/// tested the vendor; the provider's jurisdiction when the rule tested it
+/// (and not the hosting country); else the hosting country.
+pub fn finding_country(
+    rule: &Rule,
+    intel: Option<&Intel>,
+    vendor: Option<&VendorMatch>,
+) -> Option<CountryCode> {
     let m = &rule.matches;
+    if m.tests_vendor() {
+        if let Some(v) = vendor {
+            return Some(v.vendor.jurisdiction);
+        }
+    }
     let intel = intel?;
     if m.jurisdiction.is_some() && m.hosting_country.is_none() || m.provider.is_some() {
         intel.jurisdiction.or(intel.country)

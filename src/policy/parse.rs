@@ -11,9 +11,9 @@ use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 use super::diagnostic::{Diagnostic, Level, SourceFile};
-use super::{Conditions, Rule, RulePack, Severity, WhenUnknown};
+use super::{Catalogues, Conditions, Rule, RulePack, Severity, WhenUnknown};
 use crate::flow::{protocol_has_ports, protocol_name, Direction};
-use crate::intel::{CountryCode, ProviderCatalogue};
+use crate::intel::CountryCode;
 
 type Value<'i> = Spanned<DeValue<'i>>;
 
@@ -27,6 +27,8 @@ const CONDITION_FIELDS: &[&str] = &[
     "service",
     "region",
     "asn",
+    "vendor",
+    "vendor_jurisdiction",
     "cidr",
     "domain_suffix",
     "transport",
@@ -39,7 +41,7 @@ const CONDITION_FIELDS: &[&str] = &[
 
 struct Walker<'a> {
     src: SourceFile<'a>,
-    providers: &'a ProviderCatalogue,
+    catalogues: Catalogues<'a>,
     diagnostics: Vec<Diagnostic>,
 }
 
@@ -47,9 +49,9 @@ struct Walker<'a> {
 pub(super) fn parse_pack(
     text: &str,
     path: &Path,
-    providers: &ProviderCatalogue,
+    catalogues: Catalogues<'_>,
 ) -> (Option<RulePack>, Vec<Diagnostic>) {
-    let mut w = Walker { src: SourceFile { path, text }, providers, diagnostics: Vec::new() };
+    let mut w = Walker { src: SourceFile { path, text }, catalogues, diagnostics: Vec::new() };
     let (doc, errors) = DeTable::parse_recoverable(text);
     if !errors.is_empty() {
         for e in errors {
@@ -297,8 +299,8 @@ impl Walker<'_> {
                 self.error(
                     span,
                     format!(
-                        "{place} tests hosting country, jurisdiction, provider, service, region \
-                         or ASN: say what to do when that is unknown with \
+                        "{place} tests hosting country, jurisdiction, provider, service, region, \
+                         ASN or vendor: say what to do when that is unknown with \
                          when_unknown = \"match\" or \"ignore\""
                     ),
                 );
@@ -309,7 +311,7 @@ impl Walker<'_> {
                     s,
                     format!(
                         "{place}: when_unknown has no effect: the rule tests no hosting country, \
-                         jurisdiction, provider, service, region or ASN"
+                         jurisdiction, provider, service, region, ASN or vendor"
                     ),
                 );
                 None
@@ -343,10 +345,11 @@ impl Walker<'_> {
             self.warn(span.clone(), never("remote_port with transports that have no ports"));
         }
         if let (Some(providers), Some(jurisdictions)) = (&c.provider, &c.jurisdiction) {
+            let catalogue = self.catalogues.providers;
             let any = providers.iter().any(|id| {
-                self.providers
+                catalogue
                     .index_of(id)
-                    .and_then(|i| self.providers.get(i))
+                    .and_then(|i| catalogue.get(i))
                     .is_some_and(|p| jurisdictions.contains(&p.jurisdiction))
             });
             if !any {
@@ -367,6 +370,8 @@ impl Walker<'_> {
             service: self.list(t, "service", Self::plain),
             region: self.list(t, "region", Self::plain),
             asn: self.list(t, "asn", Self::asn),
+            vendor: self.list(t, "vendor", Self::vendor),
+            vendor_jurisdiction: self.list(t, "vendor_jurisdiction", Self::country),
             cidr: self.list(t, "cidr", Self::cidr),
             domain_suffix: self.list(t, "domain_suffix", Self::domain),
             transport: self.list(t, "transport", Self::transport),
@@ -456,24 +461,25 @@ impl Walker<'_> {
 
     fn provider(&mut self, v: &Value<'_>, what: &str) -> Option<Arc<str>> {
         let s = self.string(v, what)?;
-        if self.providers.index_of(&s).is_some() {
+        let catalogue = self.catalogues.providers;
+        if catalogue.index_of(&s).is_some() {
             return Some(Arc::from(s));
         }
-        let lower = s.to_ascii_lowercase();
-        let mut similar: Vec<&str> = self
-            .providers
-            .providers()
-            .iter()
-            .map(|p| &*p.id)
-            .filter(|id| id.contains(lower.as_str()) || lower.contains(*id))
-            .collect();
-        similar.truncate(3);
-        let hint = if similar.is_empty() {
-            " (`xborder lookup` and geoip/providers.toml list the ids)".to_owned()
-        } else {
-            format!(" (did you mean {}?)", similar.join(", "))
-        };
+        let ids = catalogue.providers().iter().map(|p| &*p.id);
+        let hint = did_you_mean(&s, ids, "`xborder lookup` and geoip/providers.toml list the ids");
         self.error(v.span(), format!("unknown provider id \"{s}\"{hint}"));
+        None
+    }
+
+    fn vendor(&mut self, v: &Value<'_>, what: &str) -> Option<Arc<str>> {
+        let s = self.string(v, what)?;
+        let catalogue = self.catalogues.vendors;
+        if catalogue.index_of(&s).is_some() {
+            return Some(Arc::from(s));
+        }
+        let ids = catalogue.vendors().iter().map(|v| v.id.as_str());
+        let hint = did_you_mean(&s, ids, "geoip/vendors.toml lists the ids");
+        self.error(v.span(), format!("unknown vendor id \"{s}\"{hint}"));
         None
     }
 
@@ -600,6 +606,25 @@ impl Walker<'_> {
             );
         }
         d
+    }
+}
+
+/// " (did you mean a, b?)" with up to three ids that contain the value, are
+/// contained in it or are spelt alike (a typo), else " (`where_`)".
+fn did_you_mean<'a>(value: &str, ids: impl Iterator<Item = &'a str>, where_: &str) -> String {
+    let lower = value.to_ascii_lowercase();
+    let similar: Vec<&str> = ids
+        .filter(|id| {
+            id.contains(lower.as_str())
+                || lower.contains(*id)
+                || strsim::jaro_winkler(&lower, id) >= 0.9
+        })
+        .take(3)
+        .collect();
+    if similar.is_empty() {
+        format!(" ({where_})")
+    } else {
+        format!(" (did you mean {}?)", similar.join(", "))
     }
 }
 

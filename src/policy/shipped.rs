@@ -2,25 +2,25 @@
 
 use std::path::Path;
 
-use super::{Diagnostic, Policy, PolicyError};
-use crate::intel::ProviderCatalogue;
+use super::{Catalogues, Diagnostic, Policy, PolicyError};
 
 /// (file name, text) of every shipped pack.
-pub const PACKS: [(&str, &str); 4] = [
+pub const PACKS: [(&str, &str); 5] = [
     ("us-foreign-adversaries.toml", include_str!("../../rules/us-foreign-adversaries.toml")),
     ("eu-third-countries.toml", include_str!("../../rules/eu-third-countries.toml")),
     ("ofac-comprehensive.toml", include_str!("../../rules/ofac-comprehensive.toml")),
     ("cn-ru-cloud-providers.toml", include_str!("../../rules/cn-ru-cloud-providers.toml")),
+    ("us-icts-vendors.toml", include_str!("../../rules/us-icts-vendors.toml")),
 ];
 
-/// The shipped packs, checked against `providers`.
-pub fn policy(providers: &ProviderCatalogue) -> Result<(Policy, Vec<Diagnostic>), PolicyError> {
+/// The shipped packs, checked against the catalogues.
+pub fn policy(catalogues: Catalogues<'_>) -> Result<(Policy, Vec<Diagnostic>), PolicyError> {
     let mut policy = Policy::default();
     let mut warnings = Vec::new();
     for (file, text) in PACKS {
         let path = Path::new("rules").join(file);
         let location = Some(format!("embedded rules/{file}"));
-        policy.add_text(text, &path, location, providers, &mut warnings)?;
+        policy.add_text(text, &path, location, catalogues, &mut warnings)?;
     }
     Ok((policy, warnings))
 }

@@ -9,7 +9,7 @@ use crate::intel::{CountrySource, ProviderConfig};
 use crate::names::NameSource;
 use crate::time::Timestamp;
 
-fn catalogue() -> ProviderCatalogue {
+static PROVIDERS: std::sync::LazyLock<ProviderCatalogue> = std::sync::LazyLock::new(|| {
     let mut c = ProviderCatalogue::default();
     for (id, j) in [("alibaba_cloud", "CN"), ("aws", "US"), ("yandex_cloud", "RU")] {
         let text = format!("id = \"{id}\"\nname = \"{id}\"\njurisdiction = \"{j}\"\n");
@@ -17,10 +17,26 @@ fn catalogue() -> ProviderCatalogue {
         c.add(config, Path::new("p.toml")).unwrap();
     }
     c
+});
+
+/// The shipped vendor catalogue.
+static VENDORS: std::sync::LazyLock<VendorCatalogue> =
+    std::sync::LazyLock::new(|| crate::intel::IntelSources::default().vendors().unwrap());
+
+/// Three test providers and the shipped vendors.
+fn catalogue() -> Catalogues<'static> {
+    Catalogues { providers: &PROVIDERS, vendors: &VENDORS }
+}
+
+/// The shipped catalogues.
+fn shipped_catalogues() -> Catalogues<'static> {
+    static SHIPPED: std::sync::LazyLock<ProviderCatalogue> =
+        std::sync::LazyLock::new(|| crate::intel::IntelSources::default().catalogue().unwrap());
+    Catalogues { providers: &SHIPPED, vendors: &VENDORS }
 }
 
 fn check(text: &str) -> Vec<String> {
-    match RulePack::parse(text, Path::new("r.toml"), &catalogue()) {
+    match RulePack::parse(text, Path::new("r.toml"), catalogue()) {
         Ok((_, warnings)) => warnings.iter().map(|d| d.to_string()).collect(),
         Err(diags) => diags.iter().map(|d| d.to_string()).collect(),
     }
@@ -30,7 +46,7 @@ fn pack(rules: &str) -> RulePack {
     let text = format!(
         "[pack]\nname = \"t\"\ndescription = \"d\"\nsource = \"s\"\nversion = \"1\"\n{rules}"
     );
-    let (pack, warnings) = RulePack::parse(&text, Path::new("r.toml"), &catalogue())
+    let (pack, warnings) = RulePack::parse(&text, Path::new("r.toml"), catalogue())
         .unwrap_or_else(|d| panic!("{d:?}"));
     assert!(warnings.is_empty(), "{warnings:?}");
     pack
@@ -50,8 +66,9 @@ fn errors_name_line_column_and_what_was_expected() {
         [
             "r.toml:9:12: error: bad severity \"hgih\" (expected info, low, medium, high or critical)",
             "r.toml:13:1: error: unknown field `contry` in [rule.match]; expected one of: \
-             hosting_country, jurisdiction, provider, service, region, asn, cidr, domain_suffix, \
-             transport, remote_port, direction, min_bytes_out, local_network, local_host",
+             hosting_country, jurisdiction, provider, service, region, asn, vendor, \
+             vendor_jurisdiction, cidr, domain_suffix, transport, remote_port, direction, \
+             min_bytes_out, local_network, local_host",
             "r.toml:12:26: error: unknown country code \"UK\": not an ISO 3166-1 alpha-2 code \
              (the United Kingdom is GB)",
             "r.toml:15:12: error: unknown provider id \"alibaba\" (did you mean alibaba_cloud?)",
@@ -88,8 +105,8 @@ fn intel_rules_must_say_what_unknown_means() {
     assert_eq!(
         check(&text),
         ["r.toml:6:1: error: rule \"a\" tests hosting country, jurisdiction, provider, service, \
-          region or ASN: say what to do when that is unknown with when_unknown = \"match\" or \
-          \"ignore\""]
+          region, ASN or vendor: say what to do when that is unknown with when_unknown = \
+          \"match\" or \"ignore\""]
     );
 }
 
@@ -121,10 +138,9 @@ fn warns_about_rules_that_can_never_match() {
 
 #[test]
 fn shipped_packs_are_valid_and_cite_their_source() {
-    let catalogue = crate::intel::IntelSources::default().catalogue().unwrap();
-    let (policy, warnings) = shipped::policy(&catalogue).unwrap();
+    let (policy, warnings) = shipped::policy(shipped_catalogues()).unwrap();
     assert!(warnings.is_empty(), "{warnings:?}");
-    assert_eq!(policy.packs.len(), 4);
+    assert_eq!(policy.packs.len(), 5);
     for p in &policy.packs {
         assert!(!p.source.is_empty() && !p.rules.is_empty(), "{}", p.name);
         assert!(p.location.starts_with("embedded rules/"));
@@ -133,8 +149,7 @@ fn shipped_packs_are_valid_and_cite_their_source() {
 
 #[test]
 fn eu_pack_lists_every_code_outside_the_eea_and_adequacy_decisions() {
-    let catalogue = crate::intel::IntelSources::default().catalogue().unwrap();
-    let (policy, _) = shipped::policy(&catalogue).unwrap();
+    let (policy, _) = shipped::policy(shipped_catalogues()).unwrap();
     let eu = policy.packs.iter().find(|p| p.name == "eu-third-countries").unwrap();
     let listed = eu.rules[0].matches.hosting_country.clone().unwrap();
     let inside = "AT BE BG HR CY CZ DK EE FI FR DE GR HU IE IT LV LT LU MT NL PL PT RO SK SI ES \
@@ -201,7 +216,7 @@ fn matches(
     n: Option<&FlowNames>,
 ) -> Vec<String> {
     policy
-        .evaluate(&FlowFacts { flow: f, intel: i, names: n })
+        .evaluate(&FlowFacts { flow: f, intel: i, names: n, vendor: None })
         .iter()
         .map(|m| {
             let (_, rule) = policy.rule(m);
@@ -278,6 +293,85 @@ fn unless_excepts_hosts_and_domains() {
     assert_eq!(matches(&p, &f("10.2.0.1"), Some(&ali), Some(&names("example.cn"))), ["cn"]);
 }
 
+/// `matches` with the flow's vendor attributed from its names.
+fn vendor_matches(p: &Policy, f: &FlowRecord, i: &Intel, n: Option<&FlowNames>) -> Vec<String> {
+    let vendor = n.and_then(|n| crate::audit::vendor_of(&VENDORS, n));
+    p.evaluate(&FlowFacts { flow: f, intel: Some(i), names: n, vendor: vendor.as_ref() })
+        .iter()
+        .map(|m| {
+            let id = p.rule(m).1.id.clone();
+            if m.unknown.is_empty() {
+                id
+            } else {
+                format!("{id} (unknown {})", m.unknown.join(", "))
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn vendor_rules_match_the_names_vendor_and_know_a_name_without_one() {
+    let rules = |w: &str| Policy {
+        packs: vec![pack(&format!(
+            "[[rule]]\nid = \"cams\"\ntitle = \"t\"\nseverity = \"high\"\nwhen_unknown = \"{w}\"\n\
+             [rule.match]\nvendor = [\"hikvision\", \"dahua\"]\n\
+             [[rule]]\nid = \"cn-vendor\"\ntitle = \"t\"\nseverity = \"low\"\n\
+             when_unknown = \"{w}\"\n[rule.match]\nvendor_jurisdiction = \"CN\"\n\
+             [[rule.unless]]\nvendor = \"hikvision\"\n"
+        ))],
+    };
+    // A documentation address: no provider, but its name tells the vendor.
+    let remote = intel("8.8.4.4", Some("US"), None);
+    let f = flow("10.0.0.1", "8.8.4.4", 443, Direction::Outbound, 1);
+    let sni = |n: &str| FlowNames {
+        server_name: Some((n.to_owned(), NameSource::TlsSni)),
+        dns: Vec::new(),
+    };
+    let p = rules("match");
+    assert_eq!(vendor_matches(&p, &f, &remote, Some(&sni("api.hik-connect.com"))), ["cams"]);
+    assert_eq!(
+        vendor_matches(&p, &f, &remote, Some(&sni("www.imoulife.com"))),
+        ["cams", "cn-vendor"]
+    );
+    assert_eq!(vendor_matches(&p, &f, &remote, Some(&sni("web.wechat.com"))), ["cn-vendor"]);
+    // A vendor's name as part of another label, or above another domain.
+    assert!(vendor_matches(&p, &f, &remote, Some(&sni("hik-connect.com.example"))).is_empty());
+    assert!(vendor_matches(&p, &f, &remote, Some(&sni("nothikvision.com"))).is_empty());
+    // A DNS name counts when the server name has no vendor.
+    let dns = FlowNames {
+        server_name: Some(("edge.example.test".into(), NameSource::TlsSni)),
+        dns: vec![Arc::from("a.example.test"), Arc::from("p2p.easy4ip.com")],
+    };
+    assert_eq!(vendor_matches(&p, &f, &remote, Some(&dns)), ["cams", "cn-vendor"]);
+    // No name at all: the vendor is unknown, and the rule's choice decides.
+    assert_eq!(
+        vendor_matches(&p, &f, &remote, None),
+        ["cams (unknown vendor)", "cn-vendor (unknown vendor_jurisdiction)"]
+    );
+    assert!(vendor_matches(&rules("ignore"), &f, &remote, None).is_empty());
+    // The finding is about the vendor's country, not the hosting country.
+    let n = sni("api.hik-connect.com");
+    let m = crate::audit::vendor_of(&VENDORS, &n).unwrap();
+    let rule = &p.packs[0].rules[0];
+    assert_eq!(finding_country(rule, Some(&remote), Some(&m)), cc("CN"));
+}
+
+#[test]
+fn vendor_ids_are_checked_against_the_catalogue() {
+    let text = format!(
+        "{HEAD}[[rule]]\nid = \"a\"\ntitle = \"A\"\nseverity = \"low\"\nwhen_unknown = \"ignore\"\n\
+         [rule.match]\nvendor = [\"hikvison\", \"bytedance\", \"huwei\", \"acme\"]\n"
+    );
+    assert_eq!(
+        check(&text),
+        [
+            "r.toml:12:11: error: unknown vendor id \"hikvison\" (did you mean hikvision?)",
+            "r.toml:12:36: error: unknown vendor id \"huwei\" (did you mean huawei?)",
+            "r.toml:12:45: error: unknown vendor id \"acme\" (geoip/vendors.toml lists the ids)",
+        ]
+    );
+}
+
 #[test]
 fn domain_suffixes_match_whole_labels() {
     assert!(has_suffix("oss-cn-hangzhou.aliyuncs.com", "aliyuncs.com"));
@@ -294,7 +388,7 @@ proptest::proptest! {
     /// No rule file, however broken, makes the checker panic.
     #[test]
     fn arbitrary_rule_files_never_panic(text in "\\PC{0,400}") {
-        let _ = RulePack::parse(&text, Path::new("r.toml"), &catalogue());
+        let _ = RulePack::parse(&text, Path::new("r.toml"), catalogue());
     }
 
     /// Nor does a valid pack with any byte changed.
@@ -309,7 +403,7 @@ proptest::proptest! {
         let at = at % text.len();
         text[at] = byte;
         if let Ok(text) = String::from_utf8(text) {
-            let _ = RulePack::parse(&text, Path::new("r.toml"), &catalogue());
+            let _ = RulePack::parse(&text, Path::new("r.toml"), catalogue());
         }
     }
 

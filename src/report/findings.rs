@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::summary::{grouped, human_bytes};
 use super::{AuditReport, Finding};
 use crate::flow::{protocol_name, FlowRecord, Sides};
-use crate::intel::Intel;
+use crate::intel::{Intel, VendorMatch};
 use crate::names::FlowNames;
 use crate::policy::{Rule, RulePack, Severity};
 
@@ -29,6 +29,8 @@ pub struct FindingView<'a> {
     pub sides: Sides<'a>,
     pub intel: Option<&'a Intel>,
     pub names: Option<&'a FlowNames>,
+    /// The vendor the names belong to.
+    pub vendor: Option<&'a VendorMatch>,
     /// The input holding the flow's first packet.
     pub file: &'a Path,
 }
@@ -40,8 +42,12 @@ impl FindingView<'_> {
         n.server_name.as_ref().map(|(s, _)| s.as_str()).or_else(|| n.dns.first().map(|d| &**d))
     }
 
-    /// Who runs the remote endpoint: provider, else AS organisation.
+    /// Who the finding is about: the vendor when the rule tested it, else
+    /// who runs the remote endpoint: provider, else AS organisation.
     pub fn operator(&self) -> Option<&str> {
+        if let Some(v) = self.vendor.filter(|_| self.rule.matches.tests_vendor()) {
+            return Some(&v.vendor.name);
+        }
         let i = self.intel?;
         i.provider_name.as_deref().or(i.as_org.as_deref())
     }
@@ -65,6 +71,7 @@ impl AuditReport {
             sides: flow.sides(),
             intel: flow.remote().and_then(|r| self.remote_intel.get(&r.ip)).map(|i| &**i),
             names: self.names.get(&flow.id),
+            vendor: self.vendors.get(&flow.id),
             file: self.input_path(flow.first_frame.file),
         }
     }
@@ -250,6 +257,10 @@ pub const CSV_COLUMNS: &[&str] = &[
     "as_org",
     "server_name",
     "dns_names",
+    "vendor",
+    "vendor_name",
+    "vendor_product",
+    "vendor_jurisdiction",
     "bytes_out",
     "bytes_in",
     "packets_out",
@@ -305,6 +316,10 @@ pub fn write_csv(r: &AuditReport, out: &mut dyn Write) -> io::Result<()> {
             v.names.map_or_else(String::new, |n| {
                 n.dns.iter().map(|d| &**d).collect::<Vec<_>>().join(" ")
             }),
+            opt(v.vendor.map(|m| m.vendor.id.as_str())),
+            opt(v.vendor.map(|m| m.vendor.name.as_str())),
+            opt(v.vendor.map(|m| m.product().name.as_str())),
+            opt(v.vendor.map(|m| m.vendor.jurisdiction.as_str())),
             v.sides.sent.bytes.to_string(),
             v.sides.received.bytes.to_string(),
             v.sides.sent.packets.to_string(),

@@ -11,7 +11,7 @@ use super::findings::FindingView;
 use super::json::{escape_into, JsonObject};
 use super::AuditReport;
 use crate::flow::{protocol_name, EndReason, Endpoint, FlowRecord, SideStats};
-use crate::intel::Intel;
+use crate::intel::{Intel, VendorMatch};
 use crate::names::{FlowNames, NameSource};
 
 const FLAG_NAMES: [(u8, &str); 8] = [
@@ -212,6 +212,7 @@ pub fn write_record(
     file: &[u8],
     intel: Option<IntelFields<'_>>,
     names: Option<&FlowNames>,
+    vendor: Option<&VendorMatch>,
     finding: Option<&FindingView<'_>>,
 ) {
     let remote_is_responder = rec.direction.remote_is_responder();
@@ -293,7 +294,25 @@ pub fn write_record(
         }
         names.end();
     }
+    if let Some(m) = vendor {
+        vendor_fields(&mut x, m);
+    }
     x.end();
+    o.end();
+}
+
+/// `xborder.vendor`: whose device or app the flow's names belong to.
+fn vendor_fields(x: &mut JsonObject<'_>, m: &VendorMatch) {
+    let v = &m.vendor;
+    let mut o = x.object("vendor");
+    o.keyword("id", &v.id);
+    o.string("name", &v.name);
+    o.string("parent", &v.parent);
+    o.string("category", &v.category);
+    o.keyword("jurisdiction", v.jurisdiction.as_str());
+    o.string("product", &m.product().name);
+    o.keyword("domain", &m.domain);
+    o.string("matched_name", &m.name);
     o.end();
 }
 
@@ -527,13 +546,15 @@ impl RecordPieces<'_> {
                     .get(rec.first_frame.file as usize)
                     .map_or(&b"\"\""[..], Vec::as_slice);
                 let names = report.names.get(&rec.id);
+                let vendor = report.vendors.get(&rec.id);
                 if self.records.flows {
-                    record(buf, &|b| write_record(b, rec, file, intel, names, None));
+                    record(buf, &|b| write_record(b, rec, file, intel, names, vendor, None));
                 }
                 while let Some(f) = findings.next_if(|f| f.flow == index) {
                     if self.records.findings {
                         let view = report.finding_view(f);
-                        record(buf, &|b| write_record(b, rec, file, intel, names, Some(&view)));
+                        let view = Some(&view);
+                        record(buf, &|b| write_record(b, rec, file, intel, names, vendor, view));
                     }
                 }
             }
@@ -707,9 +728,10 @@ mod tests {
         let text = "[pack]\nname = \"p\"\ndescription = \"d\"\nsource = \"s\"\nversion = \"1\"\n\
                     [[rule]]\nid = \"inbound\"\ntitle = \"Inbound\"\nseverity = \"low\"\n\
                     [rule.match]\ndirection = \"inbound\"\n";
-        let catalogue = crate::intel::ProviderCatalogue::default();
+        let (providers, vendors) = Default::default();
+        let catalogues = crate::policy::Catalogues { providers: &providers, vendors: &vendors };
         let (pack, _) =
-            crate::policy::RulePack::parse(text, std::path::Path::new("p.toml"), &catalogue)
+            crate::policy::RulePack::parse(text, std::path::Path::new("p.toml"), catalogues)
                 .unwrap();
         let mut report = AuditReport::default();
         let remote: IpAddr = "198.51.100.1".parse().unwrap();

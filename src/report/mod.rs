@@ -22,7 +22,7 @@ use std::sync::Arc;
 use crate::capture::{CaptureFormat, LinkType};
 use crate::decode::AnomalyCounter;
 use crate::flow::FlowRecord;
-use crate::intel::{CountryCode, DatasetInfo, Intel};
+use crate::intel::{CountryCode, DatasetInfo, Intel, VendorMatch};
 use crate::names::FlowNames;
 use crate::policy::{Policy, RuleMatch};
 use crate::time::Timestamp;
@@ -82,6 +82,9 @@ pub struct AuditReport {
     /// Names the traffic gave each flow, by flow id (flows without any are
     /// absent).
     pub names: HashMap<u64, FlowNames>,
+    /// The vendor each flow's names belong to, by flow id (flows without
+    /// one, and every flow of a run without intelligence, are absent).
+    pub vendors: HashMap<u64, VendorMatch>,
     /// The rule packs the flows were checked against.
     pub policy: Policy,
     /// Rule matches in flow order (then pack and rule order).

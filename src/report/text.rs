@@ -229,6 +229,15 @@ fn write_endpoint(s: &mut String, ip: &IpAddr, e: &Endpoint<'_>) -> std::fmt::Re
     if !line.is_empty() {
         writeln!(s, "{}", fit(&format!("      {line}"), WIDTH))?;
     }
+    if let Some(m) = v.vendor {
+        let vendor = format!(
+            "      vendor {} ({}-law): {}",
+            m.vendor.name,
+            m.vendor.jurisdiction,
+            m.product().name
+        );
+        writeln!(s, "{}", fit(&vendor, WIDTH))?;
+    }
     let file = v
         .file
         .file_name()
@@ -266,8 +275,9 @@ mod tests {
                     [[rule]]\nid = \"all-outbound\"\ntitle = \"Every outbound flow, with a title \
                     long enough to need wrapping at eighty columns of text\"\n\
                     severity = \"low\"\n[rule.match]\ndirection = \"outbound\"\n";
-        let catalogue = crate::intel::ProviderCatalogue::default();
-        let (pack, _) = RulePack::parse(text, Path::new("p.toml"), &catalogue).unwrap();
+        let (providers, vendors) = Default::default();
+        let catalogues = crate::policy::Catalogues { providers: &providers, vendors: &vendors };
+        let (pack, _) = RulePack::parse(text, Path::new("p.toml"), catalogues).unwrap();
         let mut r = AuditReport { policy: Policy { packs: vec![pack] }, ..Default::default() };
         let stats = |bytes| SideStats { packets: 1, bytes, payload_bytes: 0, tcp_flags: 0 };
         for i in 0..(TOP_HOSTS as u8 + 2) {
@@ -288,7 +298,7 @@ mod tests {
             }
         }
         for (index, flow) in r.flows.iter().enumerate() {
-            let facts = FlowFacts { flow, intel: None, names: None };
+            let facts = FlowFacts { flow, intel: None, names: None, vendor: None };
             for matched in r.policy.evaluate(&facts) {
                 r.findings.push(Finding { flow: index, matched, country: None, early: false });
             }
