@@ -42,14 +42,19 @@ impl FindingView<'_> {
         n.server_name.as_ref().map(|(s, _)| s.as_str()).or_else(|| n.dns.first().map(|d| &**d))
     }
 
-    /// Who the finding is about: the vendor when the rule tested it, else
-    /// who runs the remote endpoint: provider, else AS organisation.
+    /// Who runs the remote endpoint: provider, else AS organisation.
     pub fn operator(&self) -> Option<&str> {
-        if let Some(v) = self.vendor.filter(|_| self.rule.matches.tests_vendor()) {
-            return Some(&v.vendor.name);
-        }
         let i = self.intel?;
         i.provider_name.as_deref().or(i.as_org.as_deref())
+    }
+
+    /// Who the finding is about: the vendor when the rule tested it, else
+    /// the [`Self::operator`].
+    pub fn subject(&self) -> Option<&str> {
+        match self.vendor {
+            Some(v) if self.rule.matches.tests_vendor() => Some(&v.vendor.name),
+            _ => self.operator(),
+        }
     }
 }
 
@@ -199,7 +204,7 @@ pub fn headline(r: &AuditReport) -> String {
         }
         let c = countries.entry(country).or_default();
         c.bytes += v.sides.sent.bytes;
-        let operator = v.operator().unwrap_or("unattributed").to_owned();
+        let operator = v.subject().unwrap_or("unattributed").to_owned();
         *c.operators.entry(operator).or_default() += v.sides.sent.bytes;
     }
     let mut countries: Vec<(String, Share)> = countries.into_iter().collect();

@@ -231,7 +231,7 @@ fn write_endpoint(s: &mut String, ip: &IpAddr, e: &Endpoint<'_>) -> std::fmt::Re
     }
     if let Some(m) = v.vendor {
         let vendor = format!(
-            "      vendor {} ({}-law): {}",
+            "      vendor {} ({} law): {}",
             m.vendor.name,
             m.vendor.jurisdiction,
             m.product().name

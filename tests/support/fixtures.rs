@@ -438,6 +438,61 @@ pub fn gateway_records() -> Vec<Record> {
     ethernet_records(p)
 }
 
+/// `vendors.pcap`: devices and apps of catalogued vendors talking to
+/// documentation addresses, each named one way (TLS SNI, HTTP Host, QUIC
+/// SNI, a DNS answer), and names that only look like a vendor's. The
+/// expected vendors and findings are in fixtures/README.md.
+pub fn vendor_records() -> Vec<Record> {
+    let (c, dns) = (LOCAL, "198.51.100.53");
+    let mut p: Vec<(f64, Vec<u8>)> = vec![
+        (0.0, ip_packet(c, dns, udp(53002, 53), b"query")),
+        (
+            0.01,
+            ip_packet(
+                dns,
+                c,
+                udp(53, 53002),
+                &dns_response("api.io.mi.com", "mi-edge.example.test", [203, 0, 113, 23]),
+            ),
+        ),
+    ];
+    // A Hikvision camera's cloud, by TLS SNI.
+    p.extend(tls_session(1.0, (c, 50201), ("203.0.113.20", 443), "api.hik-connect.com", 1500, 400));
+    // Kaspersky's updater, by HTTP Host.
+    let get = b"GET /diffs/bases/av/kdb/i386/kdb-i386-1211g.xml.dif HTTP/1.1\r\n\
+                Host: dnl-03.geo.kaspersky.com\r\n\r\n";
+    p.push((2.0, tcp_seq(c, "203.0.113.21", 50202, 80, "S", 0, &[])));
+    p.push((2.01, tcp_seq("203.0.113.21", c, 80, 50202, "SA", 0, &[])));
+    p.push((2.02, tcp_seq(c, "203.0.113.21", 50202, 80, "PA", 1, get)));
+    p.push((2.03, tcp_seq("203.0.113.21", c, 80, 50202, "PA", 1, &[b'd'; 900])));
+    // TikTok over QUIC: the client Initial names it, the server answers.
+    let hello = client_hello("www.tiktok.com");
+    let initial = super::quic::client_initial(&[0x5a; 8], &hello[5..]);
+    p.push((3.0, ip_packet(c, "203.0.113.22", udp(50203, 443), &initial)));
+    p.push((3.02, ip_packet("203.0.113.22", c, udp(443, 50203), &[0x40; 300])));
+    // Xiaomi's IoT cloud: no name in the connection, the DNS answer names
+    // the address.
+    p.extend(tcp_session(4.0, (c, 50204), ("203.0.113.23", 443), 700, 200));
+    // WeChat, Huawei's device cloud, DJI and Temu by SNI.
+    p.extend(tls_session(5.0, (c, 50205), ("203.0.113.26", 443), "web.wechat.com", 300, 300));
+    // Names that only look like a vendor's: another label, another domain.
+    p.extend(tls_session(6.0, (c, 50206), ("203.0.113.24", 443), "www.nothuawei.com", 100, 100));
+    p.extend(tls_session(
+        7.0,
+        (c, 50207),
+        ("203.0.113.25", 443),
+        "huawei.com.example.test",
+        100,
+        100,
+    ));
+    p.extend(tls_session(8.0, (c, 50208), ("203.0.113.27", 443), "cloud.huawei.com", 2500, 300));
+    p.extend(tls_session(9.0, (c, 50209), ("203.0.113.28", 443), "www.dji.com", 800, 300));
+    p.extend(tls_session(10.0, (c, 50210), ("203.0.113.29", 443), "www.temu.com", 400, 900));
+    // No name at all: the vendor is unknown, nothing is reported.
+    p.extend(tcp_session(11.0, (c, 50211), ("203.0.113.30", 443), 100, 100));
+    ethernet_records(p)
+}
+
 /// Every fixture file: path below `fixtures/` and contents.
 pub fn all() -> Vec<(String, Vec<u8>)> {
     let quick = pcap(PcapFormat::new(1), &quickstart_records());
@@ -451,6 +506,7 @@ pub fn all() -> Vec<(String, Vec<u8>)> {
         ("timeouts.pcap".to_string(), pcap(PcapFormat::new(1), &timeout_records())),
         ("names.pcap".to_string(), pcap(PcapFormat::new(1), &names_records())),
         ("policy/gateway.pcap".to_string(), pcap(PcapFormat::new(1), &gateway_records())),
+        ("vendors.pcap".to_string(), pcap(PcapFormat::new(1), &vendor_records())),
         (
             "formats/quickstart-ns-be.pcap".to_string(),
             pcap(

@@ -8,6 +8,7 @@
 pub mod fixtures;
 pub mod generator;
 pub mod mmdb;
+pub mod quic;
 
 use std::io::Write;
 use std::net::IpAddr;

@@ -1,0 +1,225 @@
+//! Vendors told by the names in the traffic: `fixtures/vendors.pcap`
+//! (built by `tests/support/fixtures.rs::vendor_records`) through the real
+//! binary with the shipped vendor catalogue and rule packs, in every
+//! format, and `xborder lookup NAME`. The capture talks to documentation
+//! addresses only: whatever a vendor is found for comes from its name.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+const CAPTURE: &str = "fixtures/vendors.pcap";
+
+fn xborder(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_xborder"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap()
+}
+
+fn records(out: &Output) -> Vec<Value> {
+    String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+/// The remote address of a record.
+fn remote(r: &Value) -> String {
+    let side = r["xborder"]["flow"]["remote"].as_str().unwrap();
+    r[side]["ip"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn the_quic_builder_makes_initials_the_names_stage_reads() {
+    let hello = support::fixtures::client_hello("www.tiktok.com");
+    let datagram = support::quic::client_initial(&[1, 2, 3, 4, 5, 6, 7, 8], &hello[5..]);
+    assert_eq!(datagram.len(), 1200);
+    let pieces = xborder::names::quic::initial_crypto(&datagram);
+    let stream = xborder::names::quic::assemble(&pieces);
+    assert_eq!(xborder::names::quic::crypto_sni(&stream), Ok(Some("www.tiktok.com".into())));
+}
+
+#[test]
+fn each_flow_carries_the_vendor_its_names_belong_to() {
+    let out = xborder(&["audit", CAPTURE, "--format", "jsonl", "--flows"]);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let flows: BTreeMap<String, Value> = records(&out)
+        .into_iter()
+        .filter(|r| r["event"]["kind"] == "event")
+        .map(|r| (remote(&r), r))
+        .collect();
+    assert_eq!(flows.len(), 12);
+    // remote → (vendor, product, catalogue domain, name that matched, how
+    // the name was learned).
+    let expected: &[(&str, Option<(&str, &str, &str, &str)>, &str)] = &[
+        (
+            "203.0.113.20",
+            Some(("hikvision", "Hik-Connect", "hik-connect.com", "api.hik-connect.com")),
+            "tls_sni",
+        ),
+        (
+            "203.0.113.21",
+            Some((
+                "kaspersky",
+                "Kaspersky security software",
+                "kaspersky.com",
+                "dnl-03.geo.kaspersky.com",
+            )),
+            "http_host",
+        ),
+        ("203.0.113.22", Some(("bytedance", "TikTok", "tiktok.com", "www.tiktok.com")), "quic_sni"),
+        ("203.0.113.23", Some(("xiaomi", "Mi Home", "io.mi.com", "api.io.mi.com")), "dns"),
+        ("203.0.113.24", None, "tls_sni"),
+        ("203.0.113.25", None, "tls_sni"),
+        ("203.0.113.26", Some(("tencent", "WeChat", "wechat.com", "web.wechat.com")), "tls_sni"),
+        (
+            "203.0.113.27",
+            Some(("huawei", "Huawei Mobile Services", "cloud.huawei.com", "cloud.huawei.com")),
+            "tls_sni",
+        ),
+        ("203.0.113.28", Some(("dji", "DJI drones", "dji.com", "www.dji.com")), "tls_sni"),
+        ("203.0.113.29", Some(("pdd", "Temu", "temu.com", "www.temu.com")), "tls_sni"),
+        ("203.0.113.30", None, "none"),
+    ];
+    for (ip, vendor, learned) in expected {
+        let r = &flows[*ip];
+        let names = &r["xborder"]["names"];
+        let how = match names["source"].as_str() {
+            Some(s) => s.to_owned(),
+            None if names["dns"].is_array() => "dns".to_owned(),
+            None => "none".to_owned(),
+        };
+        assert_eq!(how, *learned, "{ip}: {names}");
+        let v = &r["xborder"]["vendor"];
+        match vendor {
+            None => assert!(v.is_null(), "{ip} has a vendor: {v}"),
+            Some((id, product, domain, name)) => {
+                assert_eq!(v["id"], *id, "{ip}");
+                assert!(v["product"].as_str().unwrap().starts_with(product), "{ip}: {v}");
+                assert_eq!(v["domain"], *domain, "{ip}");
+                assert_eq!(v["matched_name"], *name, "{ip}");
+                assert_eq!(v["jurisdiction"], if *id == "kaspersky" { "RU" } else { "CN" });
+                assert!(!v["parent"].as_str().unwrap().is_empty());
+            }
+        }
+    }
+    // The DNS server itself is nobody's vendor.
+    assert!(flows["198.51.100.53"]["xborder"]["vendor"].is_null());
+}
+
+#[test]
+fn the_shipped_pack_reports_each_vendor_under_its_us_action() {
+    let out = xborder(&["audit", CAPTURE, "--format", "jsonl"]);
+    assert_eq!(out.status.code(), Some(1));
+    let mut got: Vec<(String, String, String, String)> = records(&out)
+        .iter()
+        .map(|r| {
+            (
+                remote(r),
+                r["rule"]["id"].as_str().unwrap().to_owned(),
+                r["xborder"]["finding"]["severity"].as_str().unwrap().to_owned(),
+                r["xborder"]["finding"]["country"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    got.sort();
+    let want = [
+        ("203.0.113.20", "fcc-covered-equipment-vendor", "high", "CN"),
+        ("203.0.113.21", "icts-kaspersky", "critical", "RU"),
+        ("203.0.113.22", "pafaca-bytedance", "high", "CN"),
+        ("203.0.113.23", "icts-foreign-adversary-vendor", "medium", "CN"),
+        ("203.0.113.26", "icts-foreign-adversary-vendor", "medium", "CN"),
+        ("203.0.113.27", "fcc-covered-equipment-vendor", "high", "CN"),
+        ("203.0.113.28", "fcc-covered-drones", "medium", "CN"),
+        ("203.0.113.29", "icts-foreign-adversary-vendor", "medium", "CN"),
+    ];
+    let want: Vec<(String, String, String, String)> = want
+        .iter()
+        .map(|(a, b, c, d)| (a.to_string(), b.to_string(), c.to_string(), d.to_string()))
+        .collect();
+    assert_eq!(got, want);
+}
+
+/// The fields of one RFC 4180 line.
+fn csv_fields(line: &str) -> Vec<String> {
+    let (mut fields, mut field, mut quoted) = (Vec::new(), String::new(), false);
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' if quoted && chars.peek() == Some(&'"') => {
+                field.push('"');
+                chars.next();
+            }
+            '"' => quoted = !quoted,
+            ',' if !quoted => fields.push(std::mem::take(&mut field)),
+            c => field.push(c),
+        }
+    }
+    fields.push(field);
+    fields
+}
+
+#[test]
+fn csv_and_text_show_vendor_and_product_with_each_finding() {
+    let out = xborder(&["audit", CAPTURE, "--format", "csv"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines();
+    let header = csv_fields(lines.next().unwrap());
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let rows: Vec<Vec<String>> = lines.map(csv_fields).collect();
+    assert_eq!(rows.len(), 8);
+    let kaspersky = rows.iter().find(|r| r[col("rule_id")] == "icts-kaspersky").unwrap();
+    assert_eq!(kaspersky[col("vendor")], "kaspersky");
+    assert_eq!(kaspersky[col("vendor_name")], "Kaspersky");
+    assert_eq!(kaspersky[col("vendor_jurisdiction")], "RU");
+    assert_eq!(kaspersky[col("server_name")], "dnl-03.geo.kaspersky.com");
+    assert!(rows.iter().all(|r| !r[col("vendor_product")].is_empty()));
+
+    let out = xborder(&["audit", CAPTURE]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("      vendor Hikvision (CN law): Hik-Connect"), "{text}");
+    assert!(text.contains("      vendor ByteDance (CN law): TikTok\n"), "{text}");
+    // The headline names the vendors, not the (unknown) operators.
+    assert!(text.starts_with("1 local host sent 9.5 kB to endpoints in or under restricted"));
+    assert!(text.contains("RU (Kaspersky)"), "{text}");
+}
+
+#[test]
+fn without_intelligence_no_vendor_is_told() {
+    let out = xborder(&["audit", CAPTURE, "--no-intel", "--format", "jsonl", "--flows"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let recs = records(&out);
+    assert_eq!(recs.len(), 12);
+    assert!(recs.iter().all(|r| r["xborder"]["vendor"].is_null()));
+}
+
+#[test]
+fn lookup_tells_what_the_catalogue_says_of_a_name() {
+    let out = xborder(&["lookup", "Res.WX.qq.com", "nothuawei.com"]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("Res.WX.qq.com\n  vendor        Tencent (tencent)\n"), "{text}");
+    assert!(
+        text.contains("  product       WeChat (Weixin)\n  domain        wx.qq.com\n"),
+        "{text}"
+    );
+    assert!(text.contains("  jurisdiction  CN (Headquartered in Shenzhen, PRC)\n"), "{text}");
+    assert!(text.contains("nothuawei.com\n  vendor        - (no vendor"), "{text}");
+
+    let out = xborder(&["lookup", "--json", "api.io.mi.com", "8.8.8.8"]);
+    assert!(out.status.success());
+    let recs = records(&out);
+    assert_eq!(recs[0]["vendor"], "xiaomi");
+    assert_eq!(recs[0]["product"], "Mi Home (Xiaomi IoT cloud)");
+    assert_eq!(recs[1]["ip"], "8.8.8.8");
+
+    let out = xborder(&["lookup", "not a name"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "xborder: 'not a name' is neither an IP address nor a server name\n"
+    );
+}
