@@ -52,9 +52,10 @@ fn each_flow_carries_the_vendor_its_names_belong_to() {
         .map(|r| (remote(&r), r))
         .collect();
     assert_eq!(flows.len(), 12);
-    // remote → (vendor, product, catalogue domain, name that matched, how
-    // the name was learned).
-    let expected: &[(&str, Option<(&str, &str, &str, &str)>, &str)] = &[
+    // remote → (vendor, product, catalogue domain, name that matched), how
+    // the name was learned.
+    type Vendor = Option<(&'static str, &'static str, &'static str, &'static str)>;
+    let expected: &[(&str, Vendor, &str)] = &[
         (
             "203.0.113.20",
             Some(("hikvision", "Hik-Connect", "hik-connect.com", "api.hik-connect.com")),
