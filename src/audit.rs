@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use crate::capture::{self, CaptureError, LinkType, Opened};
 use crate::decode::{self, AnomalyCounter, Decoded, FrameRef};
 use crate::flow::{FlowRecord, FlowTable, FlowTimeouts, LocalNetworks};
-use crate::intel::{VendorCatalogue, VendorMatch};
+use crate::intel::VendorCatalogue;
 use crate::names::{FlowNames, NameInspector};
 use crate::policy::{finding_country, FlowFacts, Policy};
 use crate::report::{AuditReport, Finding, InputSummary, PacketTotals};
@@ -89,19 +89,13 @@ pub fn run_observed(config: &AuditConfig, observer: &mut dyn FnMut(&FlowRecord))
 }
 
 /// Attributes each flow's names to the vendor whose product they belong to
-/// (server name first, then the DNS names in order).
+/// ([`VendorCatalogue::of_names`]).
 pub fn attribute_vendors(report: &mut AuditReport, vendors: &VendorCatalogue) {
     report.vendors = report
         .names
         .iter()
-        .filter_map(|(id, names)| Some((*id, vendor_of(vendors, names)?)))
+        .filter_map(|(id, names)| Some((*id, vendors.of_names(names)?)))
         .collect();
-}
-
-/// The vendor of one flow's names.
-pub(crate) fn vendor_of(vendors: &VendorCatalogue, names: &FlowNames) -> Option<VendorMatch> {
-    let server = names.server_name.as_ref().map(|(s, _)| s.as_str());
-    vendors.attribute(server.into_iter().chain(names.dns.iter().map(|d| &**d)))
 }
 
 /// Checks every flow against the policy, once, with its remote endpoint's

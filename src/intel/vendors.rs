@@ -17,6 +17,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::{CountryCode, IntelError};
+use crate::names::FlowNames;
 
 /// The catalogue's own provenance (`[catalogue]`).
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
@@ -272,10 +273,17 @@ impl VendorCatalogue {
         }
     }
 
-    /// The vendor of the first of `names` that has one (callers pass the
-    /// server name first, then the DNS names in order).
+    /// The vendor of the first of `names` that has one.
     pub fn attribute<'a>(&self, names: impl IntoIterator<Item = &'a str>) -> Option<VendorMatch> {
         names.into_iter().find_map(|n| self.lookup(n))
+    }
+
+    /// The vendor of a flow's names: its server name's, else that of the
+    /// first of its DNS names (queried name, then the CNAME chain) that a
+    /// vendor owns.
+    pub fn of_names(&self, names: &FlowNames) -> Option<VendorMatch> {
+        let server = names.server_name.as_ref().map(|(s, _)| s.as_str());
+        self.attribute(server.into_iter().chain(names.dns.iter().map(|d| &**d)))
     }
 }
 

@@ -30,8 +30,7 @@ use capture::{capture_loop, Batch, CaptureCounters};
 use crate::audit::{self, observe_frame, Counts, Frame};
 use crate::decode::FrameRef;
 use crate::flow::{FlowKey, FlowRecord, FlowTable, FlowTimeouts, LocalNetworks};
-use crate::intel::VendorMatch;
-use crate::intel::{Intel, IntelDb};
+use crate::intel::{Intel, IntelDb, VendorMatch};
 use crate::names::{FlowNames, NameInspector};
 use crate::policy::{finding_country, FlowFacts, Policy, Severity};
 use crate::report::findings::FindingView;
@@ -364,7 +363,7 @@ impl Analysis {
     /// The vendor of a flow's names (`None` without intelligence).
     fn vendor(&self, names: Option<&FlowNames>) -> Option<VendorMatch> {
         let db = self.knowledge.intel.as_ref()?;
-        audit::vendor_of(&db.vendors, names?)
+        db.vendors.of_names(names?)
     }
 
     /// A finished flow: its end alerts, and into the period's report.

@@ -295,7 +295,7 @@ fn unless_excepts_hosts_and_domains() {
 
 /// `matches` with the flow's vendor attributed from its names.
 fn vendor_matches(p: &Policy, f: &FlowRecord, i: &Intel, n: Option<&FlowNames>) -> Vec<String> {
-    let vendor = n.and_then(|n| crate::audit::vendor_of(&VENDORS, n));
+    let vendor = n.and_then(|n| VENDORS.of_names(n));
     p.evaluate(&FlowFacts { flow: f, intel: Some(i), names: n, vendor: vendor.as_ref() })
         .iter()
         .map(|m| {
@@ -351,7 +351,7 @@ fn vendor_rules_match_the_names_vendor_and_know_a_name_without_one() {
     assert!(vendor_matches(&rules("ignore"), &f, &remote, None).is_empty());
     // The finding is about the vendor's country, not the hosting country.
     let n = sni("api.hik-connect.com");
-    let m = crate::audit::vendor_of(&VENDORS, &n).unwrap();
+    let m = VENDORS.of_names(&n).unwrap();
     let rule = &p.packs[0].rules[0];
     assert_eq!(finding_country(rule, Some(&remote), Some(&m)), cc("CN"));
 }
