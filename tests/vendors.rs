@@ -51,7 +51,15 @@ fn each_flow_carries_the_vendor_its_names_belong_to() {
         .filter(|r| r["event"]["kind"] == "event")
         .map(|r| (remote(&r), r))
         .collect();
-    assert_eq!(flows.len(), 12);
+    // 21 flows, two of them DNS to the same server.
+    assert_eq!(flows.len(), 20);
+    // Every vendor of the catalogue is named by one flow.
+    let named: std::collections::BTreeSet<&str> =
+        flows.values().filter_map(|r| r["xborder"]["vendor"]["id"].as_str()).collect();
+    let catalogue = xborder::intel::IntelSources::default().vendors().unwrap();
+    let all: std::collections::BTreeSet<&str> =
+        catalogue.vendors().iter().map(|v| v.id.as_str()).collect();
+    assert_eq!(named, all);
     // remote → (vendor, product, catalogue domain, name that matched), how
     // the name was learned.
     type Vendor = Option<(&'static str, &'static str, &'static str, &'static str)>;
@@ -84,6 +92,34 @@ fn each_flow_carries_the_vendor_its_names_belong_to() {
         ("203.0.113.28", Some(("dji", "DJI drones", "dji.com", "www.dji.com")), "tls_sni"),
         ("203.0.113.29", Some(("pdd", "Temu", "temu.com", "www.temu.com")), "tls_sni"),
         ("203.0.113.30", None, "none"),
+        ("203.0.113.31", Some(("zte", "ZTE", "ztedevices.com", "www.ztedevices.com")), "tls_sni"),
+        ("203.0.113.32", Some(("hytera", "Hytera", "hytera.com", "www.hytera.com")), "http_host"),
+        ("203.0.113.33", Some(("dahua", "Imou", "easy4ip.com", "p2p.easy4ip.com")), "dns"),
+        (
+            "203.0.113.34",
+            Some(("alibaba", "AliExpress", "aliexpress.com", "www.aliexpress.com")),
+            "tls_sni",
+        ),
+        (
+            "203.0.113.35",
+            Some(("ant_group", "Alipay", "alipay.com", "mobilegw.alipay.com")),
+            "tls_sni",
+        ),
+        (
+            "203.0.113.36",
+            Some(("china_mobile", "China Mobile", "10086.cn", "www.10086.cn")),
+            "tls_sni",
+        ),
+        (
+            "203.0.113.37",
+            Some(("china_telecom", "China Telecom", "189.cn", "www.189.cn")),
+            "tls_sni",
+        ),
+        (
+            "203.0.113.38",
+            Some(("china_unicom", "China Unicom", "10010.com", "www.10010.com")),
+            "tls_sni",
+        ),
     ];
     for (ip, vendor, learned) in expected {
         let r = &flows[*ip];
@@ -136,6 +172,14 @@ fn the_shipped_pack_reports_each_vendor_under_its_us_action() {
         ("203.0.113.27", "fcc-covered-equipment-vendor", "high", "CN"),
         ("203.0.113.28", "fcc-covered-drones", "medium", "CN"),
         ("203.0.113.29", "icts-foreign-adversary-vendor", "medium", "CN"),
+        ("203.0.113.31", "fcc-covered-equipment-vendor", "high", "CN"),
+        ("203.0.113.32", "fcc-covered-equipment-vendor", "high", "CN"),
+        ("203.0.113.33", "fcc-covered-equipment-vendor", "high", "CN"),
+        ("203.0.113.34", "icts-foreign-adversary-vendor", "medium", "CN"),
+        ("203.0.113.35", "icts-foreign-adversary-vendor", "medium", "CN"),
+        ("203.0.113.36", "fcc-covered-carrier-service", "high", "CN"),
+        ("203.0.113.37", "fcc-covered-carrier-service", "high", "CN"),
+        ("203.0.113.38", "fcc-covered-carrier-service", "high", "CN"),
     ];
     let want: Vec<(String, String, String, String)> = want
         .iter()
@@ -171,7 +215,7 @@ fn csv_and_text_show_vendor_and_product_with_each_finding() {
     let header = csv_fields(lines.next().unwrap());
     let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
     let rows: Vec<Vec<String>> = lines.map(csv_fields).collect();
-    assert_eq!(rows.len(), 8);
+    assert_eq!(rows.len(), 16);
     let kaspersky = rows.iter().find(|r| r[col("rule_id")] == "icts-kaspersky").unwrap();
     assert_eq!(kaspersky[col("vendor")], "kaspersky");
     assert_eq!(kaspersky[col("vendor_name")], "Kaspersky");
@@ -184,7 +228,7 @@ fn csv_and_text_show_vendor_and_product_with_each_finding() {
     assert!(text.contains("      vendor Hikvision (CN law): Hik-Connect"), "{text}");
     assert!(text.contains("      vendor ByteDance (CN law): TikTok\n"), "{text}");
     // The headline names the vendors, not the (unknown) operators.
-    assert!(text.starts_with("1 local host sent 9.5 kB to endpoints in or under restricted"));
+    assert!(text.starts_with("1 local host sent 13.3 kB to endpoints in or under restricted"));
     assert!(text.contains("RU (Kaspersky)"), "{text}");
 }
 
@@ -193,7 +237,7 @@ fn without_intelligence_no_vendor_is_told() {
     let out = xborder(&["audit", CAPTURE, "--no-intel", "--format", "jsonl", "--flows"]);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let recs = records(&out);
-    assert_eq!(recs.len(), 12);
+    assert_eq!(recs.len(), 21);
     assert!(recs.iter().all(|r| r["xborder"]["vendor"].is_null()));
 }
 

@@ -490,6 +490,35 @@ pub fn vendor_records() -> Vec<Record> {
     p.extend(tls_session(10.0, (c, 50210), ("203.0.113.29", 443), "www.temu.com", 400, 900));
     // No name at all: the vendor is unknown, nothing is reported.
     p.extend(tcp_session(11.0, (c, 50211), ("203.0.113.30", 443), 100, 100));
+    // The other vendors of the catalogue: ZTE, Alibaba, Ant and the three
+    // carriers by SNI, Hytera by HTTP Host, Dahua's P2P cloud by DNS.
+    for (n, sni) in [
+        (31, "www.ztedevices.com"),
+        (34, "www.aliexpress.com"),
+        (35, "mobilegw.alipay.com"),
+        (36, "www.10086.cn"),
+        (37, "www.189.cn"),
+        (38, "www.10010.com"),
+    ] {
+        let t = 12.0 + f64::from(n - 31);
+        let server = format!("203.0.113.{n}");
+        p.extend(tls_session(t, (c, 50200 + n), (&server, 443), sni, 200, 200));
+    }
+    let get = b"GET /firmware HTTP/1.1\r\nHost: www.hytera.com\r\n\r\n";
+    p.push((20.0, tcp_seq(c, "203.0.113.32", 50232, 80, "S", 0, &[])));
+    p.push((20.01, tcp_seq("203.0.113.32", c, 80, 50232, "SA", 0, &[])));
+    p.push((20.02, tcp_seq(c, "203.0.113.32", 50232, 80, "PA", 1, get)));
+    p.push((21.0, ip_packet(c, dns, udp(53003, 53), b"query")));
+    p.push((
+        21.01,
+        ip_packet(
+            dns,
+            c,
+            udp(53, 53003),
+            &dns_response("p2p.easy4ip.com", "dh-edge.example.test", [203, 0, 113, 33]),
+        ),
+    ));
+    p.extend(tcp_session(22.0, (c, 50233), ("203.0.113.33", 443), 300, 100));
     ethernet_records(p)
 }
 
