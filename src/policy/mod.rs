@@ -1,6 +1,6 @@
 //! The policy stage: rule packs (TOML, `rules/README.md`) evaluated once
-//! per finished flow against its remote endpoint's intelligence and the
-//! names the traffic gave it.
+//! per finished flow against its remote endpoint's intelligence, the
+//! names the traffic gave it and the vendor those names belong to.
 //!
 //! Within a field the values are alternatives; the fields of a block must
 //! all hold. A rule matches when its `match` block holds and none of its
