@@ -6,21 +6,15 @@
 //! After a deliberate change: `XBORDER_WRITE_FIXTURES=1 cargo test --test
 //! reports`, then read the diff.
 
+mod support;
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
+
+use support::xborder_in_root as xborder;
 
 const CAPTURE: &str = "fixtures/policy/gateway.pcap";
 const OVERLAY: &str = "fixtures/policy/overlay.toml";
-
-/// Runs xborder in the crate root, so paths in reports are relative.
-fn xborder(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_xborder"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap()
-}
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()

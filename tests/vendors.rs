@@ -7,20 +7,12 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::Value;
+use support::xborder_in_root as xborder;
 
 const CAPTURE: &str = "fixtures/vendors.pcap";
-
-fn xborder(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_xborder"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap()
-}
 
 fn records(out: &Output) -> Vec<Value> {
     String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect()

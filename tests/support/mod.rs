@@ -31,6 +31,19 @@ impl XorShift {
 
 /// `n` deterministic random public addresses: IPv4 three times in four,
 /// else IPv6 in 2000::/4.
+/// Runs the xborder binary in the crate root (so paths in reports are
+/// relative to it), without colour. Integration tests only: examples
+/// include this module too, and cargo names the binary to tests alone.
+#[cfg(test)]
+pub fn xborder_in_root(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_xborder"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap()
+}
+
 pub fn random_public_addresses(seed: u64, n: usize) -> Vec<IpAddr> {
     let mut rng = XorShift(seed);
     let mut out = Vec::with_capacity(n);
