@@ -41,8 +41,10 @@ const HANDOVER_PACKETS: u64 = 1 << 16;
 /// (e.g. to look its remote endpoint up on another thread meanwhile).
 pub fn run_observed(config: &AuditConfig, observer: &mut dyn FnMut(&FlowRecord)) -> AuditReport {
     let mut report = AuditReport::default();
-    let (inputs, walk_errors) = capture::expand_inputs(&config.paths);
-    for err in walk_errors {
+    let expanded = capture::expand_inputs(&config.paths);
+    let inputs = expanded.inputs;
+    report.skipped.extend(expanded.skipped.into_iter().map(|s| (s.path, s.reason)));
+    for err in expanded.errors {
         report.inputs.push(InputSummary {
             path: err.path().to_owned(),
             format: None,

@@ -39,8 +39,12 @@ fn relative_to(base: &Path, p: PathBuf) -> PathBuf {
 pub fn intel_sources(args: &IntelArgs) -> Result<IntelSources, IntelError> {
     let file = match &args.config {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| IntelError::Io { path: path.clone(), source: e })?;
+            let text = xborder::files::read_text_limited(
+                path,
+                "configuration file",
+                xborder::files::CONFIG_LIMIT,
+            )
+            .map_err(|e| IntelError::Io { path: path.clone(), source: e })?;
             let parsed: ConfigFile = toml::from_str(&text).map_err(|e| {
                 let line = e
                     .span()

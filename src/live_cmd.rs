@@ -79,7 +79,7 @@ pub fn run_live(args: &LiveArgs) -> anyhow::Result<ExitCode> {
         stats_every: args.stats_every,
         queue_batches: PACKET_QUEUE,
     };
-    eprintln!(
+    warn!(
         "xborder: capturing on {} (link type {}){}",
         args.interface,
         capture.link_type.0,
@@ -93,7 +93,7 @@ pub fn run_live(args: &LiveArgs) -> anyhow::Result<ExitCode> {
     let result = live::run(capture, settings, knowledge, loader, signals, events);
     writer.join().map_err(|_| anyhow::anyhow!("the output thread failed"))??;
     let stats = result?;
-    eprintln!(
+    warn!(
         "xborder: stopped; {} packets received, {} dropped by the kernel, {} by the interface, \
          {} by xborder; {} alerts",
         stats.received,
@@ -165,7 +165,7 @@ impl Outputs {
     fn run(&mut self, events: mpsc::Receiver<Event>) -> anyhow::Result<()> {
         for event in events {
             if let Err(e) = self.write(event) {
-                eprintln!("xborder: {e:#}");
+                warn!("xborder: {e:#}");
             }
         }
         self.alerts.flush()?;
@@ -202,7 +202,7 @@ impl Outputs {
                     }
                 }
                 Event::Report(report) => self.report(&report)?,
-                Event::Stats(st) => eprintln!(
+                Event::Stats(st) => warn!(
                     "xborder: stats: {} received, dropped {} by the kernel, {} by the interface, \
                      {} by xborder; {} flows alive, {} evicted; {} alerts ({} dropped)",
                     st.received,
@@ -214,7 +214,7 @@ impl Outputs {
                     st.alerts,
                     st.alerts_dropped
                 ),
-                Event::Log(line) => eprintln!("xborder: {line}"),
+                Event::Log(line) => warn!("xborder: {line}"),
                 Event::Reopen => {
                     if let Some(p) = &self.alerts_path {
                         self.alerts.flush()?;
@@ -232,7 +232,7 @@ impl Outputs {
         let last = report.live.as_ref().is_some_and(|l| l.last);
         let Some(dir) = &self.report_dir else {
             if last {
-                eprintln!("xborder: {}", findings::headline(report));
+                warn!("xborder: {}", findings::headline(report));
             }
             return Ok(());
         };
@@ -251,8 +251,8 @@ impl Outputs {
         write_atomically(&dir.join(format!("{base}.txt")), text::render(report, false).as_bytes())
             .with_context(|| format!("{}: cannot write the report", dir.display()))?;
         if last {
-            eprintln!("xborder: {}", findings::headline(report));
-            eprintln!("xborder: final report: {}", dir.join(format!("{base}.json")).display());
+            warn!("xborder: {}", findings::headline(report));
+            warn!("xborder: final report: {}", dir.join(format!("{base}.json")).display());
         }
         Ok(())
     }

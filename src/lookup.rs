@@ -167,7 +167,7 @@ pub fn run_db(cmd: DbCommand) -> anyhow::Result<ExitCode> {
         }
     };
     for line in report.lines {
-        println!("{line}");
+        writeln!(io::stdout(), "{line}")?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,14 +1,23 @@
 //! The `xborder` binary: parse arguments, run, map the outcome to an exit
 //! code (0 clean, 2 error).
 
+/// A line on standard error. A full or closed standard error must not
+/// panic (`eprintln!` does) nor change the exit status: the line is lost.
+macro_rules! warn {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 mod cli;
 mod config;
 mod live_cmd;
 mod lookup;
 
-use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{mpsc, Arc};
 use std::thread;
@@ -17,11 +26,37 @@ use clap::Parser;
 
 use cli::{AnalysisArgs, AuditArgs, Cli, Command, IntelArgs, ReportFormat, RulesCommand};
 use xborder::audit::{self, AuditConfig};
+use xborder::files::{ReportFile, RULE_PACK_LIMIT};
 use xborder::flow::{FlowTimeouts, LocalNetworks};
 use xborder::intel::{IntelError, IntelSources};
 use xborder::policy::{self, Catalogues, Level, Policy, RulePack};
 use xborder::report::flows::{self, Records};
 use xborder::report::{document, findings, text, RemoteIntel};
+
+/// Refuses `-o` naming a capture the run reads (given, or inside a
+/// directory given): the report would replace it.
+fn refuse_input_as_output(output: &std::path::Path, inputs: &[PathBuf]) -> anyhow::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(out) = std::fs::metadata(output) else { return Ok(()) };
+    let out_canonical = std::fs::canonicalize(output).ok();
+    for input in inputs {
+        let Ok(m) = std::fs::metadata(input) else { continue };
+        let same = (m.dev(), m.ino()) == (out.dev(), out.ino());
+        let inside = m.is_dir()
+            && std::fs::canonicalize(input)
+                .ok()
+                .zip(out_canonical.as_ref())
+                .is_some_and(|(dir, out)| out.starts_with(dir));
+        if same || inside {
+            anyhow::bail!(
+                "{}: the report would overwrite an input of the run ({}); choose another -o",
+                output.display(),
+                input.display()
+            );
+        }
+    }
+    Ok(())
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -37,7 +72,7 @@ fn main() -> ExitCode {
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             // Our errors already name their cause; the chain would repeat it.
-            eprintln!("xborder: {err}");
+            warn!("xborder: {err}");
             ExitCode::from(2)
         }
     }
@@ -74,7 +109,7 @@ fn load_policy(rules: &[std::path::PathBuf], sources: &IntelSources) -> anyhow::
         Policy::load(rules, catalogues)?
     };
     for w in warnings {
-        eprintln!("xborder: {w}");
+        warn!("xborder: {w}");
     }
     Ok(policy)
 }
@@ -90,11 +125,16 @@ fn run_audit(args: &AuditArgs) -> anyhow::Result<ExitCode> {
     // captures are read: a typo should not cost a long run.
     let sources = config::intel_sources(&a.intel)?;
     let policy = load_policy(&a.rules, &sources)?;
-    let mut output: Option<Box<dyn Write>> = match &args.output {
-        Some(path) => Some(Box::new(BufWriter::new(
-            File::create(path)
-                .map_err(|e| anyhow::anyhow!("{}: cannot create: {e}", path.display()))?,
-        ))),
+    let mut output = match &args.output {
+        Some(path) => {
+            refuse_input_as_output(path, &args.paths)?;
+            Some(
+                ReportFile::create(path)
+                    .map_err(|e| anyhow::anyhow!("{}: cannot create: {e}", path.display()))?,
+            )
+        }
+        // A closed standard output cannot be told from /dev/null here:
+        // Rust's start-up opens /dev/null on a closed descriptor 0, 1 or 2.
         None => None,
     };
     // The intelligence loads on the other core while the captures are read,
@@ -154,11 +194,11 @@ fn run_audit(args: &AuditArgs) -> anyhow::Result<ExitCode> {
     let mut report = report;
     audit::apply_policy(&mut report, policy);
     for (path, reason) in &report.skipped {
-        eprintln!("xborder: skipping {}: {reason}", path.display());
+        warn!("xborder: skipping {}: {reason}", path.display());
     }
     for input in &report.inputs {
         if let Some(err) = &input.error {
-            eprintln!("xborder: {err}");
+            warn!("xborder: {err}");
         }
     }
     let to_stdout = args.output.is_none();
@@ -166,27 +206,44 @@ fn run_audit(args: &AuditArgs) -> anyhow::Result<ExitCode> {
         && args.format == ReportFormat::Text
         && io::stdout().is_terminal()
         && std::env::var_os("NO_COLOR").is_none();
-    let mut stdout = BufWriter::new(io::stdout().lock());
-    let out: &mut dyn Write = match output.as_mut() {
-        Some(out) => out,
-        None => &mut stdout,
+    let written = {
+        let mut stdout;
+        let mut file;
+        let out: &mut dyn Write = match output.as_mut() {
+            Some(f) => {
+                file = BufWriter::new(f.writer());
+                &mut file
+            }
+            None => {
+                stdout = BufWriter::new(io::stdout().lock());
+                &mut stdout
+            }
+        };
+        let records = Records { flows: args.flows, findings: true };
+        match args.format {
+            ReportFormat::Text => out.write_all(text::render(&report, colour).as_bytes()),
+            ReportFormat::Json => document::write_json(&report, &intel_json, args.flows, out),
+            ReportFormat::Jsonl => flows::write_jsonl(&report, &intel_json, records, out),
+            ReportFormat::Csv => findings::write_csv(&report, out),
+        }
+        .and_then(|()| out.flush())
     };
-    let records = Records { flows: args.flows, findings: true };
-    match args.format {
-        ReportFormat::Text => out.write_all(text::render(&report, colour).as_bytes())?,
-        ReportFormat::Json => document::write_json(&report, &intel_json, args.flows, out)?,
-        ReportFormat::Jsonl => flows::write_jsonl(&report, &intel_json, records, out)?,
-        ReportFormat::Csv => findings::write_csv(&report, out)?,
+    let target = args.output.as_ref().map_or("standard output".into(), |p| p.display().to_string());
+    match (written, output) {
+        (Ok(()), Some(f)) => f.commit().map_err(|e| anyhow::anyhow!("{target}: {e}"))?,
+        (Ok(()), None) => {}
+        // The reader went away (`| head`): writing stops quietly and the
+        // exit status stays what the run found.
+        (Err(e), None) if e.kind() == io::ErrorKind::BrokenPipe => {}
+        (Err(e), _) => anyhow::bail!("{target}: {e}"),
     }
-    out.flush()?;
     // The headline where a person will see it when the report goes to a
     // file or a machine.
     let report_on_terminal = to_stdout && args.format == ReportFormat::Text;
     if !report_on_terminal && !args.quiet {
-        let mut err = io::stderr().lock();
-        writeln!(err, "{}", findings::headline(&report))?;
+        warn!("{}", findings::headline(&report));
         if let Some(path) = &args.output {
-            writeln!(err, "report: {}", path.display())?;
+            warn!("report: {}", path.display());
         }
     }
     let fails = args
@@ -216,18 +273,19 @@ fn run_rules_check(files: &[std::path::PathBuf], intel: &IntelArgs) -> anyhow::R
     let catalogues = Catalogues { providers: &providers, vendors: &vendors };
     let mut errors = 0;
     for path in files {
-        let text = std::fs::read_to_string(path)
+        let text = xborder::files::read_text_limited(path, "rule pack", RULE_PACK_LIMIT)
             .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         let diagnostics = match RulePack::parse(&text, path, catalogues) {
             Ok((pack, warnings)) => {
                 let rules = pack.rules.len();
-                println!(
+                writeln!(
+                    io::stdout(),
                     "{}: pack {} {}, {rules} rule{}",
                     path.display(),
                     pack.name,
                     pack.version,
                     if rules == 1 { "" } else { "s" }
-                );
+                )?;
                 warnings
             }
             Err(diagnostics) => diagnostics,
@@ -236,7 +294,7 @@ fn run_rules_check(files: &[std::path::PathBuf], intel: &IntelArgs) -> anyhow::R
             if d.level == Level::Error {
                 errors += 1;
             }
-            eprintln!("{d}");
+            warn!("{d}");
         }
     }
     Ok(if errors > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS })

@@ -1,7 +1,9 @@
 //! Turning what the user named (files, directories, `-`) into open readers.
 
+use std::collections::hash_map::{Entry, HashMap};
 use std::fs::{self, File};
 use std::io::{self, Cursor, Read};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use super::pcap::{self, PcapReader};
@@ -32,38 +34,104 @@ pub struct Skipped {
     pub reason: String,
 }
 
+/// What the paths the user named expand to.
+#[derive(Debug, Default)]
+pub struct Expanded {
+    /// Captures to read, in order.
+    pub inputs: Vec<InputSpec>,
+    /// Directories that could not be read (an error for each, alone).
+    pub errors: Vec<CaptureError>,
+    /// Paths passed over, with the reason: what a walk finds that is not a
+    /// regular file (FIFOs, sockets, devices), a directory reached again
+    /// through a symbolic link, a file already read under another name.
+    pub skipped: Vec<Skipped>,
+}
+
 /// Expands directories (recursively, entries in name order) into the files
 /// below them; files and `-` are kept as given, in the order given.
 ///
-/// A directory that cannot be read is an error for that directory only.
-pub fn expand_inputs(paths: &[PathBuf]) -> (Vec<InputSpec>, Vec<CaptureError>) {
-    let mut inputs = Vec::new();
-    let mut errors = Vec::new();
+/// Each directory is walked once and each file read once (by device and
+/// inode), so symbolic link loops end and a file named twice, or named and
+/// inside a named directory, is read the first time only. A walk reads only
+/// regular files: a FIFO found there would block the run. What is named on
+/// the command line is read whatever it is (a FIFO or `/dev/fd/N` from a
+/// shell's process substitution is a stream, like `-`).
+pub fn expand_inputs(paths: &[PathBuf]) -> Expanded {
+    let mut walk = Walk::default();
     for path in paths {
-        if path.is_dir() {
-            walk(path, &mut inputs, &mut errors);
-        } else {
-            inputs.push(InputSpec { path: path.clone(), from_directory: false });
+        if path.as_os_str() == "-" {
+            walk.out.inputs.push(InputSpec { path: path.clone(), from_directory: false });
+            continue;
+        }
+        match fs::metadata(path) {
+            Ok(m) if m.is_dir() => walk.directory(path, &m),
+            Ok(m) => walk.file(path, &m, false),
+            // Opening it says why, as for any file that cannot be read.
+            Err(_) => walk.out.inputs.push(InputSpec { path: path.clone(), from_directory: false }),
         }
     }
-    (inputs, errors)
+    walk.out
 }
 
-fn walk(dir: &Path, inputs: &mut Vec<InputSpec>, errors: &mut Vec<CaptureError>) {
-    let entries = match fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(source) => {
-            errors.push(CaptureError::Open { path: dir.to_owned(), source });
-            return;
+#[derive(Default)]
+struct Walk {
+    out: Expanded,
+    /// (device, inode) of each directory walked and file taken, with the
+    /// path it was first seen under.
+    seen: HashMap<(u64, u64), PathBuf>,
+}
+
+impl Walk {
+    /// The path under which this file or directory was seen before, if it
+    /// was; else it is marked seen now.
+    fn seen_before(&mut self, path: &Path, m: &fs::Metadata) -> Option<PathBuf> {
+        match self.seen.entry((m.dev(), m.ino())) {
+            Entry::Vacant(v) => {
+                v.insert(path.to_owned());
+                None
+            }
+            Entry::Occupied(o) => Some(o.get().clone()),
         }
-    };
-    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
-    paths.sort();
-    for path in paths {
-        if path.is_dir() {
-            walk(&path, inputs, errors);
-        } else {
-            inputs.push(InputSpec { path, from_directory: true });
+    }
+
+    fn skip(&mut self, path: &Path, reason: String) {
+        self.out.skipped.push(Skipped { path: path.to_owned(), reason });
+    }
+
+    fn file(&mut self, path: &Path, m: &fs::Metadata, from_directory: bool) {
+        match self.seen_before(path, m) {
+            None => self.out.inputs.push(InputSpec { path: path.to_owned(), from_directory }),
+            Some(first) => {
+                self.skip(path, format!("the same file as {}, read once", first.display()))
+            }
+        }
+    }
+
+    fn directory(&mut self, dir: &Path, m: &fs::Metadata) {
+        if let Some(first) = self.seen_before(dir, m) {
+            let reason = format!("the directory {} again (a symbolic link loop?)", first.display());
+            return self.skip(dir, reason);
+        }
+        let entries = match fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(source) => {
+                self.out.errors.push(CaptureError::Open { path: dir.to_owned(), source });
+                return;
+            }
+        };
+        let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        paths.sort();
+        for path in paths {
+            match fs::metadata(&path) {
+                Ok(m) if m.is_dir() => self.directory(&path, &m),
+                Ok(m) if m.is_file() => self.file(&path, &m, true),
+                Ok(m) => {
+                    let kind = crate::files::file_kind(&m.file_type());
+                    self.skip(&path, format!("not a regular file ({kind})"));
+                }
+                // A dangling symbolic link, or no permission to look.
+                Err(e) => self.skip(&path, e.to_string()),
+            }
         }
     }
 }

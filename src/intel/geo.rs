@@ -129,7 +129,8 @@ pub struct MmdbDatabase {
 impl MmdbDatabase {
     /// Opens a file and recognises its schema.
     pub fn open(path: &Path) -> Result<Self, IntelError> {
-        let bytes = std::fs::read(path).map_err(|e| IntelError::io(path, e))?;
+        let bytes = crate::files::read_limited(path, "database", crate::files::DATABASE_LIMIT)
+            .map_err(|e| IntelError::io(path, e))?;
         Self::from_bytes(DbBytes::Owned(Arc::from(bytes)), path)
     }
 

@@ -15,6 +15,7 @@ use super::{
     AddressLayers, AsnTable, IntelDb, IntelError, Overlay, OverlayNetwork, ProviderCatalogue,
     ProviderRanges, RegionTable, VendorCatalogue,
 };
+use crate::files::DATABASE_LIMIT;
 
 /// The default data, compiled in so that a copied binary works offline.
 pub mod embedded {
@@ -167,7 +168,9 @@ impl IntelSources {
     pub fn check_files(&self) -> Result<(), IntelError> {
         let named = self.country_db.iter().chain(&self.asn_db).chain(&self.overlays);
         for path in named {
-            std::fs::File::open(path).map_err(|e| IntelError::io(path, e))?;
+            crate::files::regular_file(path, "database")
+                .and_then(|_| std::fs::File::open(path))
+                .map_err(|e| IntelError::io(path, e))?;
         }
         Ok(())
     }
@@ -194,7 +197,9 @@ impl IntelSources {
     ) -> Result<Vec<(&PathBuf, Vec<OverlayNetwork>)>, IntelError> {
         let mut files = Vec::new();
         for path in &self.overlays {
-            let text = std::fs::read_to_string(path).map_err(|e| IntelError::io(path, e))?;
+            let text =
+                crate::files::read_text_limited(path, "overlay", crate::files::OVERLAY_LIMIT)
+                    .map_err(|e| IntelError::io(path, e))?;
             let (providers, nets) = Overlay::parse(&text, path)?;
             for p in providers {
                 catalogue.add(p, path)?;
@@ -348,7 +353,8 @@ impl IntelSources {
     ) -> Result<(ProviderRanges, DatasetInfo), IntelError> {
         Ok(match self.user_ranges() {
             Some((path, data_dir)) => {
-                let bytes = std::fs::read(&path).map_err(|e| IntelError::io(&path, e))?;
+                let bytes = crate::files::read_limited(&path, "range file", DATABASE_LIMIT)
+                    .map_err(|e| IntelError::io(&path, e))?;
                 let ranges = ProviderRanges::read(&bytes, &path, catalogue)?;
                 let entry = std::fs::read_to_string(data_dir.join(DATASETS_FILE))
                     .ok()

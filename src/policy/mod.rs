@@ -19,6 +19,7 @@ use std::sync::Arc;
 use ipnet::IpNet;
 use serde::Serialize;
 
+use crate::files::RULE_PACK_LIMIT;
 use crate::flow::{Direction, FlowRecord};
 use crate::intel::{
     AddressClass, CountryCode, Intel, ProviderCatalogue, VendorCatalogue, VendorMatch,
@@ -382,7 +383,7 @@ impl Policy {
         let mut policy = Policy::default();
         let mut warnings = Vec::new();
         for path in paths {
-            let text = std::fs::read_to_string(path)
+            let text = crate::files::read_text_limited(path, "rule pack", RULE_PACK_LIMIT)
                 .map_err(|e| PolicyError::Io { path: path.clone(), source: e })?;
             policy.add_text(&text, path, None, catalogues, &mut warnings)?;
         }

@@ -128,7 +128,9 @@ pub fn write_json(
     out.write_all(b"{\n")?;
     for (key, value) in metadata(r)? {
         write!(out, "\"{key}\": ")?;
-        serde_json::to_writer(&mut *out, &value).map_err(io::Error::other)?;
+        // Rendered first: serde_json's writer would hide the kind of an I/O
+        // error (a closed pipe) inside its own.
+        out.write_all(&serde_json::to_vec(&value).map_err(io::Error::other)?)?;
         out.write_all(b",\n")?;
     }
     out.write_all(b"\"findings\": [")?;
