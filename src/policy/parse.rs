@@ -2,6 +2,7 @@
 //! every message names the line and column of the value it is about, and
 //! every error in a file is reported at once.
 
+use std::collections::HashMap;
 use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
@@ -51,7 +52,7 @@ pub(super) fn parse_pack(
     path: &Path,
     catalogues: Catalogues<'_>,
 ) -> (Option<RulePack>, Vec<Diagnostic>) {
-    let mut w = Walker { src: SourceFile { path, text }, catalogues, diagnostics: Vec::new() };
+    let mut w = Walker { src: SourceFile::new(path, text), catalogues, diagnostics: Vec::new() };
     let (doc, errors) = DeTable::parse_recoverable(text);
     if !errors.is_empty() {
         for e in errors {
@@ -153,7 +154,8 @@ impl Walker<'_> {
         let reference = self.get(head, "reference").and_then(|v| self.string(v, "`reference`"));
 
         let mut rules: Vec<Rule> = Vec::new();
-        let mut ids: Vec<(String, Range<usize>)> = Vec::new();
+        // Id → where it is first given: a pack may hold 100,000 rules.
+        let mut ids: HashMap<String, Range<usize>> = HashMap::new();
         match self.get(doc, "rule") {
             None => self.warn(span, "the pack has no rules ([[rule]])".into()),
             Some(v) => match v.get_ref() {
@@ -164,7 +166,7 @@ impl Walker<'_> {
                             .table(item, "")
                             .and_then(|t| t.get("id"))
                             .map_or(item.span(), |v| v.span());
-                        if let Some((_, first)) = ids.iter().find(|(id, _)| *id == rule.id) {
+                        if let Some(first) = ids.get(&rule.id) {
                             let line = self.src.at(first.clone(), Level::Error, String::new()).line;
                             self.error(
                                 id_span,
@@ -172,7 +174,7 @@ impl Walker<'_> {
                             );
                             continue;
                         }
-                        ids.push((rule.id.clone(), id_span));
+                        ids.insert(rule.id.clone(), id_span);
                         rules.push(rule);
                     }
                 }

@@ -426,3 +426,22 @@ fn disabled_rules_never_match() {
     assert!(matches(&p, &f, None, None).is_empty());
     assert_eq!(p.rule_count(), 0);
 }
+
+/// Loading is linear in the rules (it was quadratic: 200,000 rules took
+/// over a minute); the last duplicate id is still found with its line.
+#[test]
+fn a_pack_of_200000_rules_loads() {
+    let mut text = String::from(HEAD);
+    for i in 0..200_000 {
+        text.push_str(&format!(
+            "[[rule]]\nid = \"r{i}\"\ntitle = \"t\"\nseverity = \"low\"\n[rule.match]\n\
+             cidr = \"198.51.100.{}/32\"\n",
+            i % 256
+        ));
+    }
+    text.push_str(
+        "[[rule]]\nid = \"r7\"\ntitle = \"t\"\nseverity = \"low\"\n[rule.match]\ntransport = \"tcp\"\n",
+    );
+    let errors = check(&text);
+    assert_eq!(errors, ["r.toml:1200007:6: error: rule id \"r7\" is already used on line 49"]);
+}
