@@ -26,10 +26,10 @@ use clap::Parser;
 
 use cli::{AnalysisArgs, AuditArgs, Cli, Command, IntelArgs, ReportFormat, RulesCommand};
 use xborder::audit::{self, AuditConfig};
-use xborder::files::{ReportFile, RULE_PACK_LIMIT};
+use xborder::files::ReportFile;
 use xborder::flow::{FlowTimeouts, LocalNetworks};
 use xborder::intel::{IntelError, IntelSources};
-use xborder::policy::{self, Catalogues, Level, Policy, RulePack};
+use xborder::policy::{self, Catalogues, Level, Policy};
 use xborder::report::flows::{self, Records};
 use xborder::report::{document, findings, text, RemoteIntel};
 
@@ -271,31 +271,25 @@ fn run_rules_check(files: &[std::path::PathBuf], intel: &IntelArgs) -> anyhow::R
     let sources = config::intel_sources(intel)?;
     let (providers, vendors) = (sources.catalogue()?, sources.vendors()?);
     let catalogues = Catalogues { providers: &providers, vendors: &vendors };
+    let (policy, diagnostics) = Policy::check(files, catalogues)?;
+    let mut out = io::stdout().lock();
+    for pack in &policy.packs {
+        let rules = pack.rules.len();
+        writeln!(
+            out,
+            "{}: pack {} {}, {rules} rule{}",
+            pack.location,
+            pack.name,
+            pack.version,
+            if rules == 1 { "" } else { "s" }
+        )?;
+    }
     let mut errors = 0;
-    for path in files {
-        let text = xborder::files::read_text_limited(path, "rule pack", RULE_PACK_LIMIT)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        let diagnostics = match RulePack::parse(&text, path, catalogues) {
-            Ok((pack, warnings)) => {
-                let rules = pack.rules.len();
-                writeln!(
-                    io::stdout(),
-                    "{}: pack {} {}, {rules} rule{}",
-                    path.display(),
-                    pack.name,
-                    pack.version,
-                    if rules == 1 { "" } else { "s" }
-                )?;
-                warnings
-            }
-            Err(diagnostics) => diagnostics,
-        };
-        for d in diagnostics {
-            if d.level == Level::Error {
-                errors += 1;
-            }
-            warn!("{d}");
+    for d in diagnostics {
+        if d.level == Level::Error {
+            errors += 1;
         }
+        warn!("{d}");
     }
     Ok(if errors > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS })
 }

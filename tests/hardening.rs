@@ -267,3 +267,35 @@ fn devices_and_fifos_are_refused_as_rule_packs_overlays_configs_and_databases() 
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("not a regular file (a character device)"), "{}", stderr(&out));
 }
+
+#[test]
+fn rules_check_and_audit_judge_packs_alike() {
+    let dir = tempfile::tempdir().unwrap();
+    let pack = "[pack]\nname = \"same\"\ndescription = \"d\"\nsource = \"s\"\nversion = \"1\"\n\
+                [[rule]]\nid = \"x\"\ntitle = \"X\"\nseverity = \"info\"\n[rule.match]\n\
+                transport = \"tcp\"\n";
+    let (a, b) = (dir.path().join("a.toml"), dir.path().join("b.toml"));
+    std::fs::write(&a, pack).unwrap();
+    std::fs::write(&b, pack).unwrap();
+    let want =
+        format!("{}: error: rule pack 'same' is also loaded from {}\n", b.display(), a.display());
+    let out = run(&["rules", "check", str(&a), str(&b)]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(stderr(&out), want);
+    let q = fixture("quickstart.pcap");
+    let out = run(&["audit", str(&q), "--rules", str(&a), "--rules", str(&b)]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(stderr(&out), format!("xborder: {want}"));
+    // The same file twice: read once, with a warning, in both.
+    let twice = format!("{}: warning: the same file as {}, read once\n", a.display(), a.display());
+    let out = run(&["rules", "check", str(&a), str(&a)]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stderr(&out), twice);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("{}: pack same 1, 1 rule\n", a.display())
+    );
+    let out = run(&["audit", str(&q), "-q", "--rules", str(&a), "--rules", str(&a)]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stderr(&out), format!("xborder: {twice}"));
+}

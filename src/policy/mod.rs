@@ -12,6 +12,7 @@ pub mod shipped;
 
 pub use diagnostic::{Diagnostic, Level};
 
+use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -375,19 +376,65 @@ impl Policy {
         Ok(())
     }
 
-    /// Reads and checks rule files; warnings are returned, errors fail.
+    /// Reads and checks rule files; warnings are returned, errors fail
+    /// (the first with a count of the others: [`Policy::check`] has them
+    /// all).
     pub fn load(
         paths: &[PathBuf],
         catalogues: Catalogues<'_>,
     ) -> Result<(Policy, Vec<Diagnostic>), PolicyError> {
-        let mut policy = Policy::default();
-        let mut warnings = Vec::new();
-        for path in paths {
-            let text = crate::files::read_text_limited(path, "rule pack", RULE_PACK_LIMIT)
-                .map_err(|e| PolicyError::Io { path: path.clone(), source: e })?;
-            policy.add_text(&text, path, None, catalogues, &mut warnings)?;
+        let (policy, diagnostics) = Self::check(paths, catalogues)?;
+        let errors = only_errors(diagnostics.clone());
+        if errors.is_empty() {
+            Ok((policy, diagnostics))
+        } else {
+            Err(PolicyError::Invalid { errors })
         }
-        Ok((policy, warnings))
+    }
+
+    /// Reads, parses and adds each rule file, as `audit` does and `rules
+    /// check` shows: the policy of the packs that are valid, and every
+    /// message in file order, errors included (a pack whose name another
+    /// file already gave is one). A file given twice is read once, with a
+    /// warning. Only a file that cannot be read stops it.
+    pub fn check(
+        paths: &[PathBuf],
+        catalogues: Catalogues<'_>,
+    ) -> Result<(Policy, Vec<Diagnostic>), PolicyError> {
+        use std::os::unix::fs::MetadataExt;
+        let mut policy = Policy::default();
+        let mut diagnostics = Vec::new();
+        let mut seen: HashMap<(u64, u64), &PathBuf> = HashMap::new();
+        for path in paths {
+            let io = |source| PolicyError::Io { path: path.clone(), source };
+            let text =
+                crate::files::read_text_limited(path, "rule pack", RULE_PACK_LIMIT).map_err(io)?;
+            let meta = std::fs::metadata(path).map_err(io)?;
+            let whole_file = |level, message| Diagnostic {
+                path: path.clone(),
+                line: 0,
+                column: 0,
+                level,
+                message,
+            };
+            if let Some(first) = seen.insert((meta.dev(), meta.ino()), path) {
+                let message = format!("the same file as {}, read once", first.display());
+                diagnostics.push(whole_file(Level::Warning, message));
+                seen.insert((meta.dev(), meta.ino()), first);
+                continue;
+            }
+            match RulePack::parse(&text, path, catalogues) {
+                Ok((pack, warnings)) => {
+                    diagnostics.extend(warnings);
+                    if let Err(PolicyError::DuplicatePack { name, other, .. }) = policy.add(pack) {
+                        let message = format!("rule pack '{name}' is also loaded from {other}");
+                        diagnostics.push(whole_file(Level::Error, message));
+                    }
+                }
+                Err(d) => diagnostics.extend(d),
+            }
+        }
+        Ok((policy, diagnostics))
     }
 
     /// Parses a pack and adds it (`location` instead of the path, e.g. for
