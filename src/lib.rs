@@ -18,13 +18,16 @@
 //! - [`report`] renders summaries, findings and flow records;
 //! - [`audit`] wires the stages together for `xborder audit` (saved
 //!   captures), [`live`] for `xborder live` (an interface);
-//! - [`files`] writes files whole (atomically).
+//! - [`files`] reads input files within limits and writes files whole
+//!   (atomically); `fuzz` holds the fuzzers' entry points.
 
 pub mod audit;
 pub mod capture;
 pub mod decode;
 pub mod files;
 pub mod flow;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod intel;
 pub mod live;
 pub mod names;

@@ -154,6 +154,13 @@ pub fn open_capture(input: &InputSpec) -> Result<Opened, CaptureError> {
             Err(source) => return Err(CaptureError::Open { path, source }),
         }
     };
+    open_stream(raw, input)
+}
+
+/// [`open_capture`] on a stream already open (`input` names it and says
+/// whether a walk found it).
+pub fn open_stream(raw: Box<dyn Read + Send>, input: &InputSpec) -> Result<Opened, CaptureError> {
+    let path = input.path.clone();
     let (magic, raw) = peek_magic(raw).map_err(|source| read_error(&path, source))?;
     let (magic, stream): ([u8; 4], Box<dyn Read + Send>) = if magic[..2] == [0x1f, 0x8b] {
         let gz = Box::new(flate2::read::MultiGzDecoder::new(raw));
