@@ -299,3 +299,35 @@ fn rules_check_and_audit_judge_packs_alike() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(stderr(&out), format!("xborder: {twice}"));
 }
+
+#[test]
+fn a_data_directory_that_is_not_one_or_a_corrupt_provenance_file_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = fixture("quickstart.pcap");
+    let file = dir.path().join("file");
+    std::fs::write(&file, "x").unwrap();
+    let out = run(&["audit", str(&q), "--data-dir", str(&file)]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out),
+        format!("xborder: {}: the data directory is not a directory\n", file.display())
+    );
+    // Refreshed ranges with a provenance file that does not parse: before,
+    // the provenance lines vanished in silence.
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("geoip/provider-ranges.csv.gz");
+    std::fs::copy(shipped, data.join("provider-ranges.csv.gz")).unwrap();
+    std::fs::write(data.join("datasets.toml"), "[[dataset]\n").unwrap();
+    let out = run(&["audit", str(&q), "--data-dir", str(&data)]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.starts_with(&format!("xborder: {}:1:", data.join("datasets.toml").display())),
+        "{err}"
+    );
+    // Without it, the refreshed ranges are used.
+    std::fs::remove_file(data.join("datasets.toml")).unwrap();
+    let out = run(&["audit", str(&q), "--data-dir", str(&data), "-q"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}

@@ -96,10 +96,7 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport, IntelError> {
     let mut report = BuildReport::default();
     std::fs::create_dir_all(&opts.out).map_err(|e| IntelError::io(&opts.out, e))?;
     let datasets_path = opts.out.join(DATASETS_FILE);
-    let mut datasets = match std::fs::read_to_string(&datasets_path) {
-        Ok(text) => DatasetsFile::parse(&text, &datasets_path)?,
-        Err(_) => DatasetsFile::default(),
-    };
+    let mut datasets = DatasetsFile::read_optional(&datasets_path)?.unwrap_or_default();
 
     // Regions.
     let src = opts.from.join("region-country/cloud_region_country.csv");
@@ -320,8 +317,7 @@ pub fn update(opts: &UpdateOptions) -> Result<BuildReport, IntelError> {
     let datasets_path = opts.data_dir.join(DATASETS_FILE);
     let (mut entries, mut datasets) = if current_path.exists() {
         let entries = ProviderRanges::read_entries(&read(&current_path)?, &current_path)?;
-        let text = std::fs::read_to_string(&datasets_path).unwrap_or_default();
-        (entries, DatasetsFile::parse(&text, &datasets_path)?)
+        (entries, DatasetsFile::read_optional(&datasets_path)?.unwrap_or_default())
     } else {
         let entries = ProviderRanges::read_entries(
             embedded::RANGES,

@@ -81,6 +81,16 @@ impl DatasetsFile {
         toml::from_str(text).map_err(|e| IntelError::toml(path, text, e))
     }
 
+    /// The provenance file at `path`; `None` when there is none. One that
+    /// cannot be read or parsed is an error naming it.
+    pub fn read_optional(path: &Path) -> Result<Option<Self>, IntelError> {
+        match crate::files::read_text_limited(path, "provenance file", crate::files::CONFIG_LIMIT) {
+            Ok(text) => Self::parse(&text, path).map(Some),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(IntelError::io(path, e)),
+        }
+    }
+
     pub fn entry(&self, file: &str) -> Option<&DatasetEntry> {
         self.dataset.iter().find(|d| d.file == file)
     }
@@ -294,9 +304,10 @@ impl IntelSources {
         // build` is used in place (its tables are little-endian). Else the
         // country database's search tree is flattened on another core while
         // the ranges and the AS table load, and the three are merged.
+        let user_ranges = self.user_ranges()?;
         let compiled = self.country_db.is_none()
             && self.asn_db.is_none()
-            && self.user_ranges().is_none()
+            && user_ranges.is_none()
             && cfg!(target_endian = "little");
         let (ranges, ranges_info, addresses, asn_info, asn_dataset) = if compiled {
             let path = Path::new("geoip/address-layers.xbl");
@@ -317,7 +328,8 @@ impl IntelSources {
         } else {
             std::thread::scope(|scope| -> Result<_, IntelError> {
                 let flattening = scope.spawn(|| country_db.country_table());
-                let (ranges, ranges_info) = self.load_ranges(&catalogue, &embedded_info)?;
+                let (ranges, ranges_info) =
+                    Self::load_ranges(user_ranges, &catalogue, &embedded_info)?;
                 let (asn, asn_info, asn_dataset) = self.load_asn(&embedded_info)?;
                 let country = flattening.join().unwrap_or_else(|p| std::panic::resume_unwind(p))?;
                 let addresses = AddressLayers::merge(asn, country, ranges.table());
@@ -337,28 +349,44 @@ impl IntelSources {
         })
     }
 
-    /// The ranges `db update` refreshed into the data directory, if any.
-    fn user_ranges(&self) -> Option<(PathBuf, PathBuf)> {
-        let data_dir = self.data_dir.clone().or_else(default_data_dir)?;
+    /// The ranges `db update` refreshed into the data directory, if any,
+    /// and that directory. A data directory that is not one, or that
+    /// cannot be read, is an error, not the built-in ranges in silence;
+    /// the default one not existing (yet) is not.
+    fn user_ranges(&self) -> Result<Option<(PathBuf, PathBuf)>, IntelError> {
+        let Some(data_dir) = self.data_dir.clone().or_else(default_data_dir) else {
+            return Ok(None);
+        };
+        match std::fs::metadata(&data_dir) {
+            Ok(m) if !m.is_dir() => {
+                let message = "the data directory is not a directory".to_owned();
+                return Err(IntelError::invalid(&data_dir, message));
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(IntelError::io(&data_dir, e)),
+        }
         let path = data_dir.join(RANGES_FILE);
-        path.exists().then_some((path, data_dir))
+        match std::fs::metadata(&path) {
+            Ok(_) => Ok(Some((path, data_dir))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(IntelError::io(&path, e)),
+        }
     }
 
     /// The provider ranges: those `db update` refreshed in the data
     /// directory, else the built-in ones.
     fn load_ranges(
-        &self,
+        user_ranges: Option<(PathBuf, PathBuf)>,
         catalogue: &ProviderCatalogue,
         embedded_info: &EmbeddedInfo<'_>,
     ) -> Result<(ProviderRanges, DatasetInfo), IntelError> {
-        Ok(match self.user_ranges() {
+        Ok(match user_ranges {
             Some((path, data_dir)) => {
                 let bytes = crate::files::read_limited(&path, "range file", DATABASE_LIMIT)
                     .map_err(|e| IntelError::io(&path, e))?;
                 let ranges = ProviderRanges::read(&bytes, &path, catalogue)?;
-                let entry = std::fs::read_to_string(data_dir.join(DATASETS_FILE))
-                    .ok()
-                    .and_then(|t| DatasetsFile::parse(&t, &path).ok())
+                let entry = DatasetsFile::read_optional(&data_dir.join(DATASETS_FILE))?
                     .and_then(|f| f.entry(RANGES_FILE).cloned());
                 let info = DatasetInfo {
                     role: "provider ranges",
