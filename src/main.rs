@@ -148,10 +148,13 @@ fn run_audit(args: &AuditArgs) -> anyhow::Result<ExitCode> {
         sources.check_files()?;
         let want_json = matches!(args.format, ReportFormat::Json | ReportFormat::Jsonl);
         let (remotes, incoming) = mpsc::channel::<Vec<IpAddr>>();
+        let (checked, files_checked) = mpsc::channel::<()>();
         // Named, so that `top -H` and perf tell it from the capture reader.
         let worker = thread::Builder::new().name("intel".into()).spawn(
             move || -> Result<_, IntelError> {
-                let db = sources.load()?;
+                let db = sources.load_then(|| {
+                    let _ = checked.send(());
+                })?;
                 let mut found = RemoteIntel::default();
                 let mut json = flows::IntelJsonCache::default();
                 for ip in incoming.into_iter().flatten() {
@@ -166,6 +169,17 @@ fn run_audit(args: &AuditArgs) -> anyhow::Result<ExitCode> {
                 Ok((db, found, json))
             },
         )?;
+        // The first packet waits until every file the user named is
+        // checked: a wrong database fails the run now, not after hours of
+        // captures. If loading failed, the sender is gone and the join says
+        // why.
+        if files_checked.recv().is_err() {
+            drop(remotes);
+            worker
+                .join()
+                .map_err(|_| anyhow::anyhow!("loading the intelligence data failed"))??;
+            anyhow::bail!("loading the intelligence data failed");
+        }
         // Addresses go over in batches, so the channel (and the wake-up of
         // a waiting worker) is paid once per 4,096 flows, not per flow.
         const BATCH: usize = 4096;

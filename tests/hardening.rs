@@ -331,3 +331,46 @@ fn a_data_directory_that_is_not_one_or_a_corrupt_provenance_file_is_an_error() {
     let out = run(&["audit", str(&q), "--data-dir", str(&data), "-q"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
+
+/// `audit -` on a standard input that stays open and sends nothing: a run
+/// that read captures before checking its files would wait for ever.
+fn audit_waiting_stdin(args: &[&str]) -> Output {
+    let (read, write) = nix::unistd::pipe().unwrap();
+    let child = xborder()
+        .args(["audit", "-"])
+        .args(args)
+        .stdin(Stdio::from(read))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = finish(child);
+    drop(write);
+    out
+}
+
+#[test]
+fn every_file_is_checked_before_the_first_packet() {
+    let country = Path::new(env!("CARGO_MANIFEST_DIR")).join("geoip/country.mmdb");
+    let out = audit_waiting_stdin(&["--geoip-asn", str(&country)]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).starts_with(&format!("xborder: {}:", country.display())),
+        "{}",
+        stderr(&out)
+    );
+    // An overlay network naming a provider no file defines: audit and
+    // `rules check --overlay` alike.
+    let dir = tempfile::tempdir().unwrap();
+    let overlay = dir.path().join("o.toml");
+    std::fs::write(&overlay, "[[network]]\ncidr = \"203.0.113.0/24\"\nprovider = \"nobody\"\n")
+        .unwrap();
+    let out = audit_waiting_stdin(&["--overlay", str(&overlay)]);
+    assert_eq!(out.status.code(), Some(2));
+    let want = "provider 'nobody' is neither in the catalogue nor defined in an overlay";
+    assert!(stderr(&out).contains(want), "{}", stderr(&out));
+    let pack = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/us-icts-vendors.toml");
+    let out = run(&["rules", "check", "--overlay", str(&overlay), str(&pack)]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains(want), "{}", stderr(&out));
+}

@@ -189,8 +189,33 @@ impl IntelSources {
     /// the providers the overlays define (cheap: no range or geo-IP data).
     pub fn catalogue(&self) -> Result<ProviderCatalogue, IntelError> {
         let mut catalogue = shipped_catalogue()?;
-        self.read_overlays(&mut catalogue)?;
+        self.overlay(&mut catalogue)?;
         Ok(catalogue)
+    }
+
+    /// Reads and builds every overlay (checked as a whole: a network naming
+    /// a provider no file defines is an error here, not at the first
+    /// lookup), adding the providers they define to `catalogue`; with each
+    /// file's provenance.
+    fn overlay(
+        &self,
+        catalogue: &mut ProviderCatalogue,
+    ) -> Result<(Vec<DatasetInfo>, Overlay), IntelError> {
+        let mut provenance = Vec::new();
+        let mut networks = Vec::new();
+        for (path, nets) in self.read_overlays(catalogue)? {
+            let file: Arc<str> = Arc::from(path.to_string_lossy().as_ref());
+            provenance.push(DatasetInfo {
+                role: "overlay",
+                location: path.display().to_string(),
+                entry: None,
+                records: format!("{} networks", nets.len()),
+                content: Content::File(path.clone()),
+            });
+            networks.extend(nets.into_iter().map(|n| (n, file.clone())));
+        }
+        let overlay = Overlay::build(networks, |id| catalogue.index_of(id))?;
+        Ok((provenance, overlay))
     }
 
     /// The vendor catalogue the names are attributed with (cheap: one
@@ -221,6 +246,16 @@ impl IntelSources {
 
     /// Loads every layer.
     pub fn load(&self) -> Result<IntelDb, IntelError> {
+        self.load_then(|| {})
+    }
+
+    /// [`Self::load`], calling `checked` as soon as every file the user
+    /// named (databases, overlays, refreshed ranges and their provenance) is
+    /// read and checked for its kind and syntax, before the long part (the
+    /// flattening and merging of address tables) is done: an audit loading
+    /// on another core starts reading captures then, and a wrong file fails
+    /// it before the first packet.
+    pub fn load_then(&self, checked: impl FnOnce()) -> Result<IntelDb, IntelError> {
         let shipped = DatasetsFile::parse(embedded::DATASETS, Path::new("geoip/datasets.toml"))?;
         let mut provenance = Vec::new();
         let embedded_info = |role, file: &str, records: String, bytes: &'static [u8]| DatasetInfo {
@@ -267,19 +302,8 @@ impl IntelSources {
 
         // Overlays may define providers, so they are read before the ranges
         // resolve provider ids.
-        let mut networks = Vec::new();
-        for (path, nets) in self.read_overlays(&mut catalogue)? {
-            let file: Arc<str> = Arc::from(path.to_string_lossy().as_ref());
-            provenance.push(DatasetInfo {
-                role: "overlay",
-                location: path.display().to_string(),
-                entry: None,
-                records: format!("{} networks", nets.len()),
-                content: Content::File(path.clone()),
-            });
-            networks.extend(nets.into_iter().map(|n| (n, file.clone())));
-        }
-        let overlay = Overlay::build(networks, |id| catalogue.index_of(id))?;
+        let (overlay_info, overlay) = self.overlay(&mut catalogue)?;
+        provenance.extend(overlay_info);
 
         // The country database is opened (and its kind checked) first.
         let (country_db, country_info, country_dataset) = match &self.country_db {
@@ -310,6 +334,8 @@ impl IntelSources {
             && user_ranges.is_none()
             && cfg!(target_endian = "little");
         let (ranges, ranges_info, addresses, asn_info, asn_dataset) = if compiled {
+            // Only built-in data is left, which the test suite checks.
+            checked();
             let path = Path::new("geoip/address-layers.xbl");
             let (addresses, sources, ranges) = AddressLayers::from_bytes(embedded::layers(), path)?;
             // The shipped ranges, compiled with the layers whose range
@@ -330,7 +356,12 @@ impl IntelSources {
                 let flattening = scope.spawn(|| country_db.country_table());
                 let (ranges, ranges_info) =
                     Self::load_ranges(user_ranges, &catalogue, &embedded_info)?;
-                let (asn, asn_info, asn_dataset) = self.load_asn(&embedded_info)?;
+                let user_asn = match &self.asn_db {
+                    Some(path) => Some((MmdbDatabase::open(path)?.require_asn()?, path)),
+                    None => None,
+                };
+                checked();
+                let (asn, asn_info, asn_dataset) = Self::load_asn(user_asn, &embedded_info)?;
                 let country = flattening.join().unwrap_or_else(|p| std::panic::resume_unwind(p))?;
                 let addresses = AddressLayers::merge(asn, country, ranges.table());
                 Ok((ranges, ranges_info, addresses, asn_info, asn_dataset))
@@ -411,15 +442,15 @@ impl IntelSources {
         })
     }
 
-    /// The AS table: the user's database or the built-in table, and the
-    /// dataset name that flows attributed through it carry.
+    /// The AS table: the user's database (opened and checked) or the
+    /// built-in table, and the dataset name that flows attributed through
+    /// it carry.
     fn load_asn(
-        &self,
+        user_asn: Option<(MmdbDatabase, &PathBuf)>,
         embedded_info: &EmbeddedInfo<'_>,
     ) -> Result<(AsnTable, DatasetInfo, Arc<str>), IntelError> {
-        Ok(match &self.asn_db {
-            Some(path) => {
-                let db = MmdbDatabase::open(path)?.require_asn()?;
+        Ok(match user_asn {
+            Some((db, path)) => {
                 let info = user_mmdb_info("asn", path, &db);
                 (db.asn_table()?, info, Arc::from(format!("asn {}", path.display())))
             }
