@@ -45,12 +45,8 @@ pub fn intel_sources(args: &IntelArgs) -> Result<IntelSources, IntelError> {
                 xborder::files::CONFIG_LIMIT,
             )
             .map_err(|e| IntelError::Io { path: path.clone(), source: e })?;
-            let parsed: ConfigFile = toml::from_str(&text).map_err(|e| {
-                let line = e
-                    .span()
-                    .map_or(0, |s| text[..s.start.min(text.len())].matches('\n').count() + 1);
-                IntelError::Syntax { path: path.clone(), line, message: e.message().to_owned() }
-            })?;
+            let parsed: ConfigFile =
+                toml::from_str(&text).map_err(|e| IntelError::toml(path, &text, e))?;
             let c = parsed.intel;
             IntelConfig {
                 geoip_country: c.geoip_country.map(|p| relative_to(path, p)),

@@ -92,7 +92,8 @@ pub fn rule_pack(data: &[u8]) {
 /// An overlay file, parsed and built.
 pub fn overlay(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else { return };
-    if let Ok((_, networks)) = Overlay::parse(text, Path::new("fuzz.toml")) {
+    if let Ok(parsed) = Overlay::parse(text, Path::new("fuzz.toml")) {
+        let networks = parsed.networks;
         let file: std::sync::Arc<str> = std::sync::Arc::from("fuzz.toml");
         let _ = Overlay::build(networks.into_iter().map(|n| (n, file.clone())).collect(), |_| None);
     }

@@ -101,7 +101,11 @@ fn flow_settings(a: &AnalysisArgs) -> (FlowTimeouts, LocalNetworks) {
 /// The rule packs in force (`--rules`, else the shipped ones), checked
 /// against the catalogue the intelligence sources give; warnings printed.
 fn load_policy(rules: &[std::path::PathBuf], sources: &IntelSources) -> anyhow::Result<Policy> {
-    let (providers, vendors) = (sources.catalogue()?, sources.vendors()?);
+    let (providers, overlay_warnings) = sources.checked_catalogue()?;
+    for w in overlay_warnings {
+        warn!("xborder: {w}");
+    }
+    let vendors = sources.vendors()?;
     let catalogues = Catalogues { providers: &providers, vendors: &vendors };
     let (policy, warnings) = if rules.is_empty() {
         policy::shipped::policy(catalogues)?
@@ -283,7 +287,11 @@ fn run_audit(args: &AuditArgs) -> anyhow::Result<ExitCode> {
 /// `xborder rules check`: every message of every file; 2 on any error.
 fn run_rules_check(files: &[std::path::PathBuf], intel: &IntelArgs) -> anyhow::Result<ExitCode> {
     let sources = config::intel_sources(intel)?;
-    let (providers, vendors) = (sources.catalogue()?, sources.vendors()?);
+    let (providers, overlay_warnings) = sources.checked_catalogue()?;
+    for w in &overlay_warnings {
+        warn!("{w}");
+    }
+    let vendors = sources.vendors()?;
     let catalogues = Catalogues { providers: &providers, vendors: &vendors };
     let (policy, diagnostics) = Policy::check(files, catalogues)?;
     let mut out = io::stdout().lock();

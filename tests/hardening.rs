@@ -374,3 +374,61 @@ fn every_file_is_checked_before_the_first_packet() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains(want), "{}", stderr(&out));
 }
+
+#[test]
+fn overlays_are_checked_as_rule_packs_are() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = dir.path().join("o.toml");
+    let q = fixture("quickstart.pcap");
+    // Codes no rule could match: the rules' check and hints.
+    std::fs::write(&o, "[[network]]\ncidr = \"192.0.2.0/24\"\ncountry = \"UK\"\n").unwrap();
+    let out = run(&["audit", str(&q), "--overlay", str(&o)]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "xborder: {}:3:11: unknown country code \"UK\": not an ISO 3166-1 alpha-2 code (the \
+             United Kingdom is GB)\n",
+            o.display()
+        )
+    );
+    std::fs::write(&o, "[[network]]\ncidr = \"192.0.2.0/24\"\njurisdiction = \"EU\"\n").unwrap();
+    let out = run(&["audit", str(&q), "--overlay", str(&o)]);
+    assert!(stderr(&out).contains(":3:16: unknown country code \"EU\""), "{}", stderr(&out));
+    // Host bits and a network listed twice: warnings, as for rules.
+    std::fs::write(
+        &o,
+        "[[network]]\ncidr = \"192.0.2.7/24\"\ncountry = \"DE\"\n\
+         [[network]]\ncidr = \"192.0.2.0/24\"\ncountry = \"FR\"\n",
+    )
+    .unwrap();
+    let out = run(&["audit", str(&q), "-q", "--overlay", str(&o)]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let f = o.display();
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "xborder: {f}:2: warning: \"192.0.2.7/24\" has host bits set; it means 192.0.2.0/24\n\
+             xborder: {f}:5: warning: network 192.0.2.0/24 is also listed on line 2; this later \
+             entry wins\n"
+        )
+    );
+    // A configuration file's errors are placed the same way.
+    let c = dir.path().join("c.toml");
+    std::fs::write(&c, "[intel]\ngeoip_country = 7\n").unwrap();
+    let out = run(&["audit", str(&q), "--config", str(&c)]);
+    assert!(
+        stderr(&out).starts_with(&format!("xborder: {}:2:17: ", c.display())),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_device_named_as_a_capture_is_not_called_empty() {
+    let out = run(&["audit", "/dev/zero"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(!err.contains("empty file"), "{err}");
+    assert!(err.contains("/dev/zero"), "{err}");
+}

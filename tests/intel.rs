@@ -364,7 +364,7 @@ fn overlay_errors_name_file_and_line() {
     let out = xborder(&["lookup", "--overlay", bad.to_str().unwrap(), "1.1.1.1"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        stderr(&out).contains(&format!("{}:2: column 8: invalid IP address syntax", bad.display())),
+        stderr(&out).contains(&format!("{}:2:8: invalid IP address syntax", bad.display())),
         "{}",
         stderr(&out)
     );

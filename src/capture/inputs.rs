@@ -187,8 +187,10 @@ pub fn open_stream(raw: Box<dyn Read + Send>, input: &InputSpec) -> Result<Opene
     }
 }
 
+/// A regular file of no bytes (a device such as /dev/zero reports size 0
+/// too, and is not empty).
 fn is_empty(path: &Path) -> bool {
-    fs::metadata(path).map(|m| m.len() == 0).unwrap_or(false)
+    fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() == 0)
 }
 
 fn read_error(path: &Path, source: io::Error) -> CaptureError {

@@ -20,6 +20,7 @@ pub struct ProviderConfig {
     #[serde(default)]
     pub parent: Option<String>,
     /// ISO 3166-1 alpha-2 code of the controlling company's legal home.
+    #[serde(deserialize_with = "super::country::assigned::required")]
     pub jurisdiction: CountryCode,
     /// One line: why this jurisdiction.
     #[serde(default)]
@@ -135,10 +136,10 @@ mod tests {
     fn errors_name_line_and_column() {
         let text = "[[provider]]\nid = \"x\"\nname = \"X\"\njurisdiction = \"CHN\"\n";
         let err = ProviderCatalogue::parse(text, Path::new("p.toml")).unwrap_err().to_string();
-        assert!(err.starts_with("p.toml:4: column 16: 'CHN' is not a two-letter"), "{err}");
+        assert!(err.starts_with("p.toml:4:16: unknown country code \"CHN\""), "{err}");
         let text = "[[provider]]\nid = \"x\"\nname = \"X\"\njurisdiction = \"CN\"\nasn = [1]\n";
         let err = ProviderCatalogue::parse(text, Path::new("p.toml")).unwrap_err().to_string();
-        assert!(err.contains("p.toml:5: column 1: unknown field `asn`"), "{err}");
+        assert!(err.contains("p.toml:5:1: unknown field `asn`"), "{err}");
     }
 
     #[test]

@@ -64,6 +64,10 @@ const SPECIAL: &[(&str, AddressClass)] = &[
     ("203.0.113.0/24", AddressClass::Documentation),
     ("224.0.0.0/4", AddressClass::Multicast),
     ("240.0.0.0/4", AddressClass::Reserved),
+    // IPv4-compatible addresses (::a.b.c.d), deprecated by RFC 4291
+    // §2.5.5.1: never the IPv4 host (MaxMind trees map ::/96 onto the
+    // IPv4 data, so ::1.2.3.4 would be geolocated as 1.2.3.4).
+    ("::/96", AddressClass::Reserved),
     ("::/128", AddressClass::Reserved),
     ("::1/128", AddressClass::Loopback),
     ("::ffff:0:0/96", AddressClass::Reserved),
@@ -138,5 +142,8 @@ mod tests {
         assert_eq!(c("2001::1"), AddressClass::Public, "Teredo is globally reachable");
         assert_eq!(c("2001:2::1"), AddressClass::Reserved, "benchmarking, inside 2001::/23");
         assert_eq!(c("2a00:1450::1"), AddressClass::Public);
+        assert_eq!(c("::1.2.3.4"), AddressClass::Reserved, "IPv4-compatible, deprecated");
+        assert_eq!(c("::1"), AddressClass::Loopback);
+        assert_eq!(c("::1:0:0:0"), AddressClass::Public, "outside ::/96");
     }
 }

@@ -20,6 +20,25 @@ impl CountryCode {
         }
     }
 
+    /// An assigned ISO 3166-1 alpha-2 code written in capitals, as rules,
+    /// overlays and catalogues must give it; else what is wrong with `s`,
+    /// with a hint for the usual mistakes ("UK", "EL", "EU").
+    pub fn parse_assigned(s: &str) -> Result<Self, String> {
+        match Self::parse(s).filter(|c| c.is_assigned()) {
+            Some(c) if s.bytes().all(|b| b.is_ascii_uppercase()) => Ok(c),
+            Some(c) => Err(format!("country code \"{s}\": write it in capitals, \"{c}\"")),
+            None => {
+                let hint = match s.to_ascii_uppercase().as_str() {
+                    "UK" => " (the United Kingdom is GB)",
+                    "EL" => " (Greece is GR)",
+                    "EU" => " (the EU is not a country: list its members)",
+                    _ => "",
+                };
+                Err(format!("unknown country code \"{s}\": not an ISO 3166-1 alpha-2 code{hint}"))
+            }
+        }
+    }
+
     /// Is the code assigned in ISO 3166-1 (not merely two letters)?
     pub fn is_assigned(&self) -> bool {
         self.name().is_some()
@@ -64,6 +83,27 @@ impl<'de> serde::Deserialize<'de> for CountryCode {
     }
 }
 
+/// `#[serde(deserialize_with)]` for codes a person writes (overlays,
+/// catalogues): [`CountryCode::parse_assigned`], so that "UK" fails with
+/// its place in the file instead of never matching a rule. Data read from
+/// feeds and databases keeps the shape-only [`serde::Deserialize`].
+pub(crate) mod assigned {
+    use serde::Deserialize;
+
+    use super::CountryCode;
+
+    pub fn required<'de, D: serde::Deserializer<'de>>(d: D) -> Result<CountryCode, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        CountryCode::parse_assigned(&s).map_err(serde::de::Error::custom)
+    }
+
+    pub fn optional<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<CountryCode>, D::Error> {
+        required(d).map(Some)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,6 +114,21 @@ mod tests {
         assert!(CountryCode::parse("GB").is_some_and(|c| c.is_assigned()));
         assert!(!CountryCode::parse("UK").is_some_and(|c| c.is_assigned()));
         assert!(super::COUNTRIES.windows(2).all(|w| w[0].0 < w[1].0));
+    }
+
+    #[test]
+    fn assigned_codes_in_capitals_only() {
+        assert_eq!(CountryCode::parse_assigned("GB").unwrap().as_str(), "GB");
+        assert_eq!(
+            CountryCode::parse_assigned("UK").unwrap_err(),
+            "unknown country code \"UK\": not an ISO 3166-1 alpha-2 code (the United Kingdom is GB)"
+        );
+        assert_eq!(
+            CountryCode::parse_assigned("gb").unwrap_err(),
+            "country code \"gb\": write it in capitals, \"GB\""
+        );
+        assert!(CountryCode::parse_assigned("XX").unwrap_err().starts_with("unknown country code"));
+        assert!(CountryCode::parse_assigned("EU").unwrap_err().ends_with("list its members)"));
     }
 
     #[test]

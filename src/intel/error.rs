@@ -17,6 +17,11 @@ pub enum IntelError {
     #[error("{}:{line}: {message}", path.display())]
     Syntax { path: PathBuf, line: usize, message: String },
 
+    /// A TOML file (overlay, catalogue, configuration), placed as rule
+    /// packs are: `file:line:column: message`.
+    #[error("{}:{line}:{column}: {message}", path.display())]
+    Toml { path: PathBuf, line: usize, column: usize, message: String },
+
     #[error("{}: {message}", path.display())]
     Invalid { path: PathBuf, message: String },
 
@@ -41,21 +46,20 @@ impl IntelError {
     }
 
     /// A TOML error with its line and column.
-    pub(crate) fn toml(path: &Path, text: &str, err: toml::de::Error) -> Self {
+    pub fn toml(path: &Path, text: &str, err: toml::de::Error) -> Self {
         let (line, column) = err
             .span()
             .map(|s| {
                 let before = &text[..s.start.min(text.len())];
-                (
-                    before.matches('\n').count() + 1,
-                    before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1,
-                )
+                let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+                (before.matches('\n').count() + 1, before[line_start..].chars().count() + 1)
             })
             .unwrap_or((0, 0));
-        IntelError::Syntax {
+        IntelError::Toml {
             path: path.to_owned(),
             line,
-            message: format!("column {column}: {}", err.message()),
+            column,
+            message: err.message().trim_end().to_owned(),
         }
     }
 }

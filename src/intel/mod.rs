@@ -40,7 +40,7 @@ pub use country::CountryCode;
 pub use error::IntelError;
 pub use geo::{Capabilities, CountryTable, MmdbDatabase};
 pub use layers::{AddressFacts, AddressLayers};
-pub use overlay::{Overlay, OverlayNetwork};
+pub use overlay::{Overlay, OverlayNetwork, ParsedOverlay};
 pub use ranges::{ProviderRanges, RangeEntry, RangeInfo};
 pub use regions::RegionTable;
 pub use store::{default_data_dir, sha256_hex, DatasetInfo, IntelSources};

@@ -29,24 +29,38 @@ use super::catalogue::ProviderConfig;
 use super::segments::PrefixTable;
 use super::{CountryCode, IntelError};
 
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// A network of an overlay: its facts override every dataset's.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OverlayNetwork {
     pub cidr: IpNet,
-    #[serde(default)]
     pub country: Option<CountryCode>,
-    #[serde(default)]
     pub provider: Option<String>,
-    #[serde(default)]
     pub service: Option<String>,
-    #[serde(default)]
     pub region: Option<String>,
-    #[serde(default)]
     pub asn: Option<u32>,
-    #[serde(default)]
     pub as_org: Option<String>,
-    #[serde(default)]
     pub jurisdiction: Option<CountryCode>,
+}
+
+/// A `[[network]]` as written, with where its CIDR stands in the file.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NetworkConfig {
+    cidr: toml::Spanned<IpNet>,
+    #[serde(default, deserialize_with = "super::country::assigned::optional")]
+    country: Option<CountryCode>,
+    #[serde(default)]
+    provider: Option<String>,
+    #[serde(default)]
+    service: Option<String>,
+    #[serde(default)]
+    region: Option<String>,
+    #[serde(default)]
+    asn: Option<u32>,
+    #[serde(default)]
+    as_org: Option<String>,
+    #[serde(default, deserialize_with = "super::country::assigned::optional")]
+    jurisdiction: Option<CountryCode>,
 }
 
 #[derive(Deserialize)]
@@ -55,7 +69,21 @@ struct OverlayFile {
     #[serde(default)]
     provider: Vec<ProviderConfig>,
     #[serde(default)]
-    network: Vec<OverlayNetwork>,
+    network: Vec<NetworkConfig>,
+}
+
+/// The 1-based line of byte `at` in `text`.
+fn line_of(text: &str, at: usize) -> usize {
+    text.as_bytes()[..at.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1
+}
+
+/// One overlay file, read.
+#[derive(Clone, Debug)]
+pub struct ParsedOverlay {
+    /// Providers it defines, to add to the catalogue first.
+    pub providers: Vec<ProviderConfig>,
+    pub networks: Vec<OverlayNetwork>,
+    pub warnings: Vec<String>,
 }
 
 /// One overlay entry with its strings shared.
@@ -80,14 +108,41 @@ pub struct Overlay {
 
 impl Overlay {
     /// Parses one overlay file's text into providers (to add to the
-    /// catalogue first) and networks.
-    pub fn parse(
-        text: &str,
-        path: &Path,
-    ) -> Result<(Vec<ProviderConfig>, Vec<OverlayNetwork>), IntelError> {
+    /// catalogue first), networks, and warnings as rule packs give them
+    /// (`file:line: warning: …`): a CIDR with host bits set (it means its
+    /// network, as it is then used) and a network listed twice (the later
+    /// entry wins).
+    pub fn parse(text: &str, path: &Path) -> Result<ParsedOverlay, IntelError> {
         let file: OverlayFile =
             toml::from_str(text).map_err(|e| IntelError::toml(path, text, e))?;
-        Ok((file.provider, file.network))
+        let mut warnings = Vec::new();
+        let mut first_line: std::collections::HashMap<IpNet, usize> = Default::default();
+        let mut networks = Vec::with_capacity(file.network.len());
+        for n in file.network {
+            let line = line_of(text, n.cidr.span().start);
+            let given = *n.cidr.get_ref();
+            let cidr = given.trunc();
+            let at = format!("{}:{line}: warning:", path.display());
+            if cidr != given {
+                warnings.push(format!("{at} \"{given}\" has host bits set; it means {cidr}"));
+            }
+            if let Some(first) = first_line.insert(cidr, line) {
+                warnings.push(format!(
+                    "{at} network {cidr} is also listed on line {first}; this later entry wins"
+                ));
+            }
+            networks.push(OverlayNetwork {
+                cidr,
+                country: n.country,
+                provider: n.provider,
+                service: n.service,
+                region: n.region,
+                asn: n.asn,
+                as_org: n.as_org,
+                jurisdiction: n.jurisdiction,
+            });
+        }
+        Ok(ParsedOverlay { providers: file.provider, networks, warnings })
     }
 
     /// Builds the overlay from parsed networks (with the file they came

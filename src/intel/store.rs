@@ -12,8 +12,8 @@ use sha2::{Digest, Sha256};
 
 use super::geo::MmdbDatabase;
 use super::{
-    AddressLayers, AsnTable, IntelDb, IntelError, Overlay, OverlayNetwork, ProviderCatalogue,
-    ProviderRanges, RegionTable, VendorCatalogue,
+    AddressLayers, AsnTable, IntelDb, IntelError, Overlay, ProviderCatalogue, ProviderRanges,
+    RegionTable, VendorCatalogue,
 };
 use crate::files::DATABASE_LIMIT;
 
@@ -188,60 +188,50 @@ impl IntelSources {
     /// The provider catalogue the lookups will use: the shipped one and
     /// the providers the overlays define (cheap: no range or geo-IP data).
     pub fn catalogue(&self) -> Result<ProviderCatalogue, IntelError> {
+        Ok(self.checked_catalogue()?.0)
+    }
+
+    /// [`Self::catalogue`], with the overlays' warnings (`file:line:
+    /// warning: …`) for the user.
+    pub fn checked_catalogue(&self) -> Result<(ProviderCatalogue, Vec<String>), IntelError> {
         let mut catalogue = shipped_catalogue()?;
-        self.overlay(&mut catalogue)?;
-        Ok(catalogue)
+        let read = self.overlay(&mut catalogue)?;
+        Ok((catalogue, read.warnings))
     }
 
     /// Reads and builds every overlay (checked as a whole: a network naming
     /// a provider no file defines is an error here, not at the first
-    /// lookup), adding the providers they define to `catalogue`; with each
-    /// file's provenance.
-    fn overlay(
-        &self,
-        catalogue: &mut ProviderCatalogue,
-    ) -> Result<(Vec<DatasetInfo>, Overlay), IntelError> {
-        let mut provenance = Vec::new();
+    /// lookup), adding the providers they define to `catalogue`.
+    fn overlay(&self, catalogue: &mut ProviderCatalogue) -> Result<OverlaysRead, IntelError> {
+        let mut read = OverlaysRead::default();
         let mut networks = Vec::new();
-        for (path, nets) in self.read_overlays(catalogue)? {
-            let file: Arc<str> = Arc::from(path.to_string_lossy().as_ref());
-            provenance.push(DatasetInfo {
+        for path in &self.overlays {
+            let text =
+                crate::files::read_text_limited(path, "overlay", crate::files::OVERLAY_LIMIT)
+                    .map_err(|e| IntelError::io(path, e))?;
+            let parsed = Overlay::parse(&text, path)?;
+            for p in parsed.providers {
+                catalogue.add(p, path)?;
+            }
+            read.warnings.extend(parsed.warnings);
+            read.provenance.push(DatasetInfo {
                 role: "overlay",
                 location: path.display().to_string(),
                 entry: None,
-                records: format!("{} networks", nets.len()),
+                records: format!("{} networks", parsed.networks.len()),
                 content: Content::File(path.clone()),
             });
-            networks.extend(nets.into_iter().map(|n| (n, file.clone())));
+            let file: Arc<str> = Arc::from(path.to_string_lossy().as_ref());
+            networks.extend(parsed.networks.into_iter().map(|n| (n, file.clone())));
         }
-        let overlay = Overlay::build(networks, |id| catalogue.index_of(id))?;
-        Ok((provenance, overlay))
+        read.overlay = Overlay::build(networks, |id| catalogue.index_of(id))?;
+        Ok(read)
     }
 
     /// The vendor catalogue the names are attributed with (cheap: one
     /// small TOML file).
     pub fn vendors(&self) -> Result<VendorCatalogue, IntelError> {
         shipped_vendors()
-    }
-
-    /// Reads every overlay, adding the providers it defines to
-    /// `catalogue`; returns each file's networks.
-    fn read_overlays(
-        &self,
-        catalogue: &mut ProviderCatalogue,
-    ) -> Result<Vec<(&PathBuf, Vec<OverlayNetwork>)>, IntelError> {
-        let mut files = Vec::new();
-        for path in &self.overlays {
-            let text =
-                crate::files::read_text_limited(path, "overlay", crate::files::OVERLAY_LIMIT)
-                    .map_err(|e| IntelError::io(path, e))?;
-            let (providers, nets) = Overlay::parse(&text, path)?;
-            for p in providers {
-                catalogue.add(p, path)?;
-            }
-            files.push((path, nets));
-        }
-        Ok(files)
     }
 
     /// Loads every layer.
@@ -302,7 +292,8 @@ impl IntelSources {
 
         // Overlays may define providers, so they are read before the ranges
         // resolve provider ids.
-        let (overlay_info, overlay) = self.overlay(&mut catalogue)?;
+        let OverlaysRead { provenance: overlay_info, overlay, .. } =
+            self.overlay(&mut catalogue)?;
         provenance.extend(overlay_info);
 
         // The country database is opened (and its kind checked) first.
@@ -463,6 +454,15 @@ impl IntelSources {
             }
         })
     }
+}
+
+/// The overlays as one [`Overlay`], with each file's provenance and their
+/// warnings.
+#[derive(Default)]
+struct OverlaysRead {
+    provenance: Vec<DatasetInfo>,
+    overlay: Overlay,
+    warnings: Vec<String>,
 }
 
 /// The record counts of an AS table, in words.

@@ -50,6 +50,7 @@ pub struct Vendor {
     pub parent: String,
     pub category: String,
     /// ISO 3166-1 alpha-2 code of the country whose law the vendor answers to.
+    #[serde(deserialize_with = "super::country::assigned::required")]
     pub jurisdiction: CountryCode,
     /// One line: why this jurisdiction.
     pub jurisdiction_reason: String,
@@ -192,12 +193,6 @@ impl VendorCatalogue {
             }
             if catalogue.index_of(id).is_some() {
                 return Err(invalid(format!("vendor '{id}' is defined twice")));
-            }
-            if !vendor.jurisdiction.is_assigned() {
-                return Err(invalid(format!(
-                    "vendor '{id}': jurisdiction '{}' is not an ISO 3166-1 code",
-                    vendor.jurisdiction
-                )));
             }
             if vendor.source.trim().is_empty() || vendor.jurisdiction_reason.trim().is_empty() {
                 return Err(invalid(format!("vendor '{id}' has no source or jurisdiction reason")));
@@ -419,9 +414,9 @@ mod tests {
     #[test]
     fn errors_name_the_file_and_line() {
         let text = one("example.com").replace("jurisdiction = \"CN\"", "jurisdiction = \"CHN\"");
-        assert!(error(&text).starts_with("v.toml:11: column 16:"), "{}", error(&text));
-        let text = one("example.com").replace("jurisdiction = \"CN\"", "jurisdiction = \"XX\"");
-        assert!(error(&text).contains("'XX' is not an ISO 3166-1 code"), "{}", error(&text));
+        assert!(error(&text).starts_with("v.toml:11:16:"), "{}", error(&text));
+        let text = one("example.com").replace("jurisdiction = \"CN\"", "jurisdiction = \"UK\"");
+        assert!(error(&text).contains("(the United Kingdom is GB)"), "{}", error(&text));
         let text =
             one("example.com").replace("source = \"s\"\n[[vendor.product]]", "[[vendor.product]]");
         assert!(error(&text).contains("missing field `source`"), "{}", error(&text));

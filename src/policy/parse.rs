@@ -436,29 +436,7 @@ impl Walker<'_> {
 
     fn country(&mut self, v: &Value<'_>, what: &str) -> Option<CountryCode> {
         let s = self.string(v, what)?;
-        match CountryCode::parse(&s).filter(|c| c.is_assigned() && s.len() == 2) {
-            Some(c) if s.bytes().all(|b| b.is_ascii_uppercase()) => Some(c),
-            Some(c) => {
-                self.error(
-                    v.span(),
-                    format!("country code \"{s}\": write it in capitals, \"{c}\""),
-                );
-                None
-            }
-            None => {
-                let hint = match s.to_ascii_uppercase().as_str() {
-                    "UK" => " (the United Kingdom is GB)",
-                    "EL" => " (Greece is GR)",
-                    "EU" => " (the EU is not a country: list its members)",
-                    _ => "",
-                };
-                self.error(
-                    v.span(),
-                    format!("unknown country code \"{s}\": not an ISO 3166-1 alpha-2 code{hint}"),
-                );
-                None
-            }
-        }
+        CountryCode::parse_assigned(&s).map_err(|message| self.error(v.span(), message)).ok()
     }
 
     fn provider(&mut self, v: &Value<'_>, what: &str) -> Option<Arc<str>> {
