@@ -89,6 +89,15 @@ pub struct BuildReport {
     pub lines: Vec<String>,
 }
 
+impl BuildReport {
+    /// Says how many special-purpose prefixes a feed held (left out).
+    fn dropped_special(&mut self, feed: &str, n: usize) {
+        if n > 0 {
+            self.lines.push(format!("{feed}: left out {n} special-purpose prefixes"));
+        }
+    }
+}
+
 /// Builds `regions.csv`, `provider-ranges.csv.gz` and, when asked,
 /// `asn.xbasn` and `country.mmdb`; compiles the three into
 /// `address-layers.xbl`; records their provenance in `datasets.toml`.
@@ -137,6 +146,7 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport, IntelError> {
             files.iter().map(|f| read(&opts.from.join(f))).collect::<Result<_, _>>()?;
         let refs: Vec<&[u8]> = contents.iter().map(Vec::as_slice).collect();
         let parsed = feeds::parse(spec, &refs, &regions)?;
+        report.dropped_special(spec.name, parsed.dropped_special);
         datasets.feed.push(FeedEntry {
             name: spec.name.into(),
             provider: spec.provider.into(),
@@ -148,14 +158,15 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport, IntelError> {
     }
     for (name, provider, dir) in REGION_DIR_SNAPSHOTS {
         let found = feeds::parse_region_dirs(&opts.from.join(dir), name, provider, &regions)?;
+        report.dropped_special(name, found.dropped_special);
         datasets.feed.push(FeedEntry {
             name: (*name).into(),
             provider: (*provider).into(),
             source: (*dir).into(),
             version: None,
-            prefixes: found.len(),
+            prefixes: found.entries.len(),
         });
-        entries.extend(found);
+        entries.extend(found.entries);
     }
     let entries = write_ranges(&opts.out.join(RANGES_FILE), entries)?;
     report.lines.push(format!(
@@ -342,6 +353,7 @@ pub fn update(opts: &UpdateOptions) -> Result<BuildReport, IntelError> {
         };
         let refs: Vec<&[u8]> = contents.iter().map(Vec::as_slice).collect();
         let parsed: ParsedFeed = feeds::parse(spec, &refs, &regions)?;
+        report.dropped_special(spec.name, parsed.dropped_special);
         let old = datasets.feed.iter().find(|f| f.name == spec.name);
         let old_count = entries.iter().filter(|e| e.feed == spec.name).count();
         feeds::check_refresh(

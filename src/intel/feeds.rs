@@ -128,6 +128,51 @@ pub struct ParsedFeed {
     /// `creationTime`, Oracle `last_updated_timestamp`, Azure
     /// `changeNumber`), comparable as a string of fixed shape.
     pub version: Option<String>,
+    /// Special-purpose prefixes the feed held, left out ([`screen`]).
+    pub dropped_special: usize,
+}
+
+/// A feed prefix shorter than this (IPv4 /8, IPv6 /16) is refused, and the
+/// feed with it: no provider holds a larger block, and `0.0.0.0/0` or
+/// `::/0` would attribute every unattributed address to the feed's
+/// provider.
+pub const MIN_PREFIX_V4: u8 = 8;
+pub const MIN_PREFIX_V6: u8 = 16;
+
+/// Is `net` special-purpose space no provider can be said to run: a
+/// special-purpose block of RFC 6890 at either end, or inside 6to4
+/// (2002::/16) or Teredo (2001::/32), whose addresses embed IPv4 ones.
+fn is_special(net: &IpNet) -> bool {
+    use super::{classify, AddressClass};
+    const TRANSITION: [&str; 2] = ["2002::/16", "2001::/32"];
+    classify(net.network()) != AddressClass::Public
+        || classify(net.broadcast()) != AddressClass::Public
+        || TRANSITION
+            .iter()
+            .filter_map(|t| t.parse::<IpNet>().ok())
+            .any(|t| t.contains(net) || net.contains(&t))
+}
+
+/// Screens a feed's prefixes: refuses a default route or a prefix shorter
+/// than [`MIN_PREFIX_V4`]/[`MIN_PREFIX_V6`] (the feed is broken or
+/// hostile); leaves out special-purpose ones and says how many.
+pub fn screen(feed: &str, entries: &mut Vec<RangeEntry>) -> Result<usize, IntelError> {
+    if let Some(e) = entries.iter().find(|e| {
+        let min = if e.prefix.addr().is_ipv4() { MIN_PREFIX_V4 } else { MIN_PREFIX_V6 };
+        e.prefix.prefix_len() < min
+    }) {
+        return Err(bad(
+            feed,
+            format!(
+                "prefix {} is shorter than /{MIN_PREFIX_V4} (IPv4) or /{MIN_PREFIX_V6} (IPv6): \
+                 no provider holds that much; the feed is refused",
+                e.prefix
+            ),
+        ));
+    }
+    let before = entries.len();
+    entries.retain(|e| !is_special(&e.prefix));
+    Ok(before - entries.len())
 }
 
 fn bad(feed: &str, message: String) -> IntelError {
@@ -330,6 +375,7 @@ pub fn parse(
             }
         }
     }
+    out.dropped_special = screen(feed, &mut out.entries)?;
     if out.entries.is_empty() {
         return Err(bad(feed, "no prefixes".into()));
     }
@@ -344,7 +390,7 @@ pub fn parse_region_dirs(
     feed: &str,
     provider: &str,
     regions: &RegionTable,
-) -> Result<Vec<RangeEntry>, IntelError> {
+) -> Result<ParsedFeed, IntelError> {
     let mut out = Vec::new();
     let mut names: Vec<_> = std::fs::read_dir(dir)
         .map_err(|e| IntelError::io(dir, e))?
@@ -374,7 +420,8 @@ pub fn parse_region_dirs(
             }
         }
     }
-    Ok(out)
+    let dropped_special = screen(feed, &mut out)?;
+    Ok(ParsedFeed { entries: out, version: None, dropped_special })
 }
 
 /// One entry per (prefix, provider): a prefix listed under several
@@ -420,7 +467,9 @@ pub fn check_refresh(
             return Err(bad(feed, format!("version {new_v} is older than the installed {old_v}")));
         }
     }
-    let new_count = new.entries.len();
+    // The installed count is of merged prefixes (one per prefix and
+    // provider, services joined): count the new feed the same way.
+    let new_count = merge_duplicates(new.entries.clone()).len();
     if !force && old_count > 0 && new_count * 5 < old_count * 4 {
         return Err(bad(
             feed,
@@ -428,4 +477,71 @@ pub fn check_refresh(
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(prefix: &str, service: &str) -> RangeEntry {
+        RangeEntry {
+            prefix: prefix.parse().unwrap(),
+            provider: "vultr".into(),
+            service: Some(service.into()),
+            region: None,
+            country: None,
+            feed: "vultr".into(),
+        }
+    }
+
+    #[test]
+    fn default_routes_and_short_prefixes_refuse_the_feed() {
+        for p in ["0.0.0.0/0", "::/0", "8.0.0.0/7", "2a00::/15"] {
+            let err = screen("vultr", &mut vec![entry("1.2.3.0/24", "x"), entry(p, "x")]);
+            let err = err.unwrap_err().to_string();
+            assert!(
+                err.starts_with(&format!("feed vultr: prefix {p} is shorter than /8")),
+                "{err}"
+            );
+        }
+        let mut ok = vec![entry("8.0.0.0/8", "x"), entry("2a00::/16", "x")];
+        assert_eq!(screen("vultr", &mut ok).unwrap(), 0);
+        assert_eq!(ok.len(), 2);
+    }
+
+    #[test]
+    fn special_purpose_prefixes_are_left_out_and_counted() {
+        let mut entries = vec![
+            entry("45.32.0.0/16", "x"),
+            entry("192.0.2.0/24", "x"),
+            entry("2002::/16", "x"),
+            entry("2002:c000:200::/40", "x"),
+            entry("2001:0:4136::/48", "x"),
+            entry("2001:db8::/32", "x"),
+            entry("10.0.0.0/8", "x"),
+            entry("2001:19f0::/32", "x"),
+        ];
+        assert_eq!(screen("vultr", &mut entries).unwrap(), 6);
+        let kept: Vec<String> = entries.iter().map(|e| e.prefix.to_string()).collect();
+        assert_eq!(kept, ["45.32.0.0/16", "2001:19f0::/32"]);
+    }
+
+    #[test]
+    fn a_refresh_is_compared_with_the_installed_prefixes_merged_alike() {
+        // 100 installed (merged) prefixes; the new feed lists 70 of them,
+        // each under two services: 140 raw entries, 70 prefixes.
+        let mut new = ParsedFeed::default();
+        for i in 0..70 {
+            for service in ["EC2", "S3"] {
+                new.entries.push(entry(&format!("45.32.{i}.0/24"), service));
+            }
+        }
+        let err = check_refresh("aws", &new, None, 100, false).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "feed aws: shrank from 100 to 70 prefixes (more than 20%); use --force to accept"
+        );
+        assert!(check_refresh("aws", &new, None, 100, true).is_ok());
+        assert!(check_refresh("aws", &new, None, 80, false).is_ok());
+    }
 }
