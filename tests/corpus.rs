@@ -12,14 +12,17 @@ use std::process::Command;
 
 use serde_json::Value;
 
+mod support;
+
+/// The corpus: `$XBORDER_CORPUS` or `../shared/corpus`; `None` (the test
+/// skips, loudly) when it is missing outside CI.
+fn corpus_dir() -> Option<PathBuf> {
+    support::shared_data("XBORDER_CORPUS", "corpus", "MANIFEST.tsv")
+}
+
+/// The corpus, once a test has found it there.
 fn corpus() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus");
-    assert!(
-        dir.join("MANIFEST.tsv").exists(),
-        "the shared corpus is missing at {}; it is part of the project's shared data",
-        dir.display()
-    );
-    dir
+    corpus_dir().expect("the test checked that the corpus is there")
 }
 
 /// How a file's flows are allowed to differ from tshark's.
@@ -184,7 +187,7 @@ fn compare(oracle: &BTreeMap<FlowName, u64>, ours: &BTreeMap<FlowName, u64>) -> 
 
 #[test]
 fn corpus_flows_agree_with_tshark() {
-    let dir = corpus();
+    let Some(dir) = corpus_dir() else { return };
     let manifest = std::fs::read_to_string(dir.join("MANIFEST.tsv")).unwrap();
     let mut unexpected = Vec::new();
     let mut compared = 0;
@@ -271,7 +274,7 @@ fn oracle_list(file: &str, field: &str) -> Vec<String> {
 
 #[test]
 fn corpus_server_names_agree_with_tshark() {
-    let dir = corpus();
+    let Some(dir) = corpus_dir() else { return };
     let manifest = std::fs::read_to_string(dir.join("MANIFEST.tsv")).unwrap();
     let mut missing = Vec::new();
     let mut found_total = 0;
@@ -330,7 +333,7 @@ fn corpus_server_names_agree_with_tshark() {
 /// out; the list of captures is printed (`--nocapture`).
 #[test]
 fn corpus_vendor_names_are_attributed() {
-    let dir = corpus();
+    let Some(dir) = corpus_dir() else { return };
     let vendors = xborder::intel::IntelSources::default().vendors().unwrap();
     let manifest = std::fs::read_to_string(dir.join("MANIFEST.tsv")).unwrap();
     let (mut checked, mut wrong) = (Vec::new(), Vec::new());
@@ -459,7 +462,7 @@ const KNOWN_MISSING_DNS: &[(&str, &str)] = &[
 
 #[test]
 fn corpus_dns_answers_agree_with_tshark() {
-    let dir = corpus();
+    let Some(dir) = corpus_dir() else { return };
     let manifest = std::fs::read_to_string(dir.join("MANIFEST.tsv")).unwrap();
     let mut missing = Vec::new();
     let mut checked = 0;

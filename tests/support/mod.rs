@@ -44,6 +44,33 @@ pub fn xborder_in_root(args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// A directory of the project's shared data: `$ENV` if set, else
+/// `../shared/DEFAULT` beside the crate. When it (its `marker` file) is
+/// missing, a test skips with one loud line on standard error, except under
+/// `CI=true`, where it fails: CI always has `shared/`.
+pub fn shared_data(env: &str, default: &str, marker: &str) -> Option<std::path::PathBuf> {
+    let dir = match std::env::var_os(env) {
+        Some(d) => std::path::PathBuf::from(d),
+        None => std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared").join(default),
+    };
+    if dir.join(marker).exists() {
+        return Some(dir);
+    }
+    let why = format!(
+        "{} is missing (set {env} or put the project's shared/ beside the crate; \
+         README.md says how to get it)",
+        dir.join(marker).display()
+    );
+    assert!(std::env::var_os("CI").is_none_or(|v| v != "true"), "{why}");
+    // Once per test binary, and past the test harness's capture (which
+    // takes only the print macros), so that it shows in a normal run.
+    static SAID: std::sync::Once = std::sync::Once::new();
+    SAID.call_once(|| {
+        let _ = writeln!(std::io::stderr(), "SKIPPED: {why}");
+    });
+    None
+}
+
 pub fn random_public_addresses(seed: u64, n: usize) -> Vec<IpAddr> {
     let mut rng = XorShift(seed);
     let mut out = Vec::with_capacity(n);
