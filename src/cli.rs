@@ -21,8 +21,8 @@ pub enum Command {
     /// stdin), build flows, look their remote endpoints up, check them
     /// against rule packs and report the findings.
     Audit(AuditArgs),
-    /// Print what is known about IP addresses: country, ASN, provider,
-    /// region, service, jurisdiction.
+    /// Print what is known about IP addresses (country, ASN, provider,
+    /// region, service, jurisdiction) and server names (the vendor).
     Lookup(LookupArgs),
     /// Inspect, build and refresh the intelligence data.
     #[command(subcommand)]
@@ -34,6 +34,17 @@ pub enum Command {
     /// statistics; SIGTERM/SIGINT stop (every live flow is reported),
     /// SIGHUP reloads rules and data.
     Live(LiveArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish,
+    /// powershell) to standard output.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write the manual pages (xborder.1 and one per subcommand) into DIR.
+    Man {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -33,6 +33,29 @@ use xborder::policy::{self, Catalogues, Level, Policy};
 use xborder::report::flows::{self, Records};
 use xborder::report::{document, findings, text, RemoteIntel};
 
+/// `xborder man DIR`: the manual pages, from the same definitions as
+/// `--help` (clap_mangen), one per command and subcommand.
+fn write_man_pages(dir: &std::path::Path) -> anyhow::Result<ExitCode> {
+    std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+    let command = <Cli as clap::CommandFactory>::command();
+    let mut pages = vec![(String::from("xborder"), command.clone())];
+    for sub in command.get_subcommands() {
+        let name = format!("xborder-{}", sub.get_name());
+        for subsub in sub.get_subcommands() {
+            pages.push((format!("{name}-{}", subsub.get_name()), subsub.clone()));
+        }
+        pages.push((name, sub.clone()));
+    }
+    for (name, page) in pages {
+        let path = dir.join(format!("{name}.1"));
+        let mut bytes = Vec::new();
+        clap_mangen::Man::new(page.name(name.clone())).render(&mut bytes)?;
+        xborder::files::write_atomically(&path, &bytes)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Refuses `-o` naming a capture the run reads (given, or inside a
 /// directory given): the report would replace it.
 fn refuse_input_as_output(output: &std::path::Path, inputs: &[PathBuf]) -> anyhow::Result<()> {
@@ -66,6 +89,15 @@ fn main() -> ExitCode {
         Command::Db(cmd) => lookup::run_db(cmd),
         Command::Rules(RulesCommand::Check { files, intel }) => run_rules_check(&files, &intel),
         Command::Live(args) => live_cmd::run_live(&args),
+        Command::Completions { shell } => {
+            // Into memory first: clap_complete panics when its writer
+            // fails (a closed pipe).
+            let mut command = <Cli as clap::CommandFactory>::command();
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command, "xborder", &mut script);
+            io::stdout().write_all(&script).map(|()| ExitCode::SUCCESS).map_err(Into::into)
+        }
+        Command::Man { dir } => write_man_pages(&dir),
     };
     match result {
         Ok(code) => code,
