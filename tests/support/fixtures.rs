@@ -522,6 +522,68 @@ pub fn vendor_records() -> Vec<Record> {
     ethernet_records(p)
 }
 
+/// `demo.pcap`: a laptop (192.168.1.10) behind a gateway, its DNS answered
+/// by the local resolver (192.168.1.1), talking over TLS to real public
+/// addresses of the kinds xborder is for; each connection named by a DNS
+/// answer (with a CNAME) and its SNI. A file only: no packet of it is ever
+/// sent. The expected findings are in fixtures/README.md.
+pub const DEMO: &[(&str, &str, &str, [u8; 4], usize)] = &[
+    // (SNI and queried name, canonical name, why it is here, address, bytes up)
+    (
+        "oss-us-west-1.aliyuncs.com",
+        "us-west-1.oss.aliyuncs.com",
+        "Alibaba Cloud in the US",
+        [47, 88, 1, 1],
+        48_000,
+    ),
+    (
+        "cos.ap-guangzhou.myqcloud.com",
+        "gz.cos.myqcloud.com",
+        "Tencent Cloud in CN",
+        [159, 75, 0, 1],
+        12_000,
+    ),
+    (
+        "storage.yandexcloud.net",
+        "s3.storage.yandexcloud.net",
+        "Yandex Cloud in RU",
+        [51, 250, 0, 1],
+        9_000,
+    ),
+    (
+        "s3.eu-central-1.amazonaws.com",
+        "s3-r-w.eu-central-1.amazonaws.com",
+        "AWS in Frankfurt",
+        [3, 120, 0, 1],
+        30_000,
+    ),
+    ("www.google.com", "www3.l.google.com", "Google in the US", [142, 250, 74, 36], 3_000),
+    (
+        "api.hik-connect.com",
+        "hik-connect-eu.amazonaws.example",
+        "a Hikvision camera's cloud on AWS",
+        [18, 184, 0, 1],
+        6_000,
+    ),
+];
+
+pub fn demo_records() -> Vec<Record> {
+    let (c, resolver) = (LOCAL, "192.168.1.1");
+    let mut p: Vec<(f64, Vec<u8>)> = Vec::new();
+    for (n, (name, canonical, _, ip, up)) in DEMO.iter().enumerate() {
+        let t = n as f64 * 10.0;
+        let port = 51000 + n as u16;
+        p.push((t, ip_packet(c, resolver, udp(port, 53), b"query")));
+        p.push((
+            t + 0.02,
+            ip_packet(resolver, c, udp(53, port), &dns_response(name, canonical, *ip)),
+        ));
+        let server = format!("{}.{}.{}.{}", ip[0], ip[1], ip[2], ip[3]);
+        p.extend(tls_session(t + 0.1, (c, 52000 + n as u16), (&server, 443), name, *up, 4_000));
+    }
+    ethernet_records(p)
+}
+
 /// Every fixture file: path below `fixtures/` and contents.
 pub fn all() -> Vec<(String, Vec<u8>)> {
     let quick = pcap(PcapFormat::new(1), &quickstart_records());
@@ -536,6 +598,7 @@ pub fn all() -> Vec<(String, Vec<u8>)> {
         ("names.pcap".to_string(), pcap(PcapFormat::new(1), &names_records())),
         ("policy/gateway.pcap".to_string(), pcap(PcapFormat::new(1), &gateway_records())),
         ("vendors.pcap".to_string(), pcap(PcapFormat::new(1), &vendor_records())),
+        ("demo.pcap".to_string(), pcap(PcapFormat::new(1), &demo_records())),
         (
             "formats/quickstart-ns-be.pcap".to_string(),
             pcap(
