@@ -671,3 +671,22 @@ fn user_databases_in_every_common_schema_are_recognised() {
     assert_eq!(lines[0]["country"], "AU");
     assert_eq!(lines[1]["country"], serde_json::Value::Null);
 }
+
+/// An address of a provider's ASN outside its published ranges is the
+/// company's own service, not a cloud customer's server: named so, with
+/// the same id and jurisdiction (Google's AS15169 holds 8.8.8.8).
+#[test]
+fn own_services_outside_the_published_ranges_are_named_apart() {
+    let db = db();
+    let own = db.lookup("8.8.8.8".parse().unwrap());
+    assert_eq!(own.provider.as_deref(), Some("google"));
+    assert_eq!(
+        own.provider_name.as_deref(),
+        Some("Google (own services, outside the Google Cloud ranges)")
+    );
+    assert_eq!(own.jurisdiction, xborder::intel::CountryCode::parse("US"));
+    assert_eq!(own.dataset.as_deref(), Some("asn"));
+    let cloud = db.lookup("3.120.0.1".parse().unwrap());
+    assert_eq!(cloud.provider_name.as_deref(), Some("Amazon Web Services"));
+    assert_eq!(cloud.dataset.as_deref(), Some("aws"));
+}

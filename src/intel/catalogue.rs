@@ -33,6 +33,13 @@ pub struct ProviderConfig {
     /// The official range feed, where there is one.
     #[serde(default)]
     pub feed: Option<String>,
+    /// What an address of the provider's ASNs outside its published ranges
+    /// is called: the company's own services, not a cloud customer's
+    /// server (Google's AS15169 outside Google Cloud's ranges is "Google
+    /// (own services)"). Only for providers with a feed, which tells the
+    /// two apart.
+    #[serde(default)]
+    pub outside_feed_name: Option<String>,
     #[serde(default)]
     pub notes: Option<String>,
 }
@@ -49,6 +56,8 @@ struct CatalogueFile {
 pub struct Provider {
     pub id: Arc<str>,
     pub name: Arc<str>,
+    /// [`ProviderConfig::outside_feed_name`].
+    pub outside_feed_name: Option<Arc<str>>,
     pub jurisdiction: CountryCode,
     pub config: ProviderConfig,
 }
@@ -80,6 +89,12 @@ impl ProviderCatalogue {
         if self.by_id.contains_key(&id) {
             return Err(IntelError::invalid(path, format!("provider '{id}' is defined twice")));
         }
+        if config.outside_feed_name.is_some() && config.feed.is_none() {
+            return Err(IntelError::invalid(
+                path,
+                format!("provider '{id}' has an outside_feed_name but no feed to tell it apart"),
+            ));
+        }
         let index = self.providers.len();
         for asn in &config.asns {
             if let Some(&other) = self.by_asn.get(asn) {
@@ -94,6 +109,7 @@ impl ProviderCatalogue {
         self.providers.push(Provider {
             id,
             name: Arc::from(config.name.as_str()),
+            outside_feed_name: config.outside_feed_name.as_deref().map(Arc::from),
             jurisdiction: config.jurisdiction,
             config,
         });

@@ -179,10 +179,12 @@ impl IntelDb {
                 intel.as_org = org;
             }
         }
+        let mut outside_feed = false;
         if provider_index.is_none() {
             if let Some(p) = intel.asn.and_then(|a| self.catalogue.by_asn(a)) {
                 provider_index = Some(p);
                 intel.dataset = Some(self.asn_dataset.clone());
+                outside_feed = true;
             }
         }
         if intel.country.is_none() {
@@ -197,6 +199,14 @@ impl IntelDb {
             }
         }
         self.fill_provider(&mut intel, provider_index);
+        if outside_feed {
+            // The provider's AS but none of its published ranges.
+            if let Some(name) =
+                provider_index.and_then(|i| self.catalogue.get(i)?.outside_feed_name.clone())
+            {
+                intel.provider_name = Some(name);
+            }
+        }
         intel
     }
 
