@@ -14,6 +14,7 @@ mod cli;
 mod config;
 mod live_cmd;
 mod lookup;
+mod progress;
 
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::net::IpAddr;
@@ -153,7 +154,14 @@ fn load_policy(rules: &[std::path::PathBuf], sources: &IntelSources) -> anyhow::
 fn run_audit(args: &AuditArgs) -> anyhow::Result<ExitCode> {
     let a = &args.analysis;
     let (timeouts, local) = flow_settings(a);
-    let config = AuditConfig { paths: args.paths.clone(), timeouts, no_names: a.no_names, local };
+    let progress = Arc::new(audit::AuditProgress::default());
+    let config = AuditConfig {
+        paths: args.paths.clone(),
+        timeouts,
+        no_names: a.no_names,
+        local,
+        progress: Some(progress.clone()),
+    };
     if args.flows && matches!(args.format, ReportFormat::Text | ReportFormat::Csv) {
         anyhow::bail!("--flows needs --format jsonl or json");
     }
@@ -178,6 +186,7 @@ fn run_audit(args: &AuditArgs) -> anyhow::Result<ExitCode> {
     // finish; files the user named are checked first, so a typo fails at
     // once.
     let mut intel_json = flows::IntelJsonCache::default();
+    let display = progress::ProgressDisplay::start(&progress, args.quiet);
     let report = if a.no_intel {
         audit::run(&config)
     } else {
@@ -241,6 +250,7 @@ fn run_audit(args: &AuditArgs) -> anyhow::Result<ExitCode> {
         report.provenance = db.provenance;
         report
     };
+    drop(display);
     let mut report = report;
     audit::apply_policy(&mut report, policy);
     for (path, reason) in &report.skipped {

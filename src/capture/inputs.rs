@@ -5,6 +5,8 @@ use std::fs::{self, File};
 use std::io::{self, Cursor, Read};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use super::pcap::{self, PcapReader};
 use super::pcapng::{self, PcapngReader};
@@ -145,6 +147,15 @@ pub enum Opened {
 
 /// Opens one input, recognising pcap, pcapng and gzip by magic number.
 pub fn open_capture(input: &InputSpec) -> Result<Opened, CaptureError> {
+    open_capture_counting(input, None)
+}
+
+/// [`open_capture`], adding the bytes read from the input (before any
+/// decompression) to `read` as they are read, for a progress display.
+pub fn open_capture_counting(
+    input: &InputSpec,
+    read: Option<Arc<AtomicU64>>,
+) -> Result<Opened, CaptureError> {
     let path = input.path.clone();
     let raw: Box<dyn Read + Send> = if input.is_stdin() {
         Box::new(io::stdin())
@@ -154,7 +165,26 @@ pub fn open_capture(input: &InputSpec) -> Result<Opened, CaptureError> {
             Err(source) => return Err(CaptureError::Open { path, source }),
         }
     };
+    let raw = match read {
+        Some(read) => Box::new(Counting { inner: raw, read }),
+        None => raw,
+    };
     open_stream(raw, input)
+}
+
+/// A reader that counts what it reads (capture readers read in large
+/// blocks: one atomic add per block).
+struct Counting {
+    inner: Box<dyn Read + Send>,
+    read: Arc<AtomicU64>,
+}
+
+impl Read for Counting {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
 }
 
 /// [`open_capture`] on a stream already open (`input` names it and says

@@ -14,7 +14,10 @@ mod pcapng;
 
 pub use block_reader::BlockReader;
 pub use error::CaptureError;
-pub use inputs::{expand_inputs, open_capture, open_stream, Expanded, InputSpec, Opened, Skipped};
+pub use inputs::{
+    expand_inputs, open_capture, open_capture_counting, open_stream, Expanded, InputSpec, Opened,
+    Skipped,
+};
 
 use crate::time::Timestamp;
 
