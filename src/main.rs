@@ -57,12 +57,18 @@ fn write_man_pages(dir: &std::path::Path) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Refuses `-o` naming a capture the run reads (given, or inside a
-/// directory given): the report would replace it.
+/// Refuses `-o` naming a file the run reads: one given, or a capture
+/// inside a directory given (the report would replace it). A previous
+/// report in a walked directory is no capture and may be replaced.
 fn refuse_input_as_output(output: &std::path::Path, inputs: &[PathBuf]) -> anyhow::Result<()> {
     use std::os::unix::fs::MetadataExt;
+    use xborder::capture::{open_capture, InputSpec, Opened};
     let Ok(out) = std::fs::metadata(output) else { return Ok(()) };
     let out_canonical = std::fs::canonicalize(output).ok();
+    let is_capture = || {
+        let spec = InputSpec { path: output.to_owned(), from_directory: true };
+        out.is_file() && matches!(open_capture(&spec), Ok(Opened::Reader(_)))
+    };
     for input in inputs {
         let Ok(m) = std::fs::metadata(input) else { continue };
         let same = (m.dev(), m.ino()) == (out.dev(), out.ino());
@@ -70,7 +76,8 @@ fn refuse_input_as_output(output: &std::path::Path, inputs: &[PathBuf]) -> anyho
             && std::fs::canonicalize(input)
                 .ok()
                 .zip(out_canonical.as_ref())
-                .is_some_and(|(dir, out)| out.starts_with(dir));
+                .is_some_and(|(dir, out)| out.starts_with(dir))
+            && is_capture();
         if same || inside {
             anyhow::bail!(
                 "{}: the report would overwrite an input of the run ({}); choose another -o",

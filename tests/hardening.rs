@@ -159,6 +159,13 @@ fn an_output_that_is_an_input_is_refused_and_the_capture_kept() {
         );
         assert_eq!(std::fs::read(&cap).unwrap(), original);
     }
+    // A previous report inside the walked directory is no capture: it is
+    // replaced.
+    let report = dir.path().join("report.txt");
+    std::fs::write(&report, "old report\n").unwrap();
+    let out = run(&["audit", "-q", str(dir.path()), "-o", str(&report)]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(std::fs::read_to_string(&report).unwrap().contains("xborder audit: 1 input"));
 }
 
 #[test]
