@@ -2,8 +2,11 @@
 //! takes, and how long one uncached lookup over all layers takes (overlay,
 //! provider ranges, ASN, geo-IP), over random public addresses and over
 //! addresses inside provider ranges; for the built-in data (its layers
-//! compiled by `db build`, used in place) and for the same data merged at
-//! load (the path of a user's own database).
+//! cached in the data directory at first use, used in place) and for the
+//! same data merged at load (the path of a user's own database). Starts
+//! are timed as the user meets them: `xborder lookup` run as a process,
+//! the first in an empty data directory (merge and cache), then with the
+//! cache, then with a directory that cannot hold it.
 
 use std::hint::black_box;
 use std::net::IpAddr;
@@ -44,6 +47,40 @@ fn dependent_read_ns() -> f64 {
     t.elapsed().as_nanos() as f64 / steps as f64
 }
 
+/// Runs `xborder lookup --data-dir DIR 8.8.8.8` `n` times; the median.
+fn start(data_dir: &std::path::Path, n: usize) -> Duration {
+    let runs = (0..n)
+        .map(|_| {
+            let t = Instant::now();
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_xborder"))
+                .args(["lookup", "--data-dir", data_dir.to_str().expect("utf-8"), "8.8.8.8"])
+                .output()
+                .expect("run xborder");
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            t.elapsed()
+        })
+        .collect();
+    median(runs)
+}
+
+fn print_starts() {
+    let dir = std::env::temp_dir().join(format!("xborder-bench-start-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let first = start(&dir, 1);
+    let cached = start(&dir, 15);
+    let merging = start(&dir.join("missing"), 9);
+    println!(
+        "start (xborder lookup, built-in data): first run, merging and caching {:.1} ms; \
+         with the cache: median {:.1} ms over 15 runs; without a writable data directory: \
+         median {:.1} ms over 9 runs",
+        ms(first),
+        ms(cached),
+        ms(merging)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Loads `sources` `n` times and prints the median.
 fn print_load(what: &str, sources: &IntelSources, n: usize) {
     let loads: Vec<Duration> = (0..n)
@@ -60,8 +97,14 @@ fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
-    let sources = IntelSources { data_dir: Some("/nonexistent".into()), ..IntelSources::default() };
-    print_load("built-in data", &sources, 9);
+    print_starts();
+    // In one process the cache is read once, then its bytes are reused.
+    let cache_dir =
+        std::env::temp_dir().join(format!("xborder-bench-cache-{}", std::process::id()));
+    std::fs::create_dir_all(&cache_dir).expect("temp dir");
+    let sources = IntelSources { data_dir: Some(cache_dir.clone()), ..IntelSources::default() };
+    sources.load().expect("load");
+    print_load("built-in data, in a process that read its cache", &sources, 9);
     let merging = IntelSources {
         country_db: Some(concat!(env!("CARGO_MANIFEST_DIR"), "/geoip/country.mmdb").into()),
         ..sources.clone()
@@ -79,6 +122,7 @@ fn main() {
     let refreshed = IntelSources { data_dir: Some(data_dir.clone()), ..IntelSources::default() };
     print_load("with ranges refreshed by db update", &refreshed, 5);
     let _ = std::fs::remove_dir_all(&data_dir);
+    let _ = std::fs::remove_dir_all(&cache_dir);
 
     let db = sources.load().expect("load");
     let merged = merging.load().expect("load");

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::process::ExitCode;
 
 use xborder::intel::build::{self, BuildOptions, UpdateOptions};
-use xborder::intel::{default_data_dir, Intel, VendorCatalogue};
+use xborder::intel::{default_data_dir, Intel, LayersOrigin, VendorCatalogue};
 
 use crate::cli::{DbCommand, IntelArgs, LookupArgs};
 use crate::config::intel_sources;
@@ -140,6 +140,17 @@ fn run_db_info(args: &IntelArgs) -> anyhow::Result<ExitCode> {
     for (feed, n) in db.ranges.feed_counts() {
         writeln!(out, "feed {feed}: {n} prefixes")?;
     }
+    let layers = match &db.layers_origin {
+        LayersOrigin::MergedAtLoad => "merged at load from the data above".to_owned(),
+        LayersOrigin::Cache(path) => format!("the built-in data's, cached in {}", path.display()),
+        LayersOrigin::Cached(path) => {
+            format!("the built-in data's, merged now and cached in {}", path.display())
+        }
+        LayersOrigin::NotCached(why) => {
+            format!("the built-in data's, merged at every load: cannot cache them ({why})")
+        }
+    };
+    writeln!(out, "address layers: {layers}")?;
     Ok(ExitCode::SUCCESS)
 }
 

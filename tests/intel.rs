@@ -128,16 +128,15 @@ fn compiled_layers_agree_with_the_layers_merged_at_load() {
     assert!(differ.is_empty(), "{}", differ.join("\n"));
 }
 
-/// `db build` reproduces the shipped ranges, regions and compiled layers
-/// byte for byte from the snapshots in ../shared (the AS table and the
-/// country database are its inputs here, as in a ranges-only refresh).
+/// `db build` reproduces the shipped ranges and regions byte for byte from
+/// the snapshots in ../shared, as in a ranges-only refresh (their merge
+/// with the AS table and the country database is derived at first use,
+/// never built nor committed).
 #[test]
 fn db_build_reproduces_the_shipped_data() {
     let Some(shared) = shared() else { return };
     let out = tempfile::tempdir().unwrap();
-    for file in ["asn.xbasn", "country.mmdb"] {
-        std::fs::copy(root().join("geoip").join(file), out.path().join(file)).unwrap();
-    }
+    std::fs::copy(root().join("geoip/country.mmdb"), out.path().join("country.mmdb")).unwrap();
     let o = xborder(&[
         "db",
         "build",
@@ -149,9 +148,7 @@ fn db_build_reproduces_the_shipped_data() {
         "2026-11-28",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let report = String::from_utf8_lossy(&o.stdout);
-    assert!(report.contains("address-layers.xbl: "), "{report}");
-    for file in ["regions.csv", "provider-ranges.csv.gz", "address-layers.xbl"] {
+    for file in ["regions.csv", "provider-ranges.csv.gz"] {
         let built = std::fs::read(out.path().join(file)).unwrap();
         let shipped = std::fs::read(root().join("geoip").join(file)).unwrap();
         assert!(
@@ -395,6 +392,49 @@ fn db_info_lists_every_dataset_with_licence_and_checksum() {
     assert_eq!(text.matches("sha256    ").count(), 6);
     assert!(text.contains("snapshot  2026-12-02"), "{text}");
     assert!(text.contains("feed aws: "), "{text}");
+}
+
+/// The built-in layers: merged and cached in the data directory by the
+/// first run, read from there by the next, merged at every run where the
+/// directory named does not exist (it is not created), and merged again
+/// over a damaged cache, which is replaced. The answers never change.
+#[test]
+fn the_built_in_layers_are_cached_in_the_data_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_dir = data.to_str().unwrap();
+    let run = |dir: &str| {
+        let out = xborder(&["lookup", "--json", "--data-dir", dir, "47.88.1.1", "2a0b:4340::1"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let info = xborder(&["db", "info", "--data-dir", dir]);
+        let info = String::from_utf8_lossy(&info.stdout).into_owned();
+        let layers = info.lines().find(|l| l.starts_with("address layers: ")).unwrap().to_owned();
+        (out.stdout, layers)
+    };
+    let (merged, layers) = run(data_dir);
+    assert!(layers.contains("merged at every load: cannot cache them"), "{layers}");
+    assert!(layers.contains("data/built-in-layers.xbl"), "{layers}");
+    assert!(!data.exists(), "a data directory named is not created");
+
+    std::fs::create_dir(&data).unwrap();
+    let cache = data.join("built-in-layers.xbl");
+    let first = xborder(&["lookup", "--json", "--data-dir", data_dir, "47.88.1.1", "2a0b:4340::1"]);
+    assert_eq!(first.stdout, merged);
+    let size = std::fs::metadata(&cache).unwrap().len();
+    assert!(size > 10_000_000, "{size} bytes");
+    let (cached, layers) = run(data_dir);
+    assert_eq!(cached, merged);
+    assert!(layers.starts_with("address layers: the built-in data's, cached in "), "{layers}");
+
+    let mut bytes = std::fs::read(&cache).unwrap();
+    bytes[4096] ^= 0x40;
+    std::fs::write(&cache, &bytes).unwrap();
+    let damaged =
+        xborder(&["lookup", "--json", "--data-dir", data_dir, "47.88.1.1", "2a0b:4340::1"]);
+    assert_eq!(damaged.stdout, merged);
+    assert_ne!(std::fs::read(&cache).unwrap(), bytes, "the damaged cache is replaced");
+    let (_, layers) = run(data_dir);
+    assert!(layers.contains("cached in "), "{layers}");
 }
 
 /// Serves `files` (name → bytes) over HTTP on loopback until dropped.

@@ -4,17 +4,13 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
-
 use super::feeds::{self, FeedSpec, ParsedFeed, FEEDS};
-use super::layers::LayerSources;
 use super::store::{
-    embedded, DatasetEntry, DatasetsFile, FeedEntry, ASN_FILE, COUNTRY_FILE, DATASETS_FILE,
-    LAYERS_FILE, RANGES_FILE,
+    embedded, DatasetEntry, DatasetsFile, FeedEntry, ASN_GZ_FILE, COUNTRY_FILE, DATASETS_FILE,
+    RANGES_FILE,
 };
 use super::{
-    AddressLayers, AsnTable, IntelError, MmdbDatabase, ProviderCatalogue, ProviderRanges,
-    RangeEntry, RegionTable,
+    AsnTable, IntelError, MmdbDatabase, ProviderCatalogue, ProviderRanges, RangeEntry, RegionTable,
 };
 
 /// Where each feed's snapshot lies in the `shared/data/cloud-ranges`
@@ -99,8 +95,8 @@ impl BuildReport {
 }
 
 /// Builds `regions.csv`, `provider-ranges.csv.gz` and, when asked,
-/// `asn.xbasn` and `country.mmdb`; compiles the three into
-/// `address-layers.xbl`; records their provenance in `datasets.toml`.
+/// `asn.xbasn.gz` and `country.mmdb`; records their provenance in
+/// `datasets.toml`.
 pub fn build(opts: &BuildOptions) -> Result<BuildReport, IntelError> {
     let mut report = BuildReport::default();
     std::fs::create_dir_all(&opts.out).map_err(|e| IntelError::io(&opts.out, e))?;
@@ -187,11 +183,15 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport, IntelError> {
         let v4 = dir.join("asn-ipv4.csv");
         let v6 = dir.join("asn-ipv6.csv");
         let table = AsnTable::from_csv(&[&v4, &v6])?;
-        let mut bytes = Vec::new();
-        table.write(&mut bytes).map_err(|e| IntelError::io(&opts.out, e))?;
-        write_atomic(&opts.out.join(ASN_FILE), &bytes)?;
+        // Compressed (a third of the size); build.rs inflates it.
+        let path = opts.out.join(ASN_GZ_FILE);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        table.write(&mut gz).map_err(|e| IntelError::io(&path, e))?;
+        write_atomic(&path, &gz.finish().map_err(|e| IntelError::io(&path, e))?)?;
         let (a, b, c) = table.counts();
-        report.lines.push(format!("asn.xbasn: {a} IPv4 and {b} IPv6 segments, {c} organisations"));
+        report
+            .lines
+            .push(format!("{ASN_GZ_FILE}: {a} IPv4 and {b} IPv6 segments, {c} organisations"));
         let version = package_version(dir).unwrap_or_else(|| "unknown version".into());
         set_dataset(&mut datasets, DatasetEntry {
             file: "asn.xbasn".into(),
@@ -222,58 +222,14 @@ pub fn build(opts: &BuildOptions) -> Result<BuildReport, IntelError> {
         });
     }
 
-    if opts.out.join(ASN_FILE).exists() && opts.out.join(COUNTRY_FILE).exists() {
-        let (v4, v6) = compile_layers(&opts.out)?;
-        report.lines.push(format!(
-            "{LAYERS_FILE}: {v4} IPv4 and {v6} IPv6 segments (AS, country and ranges merged)"
-        ));
-        set_dataset(&mut datasets, DatasetEntry {
-            file: LAYERS_FILE.into(),
-            name: "AS, country and provider ranges merged for lookup (derived)".into(),
-            source: format!("{ASN_FILE}, {COUNTRY_FILE} and {RANGES_FILE} of this directory, merged by `xborder db build`; it records their SHA-256"),
-            snapshot: opts.snapshot.clone(),
-            licence: format!("those of {ASN_FILE}, {COUNTRY_FILE} and {RANGES_FILE}"),
-            attribution: Some("as for its three sources".into()),
-        });
-    } else {
-        report.lines.push(format!(
-            "{LAYERS_FILE}: not built ({ASN_FILE} and {COUNTRY_FILE} are not both in {})",
-            opts.out.display()
-        ));
-    }
+    // The merge of the three is derived data, made at first use (see
+    // `layers_cache`); an entry an earlier build left is dropped.
+    datasets.dataset.retain(|d| d.file != "address-layers.xbl");
 
     let text = toml::to_string(&datasets)
         .map_err(|e| IntelError::invalid(&datasets_path, e.to_string()))?;
     write_atomic(&datasets_path, text.as_bytes())?;
     Ok(report)
-}
-
-/// Merges the AS table, the country database and the ranges of `out`
-/// into `address-layers.xbl`, as a start with the built-in data would;
-/// returns its IPv4 and IPv6 segment counts.
-fn compile_layers(out: &Path) -> Result<(usize, usize), IntelError> {
-    let asn_path = out.join(ASN_FILE);
-    let asn_bytes = read(&asn_path)?;
-    let asn = AsnTable::read(&asn_bytes, &asn_path)?;
-    let country_path = out.join(COUNTRY_FILE);
-    let country_bytes = read(&country_path)?;
-    let country = MmdbDatabase::open(&country_path)?.require_country()?.country_table()?;
-    let ranges_path = out.join(RANGES_FILE);
-    let ranges_bytes = read(&ranges_path)?;
-    let catalogue =
-        ProviderCatalogue::parse(embedded::PROVIDERS, Path::new("geoip/providers.toml"))?;
-    let ranges = ProviderRanges::read(&ranges_bytes, &ranges_path, &catalogue)?;
-    let (asn4, asn6, _) = asn.counts();
-    let sources = LayerSources {
-        asn: Sha256::digest(&asn_bytes).into(),
-        country: Sha256::digest(&country_bytes).into(),
-        ranges: Sha256::digest(&ranges_bytes).into(),
-        asn_segments: (asn4 as u32, asn6 as u32),
-    };
-    let compiled_ranges = ranges.write_compiled(&catalogue, &ranges_path)?;
-    let layers = AddressLayers::merge(asn, country, ranges.table());
-    write_atomic(&out.join(LAYERS_FILE), &layers.write(&sources, &compiled_ranges))?;
-    Ok(layers.counts())
 }
 
 fn set_dataset(datasets: &mut DatasetsFile, entry: DatasetEntry) {

@@ -106,6 +106,30 @@ pub struct LayerSources {
     pub asn_segments: (u32, u32),
 }
 
+impl LayerSources {
+    /// The sources a compiled form records in its header, without reading
+    /// its tables; `None` if `bytes` is not one.
+    pub fn of_header(bytes: &[u8]) -> Option<Self> {
+        let word = |i: usize| {
+            let at = MAGIC.len() + 4 * i;
+            Some(u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
+        };
+        let digest = |i: usize| -> Option<[u8; 32]> {
+            let at = MAGIC.len() + 40 + 32 * i;
+            bytes.get(at..at + 32)?.try_into().ok()
+        };
+        if bytes.get(..MAGIC.len())? != MAGIC {
+            return None;
+        }
+        Some(Self {
+            asn: digest(0)?,
+            country: digest(1)?,
+            ranges: digest(2)?,
+            asn_segments: (word(8)?, word(9)?),
+        })
+    }
+}
+
 /// Bytes up to the next multiple of [`ALIGN`].
 fn padded(n: usize) -> usize {
     n.checked_next_multiple_of(ALIGN).unwrap_or(usize::MAX)
@@ -306,6 +330,8 @@ mod tests {
         let (compiled, read, ranges) =
             AddressLayers::from_bytes(leaked(&bytes, 0), Path::new("t.xbl")).unwrap();
         assert_eq!(read, sources);
+        assert_eq!(LayerSources::of_header(&bytes), Some(sources));
+        assert_eq!(LayerSources::of_header(&bytes[..100]), None);
         assert_eq!(ranges, b"ranges");
         assert_eq!(compiled.counts(), merged.counts());
         assert!(compiled.in_place());

@@ -25,6 +25,7 @@ pub mod feeds;
 mod geo;
 pub(crate) mod iso3166;
 mod layers;
+mod layers_cache;
 mod overlay;
 mod ranges;
 mod regions;
@@ -40,6 +41,7 @@ pub use country::CountryCode;
 pub use error::IntelError;
 pub use geo::{Capabilities, CountryTable, MmdbDatabase};
 pub use layers::{AddressFacts, AddressLayers};
+pub use layers_cache::{LayersOrigin, CACHE_FILE};
 pub use overlay::{Overlay, OverlayNetwork, ParsedOverlay};
 pub use ranges::{ProviderRanges, RangeEntry, RangeInfo};
 pub use regions::RegionTable;
@@ -131,6 +133,8 @@ pub struct IntelDb {
     pub addresses: AddressLayers,
     /// Where each dataset came from, for `db info` and reports.
     pub provenance: Vec<DatasetInfo>,
+    /// Where the merged address layers came from, for `db info`.
+    pub layers_origin: LayersOrigin,
     asn_dataset: Arc<str>,
     country_dataset: Arc<str>,
 }

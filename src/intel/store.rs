@@ -11,34 +11,27 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::geo::MmdbDatabase;
+use super::layers_cache::{self, CacheDir};
 use super::{
-    AddressLayers, AsnTable, IntelDb, IntelError, Overlay, ProviderCatalogue, ProviderRanges,
-    RegionTable, VendorCatalogue,
+    AddressLayers, AsnTable, IntelDb, IntelError, LayersOrigin, Overlay, ProviderCatalogue,
+    ProviderRanges, RegionTable, VendorCatalogue,
 };
 use crate::files::DATABASE_LIMIT;
 
 /// The default data, compiled in so that a copied binary works offline.
+/// The AS table is inflated by `build.rs` from `geoip/asn.xbasn.gz`; the
+/// three address sources are merged at first use (`layers_cache`).
 pub mod embedded {
     pub const COUNTRY: &[u8] = include_bytes!("../../geoip/country.mmdb");
-    pub const ASN: &[u8] = include_bytes!("../../geoip/asn.xbasn");
+    pub const ASN: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/asn.xbasn"));
     pub const RANGES: &[u8] = include_bytes!("../../geoip/provider-ranges.csv.gz");
     pub const PROVIDERS: &str = include_str!("../../geoip/providers.toml");
     pub const VENDORS: &str = include_str!("../../geoip/vendors.toml");
     pub const REGIONS: &str = include_str!("../../geoip/regions.csv");
     pub const DATASETS: &str = include_str!("../../geoip/datasets.toml");
 
-    /// Bytes aligned for the segment tables used in place.
-    #[repr(C, align(16))]
-    struct Aligned<B: ?Sized>(B);
-
-    const _: () = assert!(std::mem::align_of::<Aligned<[u8; 0]>>() == super::super::layers::ALIGN);
-
-    static LAYERS: &Aligned<[u8]> = &Aligned(*include_bytes!("../../geoip/address-layers.xbl"));
-
-    /// The three above merged (`address-layers.xbl`).
-    pub fn layers() -> &'static [u8] {
-        &LAYERS.0
-    }
+    // ASN_SHA256, COUNTRY_SHA256, RANGES_SHA256.
+    include!(concat!(env!("OUT_DIR"), "/source_digests.rs"));
 }
 
 /// Provenance of one shipped or built file (`datasets.toml`).
@@ -148,11 +141,11 @@ pub fn default_data_dir() -> Option<PathBuf> {
 
 /// Name of the ranges, shipped and refreshed in the data directory.
 pub const RANGES_FILE: &str = "provider-ranges.csv.gz";
-/// Names of the shipped AS table, country database and their merge with
-/// the ranges.
+/// Names of the shipped AS table (as embedded, and as committed) and
+/// country database.
 pub const ASN_FILE: &str = "asn.xbasn";
+pub const ASN_GZ_FILE: &str = "asn.xbasn.gz";
 pub const COUNTRY_FILE: &str = "country.mmdb";
-pub const LAYERS_FILE: &str = "address-layers.xbl";
 /// Name of the provenance file next to them.
 pub const DATASETS_FILE: &str = "datasets.toml";
 
@@ -315,49 +308,72 @@ impl IntelSources {
                 (db, info, Arc::from("geoip"))
             }
         };
-        // With every address layer built in, the merge compiled by `db
-        // build` is used in place (its tables are little-endian). Else the
-        // country database's search tree is flattened on another core while
-        // the ranges and the AS table load, and the three are merged.
+        // With only built-in data, the merge cached in the data directory
+        // at first use is used in place (its tables are little-endian).
+        // Else the country database's search tree is flattened on another
+        // core while the ranges and the AS table load, and the three are
+        // merged (and, for the built-in data, cached).
         let user_ranges = self.user_ranges()?;
-        let compiled = self.country_db.is_none()
+        let built_in = self.country_db.is_none()
             && self.asn_db.is_none()
             && user_ranges.is_none()
             && cfg!(target_endian = "little");
-        let (ranges, ranges_info, addresses, asn_info, asn_dataset) = if compiled {
+        let mut checked = Some(checked);
+        let mut signal_checked = || checked.take().map_or((), |f| f());
+        let cache = if built_in {
             // Only built-in data is left, which the test suite checks.
-            checked();
-            let path = Path::new("geoip/address-layers.xbl");
-            let (addresses, sources, ranges) = AddressLayers::from_bytes(embedded::layers(), path)?;
-            // The shipped ranges, compiled with the layers whose range
-            // values index them.
-            let ranges = ProviderRanges::from_compiled(ranges, path, &catalogue)?;
-            let ranges_info = embedded_info(
-                "provider ranges",
-                RANGES_FILE,
-                format!("{} prefixes", count(ranges.len())),
-                embedded::RANGES,
-            );
-            let (v4, v6) = sources.asn_segments;
-            let records = asn_records(v4 as usize, v6 as usize, addresses.systems());
-            let asn_info = embedded_info("asn", ASN_FILE, records, embedded::ASN);
-            (ranges, ranges_info, addresses, asn_info, Arc::from("asn"))
+            signal_checked();
+            self.layers_cache_dir()
         } else {
-            std::thread::scope(|scope| -> Result<_, IntelError> {
-                let flattening = scope.spawn(|| country_db.country_table());
-                let (ranges, ranges_info) =
-                    Self::load_ranges(user_ranges, &catalogue, &embedded_info)?;
-                let user_asn = match &self.asn_db {
-                    Some(path) => Some((MmdbDatabase::open(path)?.require_asn()?, path)),
-                    None => None,
-                };
-                checked();
-                let (asn, asn_info, asn_dataset) = Self::load_asn(user_asn, &embedded_info)?;
-                let country = flattening.join().unwrap_or_else(|p| std::panic::resume_unwind(p))?;
-                let addresses = AddressLayers::merge(asn, country, ranges.table());
-                Ok((ranges, ranges_info, addresses, asn_info, asn_dataset))
-            })?
+            None
         };
+        let cached = cache.as_ref().and_then(|c| layers_cache::read(c, &catalogue).ok());
+        let (ranges, ranges_info, addresses, asn_info, asn_dataset, layers_origin) =
+            if let Some((addresses, sources, ranges, path)) = cached {
+                let ranges_info = embedded_info(
+                    "provider ranges",
+                    RANGES_FILE,
+                    format!("{} prefixes", count(ranges.len())),
+                    embedded::RANGES,
+                );
+                let (v4, v6) = sources.asn_segments;
+                let records = asn_records(v4 as usize, v6 as usize, addresses.systems());
+                let asn_info = embedded_info("asn", ASN_FILE, records, embedded::ASN);
+                let origin = LayersOrigin::Cache(path);
+                (ranges, ranges_info, addresses, asn_info, Arc::from("asn"), origin)
+            } else {
+                let (ranges, ranges_info, addresses, asn_info, asn_dataset, asn_segments) =
+                    std::thread::scope(|scope| -> Result<_, IntelError> {
+                        let flattening = scope.spawn(|| country_db.country_table());
+                        let (ranges, ranges_info) =
+                            Self::load_ranges(user_ranges, &catalogue, &embedded_info)?;
+                        let user_asn = match &self.asn_db {
+                            Some(path) => Some((MmdbDatabase::open(path)?.require_asn()?, path)),
+                            None => None,
+                        };
+                        signal_checked();
+                        let (asn, asn_info, asn_dataset) =
+                            Self::load_asn(user_asn, &embedded_info)?;
+                        let (v4, v6, _) = asn.counts();
+                        let country =
+                            flattening.join().unwrap_or_else(|p| std::panic::resume_unwind(p))?;
+                        let addresses = AddressLayers::merge(asn, country, ranges.table());
+                        let asn_segments = (v4 as u32, v6 as u32);
+                        Ok((ranges, ranges_info, addresses, asn_info, asn_dataset, asn_segments))
+                    })?;
+                let origin = match &cache {
+                    None => LayersOrigin::MergedAtLoad,
+                    Some(cache) => {
+                        let sources = layers_cache::built_in_sources(asn_segments);
+                        match layers_cache::write(cache, &addresses, &ranges, &sources, &catalogue)
+                        {
+                            Ok(path) => LayersOrigin::Cached(path),
+                            Err(why) => LayersOrigin::NotCached(why),
+                        }
+                    }
+                };
+                (ranges, ranges_info, addresses, asn_info, asn_dataset, origin)
+            };
         provenance.extend([ranges_info, asn_info, country_info]);
         Ok(IntelDb {
             catalogue,
@@ -366,9 +382,23 @@ impl IntelSources {
             ranges,
             addresses,
             provenance,
+            layers_origin,
             asn_dataset,
             country_dataset,
         })
+    }
+
+    /// Where the built-in layers are cached: the data directory. One the
+    /// user named is used only if it exists; the default one is created.
+    fn layers_cache_dir(&self) -> Option<CacheDir> {
+        let named = self
+            .data_dir
+            .clone()
+            .or_else(|| std::env::var_os("XBORDER_DATA_DIR").map(PathBuf::from));
+        match named {
+            Some(dir) => Some(CacheDir { dir, create: false }),
+            None => default_data_dir().map(|dir| CacheDir { dir, create: true }),
+        }
     }
 
     /// The ranges `db update` refreshed into the data directory, if any,
@@ -501,44 +531,71 @@ fn epoch_date(secs: u64) -> String {
 mod tests {
     use super::*;
 
-    /// The compiled layers were merged from the files shipped beside them:
-    /// a change to one of those without `db build` fails here.
+    /// build.rs hashed the sources the binary embeds.
     #[test]
-    fn compiled_layers_match_the_shipped_files() {
-        let path = Path::new("geoip/address-layers.xbl");
-        let (layers, sources, ranges) =
-            AddressLayers::from_bytes(embedded::layers(), path).unwrap();
+    fn the_source_digests_are_those_of_the_embedded_sources() {
         let digest = |b: &[u8]| -> [u8; 32] { Sha256::digest(b).into() };
-        let stale =
-            "geoip/ changed since `db build` compiled address-layers.xbl (see geoip/README.md)";
-        assert_eq!(sources.asn, digest(embedded::ASN), "{stale}");
-        assert_eq!(sources.country, digest(embedded::COUNTRY), "{stale}");
-        assert_eq!(sources.ranges, digest(embedded::RANGES), "{stale}");
-        let asn = AsnTable::read(embedded::ASN, Path::new("geoip/asn.xbasn")).unwrap();
-        let (v4, v6, systems) = asn.counts();
-        assert_eq!(sources.asn_segments, (v4 as u32, v6 as u32));
-        assert_eq!(layers.systems(), systems);
-        // Its ranges are the shipped CSV's, in the same order.
-        let catalogue = shipped_catalogue().unwrap();
-        let csv = ProviderRanges::read(
-            embedded::RANGES,
-            Path::new("geoip/provider-ranges.csv.gz"),
-            &catalogue,
-        )
-        .unwrap();
-        let compiled = ProviderRanges::from_compiled(ranges, path, &catalogue).unwrap();
-        assert_eq!(compiled.len(), csv.len());
-        assert!((0..csv.len() as u32).all(|i| compiled.info(i) == csv.info(i)));
-        assert_eq!(compiled.table(), csv.table());
+        assert_eq!(embedded::ASN_SHA256, digest(embedded::ASN));
+        assert_eq!(embedded::COUNTRY_SHA256, digest(embedded::COUNTRY));
+        assert_eq!(embedded::RANGES_SHA256, digest(embedded::RANGES));
     }
 
+    /// The first load merges and caches the built-in data; the next uses
+    /// the cache in place and answers the same; a damaged or foreign
+    /// cache is merged again and replaced, never used.
     #[test]
-    fn the_built_in_data_loads_the_compiled_layers_in_place() {
-        let db = IntelSources { data_dir: Some("/nonexistent".into()), ..Default::default() }
-            .load()
-            .unwrap();
-        assert!(db.addresses.in_place());
-        let asn = db.provenance.iter().find(|d| d.role == "asn").unwrap();
-        assert!(asn.records.ends_with(" organisations"), "{}", asn.records);
+    fn the_built_in_layers_are_cached_at_first_use_and_answer_as_the_merge() {
+        let dir = tempfile::tempdir().unwrap();
+        let sources = IntelSources { data_dir: Some(dir.path().to_owned()), ..Default::default() };
+        let merged = sources.load().unwrap();
+        let path = dir.path().join(layers_cache::CACHE_FILE);
+        assert_eq!(merged.layers_origin, LayersOrigin::Cached(path.clone()));
+        assert!(!merged.addresses.in_place());
+        let cached = sources.load().unwrap();
+        assert_eq!(cached.layers_origin, LayersOrigin::Cache(path.clone()));
+        assert!(cached.addresses.in_place());
+        assert_eq!(format!("{:?}", cached.provenance), format!("{:?}", merged.provenance));
+        assert_eq!(cached.addresses.counts(), merged.addresses.counts());
+        assert_eq!(cached.ranges.len(), merged.ranges.len());
+        assert!(
+            (0..merged.ranges.len() as u32).all(|i| cached.ranges.info(i) == merged.ranges.info(i))
+        );
+        assert_eq!(cached.ranges.table(), merged.ranges.table());
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..200_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let ip = if x % 4 == 0 {
+                std::net::IpAddr::from(std::net::Ipv6Addr::from(
+                    ((0x2000u128 << 112) | u128::from(x)) << 8,
+                ))
+            } else {
+                std::net::IpAddr::from(std::net::Ipv4Addr::from((x >> 32) as u32))
+            };
+            assert_eq!(cached.lookup(ip), merged.lookup(ip), "{ip}");
+        }
+
+        // This process keeps the bytes it read: the checks below are of
+        // `read_checked`, the file reader.
+        let good = std::fs::read(&path).unwrap();
+        let mut damaged = good.clone();
+        damaged[good.len() / 2] ^= 1;
+        std::fs::write(&path, &damaged).unwrap();
+        let err = layers_cache::read_checked(&path).unwrap_err();
+        assert!(err.contains("damaged"), "{err}");
+        std::fs::write(&path, &good[..1000]).unwrap();
+        assert!(layers_cache::read_checked(&path).is_err());
+        // Another build's: a source digest differs (the file's own digest
+        // made to hold).
+        let mut foreign = good[..good.len() - 32].to_vec();
+        foreign[8 + 40] ^= 1;
+        let digest = Sha256::digest(&foreign);
+        foreign.extend_from_slice(&digest);
+        std::fs::write(&path, &foreign).unwrap();
+        let err = layers_cache::read_checked(&path).unwrap_err();
+        assert!(err.contains("other data"), "{err}");
+        std::fs::write(&path, &good).unwrap();
+        assert!(layers_cache::read_checked(&path).is_ok());
     }
 }

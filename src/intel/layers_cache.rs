@@ -1,0 +1,162 @@
+//! The built-in address layers, merged once and cached in the data
+//! directory instead of being committed and compiled into the binary.
+//!
+//! Contract:
+//! - The cache file (`built-in-layers.xbl`) is the compiled form of
+//!   [`AddressLayers::write`] followed by the SHA-256 of everything before
+//!   it. It is used only when that digest holds and the three source
+//!   digests its header records are those of the sources built into this
+//!   binary (computed by `build.rs`): a cache of another build's data, a
+//!   truncated or damaged one is never used, it is merged again and
+//!   replaced.
+//! - It is written (atomically: a temporary file, then a rename) by the
+//!   first load that merges the built-in data; a data directory that
+//!   cannot be written leaves every load merging (about 0.1 s), with the
+//!   reason in [`LayersOrigin`] for `db info`, and is not an error: the
+//!   answers are the same.
+//! - A directory the user named (`--data-dir`, the configuration file,
+//!   `$XBORDER_DATA_DIR`) is never created for the cache; the default one
+//!   (`~/.local/share/xborder`) is, as `db update` would.
+//! - The bytes of a cache read are kept for the life of the process (the
+//!   segment tables are used in place) and read once: a later load (live
+//!   mode's reload, or one naming another data directory) uses the same
+//!   bytes, so memory does not grow; [`LayersOrigin::Cache`] names the
+//!   file they were read from.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use sha2::{Digest, Sha256};
+use zerocopy::IntoBytes;
+
+use super::layers::{AddressLayers, LayerSources, ALIGN};
+use super::store::embedded;
+use super::{ProviderCatalogue, ProviderRanges};
+use crate::files::DATABASE_LIMIT;
+
+/// The cache's name in the data directory.
+pub const CACHE_FILE: &str = "built-in-layers.xbl";
+
+/// Where the address layers of a load came from, for `db info`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LayersOrigin {
+    /// Merged from the databases or ranges the user gave, at load.
+    MergedAtLoad,
+    /// The built-in data's cache, read from this file.
+    Cache(PathBuf),
+    /// The built-in data merged now and cached in this file.
+    Cached(PathBuf),
+    /// The built-in data merged now; it could not be cached, for this
+    /// reason (every load merges it).
+    NotCached(String),
+}
+
+/// Where the cache lives, and whether its directory may be created.
+#[derive(Clone, Debug)]
+pub struct CacheDir {
+    pub dir: PathBuf,
+    pub create: bool,
+}
+
+impl CacheDir {
+    fn file(&self) -> PathBuf {
+        self.dir.join(CACHE_FILE)
+    }
+}
+
+/// The digests of the built-in sources, with the AS table's segment
+/// counts.
+pub fn built_in_sources(asn_segments: (u32, u32)) -> LayerSources {
+    LayerSources {
+        asn: embedded::ASN_SHA256,
+        country: embedded::COUNTRY_SHA256,
+        ranges: embedded::RANGES_SHA256,
+        asn_segments,
+    }
+}
+
+/// The cache this process read, once checked, and its bytes.
+static READ: OnceLock<(PathBuf, &'static [u8])> = OnceLock::new();
+
+/// The built-in layers and ranges from the cache, or why there are none
+/// (no file, another build's, damaged): the caller merges and
+/// [`write`]s.
+pub fn read(
+    cache: &CacheDir,
+    catalogue: &ProviderCatalogue,
+) -> Result<(AddressLayers, LayerSources, ProviderRanges, PathBuf), String> {
+    let (path, bytes) = match READ.get() {
+        Some(read) => read.clone(),
+        None => {
+            let path = cache.file();
+            let bytes = read_checked(&path)?;
+            READ.get_or_init(|| (path, bytes)).clone()
+        }
+    };
+    let (layers, sources, ranges) =
+        AddressLayers::from_bytes(bytes, &path).map_err(|e| e.to_string())?;
+    if built_in_sources(sources.asn_segments) != sources {
+        return Err(format!("{}: compiled from other data than this build's", path.display()));
+    }
+    let ranges =
+        ProviderRanges::from_compiled(ranges, &path, catalogue).map_err(|e| e.to_string())?;
+    Ok((layers, sources, ranges, path))
+}
+
+/// The file's bytes without their digest, in memory aligned for the
+/// segment tables and kept for the process; checked against the digest
+/// and against this build's sources before they are kept.
+pub(super) fn read_checked(path: &Path) -> Result<&'static [u8], String> {
+    let fail = |e: std::io::Error| format!("{}: {e}", path.display());
+    let mut file = std::fs::File::open(path).map_err(fail)?;
+    let len = file.metadata().map_err(fail)?.len();
+    if !(32..=DATABASE_LIMIT).contains(&len) {
+        return Err(format!("{}: {len} bytes is not a cache", path.display()));
+    }
+    let len = len as usize;
+    let mut buffer = vec![0u128; len.div_ceil(ALIGN)];
+    file.read_exact(&mut buffer.as_mut_bytes()[..len]).map_err(fail)?;
+    let bytes = &buffer.as_bytes()[..len];
+    let (body, digest) = bytes.split_at(len - 32);
+    if Sha256::digest(body)[..] != digest[..] {
+        return Err(format!("{}: damaged (its digest does not match)", path.display()));
+    }
+    // Another build's cache is never kept in memory.
+    match LayerSources::of_header(body) {
+        Some(s) if built_in_sources(s.asn_segments) == s => {
+            Ok(&Vec::leak(buffer).as_bytes()[..len - 32])
+        }
+        Some(_) => Err(format!("{}: compiled from other data than this build's", path.display())),
+        None => Err(format!("{}: not a compiled address-layers file", path.display())),
+    }
+}
+
+/// Writes the cache of the built-in layers just merged; returns its path.
+pub fn write(
+    cache: &CacheDir,
+    layers: &AddressLayers,
+    ranges: &ProviderRanges,
+    sources: &LayerSources,
+    catalogue: &ProviderCatalogue,
+) -> Result<PathBuf, String> {
+    let path = cache.file();
+    let fail = |e: std::io::Error| format!("{}: {e}", path.display());
+    if cache.create {
+        std::fs::create_dir_all(&cache.dir).map_err(|e| format!("{}: {e}", cache.dir.display()))?;
+    }
+    // The temporary file first: a directory that cannot hold the cache
+    // costs no serialising.
+    let mut file = tempfile::Builder::new()
+        .prefix(".built-in-layers.")
+        .tempfile_in(&cache.dir)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let compiled_ranges =
+        ranges.write_compiled(catalogue, Path::new(CACHE_FILE)).map_err(|e| e.to_string())?;
+    let mut bytes = layers.write(sources, &compiled_ranges);
+    let digest = Sha256::digest(&bytes);
+    bytes.extend_from_slice(&digest);
+    file.write_all(&bytes).and_then(|()| file.as_file().sync_all()).map_err(fail)?;
+    file.persist(&path).map_err(|e| fail(e.error))?;
+    Ok(path)
+}
