@@ -184,6 +184,11 @@ pub struct AuditArgs {
     #[arg(short, long)]
     pub quiet: bool,
 
+    /// Most flows kept alive at once; beyond it the idlest end early
+    /// (counted in the summary). Bounds memory on a flood.
+    #[arg(long, value_name = "N", default_value_t = 1_000_000)]
+    pub max_flows: usize,
+
     #[command(flatten)]
     pub analysis: AnalysisArgs,
 }
@@ -316,6 +321,17 @@ pub enum ReportFormat {
     Jsonl,
     /// One row per finding.
     Csv,
+}
+
+impl From<ReportFormat> for xborder::pipeline::ReportFormat {
+    fn from(f: ReportFormat) -> Self {
+        match f {
+            ReportFormat::Text => Self::Text,
+            ReportFormat::Json => Self::Json,
+            ReportFormat::Jsonl => Self::Jsonl,
+            ReportFormat::Csv => Self::Csv,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -16,12 +16,12 @@
 //!   under which jurisdiction;
 //! - [`policy`] turns flows into findings with rule packs;
 //! - [`report`] renders summaries, findings and flow records;
-//! - [`audit`] wires the stages together for `xborder audit` (saved
-//!   captures), [`live`] for `xborder live` (an interface);
+//! - [`pipeline`] wires the stages together for `xborder audit` (saved
+//!   captures) and hands the run to its outputs (sinks); [`live`] runs
+//!   its per-packet path for `xborder live` (an interface);
 //! - [`files`] reads input files within limits and writes files whole
 //!   (atomically); `fuzz` holds the fuzzers' entry points.
 
-pub mod audit;
 pub mod capture;
 pub mod decode;
 pub mod files;
@@ -31,6 +31,8 @@ pub mod fuzz;
 pub mod intel;
 pub mod live;
 pub mod names;
+pub mod pipeline;
 pub mod policy;
 pub mod report;
 pub mod time;
+pub mod units;

@@ -17,22 +17,19 @@ mod lookup;
 mod progress;
 
 use std::io::{self, BufWriter, IsTerminal, Write};
-use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::{mpsc, Arc};
-use std::thread;
+use std::sync::Arc;
 
 use clap::Parser;
 
-use cli::{AnalysisArgs, AuditArgs, Cli, Command, IntelArgs, ReportFormat, RulesCommand};
-use xborder::audit::{self, AuditConfig};
+use cli::{AnalysisArgs, AuditArgs, Cli, Command, IntelArgs, RulesCommand};
 use xborder::files::ReportFile;
 use xborder::flow::{FlowTimeouts, LocalNetworks};
-use xborder::intel::{IntelError, IntelSources};
+use xborder::intel::IntelSources;
+use xborder::pipeline::{self, Audit, AuditConfig, ReportFormat, ReportSink};
 use xborder::policy::{self, Catalogues, Level, Policy};
-use xborder::report::flows::{self, Records};
-use xborder::report::{document, findings, text, RemoteIntel};
+use xborder::report::findings;
 
 /// `xborder man DIR`: the manual pages, from the same definitions as
 /// `--help` (clap_mangen), one per command and subcommand.
@@ -161,17 +158,19 @@ fn load_policy(rules: &[std::path::PathBuf], sources: &IntelSources) -> anyhow::
 fn run_audit(args: &AuditArgs) -> anyhow::Result<ExitCode> {
     let a = &args.analysis;
     let (timeouts, local) = flow_settings(a);
-    let progress = Arc::new(audit::AuditProgress::default());
+    let format: ReportFormat = args.format.into();
+    if args.flows && matches!(format, ReportFormat::Text | ReportFormat::Csv) {
+        anyhow::bail!("--flows needs --format jsonl or json");
+    }
+    let progress = Arc::new(pipeline::AuditProgress::default());
     let config = AuditConfig {
         paths: args.paths.clone(),
         timeouts,
         no_names: a.no_names,
         local,
+        max_flows: Some(args.max_flows),
         progress: Some(progress.clone()),
     };
-    if args.flows && matches!(args.format, ReportFormat::Text | ReportFormat::Csv) {
-        anyhow::bail!("--flows needs --format jsonl or json");
-    }
     // Rules, the intelligence files and the output are checked before the
     // captures are read: a typo should not cost a long run.
     let sources = config::intel_sources(&a.intel)?;
@@ -188,78 +187,15 @@ fn run_audit(args: &AuditArgs) -> anyhow::Result<ExitCode> {
         // Rust's start-up opens /dev/null on a closed descriptor 0, 1 or 2.
         None => None,
     };
-    // The intelligence loads on the other core while the captures are read,
-    // then looks remote endpoints up (and renders their JSON) as their flows
-    // finish; files the user named are checked first, so a typo fails at
-    // once.
-    let mut intel_json = flows::IntelJsonCache::default();
     let display = progress::ProgressDisplay::start(&progress, args.quiet);
-    let report = if a.no_intel {
-        audit::run(&config)
-    } else {
-        sources.check_files()?;
-        let want_json = matches!(args.format, ReportFormat::Json | ReportFormat::Jsonl);
-        let (remotes, incoming) = mpsc::channel::<Vec<IpAddr>>();
-        let (checked, files_checked) = mpsc::channel::<()>();
-        // Named, so that `top -H` and perf tell it from the capture reader.
-        let worker = thread::Builder::new().name("intel".into()).spawn(
-            move || -> Result<_, IntelError> {
-                let db = sources.load_then(|| {
-                    let _ = checked.send(());
-                })?;
-                let mut found = RemoteIntel::default();
-                let mut json = flows::IntelJsonCache::default();
-                for ip in incoming.into_iter().flatten() {
-                    found.entry(ip).or_insert_with(|| {
-                        let intel = db.lookup(ip);
-                        if want_json {
-                            json.render(ip, &intel);
-                        }
-                        Arc::new(intel)
-                    });
-                }
-                Ok((db, found, json))
-            },
-        )?;
-        // The first packet waits until every file the user named is
-        // checked: a wrong database fails the run now, not after hours of
-        // captures. If loading failed, the sender is gone and the join says
-        // why.
-        if files_checked.recv().is_err() {
-            drop(remotes);
-            worker
-                .join()
-                .map_err(|_| anyhow::anyhow!("loading the intelligence data failed"))??;
-            anyhow::bail!("loading the intelligence data failed");
-        }
-        // Addresses go over in batches, so the channel (and the wake-up of
-        // a waiting worker) is paid once per 4,096 flows, not per flow.
-        const BATCH: usize = 4096;
-        let mut batch = Vec::with_capacity(BATCH);
-        let mut report = audit::run_observed(&config, &mut |flow| {
-            if let Some(remote) = flow.remote() {
-                batch.push(remote.ip);
-                if batch.len() == BATCH {
-                    // A closed channel means loading failed; the join says why.
-                    let _ = remotes.send(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)));
-                }
-            }
-        });
-        let _ = remotes.send(batch);
-        drop(remotes);
-        let (db, found, json) = worker
-            .join()
-            .map_err(|_| anyhow::anyhow!("loading the intelligence data failed"))??;
-        // The observer saw every flow: every remote endpoint is looked up.
-        report.remote_intel = found;
-        audit::attribute_vendors(&mut report, &db.vendors);
-        intel_json = json;
-        report.provenance = db.provenance;
-        report
-    };
+    let run = pipeline::audit(Audit {
+        config,
+        intel: (!a.no_intel).then_some(sources),
+        policy,
+        render_intel_json: format.renders_intel_json(),
+    })?;
     drop(display);
-    let mut report = report;
-    audit::apply_policy(&mut report, policy);
+    let report = &run.report;
     for (path, reason) in &report.skipped {
         warn!("xborder: skipping {}: {reason}", path.display());
     }
@@ -270,30 +206,22 @@ fn run_audit(args: &AuditArgs) -> anyhow::Result<ExitCode> {
     }
     let to_stdout = args.output.is_none();
     let colour = to_stdout
-        && args.format == ReportFormat::Text
+        && format == ReportFormat::Text
         && io::stdout().is_terminal()
         && std::env::var_os("NO_COLOR").is_none();
-    let written = {
-        let mut stdout;
-        let mut file;
-        let out: &mut dyn Write = match output.as_mut() {
-            Some(f) => {
-                file = BufWriter::new(f.writer());
-                &mut file
-            }
-            None => {
-                stdout = BufWriter::new(io::stdout().lock());
-                &mut stdout
-            }
-        };
-        let records = Records { flows: args.flows, findings: true };
-        match args.format {
-            ReportFormat::Text => out.write_all(text::render(&report, colour).as_bytes()),
-            ReportFormat::Json => document::write_json(&report, &intel_json, args.flows, out),
-            ReportFormat::Jsonl => flows::write_jsonl(&report, &intel_json, records, out),
-            ReportFormat::Csv => findings::write_csv(&report, out),
-        }
-        .and_then(|()| out.flush())
+    let written = match output.as_mut() {
+        Some(f) => run.write_to(&mut ReportSink {
+            format,
+            flows: args.flows,
+            colour,
+            out: BufWriter::new(f.writer()),
+        }),
+        None => run.write_to(&mut ReportSink {
+            format,
+            flows: args.flows,
+            colour,
+            out: BufWriter::new(io::stdout().lock()),
+        }),
     };
     let target = args.output.as_ref().map_or("standard output".into(), |p| p.display().to_string());
     match (written, output) {
@@ -306,9 +234,9 @@ fn run_audit(args: &AuditArgs) -> anyhow::Result<ExitCode> {
     }
     // The headline where a person will see it when the report goes to a
     // file or a machine.
-    let report_on_terminal = to_stdout && args.format == ReportFormat::Text;
+    let report_on_terminal = to_stdout && format == ReportFormat::Text;
     if !report_on_terminal && !args.quiet {
-        warn!("{}", findings::headline(&report));
+        warn!("{}", findings::headline(report));
         if let Some(path) = &args.output {
             warn!("report: {}", path.display());
         }
@@ -328,8 +256,7 @@ fn run_audit(args: &AuditArgs) -> anyhow::Result<ExitCode> {
     // intelligence one by one took about 30 ms of a 0.65 s million-packet
     // audit (`cargo bench --bench audit`), for memory the exit returns at
     // once.
-    std::mem::forget(report);
-    std::mem::forget(intel_json);
+    std::mem::forget(run);
     Ok(code)
 }
 

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use xborder::audit::AuditProgress;
+use xborder::pipeline::AuditProgress;
 
 /// How long a run goes before the line appears.
 const DELAY: Duration = Duration::from_secs(1);

@@ -465,3 +465,52 @@ fn names_from_dns_tls_and_http() {
         assert!(f["xborder"].get("names").is_none() && f.get("tls").is_none(), "{f}");
     }
 }
+
+/// A SYN flood from 1,000 sources, then one of them again: with
+/// `--max-flows 100` the table never holds more than 100 flows, the
+/// idlest end early (`evicted`, counted in the summary and the JSON
+/// totals), and every packet is still in a flow.
+#[test]
+fn max_flows_bounds_the_table_by_ending_the_idlest_flows() {
+    use support::{ethernet, ip_packet, pcap, PcapFormat, Record, L4};
+    let syn = |i: u32, t: i64| {
+        let src = format!("198.51.{}.{}", 100 + i / 250, 1 + i % 250);
+        let ip =
+            ip_packet(&src, "192.168.1.10", L4::Tcp { sport: 40000, dport: 22, flags: "S" }, &[]);
+        Record::new(1_700_000_000_000_000_000 + t * 1_000_000, ethernet(&[], &ip))
+    };
+    let mut records: Vec<Record> = (0..1000).map(|i| syn(i, i64::from(i))).collect();
+    records.push(syn(0, 1000));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("flood.pcap");
+    std::fs::write(&path, pcap(PcapFormat::new(1), &records)).unwrap();
+
+    let (flows, out) =
+        audit_flows(std::slice::from_ref(&path), &["--max-flows", "100", "--no-intel"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let reasons =
+        |r: &str| flows.iter().filter(|f| f["xborder"]["flow"]["end_reason"] == r).count();
+    // 1,001 flows: the first source's SYN at the end finds its flow evicted.
+    assert_eq!(flows.len(), 1001);
+    assert_eq!(reasons("evicted"), 901);
+    assert_eq!(reasons("end_of_capture"), 100);
+    let packets: u64 = flows.iter().map(|f| f["network"]["packets"].as_u64().unwrap()).sum();
+    assert_eq!(packets, 1001);
+
+    let path = path.to_str().unwrap();
+    let text = stdout(&xborder(&["audit", "--max-flows", "100", "--no-intel", path]));
+    assert!(text.contains("at most 100 alive at once"), "{text}");
+    assert!(text.contains("901 ended early: more than --max-flows alive at once"), "{text}");
+    let json = stdout(&xborder(&["audit", "--format", "json", "--max-flows", "100", path]));
+    let doc: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(doc["totals"]["evicted_flows"], 901);
+    // Within the bound nothing changes: no line, no field.
+    let text = stdout(&xborder(&["audit", "--no-intel", path]));
+    assert!(
+        text.contains("at most 1,000 alive at once") && !text.contains("ended early"),
+        "{text}"
+    );
+    let json = stdout(&xborder(&["audit", "--format", "json", path]));
+    let doc: Value = serde_json::from_str(&json).unwrap();
+    assert!(doc["totals"].get("evicted_flows").is_none());
+}

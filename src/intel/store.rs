@@ -163,7 +163,7 @@ pub struct IntelSources {
 }
 
 fn count(n: usize) -> String {
-    crate::report::summary::grouped(n as u64)
+    crate::units::grouped(n as u64)
 }
 
 impl IntelSources {

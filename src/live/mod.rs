@@ -27,11 +27,11 @@ use std::time::{Duration, Instant};
 
 use capture::{capture_loop, Batch, CaptureCounters};
 
-use crate::audit::{self, observe_frame, Counts, Frame};
 use crate::decode::FrameRef;
 use crate::flow::{FlowKey, FlowRecord, FlowTable, FlowTimeouts, LocalNetworks};
 use crate::intel::{Intel, IntelDb, VendorMatch};
 use crate::names::{FlowNames, NameInspector};
+use crate::pipeline::{self, observe_frame, Counts, Frame};
 use crate::policy::{finding_country, FlowFacts, Policy, Severity};
 use crate::report::findings::FindingView;
 use crate::report::flows::{write_record, IntelJson};
@@ -450,7 +450,7 @@ impl Analysis {
         if let Some(db) = &self.knowledge.intel {
             report.provenance = db.provenance.clone();
         }
-        audit::apply_policy(&mut report, self.knowledge.policy.clone());
+        pipeline::apply_policy(&mut report, self.knowledge.policy.clone());
         report.live = Some(LivePeriod {
             interface: self.interface.clone(),
             start: self.period_start,

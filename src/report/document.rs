@@ -100,6 +100,13 @@ fn metadata(r: &AuditReport) -> io::Result<Vec<(&'static str, Value)>> {
         ),
         ("aggregates", serde_json::to_value(aggregate(r)).map_err(io::Error::other)?),
     ];
+    // Only when it happened, so that a run within the bound keeps the
+    // document it always had.
+    if r.evicted_flows > 0 && r.live.is_none() {
+        if let Some((_, Value::Object(totals))) = fields.iter_mut().find(|(k, _)| *k == "totals") {
+            totals.insert("evicted_flows".into(), r.evicted_flows.into());
+        }
+    }
     if let Some(live) = &r.live {
         fields.insert(
             2,

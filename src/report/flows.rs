@@ -742,7 +742,7 @@ mod tests {
             let direction = if inbound { Direction::Inbound } else { Direction::Outbound };
             report.flows.push(flow(n + 1, remote, direction));
         }
-        crate::audit::apply_policy(&mut report, crate::policy::Policy { packs: vec![pack] });
+        crate::pipeline::apply_policy(&mut report, crate::policy::Policy { packs: vec![pack] });
         let inbound = report.flows.iter().filter(|f| f.direction == Direction::Inbound).count();
         assert_eq!(report.findings.len(), inbound);
 

@@ -76,6 +76,8 @@ pub struct AuditReport {
     pub flows: Vec<FlowRecord>,
     /// The most flows alive at once.
     pub peak_live_flows: usize,
+    /// Flows ended early because the table was full (`--max-flows`).
+    pub evicted_flows: u64,
     /// What intelligence says about each remote endpoint (empty when the
     /// run had none).
     pub remote_intel: RemoteIntel,

@@ -11,34 +11,7 @@ use crate::flow::protocol_name;
 /// How many remote endpoints the summary lists.
 pub const TOP_REMOTES: usize = 10;
 
-/// Bytes in decimal units, e.g. `1.2 MB`.
-pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "kB", "MB", "GB", "TB", "PB"];
-    let mut value = n as f64;
-    let mut unit = 0;
-    while value >= 1000.0 && unit < UNITS.len() - 1 {
-        value /= 1000.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{n} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
-
-/// A count with thousands separators, e.g. `1,234,567`.
-pub fn grouped(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
+pub use crate::units::{grouped, human_bytes};
 
 #[derive(Default)]
 struct RemoteTotals {
@@ -156,6 +129,13 @@ fn write_summary(r: &AuditReport, s: &mut String) -> std::fmt::Result {
     if r.peak_live_flows > 0 {
         writeln!(s, "           at most {} alive at once", grouped(r.peak_live_flows as u64))?;
     }
+    if r.evicted_flows > 0 && r.live.is_none() {
+        writeln!(
+            s,
+            "           {} ended early: more than --max-flows alive at once",
+            grouped(r.evicted_flows)
+        )?;
+    }
     let bytes: u64 = r.flows.iter().map(|f| f.total_bytes()).sum();
     writeln!(s, "Bytes      {} at the IP layer", human_bytes(bytes))?;
 
@@ -239,18 +219,5 @@ fn plural(n: u64) -> &'static str {
         ""
     } else {
         "s"
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn units() {
-        assert_eq!(human_bytes(999), "999 B");
-        assert_eq!(human_bytes(41_234_000), "41.2 MB");
-        assert_eq!(grouped(1_234_567), "1,234,567");
-        assert_eq!(grouped(12), "12");
     }
 }

@@ -1,19 +1,20 @@
-//! `xborder audit`: captures through decode and the flow table into an
-//! [`AuditReport`]. The only module that knows every stage.
+//! Saved captures, in order, through the per-packet path into an
+//! [`AuditReport`] of finished flows and their names; then vendors and
+//! policy over those flows.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use crate::capture::{self, CaptureError, LinkType, Opened};
-use crate::decode::{self, AnomalyCounter, Decoded, FrameRef};
+use super::packets::{observe_frame, Counts, Frame};
+use crate::capture::{self, CaptureError, Opened};
+use crate::decode::FrameRef;
 use crate::flow::{FlowRecord, FlowTable, FlowTimeouts, LocalNetworks};
 use crate::intel::VendorCatalogue;
 use crate::names::{FlowNames, NameInspector};
 use crate::policy::{finding_country, FlowFacts, Policy};
-use crate::report::{AuditReport, Finding, InputSummary, PacketTotals};
-use crate::time::Timestamp;
+use crate::report::{AuditReport, Finding, InputSummary};
 
 /// What an audit run needs.
 #[derive(Clone, Debug, Default)]
@@ -24,6 +25,10 @@ pub struct AuditConfig {
     pub local: LocalNetworks,
     /// Skip the names stage (DNS, SNI, HTTP Host).
     pub no_names: bool,
+    /// Most flows alive at once; beyond it the idlest ends early
+    /// (`Evicted`, counted in [`AuditReport::evicted_flows`]). `None`: no
+    /// bound.
+    pub max_flows: Option<usize>,
     /// Counters a progress display reads while the run goes on.
     pub progress: Option<Arc<AuditProgress>>,
 }
@@ -74,6 +79,9 @@ pub fn run_observed(config: &AuditConfig, observer: &mut dyn FnMut(&FlowRecord))
         });
     }
     let mut table = FlowTable::new(config.timeouts, config.local.clone());
+    if let Some(max) = config.max_flows {
+        table.set_max_flows(max);
+    }
     let mut names = (!config.no_names).then(NameInspector::new);
     for input in &inputs {
         let index = report.inputs.len() as u32;
@@ -105,6 +113,7 @@ pub fn run_observed(config: &AuditConfig, observer: &mut dyn FnMut(&FlowRecord))
         report.inputs.push(summary);
     }
     report.peak_live_flows = table.peak_flows();
+    report.evicted_flows = table.evicted();
     for f in table.finish(&mut report.anomalies) {
         finished(f, names.as_mut(), &mut report.flows, &mut report.names, observer);
     }
@@ -204,58 +213,4 @@ fn read_capture(
         observe_frame(frame, table, names.as_deref_mut(), counts);
     }
     Ok(())
-}
-
-/// One captured frame.
-pub(crate) struct Frame<'a> {
-    pub link_type: LinkType,
-    pub data: &'a [u8],
-    pub wire_len: u32,
-    pub ts: Timestamp,
-    pub at: FrameRef,
-}
-
-/// The counters a frame updates.
-pub(crate) struct Counts<'a> {
-    pub totals: &'a mut PacketTotals,
-    pub anomalies: &'a mut AnomalyCounter,
-    pub unsupported: &'a mut BTreeMap<LinkType, u64>,
-}
-
-/// A frame through decode, the flow table and the names stage: the
-/// per-packet path of both `audit` and `live`.
-pub(crate) fn observe_frame(
-    frame: Frame<'_>,
-    table: &mut FlowTable,
-    names: Option<&mut NameInspector>,
-    c: Counts<'_>,
-) {
-    let (ts, at) = (frame.ts, frame.at);
-    let totals = c.totals;
-    totals.packets += 1;
-    totals.first = Some(totals.first.map_or(ts, |f| f.min(ts)));
-    totals.last = Some(totals.last.map_or(ts, |l| l.max(ts)));
-    if (frame.data.len() as u64) < u64::from(frame.wire_len) {
-        totals.cut_by_snaplen += 1;
-    }
-    match decode::decode(frame.link_type, frame.data, frame.wire_len) {
-        Decoded::Ip(ip, anomaly) => {
-            if let Some(kind) = anomaly {
-                c.anomalies.record(kind, at);
-            }
-            totals.ip_packets += 1;
-            let inspect = table.observe(&ip, ts, at, c.anomalies);
-            if let (Some(inspect), Some(names)) = (inspect, names) {
-                if !names.inspect(inspect, &ip, ts) {
-                    table.end_inspection();
-                }
-            }
-        }
-        Decoded::NotIp => totals.non_ip += 1,
-        Decoded::UnsupportedLinkType => *c.unsupported.entry(frame.link_type).or_default() += 1,
-        Decoded::Malformed(kind) => {
-            totals.malformed += 1;
-            c.anomalies.record(kind, at);
-        }
-    }
 }
