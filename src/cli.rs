@@ -189,6 +189,17 @@ pub struct AuditArgs {
     #[arg(long, value_name = "N", default_value_t = 1_000_000)]
     pub max_flows: usize,
 
+    /// Also write the packets of the flows with findings to FILE (pcapng,
+    /// for Wireshark): original bytes and timestamps, each packet's
+    /// comment naming its findings. Reads the inputs a second time, so not
+    /// with standard input.
+    #[arg(long, value_name = "FILE")]
+    pub evidence: Option<PathBuf>,
+
+    /// The least severe finding that puts a flow into --evidence.
+    #[arg(long, value_name = "SEVERITY", default_value = "low", requires = "evidence")]
+    pub evidence_min_severity: MinSeverity,
+
     #[command(flatten)]
     pub analysis: AnalysisArgs,
 }
@@ -330,6 +341,27 @@ impl From<ReportFormat> for xborder::pipeline::ReportFormat {
             ReportFormat::Json => Self::Json,
             ReportFormat::Jsonl => Self::Jsonl,
             ReportFormat::Csv => Self::Csv,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum MinSeverity {
+    Info,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl From<MinSeverity> for xborder::policy::Severity {
+    fn from(s: MinSeverity) -> Self {
+        match s {
+            MinSeverity::Info => Self::Info,
+            MinSeverity::Low => Self::Low,
+            MinSeverity::Medium => Self::Medium,
+            MinSeverity::High => Self::High,
+            MinSeverity::Critical => Self::Critical,
         }
     }
 }

@@ -27,7 +27,9 @@ use cli::{AnalysisArgs, AuditArgs, Cli, Command, IntelArgs, RulesCommand};
 use xborder::files::ReportFile;
 use xborder::flow::{FlowTimeouts, LocalNetworks};
 use xborder::intel::IntelSources;
-use xborder::pipeline::{self, Audit, AuditConfig, ReportFormat, ReportSink};
+use xborder::pipeline::{
+    self, Audit, AuditConfig, EvidenceCounts, EvidenceSink, ReportFormat, ReportSink,
+};
 use xborder::policy::{self, Catalogues, Level, Policy};
 use xborder::report::findings;
 
@@ -187,6 +189,24 @@ fn run_audit(args: &AuditArgs) -> anyhow::Result<ExitCode> {
         // Rust's start-up opens /dev/null on a closed descriptor 0, 1 or 2.
         None => None,
     };
+    let evidence = match &args.evidence {
+        Some(path) => {
+            if args.paths.iter().any(|p| p.as_os_str() == "-") {
+                anyhow::bail!(
+                    "--evidence reads the inputs a second time, which standard input cannot be: \
+                     save it to a file first"
+                );
+            }
+            refuse_input_as_output(path, &args.paths)?;
+            if args.output.as_deref() == Some(path.as_path()) {
+                anyhow::bail!("{}: the report and the evidence would be one file", path.display());
+            }
+            let file = ReportFile::create(path)
+                .map_err(|e| anyhow::anyhow!("{}: cannot create: {e}", path.display()))?;
+            Some((path, file, config.clone()))
+        }
+        None => None,
+    };
     let display = progress::ProgressDisplay::start(&progress, args.quiet);
     let run = pipeline::audit(Audit {
         config,
@@ -231,6 +251,26 @@ fn run_audit(args: &AuditArgs) -> anyhow::Result<ExitCode> {
         // exit status stays what the run found.
         (Err(e), None) if e.kind() == io::ErrorKind::BrokenPipe => {}
         (Err(e), _) => anyhow::bail!("{target}: {e}"),
+    }
+    if let Some((path, mut file, config)) = evidence {
+        let mut sink = EvidenceSink {
+            config,
+            min_severity: args.evidence_min_severity.into(),
+            out: BufWriter::new(file.writer()),
+            written: EvidenceCounts::default(),
+        };
+        run.write_to(&mut sink).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let EvidenceCounts { flows, packets } = sink.written;
+        drop(sink);
+        file.commit().map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        if !args.quiet {
+            warn!(
+                "evidence: {} packets of {} flagged flows in {}",
+                xborder::units::grouped(packets),
+                xborder::units::grouped(flows as u64),
+                path.display()
+            );
+        }
     }
     // The headline where a person will see it when the report goes to a
     // file or a machine.

@@ -53,6 +53,9 @@ pub struct Packet<'a> {
     pub timestamp: Timestamp,
     /// Link-layer type of the interface that captured it.
     pub link_type: LinkType,
+    /// That interface, numbered across the file (pcapng: every section's
+    /// interfaces after those of the sections before; pcap: 0).
+    pub interface: u32,
     /// The captured bytes (possibly cut by the snapshot length).
     pub data: &'a [u8],
     /// Length of the packet on the wire.

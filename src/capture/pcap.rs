@@ -165,6 +165,7 @@ impl PcapReader {
         Ok(Some(Packet {
             timestamp: Timestamp::from_parts(i64::from(secs), nanos),
             link_type: self.link_type,
+            interface: 0,
             data: &record[hlen..],
             wire_len: wire_len.max(caplen),
             frame: self.frame,

@@ -78,6 +78,8 @@ pub struct PcapngReader {
     path: PathBuf,
     endian: Endian,
     interfaces: Vec<Interface>,
+    /// Interfaces of the sections before this one.
+    earlier_interfaces: u32,
     frame: u64,
     /// Timestamp of the previous packet: simple packet blocks carry none,
     /// and trace time must not jump back to 1970 for them.
@@ -98,6 +100,7 @@ impl PcapngReader {
             path,
             endian: Endian::Little,
             interfaces: Vec::new(),
+            earlier_interfaces: 0,
             frame: 0,
             last_ts: Timestamp::default(),
         })
@@ -220,6 +223,8 @@ impl PcapngReader {
                 walk_options(endian, &body[16..], |_, _| {}).map_err(|at| {
                     bad_option(&self.path, "section header block", block.offset, 24, at)
                 })?;
+                self.earlier_interfaces =
+                    self.earlier_interfaces.saturating_add(self.interfaces.len() as u32);
                 self.interfaces.clear();
             }
             INTERFACE_DESCRIPTION => {
@@ -281,14 +286,14 @@ impl PcapngReader {
             reason,
         };
         let interface = |id: u32| {
-            self.interfaces.get(id as usize).ok_or_else(|| {
+            self.interfaces.get(id as usize).map(|iface| (id, iface)).ok_or_else(|| {
                 damaged(format!(
                     "interface {id} is not described ({} interfaces in this section)",
                     self.interfaces.len()
                 ))
             })
         };
-        let (iface, ts, caplen, wire_len, data_at) = match block.block_type {
+        let ((id, iface), ts, caplen, wire_len, data_at) = match block.block_type {
             ENHANCED_PACKET | OBSOLETE_PACKET => {
                 if body.len() < 20 {
                     return Err(damaged(format!(
@@ -301,22 +306,22 @@ impl PcapngReader {
                 } else {
                     u32::from(endian.u16(body, 0))
                 };
-                let iface = interface(id)?;
+                let (id, iface) = interface(id)?;
                 let ts = iface.timestamp(endian.u32(body, 4), endian.u32(body, 8));
-                (iface, ts, endian.u32(body, 12), endian.u32(body, 16), 20)
+                ((id, iface), ts, endian.u32(body, 12), endian.u32(body, 16), 20)
             }
             _ => {
                 if body.len() < 4 {
                     return Err(damaged(format!("body of {} bytes is shorter than 4", body.len())));
                 }
-                let iface = interface(0)?;
+                let (id, iface) = interface(0)?;
                 let wire_len = endian.u32(body, 0);
                 let mut caplen = wire_len.min((body.len() - 4) as u32);
                 if iface.snaplen != 0 {
                     caplen = caplen.min(iface.snaplen);
                 }
                 // A simple packet block has no timestamp of its own.
-                (iface, self.last_ts, caplen, wire_len, 4)
+                ((id, iface), self.last_ts, caplen, wire_len, 4)
             }
         };
         let Some(packet) = body.get(data_at..data_at + caplen as usize) else {
@@ -329,6 +334,7 @@ impl PcapngReader {
         Ok(Packet {
             timestamp: ts,
             link_type: iface.link_type,
+            interface: self.earlier_interfaces.saturating_add(id),
             data: packet,
             wire_len: wire_len.max(caplen),
             frame: self.frame,

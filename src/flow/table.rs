@@ -238,6 +238,9 @@ pub struct FlowTable {
     /// Flows started since the last [`FlowTable::take_started`], when
     /// tracked (live mode's early alerts).
     started: Option<Vec<(FlowKey, u64, Timestamp)>>,
+    /// Each frame with the flow it went into, as applied (with
+    /// [`FlowTable::log_frames`]).
+    frame_log: Option<Vec<(FrameRef, u64)>>,
     /// The flow of the last packet handed out for inspection.
     last_handout: Option<FlowKey>,
     next_id: u64,
@@ -257,6 +260,7 @@ impl FlowTable {
             peak_flows: 0,
             max_flows: None,
             evicted: 0,
+            frame_log: None,
             started: None,
             last_handout: None,
             next_id: 1,
@@ -336,6 +340,9 @@ impl FlowTable {
                 state
             }
         };
+        if let Some(log) = &mut self.frame_log {
+            log.push((obs.at, state.id));
+        }
         // What the names stage reads: the client's payload (ClientHello,
         // HTTP request, QUIC Initial), with where its TCP stream starts (from
         // its SYN, kept here), and both sides of DNS (port 53), whose flows
@@ -436,6 +443,18 @@ impl FlowTable {
     }
 
     /// Starts recording each new flow's key, id and first packet time.
+    /// Logs which flow each frame goes into (the evidence pass reads it
+    /// with [`FlowTable::drain_frame_log`]). A fragment waiting for the
+    /// first of its datagram is logged when that comes.
+    pub fn log_frames(&mut self) {
+        self.frame_log.get_or_insert_with(Vec::new);
+    }
+
+    /// The frames applied since the last call, with their flow's id.
+    pub fn drain_frame_log(&mut self) -> std::vec::Drain<'_, (FrameRef, u64)> {
+        self.frame_log.get_or_insert_with(Vec::new).drain(..)
+    }
+
     pub fn track_started(&mut self) {
         self.started.get_or_insert_with(Vec::new);
     }
@@ -460,15 +479,21 @@ impl FlowTable {
 
     /// Ends every live flow (end of capture) and returns all finished ones.
     pub fn finish(mut self, anomalies: &mut AnomalyCounter) -> Vec<FlowRecord> {
-        // Flows already over by the last packet end for their own reason,
-        // whenever the last periodic sweep ran.
-        self.sweep(self.latest, anomalies);
-        let orphans = self.fragments.expire(None);
-        self.release_orphans(orphans, anomalies);
+        self.release_fragments(anomalies);
         for (key, state) in self.flows.drain() {
             self.finished.push(record(&key, &state, EndReason::EndOfCapture, &self.local));
         }
         self.finished
+    }
+
+    /// What [`FlowTable::finish`] does before it ends the live flows: the
+    /// flows over by the last packet end for their own reason (whenever
+    /// the last periodic sweep ran), and fragments still waiting for the
+    /// first of their datagram go to their flows without ports.
+    pub fn release_fragments(&mut self, anomalies: &mut AnomalyCounter) {
+        self.sweep(self.latest, anomalies);
+        let orphans = self.fragments.expire(None);
+        self.release_orphans(orphans, anomalies);
     }
 
     /// Flows alive now.

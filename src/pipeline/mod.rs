@@ -13,15 +13,18 @@
 //!   an error, and it is raised before the first packet is read when a
 //!   file the user named is wrong.
 //! - Outputs are [`Sink`]s: [`AuditRun::write_to`] hands each the finished
-//!   run (the report formats are [`ReportSink`]; the HTML report, evidence
-//!   and fleet sinks plug in the same way).
+//!   run (the report formats are [`ReportSink`], the evidence capture of
+//!   the flagged flows [`EvidenceSink`]; the HTML report and fleet sinks
+//!   plug in the same way).
 //! - No stage module imports this one, except `live`, which shares the
 //!   per-packet path.
 
+pub mod evidence;
 mod packets;
 mod read;
 pub mod sink;
 
+pub use evidence::{EvidenceCounts, EvidenceSink};
 pub use packets::{observe_frame, Counts, Frame};
 pub use read::{apply_policy, attribute_vendors, run, run_observed, AuditConfig, AuditProgress};
 pub use sink::{ReportFormat, ReportSink, Sink};

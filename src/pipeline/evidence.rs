@@ -1,0 +1,292 @@
+//! Evidence: the packets of the flows with findings, as a pcapng file to
+//! open in Wireshark (`audit --evidence FILE`).
+//!
+//! Contract:
+//! - A second pass over the inputs replays decode and the flow table with
+//!   the audit's settings: the same input gives the same flows with the
+//!   same ids, so each packet is known to belong to a flagged flow exactly
+//!   as the audit counted it (timeouts, port reuse and fragments
+//!   included). Names and intelligence are not needed again.
+//! - Packets keep their original bytes, timestamps (nanoseconds) and
+//!   wire lengths; each (input, interface) that contributes becomes one
+//!   interface of the evidence with its link type, described by the input's
+//!   path. Each packet's comment names its flow's findings (rule id and
+//!   severity) and remote endpoint.
+//! - Packets are written in the order they are attributed: input order,
+//!   except that a fragment that came before the first of its datagram
+//!   follows that first fragment.
+//! - Standard input cannot be read twice: the caller refuses `--evidence`
+//!   with `-`. An input that no longer reads as it did (changed between
+//!   the passes) is an error naming it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{self, Write};
+
+use super::{AuditConfig, AuditRun, Sink};
+use crate::capture::{self, InputSpec, LinkType, Opened};
+use crate::decode::{self, AnomalyCounter, Decoded, FrameRef};
+use crate::flow::FlowTable;
+use crate::policy::Severity;
+
+/// Fragments held at most while they wait for the first of their datagram
+/// (the flow table bounds its own wait the same way).
+const PENDING_FRAGMENTS: usize = 65_536;
+
+/// The evidence of a run into a writer.
+pub struct EvidenceSink<W: Write> {
+    /// The audit's settings (inputs, timeouts, local networks, bound).
+    pub config: AuditConfig,
+    /// Findings below this severity do not make a flow evidence.
+    pub min_severity: Severity,
+    pub out: W,
+    /// What was written, for the caller's summary line.
+    pub written: EvidenceCounts,
+}
+
+/// What the evidence holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EvidenceCounts {
+    pub flows: usize,
+    pub packets: u64,
+}
+
+impl<W: Write> Sink for EvidenceSink<W> {
+    fn write(&mut self, run: &AuditRun) -> io::Result<()> {
+        let report = &run.report;
+        // Flow id → the packet comment.
+        let mut rules: BTreeMap<u64, Vec<String>> = BTreeMap::new();
+        for v in report.finding_views().filter(|v| v.rule.severity >= self.min_severity) {
+            rules
+                .entry(v.flow.id)
+                .or_default()
+                .push(format!("{} ({})", v.rule.id, v.rule.severity));
+        }
+        let mut comments: HashMap<u64, String> = HashMap::with_capacity(rules.len());
+        for flow in &report.flows {
+            let Some(rules) = rules.get(&flow.id) else { continue };
+            let remote = flow.remote().map_or_else(String::new, |r| match (r.ip, r.port) {
+                (std::net::IpAddr::V6(ip), Some(port)) => format!("; remote [{ip}]:{port}"),
+                (ip, Some(port)) => format!("; remote {ip}:{port}"),
+                (ip, None) => format!("; remote {ip}"),
+            });
+            comments.insert(flow.id, format!("xborder: {}{remote}", rules.join(", ")));
+        }
+        self.written = EvidenceCounts { flows: comments.len(), packets: 0 };
+        let mut pcapng = PcapngWriter::new(&mut self.out)?;
+        if comments.is_empty() {
+            return pcapng.out.flush();
+        }
+        // One table across the inputs, as the audit had.
+        let mut table = FlowTable::new(self.config.timeouts, self.config.local.clone());
+        if let Some(max) = self.config.max_flows {
+            table.set_max_flows(max);
+        }
+        table.log_frames();
+        let mut anomalies = AnomalyCounter::default();
+        let mut pending: HashMap<FrameRef, Held> = HashMap::new();
+        let attribute = |table: &mut FlowTable,
+                         pcapng: &mut PcapngWriter<&mut W>,
+                         pending: &mut HashMap<FrameRef, Held>,
+                         current: Option<(FrameRef, &capture::Packet<'_>)>|
+         -> io::Result<(bool, u64)> {
+            let (mut attributed, mut written) = (false, 0);
+            for (frame, id) in table.drain_frame_log() {
+                let is_current = current.is_some_and(|(at, _)| at == frame);
+                attributed |= is_current;
+                let Some(comment) = comments.get(&id) else { continue };
+                match current {
+                    Some((at, packet)) if at == frame => pcapng.packet(at.file, packet, comment)?,
+                    _ => match pending.remove(&frame) {
+                        Some(held) => pcapng.held(frame.file, &held, comment)?,
+                        None => continue,
+                    },
+                }
+                written += 1;
+            }
+            Ok((attributed, written))
+        };
+        for (index, input) in report.inputs.iter().enumerate() {
+            if input.format.is_none() {
+                continue;
+            }
+            let index = index as u32;
+            let changed = |what: String| {
+                io::Error::other(format!(
+                    "{}: {what} (the input changed since the audit read it)",
+                    input.path.display()
+                ))
+            };
+            let spec = InputSpec { path: input.path.clone(), from_directory: false };
+            let mut reader = match capture::open_capture(&spec) {
+                Ok(Opened::Reader(reader)) => reader,
+                Ok(Opened::Skipped(s)) => return Err(changed(s.reason)),
+                Err(e) => return Err(changed(e.to_string())),
+            };
+            let mut packets = 0;
+            loop {
+                let packet = match reader.next_packet() {
+                    Ok(Some(p)) => p,
+                    Ok(None) => break,
+                    // The audit stopped at the same damage and reported it.
+                    Err(_) if packets == input.packets => break,
+                    Err(e) => return Err(changed(e.to_string())),
+                };
+                packets += 1;
+                let at = FrameRef { file: index, frame: packet.frame };
+                let Decoded::Ip(ip, _) =
+                    decode::decode(packet.link_type, packet.data, packet.wire_len)
+                else {
+                    continue;
+                };
+                table.observe(&ip, packet.timestamp, at, &mut anomalies);
+                let (attributed, written) =
+                    attribute(&mut table, &mut pcapng, &mut pending, Some((at, &packet)))?;
+                self.written.packets += written;
+                // A fragment waiting for the first of its datagram: kept
+                // until the table says whose it is.
+                if !attributed && pending.len() < PENDING_FRAGMENTS {
+                    pending.insert(at, Held::of(&packet));
+                }
+                table.drain_finished();
+            }
+            if packets != input.packets {
+                return Err(changed(format!("{packets} packets, not {}", input.packets)));
+            }
+        }
+        // Fragments still waiting at the end go to their flows, as in the
+        // audit.
+        table.release_fragments(&mut anomalies);
+        let (_, written) = attribute(&mut table, &mut pcapng, &mut pending, None)?;
+        self.written.packets += written;
+        pcapng.out.flush()
+    }
+}
+
+/// A packet kept from an earlier frame.
+struct Held {
+    timestamp: crate::time::Timestamp,
+    link_type: LinkType,
+    interface: u32,
+    data: Vec<u8>,
+    wire_len: u32,
+}
+
+impl Held {
+    fn of(p: &capture::Packet<'_>) -> Self {
+        Self {
+            timestamp: p.timestamp,
+            link_type: p.link_type,
+            interface: p.interface,
+            data: p.data.to_vec(),
+            wire_len: p.wire_len,
+        }
+    }
+}
+
+const SECTION_HEADER: u32 = 0x0a0d_0d0a;
+const INTERFACE_DESCRIPTION: u32 = 1;
+const ENHANCED_PACKET: u32 = 6;
+
+/// A pcapng file: one section, interfaces described as they first appear.
+struct PcapngWriter<W: Write> {
+    out: W,
+    /// (input, interface of the input, link type) → interface of the file.
+    interfaces: HashMap<(u32, u32, u16), u32>,
+    block: Vec<u8>,
+}
+
+impl<W: Write> PcapngWriter<W> {
+    fn new(mut out: W) -> io::Result<Self> {
+        let mut body = Vec::new();
+        body.extend_from_slice(&0x1a2b_3c4du32.to_le_bytes());
+        body.extend_from_slice(&1u16.to_le_bytes());
+        body.extend_from_slice(&0u16.to_le_bytes());
+        // Section length: not given.
+        body.extend_from_slice(&u64::MAX.to_le_bytes());
+        let user_appl = concat!("xborder ", env!("CARGO_PKG_VERSION"));
+        push_option(&mut body, 4, user_appl.as_bytes());
+        push_option(&mut body, 0, &[]);
+        let mut block = Vec::new();
+        write_block(&mut block, SECTION_HEADER, &body);
+        out.write_all(&block)?;
+        Ok(Self { out, interfaces: HashMap::new(), block: Vec::new() })
+    }
+
+    /// The file's interface for `input`'s `interface`, described first if
+    /// new.
+    fn interface(&mut self, input: u32, interface: u32, link_type: LinkType) -> io::Result<u32> {
+        let key = (input, interface, link_type.0);
+        if let Some(&id) = self.interfaces.get(&key) {
+            return Ok(id);
+        }
+        let id = self.interfaces.len() as u32;
+        let mut body = Vec::new();
+        body.extend_from_slice(&link_type.0.to_le_bytes());
+        body.extend_from_slice(&0u16.to_le_bytes());
+        // Snapshot length: no limit.
+        body.extend_from_slice(&0u32.to_le_bytes());
+        push_option(&mut body, 9, &[9]);
+        let description = format!("xborder audit input {input}, interface {interface}");
+        push_option(&mut body, 3, description.as_bytes());
+        push_option(&mut body, 0, &[]);
+        self.block.clear();
+        write_block(&mut self.block, INTERFACE_DESCRIPTION, &body);
+        self.out.write_all(&self.block)?;
+        self.interfaces.insert(key, id);
+        Ok(id)
+    }
+
+    fn packet(&mut self, input: u32, p: &capture::Packet<'_>, comment: &str) -> io::Result<()> {
+        let id = self.interface(input, p.interface, p.link_type)?;
+        self.enhanced(id, p.timestamp, p.data, p.wire_len, comment)
+    }
+
+    fn held(&mut self, input: u32, p: &Held, comment: &str) -> io::Result<()> {
+        let id = self.interface(input, p.interface, p.link_type)?;
+        self.enhanced(id, p.timestamp, &p.data, p.wire_len, comment)
+    }
+
+    fn enhanced(
+        &mut self,
+        interface: u32,
+        ts: crate::time::Timestamp,
+        data: &[u8],
+        wire_len: u32,
+        comment: &str,
+    ) -> io::Result<()> {
+        // Nanoseconds since the epoch (if_tsresol 9); before 1970 is 0.
+        let ns = u64::try_from(ts.as_nanos()).unwrap_or(0);
+        let mut body = Vec::with_capacity(data.len() + comment.len() + 40);
+        body.extend_from_slice(&interface.to_le_bytes());
+        body.extend_from_slice(&((ns >> 32) as u32).to_le_bytes());
+        body.extend_from_slice(&(ns as u32).to_le_bytes());
+        body.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        body.extend_from_slice(&wire_len.to_le_bytes());
+        body.extend_from_slice(data);
+        body.resize(body.len().next_multiple_of(4), 0);
+        push_option(&mut body, 1, comment.as_bytes());
+        push_option(&mut body, 0, &[]);
+        self.block.clear();
+        write_block(&mut self.block, ENHANCED_PACKET, &body);
+        self.out.write_all(&self.block)
+    }
+}
+
+/// An option: code, length, value padded to 4 bytes. Values longer than
+/// an option can hold are cut (a comment never is in practice).
+fn push_option(body: &mut Vec<u8>, code: u16, value: &[u8]) {
+    let value = &value[..value.len().min(usize::from(u16::MAX) - 3)];
+    body.extend_from_slice(&code.to_le_bytes());
+    body.extend_from_slice(&(value.len() as u16).to_le_bytes());
+    body.extend_from_slice(value);
+    body.resize(body.len().next_multiple_of(4), 0);
+}
+
+/// A block: type, total length, body (a multiple of 4 bytes), length.
+fn write_block(out: &mut Vec<u8>, block_type: u32, body: &[u8]) {
+    let len = (12 + body.len()) as u32;
+    out.extend_from_slice(&block_type.to_le_bytes());
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(body);
+    out.extend_from_slice(&len.to_le_bytes());
+}
