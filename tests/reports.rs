@@ -329,3 +329,54 @@ fn rules_check_accepts_the_shipped_packs_and_warns() {
         )
     );
 }
+
+/// Flows to eight countries outside the EU's adequacy list: the headlines
+/// name the five with the most bytes and count the rest; each regime has
+/// its own line, and the JSON document carries the same.
+#[test]
+fn headlines_are_capped_and_given_per_rule_pack() {
+    use support::{ethernet, ip_packet, pcap, PcapFormat, Record, L4};
+    let countries = ["CN", "RU", "IR", "IN", "SG", "ZA", "TR", "VN"];
+    let dir = tempfile::tempdir().unwrap();
+    let mut overlay = String::new();
+    let mut records = Vec::new();
+    for (i, c) in countries.iter().enumerate() {
+        overlay.push_str(&format!(
+            "[[network]]\ncidr = \"198.51.100.{}/29\"\ncountry = \"{c}\"\nas_org = \"Net {c}\"\n",
+            i * 8
+        ));
+        // More bytes to the earlier countries.
+        let payload = vec![0u8; 100 * (countries.len() - i)];
+        let dst = format!("198.51.100.{}", i * 8 + 1);
+        let l4 = L4::Udp { sport: 40000 + i as u16, dport: 9000 };
+        let ip = ip_packet("10.1.0.5", &dst, l4, &payload);
+        records.push(Record::new(1_700_000_000_000_000_000 + i as i64, ethernet(&[], &ip)));
+    }
+    let overlay_path = dir.path().join("overlay.toml");
+    std::fs::write(&overlay_path, overlay).unwrap();
+    let capture = dir.path().join("eight.pcap");
+    std::fs::write(&capture, pcap(PcapFormat::new(1), &records)).unwrap();
+    let (c, o) = (capture.to_str().unwrap(), overlay_path.to_str().unwrap());
+
+    let out = xborder(&["audit", c, "--overlay", o]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let headline = text.split("\n\n").next().unwrap().replace('\n', " ");
+    assert!(
+        headline.starts_with("1 local host sent 3.")
+            && headline.contains(": CN (Net CN), RU (Net RU), IR (Net IR), IN (Net IN), SG (Net SG),")
+            && headline.ends_with(", and 3 more countries"),
+        "{headline}"
+    );
+    assert!(!headline.contains("ZA"), "{headline}");
+    assert!(text.contains("By rule pack\n"), "{text}");
+    assert!(text.contains("\n  eu-third-countries: 1 local host sent 3."), "{text}");
+    let json = xborder(&["audit", c, "--overlay", o, "--format", "json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let regimes = doc["headlines"].as_array().unwrap();
+    let eu = regimes.iter().find(|h| h["pack"] == "eu-third-countries").unwrap();
+    assert_eq!(eu["local_hosts"], 1);
+    assert_eq!(eu["countries"].as_array().unwrap().len(), 5);
+    assert_eq!(eu["more_countries"], 3);
+    assert_eq!(eu["countries"][0]["country"], "CN");
+    assert_eq!(eu["countries"][0]["operators"][0], "Net CN");
+}

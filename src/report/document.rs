@@ -8,7 +8,7 @@ use std::io::{self, Write};
 
 use serde_json::{json, Value};
 
-use super::findings::{aggregate, headline};
+use super::findings::{aggregate, headline, regime_headlines};
 use super::flows::{write_records, IntelJsonCache, Records};
 use super::AuditReport;
 
@@ -83,6 +83,10 @@ fn metadata(r: &AuditReport) -> io::Result<Vec<(&'static str, Value)>> {
         ("rule_packs", Value::Array(packs)),
         ("data", Value::Array(data)),
         ("headline", Value::String(headline(r))),
+        (
+            "headlines",
+            serde_json::to_value(regime_headlines(r)).map_err(io::Error::other)?,
+        ),
         (
             "totals",
             json!({

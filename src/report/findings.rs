@@ -163,10 +163,149 @@ pub fn aggregate(r: &AuditReport) -> Aggregates {
     a
 }
 
-/// One sentence a manager can read: who sent how much where.
+/// How many countries a headline names; the rest are "N more".
+pub const HEADLINE_COUNTRIES: usize = 5;
+/// How many operators a headline names per country.
+const HEADLINE_OPERATORS: usize = 3;
+
+/// The countries one group of restricted findings is about, each with its
+/// operators: who sent how much where.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Headline {
+    /// Local hosts with a restricted finding.
+    pub local_hosts: usize,
+    /// Bytes those flows sent (each flow counted once).
+    pub bytes_out: u64,
+    /// The countries, most bytes first, at most [`HEADLINE_COUNTRIES`].
+    pub countries: Vec<CountryShare>,
+    /// Countries left out.
+    pub more_countries: usize,
+}
+
+/// A country of a [`Headline`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct CountryShare {
+    /// ISO code, or `unknown`.
+    pub country: String,
+    pub bytes_out: u64,
+    /// Who the findings are about (vendor, provider or AS organisation),
+    /// most bytes first, at most three.
+    pub operators: Vec<String>,
+    pub more_operators: usize,
+}
+
+impl Headline {
+    /// Of the restricted findings `views` holds (each flow counted once
+    /// per country).
+    fn of<'a>(views: impl Iterator<Item = FindingView<'a>>) -> Self {
+        #[derive(Default)]
+        struct Share {
+            bytes: u64,
+            operators: HashMap<String, u64>,
+        }
+        let mut hosts = BTreeSet::new();
+        let mut flows = BTreeSet::new();
+        let mut bytes_out = 0;
+        let mut countries: HashMap<String, Share> = HashMap::new();
+        let mut seen = BTreeSet::new();
+        for v in views.filter(|v| v.rule.severity >= RESTRICTED) {
+            hosts.insert(v.sides.local.ip);
+            if flows.insert(v.finding.flow) {
+                bytes_out += v.sides.sent.bytes;
+            }
+            let country =
+                v.finding.country.map_or_else(|| "unknown".to_owned(), |c| c.to_string());
+            if !seen.insert((country.clone(), v.finding.flow)) {
+                continue;
+            }
+            let c = countries.entry(country).or_default();
+            c.bytes += v.sides.sent.bytes;
+            let operator = v.subject().unwrap_or("unattributed").to_owned();
+            *c.operators.entry(operator).or_default() += v.sides.sent.bytes;
+        }
+        let mut countries: Vec<(String, Share)> = countries.into_iter().collect();
+        countries.sort_by(|a, b| b.1.bytes.cmp(&a.1.bytes).then_with(|| a.0.cmp(&b.0)));
+        let more_countries = countries.len().saturating_sub(HEADLINE_COUNTRIES);
+        let countries = countries
+            .into_iter()
+            .take(HEADLINE_COUNTRIES)
+            .map(|(country, share)| {
+                let mut ops: Vec<(String, u64)> = share.operators.into_iter().collect();
+                ops.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+                let more_operators = ops.len().saturating_sub(HEADLINE_OPERATORS);
+                let operators = ops.into_iter().take(HEADLINE_OPERATORS).map(|(n, _)| n).collect();
+                CountryShare { country, bytes_out: share.bytes, operators, more_operators }
+            })
+            .collect();
+        Headline { local_hosts: hosts.len(), bytes_out, countries, more_countries }
+    }
+
+    /// "CN (A, B, 2 more), RU (C), and 3 more countries".
+    pub fn places(&self) -> String {
+        let mut parts: Vec<String> = self
+            .countries
+            .iter()
+            .map(|c| {
+                let mut names = c.operators.clone();
+                if c.more_operators > 0 {
+                    names.push(format!("{} more", c.more_operators));
+                }
+                format!("{} ({})", c.country, names.join(", "))
+            })
+            .collect();
+        if self.more_countries > 0 {
+            parts.push(format!(
+                "and {} more countr{}",
+                self.more_countries,
+                if self.more_countries == 1 { "y" } else { "ies" }
+            ));
+        }
+        parts.join(", ")
+    }
+}
+
+/// The headline of one rule pack (one regime).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RegimeHeadline {
+    pub pack: String,
+    /// The sentence, as the text report prints it.
+    pub text: String,
+    #[serde(flatten)]
+    pub headline: Headline,
+}
+
+/// One headline per rule pack with restricted findings, in pack order:
+/// GDPR third countries and US foreign adversaries are different
+/// questions, and each gets its own answer.
+pub fn regime_headlines(r: &AuditReport) -> Vec<RegimeHeadline> {
+    r.policy
+        .packs
+        .iter()
+        .enumerate()
+        .filter_map(|(index, pack)| {
+            let views = r.finding_views().filter(|v| v.finding.matched.pack == index);
+            let h = Headline::of(views);
+            (h.local_hosts > 0).then(|| RegimeHeadline {
+                pack: pack.name.clone(),
+                text: format!(
+                    "{}: {} local host{} sent {} to {}",
+                    pack.name,
+                    grouped(h.local_hosts as u64),
+                    plural(h.local_hosts),
+                    human_bytes(h.bytes_out),
+                    h.places()
+                ),
+                headline: h,
+            })
+        })
+        .collect()
+}
+
+/// One sentence a manager can read: who sent how much where, over every
+/// pack (at most [`HEADLINE_COUNTRIES`] countries are named).
 pub fn headline(r: &AuditReport) -> String {
-    let flagged = flagged_flows(r);
-    if flagged.is_empty() {
+    let h = Headline::of(r.finding_views());
+    if h.local_hosts == 0 {
         let a = aggregate(r);
         let info = r.findings.len();
         return format!(
@@ -182,52 +321,12 @@ pub fn headline(r: &AuditReport) -> String {
             }
         );
     }
-    let mut hosts = BTreeSet::new();
-    let mut bytes = 0;
-    for &i in &flagged {
-        let s = r.flows[i].sides();
-        hosts.insert(s.local.ip);
-        bytes += s.sent.bytes;
-    }
-    // Country → operator → bytes, each flow counted once per country.
-    #[derive(Default)]
-    struct Share {
-        bytes: u64,
-        operators: HashMap<String, u64>,
-    }
-    let mut countries: HashMap<String, Share> = HashMap::new();
-    let mut seen = BTreeSet::new();
-    for v in r.finding_views().filter(|v| v.rule.severity >= RESTRICTED) {
-        let country = v.finding.country.map_or_else(|| "unknown".to_owned(), |c| c.to_string());
-        if !seen.insert((country.clone(), v.finding.flow)) {
-            continue;
-        }
-        let c = countries.entry(country).or_default();
-        c.bytes += v.sides.sent.bytes;
-        let operator = v.subject().unwrap_or("unattributed").to_owned();
-        *c.operators.entry(operator).or_default() += v.sides.sent.bytes;
-    }
-    let mut countries: Vec<(String, Share)> = countries.into_iter().collect();
-    countries.sort_by(|a, b| b.1.bytes.cmp(&a.1.bytes).then_with(|| a.0.cmp(&b.0)));
-    let parts: Vec<String> = countries
-        .into_iter()
-        .map(|(country, share)| {
-            let mut ops: Vec<(String, u64)> = share.operators.into_iter().collect();
-            ops.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-            let more = ops.len().saturating_sub(3);
-            let mut names: Vec<String> = ops.into_iter().take(3).map(|(n, _)| n).collect();
-            if more > 0 {
-                names.push(format!("{more} more"));
-            }
-            format!("{country} ({})", names.join(", "))
-        })
-        .collect();
     format!(
         "{} local host{} sent {} to endpoints in or under restricted jurisdictions: {}",
-        grouped(hosts.len() as u64),
-        plural(hosts.len()),
-        human_bytes(bytes),
-        parts.join(", ")
+        grouped(h.local_hosts as u64),
+        plural(h.local_hosts),
+        human_bytes(h.bytes_out),
+        h.places()
     )
 }
 

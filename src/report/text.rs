@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 use std::net::IpAddr;
 
-use super::findings::{headline, FindingView};
+use super::findings::{headline, regime_headlines, FindingView};
 use super::summary::{self, grouped, human_bytes};
 use super::AuditReport;
 use crate::policy::Severity;
@@ -41,11 +41,18 @@ fn paint(colour: bool, severity: Severity, text: &str) -> String {
 
 /// Word-wraps `text` to [`WIDTH`] columns, each line indented by `indent`.
 fn wrap(s: &mut String, indent: usize, text: &str) {
+    wrap_hanging(s, indent, indent, text);
+}
+
+/// [`wrap`], the lines after the first indented by `rest`.
+fn wrap_hanging(s: &mut String, first: usize, rest: usize, text: &str) {
     let mut line = String::new();
+    let mut indent = first;
     for word in text.split_whitespace() {
         if !line.is_empty() && indent + line.chars().count() + 1 + word.chars().count() > WIDTH {
             let _ = writeln!(s, "{:indent$}{line}", "");
             line.clear();
+            indent = rest;
         }
         if !line.is_empty() {
             line.push(' ');
@@ -87,6 +94,14 @@ struct Host<'a> {
 
 fn write_report(r: &AuditReport, colour: bool, s: &mut String) -> std::fmt::Result {
     wrap(s, 0, &headline(r));
+    // Each regime's own answer, when there is more than the one above.
+    let regimes = regime_headlines(r);
+    if regimes.len() > 1 {
+        writeln!(s, "\nBy rule pack")?;
+        for h in &regimes {
+            wrap_hanging(s, 2, 4, &h.text);
+        }
+    }
     writeln!(s)?;
     let counts = r.severity_counts();
     let total: usize = counts.iter().map(|(_, n)| n).sum();
