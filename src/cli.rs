@@ -332,6 +332,9 @@ pub enum ReportFormat {
     Jsonl,
     /// One row per finding.
     Csv,
+    /// One self-contained HTML page to hand on (charts, a sortable and
+    /// filterable findings table; nothing fetched).
+    Html,
 }
 
 impl From<ReportFormat> for xborder::pipeline::ReportFormat {
@@ -341,6 +344,7 @@ impl From<ReportFormat> for xborder::pipeline::ReportFormat {
             ReportFormat::Json => Self::Json,
             ReportFormat::Jsonl => Self::Jsonl,
             ReportFormat::Csv => Self::Csv,
+            ReportFormat::Html => Self::Html,
         }
     }
 }

@@ -17,7 +17,7 @@ use xborder::live::{
     self, CaptureOptions, Event, Knowledge, LiveCapture, Loader, Settings, Signals,
 };
 use xborder::policy::Severity;
-use xborder::report::{document, findings, text, AuditReport};
+use xborder::report::{document, findings, html, text, AuditReport};
 
 use crate::cli::LiveArgs;
 use crate::{config, flow_settings, load_policy};
@@ -226,7 +226,7 @@ impl Outputs {
         Ok(())
     }
 
-    /// Writes a report as json and text, each atomically; without a report
+    /// Writes a report as json, text and html, each atomically; without a report
     /// directory only the last report's headline goes to the log.
     fn report(&mut self, report: &AuditReport) -> anyhow::Result<()> {
         let last = report.live.as_ref().is_some_and(|l| l.last);
@@ -249,6 +249,10 @@ impl Outputs {
         write_atomically(&dir.join(format!("{base}.json")), &json)
             .with_context(|| format!("{}: cannot write the report", dir.display()))?;
         write_atomically(&dir.join(format!("{base}.txt")), text::render(report, false).as_bytes())
+            .with_context(|| format!("{}: cannot write the report", dir.display()))?;
+        let mut page = Vec::new();
+        html::write_html(report, &mut page)?;
+        write_atomically(&dir.join(format!("{base}.html")), &page)
             .with_context(|| format!("{}: cannot write the report", dir.display()))?;
         if last {
             warn!("xborder: {}", findings::headline(report));

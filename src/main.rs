@@ -161,7 +161,7 @@ fn run_audit(args: &AuditArgs) -> anyhow::Result<ExitCode> {
     let a = &args.analysis;
     let (timeouts, local) = flow_settings(a);
     let format: ReportFormat = args.format.into();
-    if args.flows && matches!(format, ReportFormat::Text | ReportFormat::Csv) {
+    if args.flows && matches!(format, ReportFormat::Text | ReportFormat::Csv | ReportFormat::Html) {
         anyhow::bail!("--flows needs --format jsonl or json");
     }
     let progress = Arc::new(pipeline::AuditProgress::default());

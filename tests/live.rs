@@ -407,6 +407,13 @@ fn live_capture_alerts_reports_reloads_and_stops_cleanly() {
     assert_eq!(doc["live"]["final_report"], true);
     assert_eq!(doc["live"]["stats"]["queue_dropped"], 0);
     assert_eq!(doc["live"]["stats"]["kernel_dropped"], 0);
+    // The same period as a page to hand on, beside the json and text.
+    let page = read(&last.with_extension("html"));
+    assert!(
+        page.starts_with("<!DOCTYPE html>") && page.contains("xborder live on "),
+        "{page:.200}"
+    );
+    assert!(last.with_extension("txt").exists());
     drop(net);
 }
 

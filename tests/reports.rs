@@ -363,7 +363,8 @@ fn headlines_are_capped_and_given_per_rule_pack() {
     let headline = text.split("\n\n").next().unwrap().replace('\n', " ");
     assert!(
         headline.starts_with("1 local host sent 3.")
-            && headline.contains(": CN (Net CN), RU (Net RU), IR (Net IR), IN (Net IN), SG (Net SG),")
+            && headline
+                .contains(": CN (Net CN), RU (Net RU), IR (Net IR), IN (Net IN), SG (Net SG),")
             && headline.ends_with(", and 3 more countries"),
         "{headline}"
     );

@@ -8,7 +8,7 @@ use std::io::{self, Write};
 
 use super::AuditRun;
 use crate::report::flows::{self, Records};
-use crate::report::{document, findings, text};
+use crate::report::{document, findings, html, text};
 
 /// An output of the audit.
 pub trait Sink {
@@ -27,6 +27,9 @@ pub enum ReportFormat {
     Jsonl,
     /// One row per finding.
     Csv,
+    /// One self-contained page: headlines per rule pack, charts, the
+    /// findings table, rule packs, data and summary.
+    Html,
 }
 
 impl ReportFormat {
@@ -58,6 +61,7 @@ impl<W: Write> Sink for ReportSink<W> {
                 flows::write_jsonl(report, json, records, out)
             }
             ReportFormat::Csv => findings::write_csv(report, out),
+            ReportFormat::Html => html::write_html(report, out),
         }?;
         out.flush()
     }

@@ -83,10 +83,7 @@ fn metadata(r: &AuditReport) -> io::Result<Vec<(&'static str, Value)>> {
         ("rule_packs", Value::Array(packs)),
         ("data", Value::Array(data)),
         ("headline", Value::String(headline(r))),
-        (
-            "headlines",
-            serde_json::to_value(regime_headlines(r)).map_err(io::Error::other)?,
-        ),
+        ("headlines", serde_json::to_value(regime_headlines(r)).map_err(io::Error::other)?),
         (
             "totals",
             json!({

@@ -213,8 +213,7 @@ impl Headline {
             if flows.insert(v.finding.flow) {
                 bytes_out += v.sides.sent.bytes;
             }
-            let country =
-                v.finding.country.map_or_else(|| "unknown".to_owned(), |c| c.to_string());
+            let country = v.finding.country.map_or_else(|| "unknown".to_owned(), |c| c.to_string());
             if !seen.insert((country.clone(), v.finding.flow)) {
                 continue;
             }

@@ -5,11 +5,12 @@
 //! - [`flows`]: flow and finding records as JSON lines (schema in README.md);
 //! - [`findings`]: the headline, aggregates and CSV of findings;
 //! - [`text`]: the report for people; [`document`]: the same as one JSON
-//!   document for machines.
+//!   document for machines; [`html`]: one self-contained page to hand on.
 
 pub mod document;
 pub mod findings;
 pub mod flows;
+pub mod html;
 pub mod json;
 pub mod summary;
 pub mod text;

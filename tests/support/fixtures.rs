@@ -296,7 +296,7 @@ fn dns_response(query: &str, canonical: &str, ip: [u8; 4]) -> Vec<u8> {
 }
 
 /// TCP with an explicit sequence number.
-fn tcp_seq(
+pub fn tcp_seq(
     src: &str,
     dst: &str,
     sport: u16,
