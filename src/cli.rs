@@ -309,6 +309,17 @@ pub struct LiveArgs {
     #[arg(long, value_name = "N", default_value_t = 1_000_000)]
     pub max_flows: usize,
 
+    /// Keep the packets of flagged flows, from their first packet on, in
+    /// rotating pcapng files in DIR (each packet commented with its
+    /// findings; the alert names the file).
+    #[arg(long, value_name = "DIR")]
+    pub evidence_dir: Option<PathBuf>,
+
+    /// The evidence files together stay under this many bytes: the oldest
+    /// are deleted (their packets counted as dropped).
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 30, requires = "evidence_dir")]
+    pub evidence_max_bytes: u64,
+
     /// How long after a flow's first packet its early alert is decided
     /// (its names are known by then).
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration)]

@@ -14,7 +14,8 @@ use anyhow::Context;
 
 use xborder::files::write_atomically;
 use xborder::live::{
-    self, CaptureOptions, Event, Knowledge, LiveCapture, Loader, Settings, Signals,
+    self, CaptureOptions, Event, EvidenceSettings, Knowledge, LiveCapture, Loader, Settings,
+    Signals,
 };
 use xborder::policy::Severity;
 use xborder::report::{document, findings, html, text, AuditReport};
@@ -78,6 +79,10 @@ pub fn run_live(args: &LiveArgs) -> anyhow::Result<ExitCode> {
         report_every: args.report_every,
         stats_every: args.stats_every,
         queue_batches: PACKET_QUEUE,
+        evidence: args
+            .evidence_dir
+            .as_ref()
+            .map(|dir| EvidenceSettings { dir: dir.clone(), max_bytes: args.evidence_max_bytes }),
     };
     warn!(
         "xborder: capturing on {} (link type {}){}",

@@ -276,6 +276,8 @@ fn live_capture_alerts_reports_reloads_and_stops_cleanly() {
             "1s",
             "--report-dir",
             &path(&reports),
+            "--evidence-dir",
+            &path(&d.join("evidence")),
         ])
         .args(["--stats-every", "1s", "--bpf", "ip or ip6"])
         .args(["--syslog", "--syslog-socket", &path(&syslog_path)])
@@ -407,6 +409,54 @@ fn live_capture_alerts_reports_reloads_and_stops_cleanly() {
     assert_eq!(doc["live"]["final_report"], true);
     assert_eq!(doc["live"]["stats"]["queue_dropped"], 0);
     assert_eq!(doc["live"]["stats"]["kernel_dropped"], 0);
+    // Evidence: the early alerts name their file, which holds every packet
+    // of those flows, as the final report counted them.
+    assert_eq!(doc["live"]["stats"]["evidence_dropped"], 0);
+    let early: Vec<Value> = alerts(&alerts_file)
+        .into_iter()
+        .filter(|a| a["xborder"]["finding"]["phase"] == "early")
+        .collect();
+    assert!(early.iter().all(|a| a["file"]["path"]
+        .as_str()
+        .is_some_and(|p| p.contains("/evidence/xborder-evidence-"))));
+    let key = |f: &Value| {
+        (
+            f["source"]["port"].as_u64().unwrap(),
+            f["destination"]["ip"].as_str().unwrap().to_owned(),
+            f["destination"]["port"].as_u64().unwrap(),
+        )
+    };
+    let early: std::collections::BTreeSet<_> = early.iter().map(key).collect();
+    let flow = |f: &Value| {
+        let (sport, ip, dport) = key(f);
+        (sport, ip, dport, f["network"]["packets"].as_u64().unwrap())
+    };
+    let mut reported: Vec<_> = Vec::new();
+    for p in listing().iter().filter(|p| p.extension().is_some_and(|e| e == "json")) {
+        let doc: Value = serde_json::from_str(&read(p)).unwrap();
+        let findings = doc["findings"].as_array().unwrap();
+        reported.extend(findings.iter().filter(|f| early.contains(&key(f))).map(flow));
+    }
+    reported.sort();
+    reported.dedup();
+    let mut files: Vec<String> = std::fs::read_dir(d.join("evidence"))
+        .unwrap()
+        .map(|e| e.unwrap().path().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    let mut args = vec!["audit", "--no-intel", "--format", "jsonl", "--flows"];
+    args.extend(files.iter().map(String::as_str));
+    let out = Command::new(env!("CARGO_BIN_EXE_xborder")).args(&args).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut kept: Vec<_> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| flow(&serde_json::from_str::<Value>(l).unwrap()))
+        .collect();
+    kept.sort();
+    // The four TCP flows and the UDP one after the reload.
+    assert_eq!(kept.len(), 5, "{kept:?}");
+    assert_eq!(kept, reported, "early alerts: {early:?}");
+
     // The same period as a page to hand on, beside the json and text.
     let page = read(&last.with_extension("html"));
     assert!(

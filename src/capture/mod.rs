@@ -11,6 +11,7 @@ mod error;
 mod inputs;
 mod pcap;
 mod pcapng;
+mod writer;
 
 pub use block_reader::BlockReader;
 pub use error::CaptureError;
@@ -18,6 +19,7 @@ pub use inputs::{
     expand_inputs, open_capture, open_capture_counting, open_stream, Expanded, InputSpec, Opened,
     Skipped,
 };
+pub use writer::PcapngWriter;
 
 use crate::time::Timestamp;
 

@@ -13,8 +13,10 @@
 //! wall clock.
 
 mod capture;
+mod evidence;
 
 pub use capture::{CaptureOptions, LiveCapture};
+pub use evidence::EvidenceSettings;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
@@ -26,6 +28,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use capture::{capture_loop, Batch, CaptureCounters};
+use evidence::LiveEvidence;
 
 use crate::decode::FrameRef;
 use crate::flow::{FlowKey, FlowRecord, FlowTable, FlowTimeouts, LocalNetworks};
@@ -47,6 +50,8 @@ pub enum LiveError {
     Filter { filter: String, message: String },
     #[error("capture stopped: {0}")]
     Stopped(String),
+    #[error("{dir}: cannot keep evidence there: {message}")]
+    Evidence { dir: String, message: String },
 }
 
 /// What the analysis knows: the rules and the intelligence. Replaced as a
@@ -75,6 +80,8 @@ pub struct Settings {
     pub stats_every: Option<Duration>,
     /// Batches (of up to 256 packets) the capture queue holds.
     pub queue_batches: usize,
+    /// Keep the packets of flagged flows (`--evidence-dir`).
+    pub evidence: Option<EvidenceSettings>,
 }
 
 /// Requests from signal handlers.
@@ -123,6 +130,7 @@ struct Analysis {
     events: SyncSender<Event>,
     alerts: Arc<AtomicU64>,
     alerts_dropped: Arc<AtomicU64>,
+    evidence: Option<LiveEvidence>,
 }
 
 /// Runs until `signals.stop` is set (or the capture fails), then ends every
@@ -139,6 +147,12 @@ pub fn run(
     let counters = Arc::new(CaptureCounters::default());
     let link_type = capture.link_type;
     let interface = capture.interface.clone();
+    let evidence = match &settings.evidence {
+        Some(e) => Some(LiveEvidence::open(e.clone(), link_type).map_err(|err| {
+            LiveError::Evidence { dir: e.dir.display().to_string(), message: err.to_string() }
+        })?),
+        None => None,
+    };
     // libpcap may wait in poll() past its timeout while no packet comes
     // (Linux, TPACKET_V3): a stop must break its loop.
     let mut capture = capture;
@@ -153,6 +167,9 @@ pub fn run(
     let mut table = FlowTable::new(settings.timeouts, settings.local.clone());
     table.set_max_flows(settings.max_flows);
     table.track_started();
+    if evidence.is_some() {
+        table.log_frames();
+    }
     let mut file = Vec::new();
     escape_into(&mut file, &interface);
     let mut a = Analysis {
@@ -170,6 +187,7 @@ pub fn run(
         events,
         alerts: Arc::new(AtomicU64::new(0)),
         alerts_dropped: Arc::new(AtomicU64::new(0)),
+        evidence,
     };
     a.analyse(link_type, &batches, &loader, &signals, &counters, &breaker);
     let failure = capture_thread.join().ok().flatten();
@@ -184,6 +202,7 @@ pub fn run(
         a.finished(f);
     }
     a.period.anomalies = anomalies;
+    a.flush_evidence();
     let stats = a.stats(&counters);
     a.report(stats, true, peak);
     match failure {
@@ -223,6 +242,7 @@ impl Analysis {
                 continue;
             }
             housekeeping = Instant::now();
+            self.flush_evidence();
             let now = trace.0.plus(trace.1.elapsed());
             self.table.expire(now, &mut self.period.anomalies);
             for (key, id, start) in self.table.take_started() {
@@ -308,6 +328,22 @@ impl Analysis {
                 unsupported: &mut self.period.unsupported_link_types,
             };
             observe_frame(frame, &mut self.table, self.names.as_mut(), counts);
+            if let Some(ev) = &mut self.evidence {
+                let at = FrameRef { file: 0, frame: self.frames };
+                let mut failed = None;
+                for (frame, id) in self.table.drain_frame_log() {
+                    // A fragment that waited for its datagram's first is
+                    // gone by now: not kept.
+                    if frame == at {
+                        if let Err(e) = ev.packet(id, ts, data, wire_len) {
+                            failed = Some(e);
+                        }
+                    }
+                }
+                if let Some(e) = failed {
+                    self.evidence_failed(&e);
+                }
+            }
             last = Some(ts);
         }
         last
@@ -323,6 +359,8 @@ impl Analysis {
             evicted_flows: self.table.evicted(),
             alerts: self.alerts.load(Ordering::Relaxed),
             alerts_dropped: self.alerts_dropped.load(Ordering::Relaxed),
+            evidence_packets: self.evidence.as_ref().map_or(0, |e| e.written),
+            evidence_dropped: self.evidence.as_ref().map_or(0, |e| e.dropped),
         }
     }
 
@@ -357,7 +395,11 @@ impl Analysis {
         let remote = flow.remote().map(|r| r.ip);
         let names = self.names.as_ref().map(|n| n.peek(id, remote, flow.start));
         let vendor = self.vendor(names.as_ref());
-        self.alert(&flow, names.as_ref(), vendor.as_ref(), true);
+        if !self.alert(&flow, names.as_ref(), vendor.as_ref(), true) {
+            if let Some(ev) = &mut self.evidence {
+                ev.cleared(id);
+            }
+        }
     }
 
     /// The vendor of a flow's names (`None` without intelligence).
@@ -372,6 +414,9 @@ impl Analysis {
         let names = self.names.as_mut().map(|n| n.finish(flow.id, remote, flow.start));
         let vendor = self.vendor(names.as_ref());
         self.alert(&flow, names.as_ref(), vendor.as_ref(), false);
+        if let Some(ev) = &mut self.evidence {
+            ev.ended(flow.id);
+        }
         if let Some(v) = vendor {
             self.period.vendors.insert(flow.id, v);
         }
@@ -392,13 +437,14 @@ impl Analysis {
         names: Option<&FlowNames>,
         vendor: Option<&VendorMatch>,
         early: bool,
-    ) {
+    ) -> bool {
         let intel = flow.remote().and_then(|r| self.intel(r.ip));
         let facts = FlowFacts { flow, intel: intel.as_deref(), names, vendor };
         let matches = self.knowledge.policy.evaluate(&facts);
         if matches.is_empty() {
-            return;
+            return false;
         }
+        let evidence_file = self.evidence_of(flow, &matches);
         let intel_json = intel.as_deref().map(IntelJson::new);
         for matched in matches {
             let (pack, rule) = self.knowledge.policy.rule(&matched);
@@ -430,8 +476,61 @@ impl Analysis {
                 vendor,
                 Some(&view),
             );
+            if let Some(file) = &evidence_file {
+                // ECS `file.path`: where the flow's packets are.
+                if line.pop() == Some(b'}') {
+                    line.extend_from_slice(b",\"file\":{\"path\":");
+                    escape_into(&mut line, &file.to_string_lossy());
+                    line.extend_from_slice(b"}}");
+                }
+            }
             self.alerts.fetch_add(1, Ordering::Relaxed);
             self.send(Event::Alert(line, severity));
+        }
+        true
+    }
+
+    /// Flow `flow` has alerts: its evidence is kept; the file holding it.
+    fn evidence_of(
+        &mut self,
+        flow: &FlowRecord,
+        matches: &[crate::policy::RuleMatch],
+    ) -> Option<Arc<Path>> {
+        self.evidence.as_ref()?;
+        let rules: Vec<String> = matches
+            .iter()
+            .map(|m| {
+                let (_, rule) = self.knowledge.policy.rule(m);
+                format!("{} ({})", rule.id, rule.severity)
+            })
+            .collect();
+        let remote = flow.remote().map_or_else(String::new, |r| match (r.ip, r.port) {
+            (IpAddr::V6(ip), Some(port)) => format!("; remote [{ip}]:{port}"),
+            (ip, Some(port)) => format!("; remote {ip}:{port}"),
+            (ip, None) => format!("; remote {ip}"),
+        });
+        let comment = format!("xborder: {}{remote}", rules.join(", "));
+        let result = self.evidence.as_mut()?.flagged(flow.id, &comment);
+        match result {
+            Ok(file) => file,
+            Err(e) => {
+                self.evidence_failed(&e);
+                None
+            }
+        }
+    }
+
+    fn flush_evidence(&mut self) {
+        if let Some(Err(e)) = self.evidence.as_mut().map(LiveEvidence::flush) {
+            self.evidence_failed(&e);
+        }
+    }
+
+    /// Writing evidence failed (a full disk): said once, and no more is
+    /// kept; capture and alerts go on.
+    fn evidence_failed(&mut self, e: &std::io::Error) {
+        if self.evidence.take().is_some() {
+            self.log(format!("evidence: {e}; no more evidence is kept"));
         }
     }
 

@@ -23,7 +23,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Write};
 
 use super::{AuditConfig, AuditRun, Sink};
-use crate::capture::{self, InputSpec, LinkType, Opened};
+use crate::capture::{self, InputSpec, LinkType, Opened, PcapngWriter};
 use crate::decode::{self, AnomalyCounter, Decoded, FrameRef};
 use crate::flow::FlowTable;
 use crate::policy::Severity;
@@ -72,9 +72,9 @@ impl<W: Write> Sink for EvidenceSink<W> {
             comments.insert(flow.id, format!("xborder: {}{remote}", rules.join(", ")));
         }
         self.written = EvidenceCounts { flows: comments.len(), packets: 0 };
-        let mut pcapng = PcapngWriter::new(&mut self.out)?;
+        let mut pcapng = EvidenceFile { out: PcapngWriter::new(&mut self.out)? };
         if comments.is_empty() {
-            return pcapng.out.flush();
+            return pcapng.out.out.flush();
         }
         // One table across the inputs, as the audit had.
         let mut table = FlowTable::new(self.config.timeouts, self.config.local.clone());
@@ -85,7 +85,7 @@ impl<W: Write> Sink for EvidenceSink<W> {
         let mut anomalies = AnomalyCounter::default();
         let mut pending: HashMap<FrameRef, Held> = HashMap::new();
         let attribute = |table: &mut FlowTable,
-                         pcapng: &mut PcapngWriter<&mut W>,
+                         pcapng: &mut EvidenceFile<&mut W>,
                          pending: &mut HashMap<FrameRef, Held>,
                          current: Option<(FrameRef, &capture::Packet<'_>)>|
          -> io::Result<(bool, u64)> {
@@ -158,7 +158,7 @@ impl<W: Write> Sink for EvidenceSink<W> {
         table.release_fragments(&mut anomalies);
         let (_, written) = attribute(&mut table, &mut pcapng, &mut pending, None)?;
         self.written.packets += written;
-        pcapng.out.flush()
+        pcapng.out.out.flush()
     }
 }
 
@@ -183,110 +183,24 @@ impl Held {
     }
 }
 
-const SECTION_HEADER: u32 = 0x0a0d_0d0a;
-const INTERFACE_DESCRIPTION: u32 = 1;
-const ENHANCED_PACKET: u32 = 6;
-
-/// A pcapng file: one section, interfaces described as they first appear.
-struct PcapngWriter<W: Write> {
-    out: W,
-    /// (input, interface of the input, link type) → interface of the file.
-    interfaces: HashMap<(u32, u32, u16), u32>,
-    block: Vec<u8>,
+/// The evidence file: an interface per (input, interface, link type).
+struct EvidenceFile<W: Write> {
+    out: PcapngWriter<W>,
 }
 
-impl<W: Write> PcapngWriter<W> {
-    fn new(mut out: W) -> io::Result<Self> {
-        let mut body = Vec::new();
-        body.extend_from_slice(&0x1a2b_3c4du32.to_le_bytes());
-        body.extend_from_slice(&1u16.to_le_bytes());
-        body.extend_from_slice(&0u16.to_le_bytes());
-        // Section length: not given.
-        body.extend_from_slice(&u64::MAX.to_le_bytes());
-        let user_appl = concat!("xborder ", env!("CARGO_PKG_VERSION"));
-        push_option(&mut body, 4, user_appl.as_bytes());
-        push_option(&mut body, 0, &[]);
-        let mut block = Vec::new();
-        write_block(&mut block, SECTION_HEADER, &body);
-        out.write_all(&block)?;
-        Ok(Self { out, interfaces: HashMap::new(), block: Vec::new() })
-    }
-
-    /// The file's interface for `input`'s `interface`, described first if
-    /// new.
+impl<W: Write> EvidenceFile<W> {
     fn interface(&mut self, input: u32, interface: u32, link_type: LinkType) -> io::Result<u32> {
-        let key = (input, interface, link_type.0);
-        if let Some(&id) = self.interfaces.get(&key) {
-            return Ok(id);
-        }
-        let id = self.interfaces.len() as u32;
-        let mut body = Vec::new();
-        body.extend_from_slice(&link_type.0.to_le_bytes());
-        body.extend_from_slice(&0u16.to_le_bytes());
-        // Snapshot length: no limit.
-        body.extend_from_slice(&0u32.to_le_bytes());
-        push_option(&mut body, 9, &[9]);
-        let description = format!("xborder audit input {input}, interface {interface}");
-        push_option(&mut body, 3, description.as_bytes());
-        push_option(&mut body, 0, &[]);
-        self.block.clear();
-        write_block(&mut self.block, INTERFACE_DESCRIPTION, &body);
-        self.out.write_all(&self.block)?;
-        self.interfaces.insert(key, id);
-        Ok(id)
+        let description = || format!("xborder audit input {input}, interface {interface}");
+        self.out.interface((input, interface, link_type.0), link_type, description)
     }
 
     fn packet(&mut self, input: u32, p: &capture::Packet<'_>, comment: &str) -> io::Result<()> {
         let id = self.interface(input, p.interface, p.link_type)?;
-        self.enhanced(id, p.timestamp, p.data, p.wire_len, comment)
+        self.out.packet(id, p.timestamp, p.data, p.wire_len, comment)
     }
 
     fn held(&mut self, input: u32, p: &Held, comment: &str) -> io::Result<()> {
         let id = self.interface(input, p.interface, p.link_type)?;
-        self.enhanced(id, p.timestamp, &p.data, p.wire_len, comment)
+        self.out.packet(id, p.timestamp, &p.data, p.wire_len, comment)
     }
-
-    fn enhanced(
-        &mut self,
-        interface: u32,
-        ts: crate::time::Timestamp,
-        data: &[u8],
-        wire_len: u32,
-        comment: &str,
-    ) -> io::Result<()> {
-        // Nanoseconds since the epoch (if_tsresol 9); before 1970 is 0.
-        let ns = u64::try_from(ts.as_nanos()).unwrap_or(0);
-        let mut body = Vec::with_capacity(data.len() + comment.len() + 40);
-        body.extend_from_slice(&interface.to_le_bytes());
-        body.extend_from_slice(&((ns >> 32) as u32).to_le_bytes());
-        body.extend_from_slice(&(ns as u32).to_le_bytes());
-        body.extend_from_slice(&(data.len() as u32).to_le_bytes());
-        body.extend_from_slice(&wire_len.to_le_bytes());
-        body.extend_from_slice(data);
-        body.resize(body.len().next_multiple_of(4), 0);
-        push_option(&mut body, 1, comment.as_bytes());
-        push_option(&mut body, 0, &[]);
-        self.block.clear();
-        write_block(&mut self.block, ENHANCED_PACKET, &body);
-        self.out.write_all(&self.block)
-    }
-}
-
-/// An option: code, length, value padded to 4 bytes. Values longer than
-/// an option can hold are cut (a comment never is in practice).
-fn push_option(body: &mut Vec<u8>, code: u16, value: &[u8]) {
-    let value = &value[..value.len().min(usize::from(u16::MAX) - 3)];
-    body.extend_from_slice(&code.to_le_bytes());
-    body.extend_from_slice(&(value.len() as u16).to_le_bytes());
-    body.extend_from_slice(value);
-    body.resize(body.len().next_multiple_of(4), 0);
-}
-
-/// A block: type, total length, body (a multiple of 4 bytes), length.
-fn write_block(out: &mut Vec<u8>, block_type: u32, body: &[u8]) {
-    let len = (12 + body.len()) as u32;
-    out.extend_from_slice(&block_type.to_le_bytes());
-    out.extend_from_slice(&len.to_le_bytes());
-    out.extend_from_slice(body);
-    out.extend_from_slice(&len.to_le_bytes());
 }

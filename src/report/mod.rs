@@ -128,6 +128,11 @@ pub struct CaptureStats {
     /// Alerts written, and alerts dropped because output could not keep up.
     pub alerts: u64,
     pub alerts_dropped: u64,
+    /// Packets of flagged flows written as evidence (`--evidence-dir`), and
+    /// dropped (a flow's buffer full before its alert, or deleted with the
+    /// oldest file to keep the bound).
+    pub evidence_packets: u64,
+    pub evidence_dropped: u64,
 }
 
 /// What a report of `xborder live` covers.

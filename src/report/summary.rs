@@ -55,6 +55,14 @@ fn write_summary(r: &AuditReport, s: &mut String) -> std::fmt::Result {
             grouped(st.alerts),
             grouped(st.alerts_dropped)
         )?;
+        if st.evidence_packets + st.evidence_dropped > 0 {
+            writeln!(
+                s,
+                "           evidence: {} packets kept, {} dropped",
+                grouped(st.evidence_packets),
+                grouped(st.evidence_dropped)
+            )?;
+        }
         writeln!(s, "Flows that ended in this period:")?;
     }
     let failed = r.inputs.iter().filter(|i| i.error.is_some()).count();

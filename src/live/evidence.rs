@@ -1,0 +1,231 @@
+//! Live evidence (`live --evidence-dir DIR`): the packets of flagged flows
+//! from their first packet on, in rotating pcapng files.
+//!
+//! Contract:
+//! - Every packet of a flow is kept in a bounded buffer of its own until
+//!   the flow's early alert decides ([`FLOW_BUFFER_PACKETS`] packets or
+//!   [`FLOW_BUFFER_BYTES`] per flow, [`TOTAL_BUFFER_BYTES`] over all
+//!   flows; what does not fit is dropped and counted). A flow with an
+//!   alert (early or at its end) has its buffer written and every later
+//!   packet written as it comes; a flow the early alert clears has its
+//!   buffer dropped and is not kept (a finding it earns only at its end,
+//!   such as a byte threshold, gets the packets still buffered: none).
+//! - Files: `xborder-evidence-YYYYMMDDTHHMMSSZ-NNNN.pcapng`, a new one
+//!   when the current one reaches an eighth of the bound (at least 1 MiB);
+//!   when the files together pass `--evidence-max-bytes`, the oldest are
+//!   deleted and their packets counted as dropped. Each packet's comment
+//!   names its flow's rules and remote endpoint; the alert names the file
+//!   (`file.path`, ECS) that holds the flow's first packets.
+//! - Written on the analysis thread through a buffer, flushed at every
+//!   housekeeping tick (100 ms) and at the end: a disk slower than the
+//!   traffic slows analysis, which the capture queue's drops then count.
+
+use std::collections::{HashMap, VecDeque};
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::capture::{LinkType, PcapngWriter};
+use crate::time::Timestamp;
+
+/// Packets and bytes kept per undecided flow.
+pub const FLOW_BUFFER_PACKETS: usize = 256;
+pub const FLOW_BUFFER_BYTES: usize = 1024 * 1024;
+/// Bytes kept over all undecided flows.
+pub const TOTAL_BUFFER_BYTES: usize = 64 * 1024 * 1024;
+/// The smallest file before rotation.
+const MIN_FILE_BYTES: u64 = 1 << 20;
+
+/// Where and how much.
+#[derive(Clone, Debug)]
+pub struct EvidenceSettings {
+    pub dir: PathBuf,
+    /// The files together stay under this.
+    pub max_bytes: u64,
+}
+
+struct Held {
+    ts: Timestamp,
+    data: Vec<u8>,
+    wire_len: u32,
+}
+
+enum FlowEvidence {
+    Buffering { packets: Vec<Held>, bytes: usize },
+    Flagged { comment: Arc<str>, file: Arc<Path> },
+    Cleared,
+}
+
+struct OpenFile {
+    path: Arc<Path>,
+    writer: PcapngWriter<BufWriter<File>>,
+    packets: u64,
+}
+
+/// The evidence of a live capture.
+pub struct LiveEvidence {
+    settings: EvidenceSettings,
+    link_type: LinkType,
+    flows: HashMap<u64, FlowEvidence>,
+    buffered: usize,
+    current: Option<OpenFile>,
+    /// Closed files, oldest first, with their bytes and packets.
+    closed: VecDeque<(Arc<Path>, u64, u64)>,
+    sequence: u32,
+    pub written: u64,
+    pub dropped: u64,
+}
+
+impl LiveEvidence {
+    /// Checks that the directory can take files (created if missing).
+    pub fn open(settings: EvidenceSettings, link_type: LinkType) -> io::Result<Self> {
+        std::fs::create_dir_all(&settings.dir)?;
+        let probe = tempfile::tempfile_in(&settings.dir)?;
+        drop(probe);
+        Ok(Self {
+            settings,
+            link_type,
+            flows: HashMap::new(),
+            buffered: 0,
+            current: None,
+            closed: VecDeque::new(),
+            sequence: 0,
+            written: 0,
+            dropped: 0,
+        })
+    }
+
+    /// A packet of flow `id`.
+    pub fn packet(&mut self, id: u64, ts: Timestamp, data: &[u8], wire_len: u32) -> io::Result<()> {
+        match self
+            .flows
+            .entry(id)
+            .or_insert(FlowEvidence::Buffering { packets: Vec::new(), bytes: 0 })
+        {
+            FlowEvidence::Buffering { packets, bytes } => {
+                if packets.len() >= FLOW_BUFFER_PACKETS
+                    || *bytes + data.len() > FLOW_BUFFER_BYTES
+                    || self.buffered + data.len() > TOTAL_BUFFER_BYTES
+                {
+                    self.dropped += 1;
+                    return Ok(());
+                }
+                *bytes += data.len();
+                self.buffered += data.len();
+                packets.push(Held { ts, data: data.to_vec(), wire_len });
+                Ok(())
+            }
+            FlowEvidence::Flagged { comment, .. } => {
+                let comment = comment.clone();
+                self.write(ts, data, wire_len, &comment).map(|_| ())
+            }
+            FlowEvidence::Cleared => Ok(()),
+        }
+    }
+
+    /// Flow `id` has an alert: its buffer is written, and its later
+    /// packets will be. Returns the file holding its first packets.
+    pub fn flagged(&mut self, id: u64, comment: &str) -> io::Result<Option<Arc<Path>>> {
+        let state = self.flows.remove(&id);
+        let packets = match state {
+            Some(FlowEvidence::Flagged { comment, file }) => {
+                self.flows.insert(id, FlowEvidence::Flagged { comment, file: file.clone() });
+                return Ok(Some(file));
+            }
+            Some(FlowEvidence::Buffering { packets, bytes }) => {
+                self.buffered -= bytes;
+                packets
+            }
+            // Cleared early, or never seen: nothing kept to write.
+            Some(FlowEvidence::Cleared) | None => Vec::new(),
+        };
+        let comment: Arc<str> = Arc::from(comment);
+        let mut file = self.current_path()?;
+        for p in &packets {
+            file = self.write(p.ts, &p.data, p.wire_len, &comment)?;
+        }
+        let first = file.clone();
+        self.flows.insert(id, FlowEvidence::Flagged { comment, file: first.clone() });
+        Ok(Some(first))
+    }
+
+    /// Flow `id`'s early alert found nothing: it is not kept.
+    pub fn cleared(&mut self, id: u64) {
+        if let Some(FlowEvidence::Buffering { bytes, .. }) =
+            self.flows.insert(id, FlowEvidence::Cleared)
+        {
+            self.buffered -= bytes;
+        }
+    }
+
+    /// Flow `id` ended.
+    pub fn ended(&mut self, id: u64) {
+        if let Some(FlowEvidence::Buffering { bytes, .. }) = self.flows.remove(&id) {
+            self.buffered -= bytes;
+        }
+    }
+
+    pub fn flush(&mut self) -> io::Result<()> {
+        match &mut self.current {
+            Some(f) => f.writer.out.flush(),
+            None => Ok(()),
+        }
+    }
+
+    /// The file packets go to now (opened if none is).
+    fn current_path(&mut self) -> io::Result<Arc<Path>> {
+        if self.current.is_none() {
+            self.sequence += 1;
+            let stamp: String = String::from_utf8_lossy(&Timestamp::wall_clock().rfc3339()[..19])
+                .chars()
+                .filter(|c| c.is_ascii_digit() || *c == 'T')
+                .collect();
+            let name = format!("xborder-evidence-{stamp}Z-{:04}.pcapng", self.sequence);
+            let path: Arc<Path> = Arc::from(self.settings.dir.join(name));
+            let writer = PcapngWriter::new(BufWriter::new(File::create(&path)?))?;
+            self.current = Some(OpenFile { path, writer, packets: 0 });
+        }
+        Ok(self
+            .current
+            .as_ref()
+            .map(|f| f.path.clone())
+            .unwrap_or_else(|| Arc::from(Path::new(""))))
+    }
+
+    /// Writes one packet; rotates and keeps the bound. Returns the file it
+    /// went to.
+    fn write(
+        &mut self,
+        ts: Timestamp,
+        data: &[u8],
+        wire_len: u32,
+        comment: &str,
+    ) -> io::Result<Arc<Path>> {
+        let path = self.current_path()?;
+        let link_type = self.link_type;
+        if let Some(f) = &mut self.current {
+            let iface = f
+                .writer
+                .interface((0, 0, link_type.0), link_type, || "xborder live capture".into())?;
+            f.writer.packet(iface, ts, data, wire_len, comment)?;
+            f.packets += 1;
+            self.written += 1;
+            let limit = (self.settings.max_bytes / 8).max(MIN_FILE_BYTES);
+            if f.writer.written >= limit {
+                f.writer.out.flush()?;
+                self.closed.push_back((f.path.clone(), f.writer.written, f.packets));
+                self.current = None;
+            }
+        }
+        let open = self.current.as_ref().map_or(0, |f| f.writer.written);
+        let mut total: u64 = self.closed.iter().map(|(_, b, _)| b).sum::<u64>() + open;
+        while total > self.settings.max_bytes {
+            let Some((old, bytes, packets)) = self.closed.pop_front() else { break };
+            let _ = std::fs::remove_file(&old);
+            self.dropped += packets;
+            total -= bytes;
+        }
+        Ok(path)
+    }
+}
