@@ -58,6 +58,10 @@ fn open(browser: &Path, file: &Path, screenshot: Option<&Path>) -> Page {
     args.push(format!("--user-data-dir={}", dir.path().join("profile").display()));
     args.push(format!("--log-net-log={}", netlog.display()));
     match screenshot {
+        Some(out) if out.extension().is_some_and(|e| e == "pdf") => {
+            args.push("--no-pdf-header-footer".into());
+            args.push(format!("--print-to-pdf={}", out.display()));
+        }
         Some(png) => args.push(format!("--screenshot={}", png.display())),
         None => args.push("--dump-dom".into()),
     }
@@ -155,6 +159,7 @@ fn the_html_report_renders_every_finding_and_fetches_nothing() {
     assert!(page.dom.contains(&format!("{rows} of {rows} findings")));
     assert!(page.dom.matches("<svg class=\"chart\"").count() >= 3);
     assert!(page.dom.contains("By the provider's jurisdiction"));
+    assert!(page.dom.contains("<dt>Local hosts</dt><dd>10.1.0.5 "));
 
     // The screenshot (look at it: target/html-report.png); the README's
     // copy is rewritten with the goldens.
@@ -165,6 +170,14 @@ fn the_html_report_renders_every_finding_and_fetches_nothing() {
     if std::env::var_os("XBORDER_WRITE_FIXTURES").is_some() {
         std::fs::copy(&png, root().join("docs/html-report.png")).unwrap();
     }
+
+    // "Print to PDF" with the print stylesheet: a document of pages.
+    let pdf = dir.path().join("gateway.pdf");
+    open(&browser, &report, Some(&pdf));
+    let bytes = std::fs::read(&pdf).unwrap();
+    let pages = bytes.windows(11).filter(|w| w == b"/Type /Page").count()
+        - bytes.windows(12).filter(|w| w == b"/Type /Pages").count();
+    assert!(bytes.starts_with(b"%PDF") && pages >= 2, "{pages} pages");
 }
 
 /// The check above can fail: a page with an image and a script from

@@ -245,14 +245,15 @@ fn timeline(r: &AuditReport) -> Option<String> {
     Some(svg)
 }
 
-/// Country codes with bytes, most first.
+/// Keys (country codes, addresses) with bytes, most first.
 type Shares = Vec<(String, u64)>;
 
-/// Per rule pack: flagged bytes by the provider's jurisdiction and by the
-/// hosting country, apart.
-fn regime_split(r: &AuditReport, pack: usize) -> (Shares, Shares) {
+/// Per rule pack: flagged bytes by the provider's jurisdiction and, apart,
+/// by hosting country, and by local host.
+fn regime_split(r: &AuditReport, pack: usize) -> (Shares, Shares, Shares) {
     let mut law: HashMap<String, u64> = HashMap::new();
     let mut hosted: HashMap<String, u64> = HashMap::new();
+    let mut hosts: HashMap<String, u64> = HashMap::new();
     let mut seen = std::collections::HashSet::new();
     for v in r.finding_views().filter(|v| v.finding.matched.pack == pack) {
         if v.rule.severity < RESTRICTED || !seen.insert(v.finding.flow) {
@@ -262,13 +263,14 @@ fn regime_split(r: &AuditReport, pack: usize) -> (Shares, Shares) {
             |c: Option<crate::intel::CountryCode>| c.map_or("unknown".into(), |c| c.to_string());
         *law.entry(code(v.intel.and_then(|i| i.jurisdiction))).or_default() += v.sides.sent.bytes;
         *hosted.entry(code(v.intel.and_then(|i| i.country))).or_default() += v.sides.sent.bytes;
+        *hosts.entry(v.sides.local.ip.to_string()).or_default() += v.sides.sent.bytes;
     }
     let sorted = |m: HashMap<String, u64>| {
         let mut v: Vec<(String, u64)> = m.into_iter().collect();
         v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         v
     };
-    (sorted(law), sorted(hosted))
+    (sorted(law), sorted(hosted), sorted(hosts))
 }
 
 fn shares(list: &[(String, u64)]) -> String {
@@ -332,11 +334,12 @@ pub fn write_html(r: &AuditReport, out: &mut dyn Write) -> io::Result<()> {
     }
     for g in &regimes {
         let index = r.policy.packs.iter().position(|p| p.name == g.pack).unwrap_or(0);
-        let (law, hosted) = regime_split(r, index);
+        let (law, hosted, hosts) = regime_split(r, index);
         h.push_str(&format!(
             "<article class=\"regime\"><h3>{}</h3><p>{}</p><dl>\
              <dt>By the provider's jurisdiction</dt><dd>{}</dd>\
-             <dt>By hosting country</dt><dd>{}</dd></dl></article>",
+             <dt>By hosting country</dt><dd>{}</dd>\
+             <dt>Local hosts</dt><dd>{}</dd></dl></article>",
             escape(&g.pack),
             escape(&format!(
                 "{} local host{} sent {} to {}",
@@ -346,7 +349,8 @@ pub fn write_html(r: &AuditReport, out: &mut dyn Write) -> io::Result<()> {
                 g.headline.places()
             )),
             shares(&law),
-            shares(&hosted)
+            shares(&hosted),
+            shares(&hosts)
         ));
     }
     h.push_str("</section>\n");
