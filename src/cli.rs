@@ -34,6 +34,9 @@ pub enum Command {
     /// statistics; SIGTERM/SIGINT stop (every live flow is reported),
     /// SIGHUP reloads rules and data.
     Live(LiveArgs),
+    /// Set up a ClickHouse store and deliver spooled records to it.
+    #[command(subcommand)]
+    Clickhouse(ClickhouseCommand),
     /// Print a shell completion script (bash, zsh, fish, elvish,
     /// powershell) to standard output.
     Completions {
@@ -45,6 +48,35 @@ pub enum Command {
         #[arg(value_name = "DIR")]
         dir: PathBuf,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClickhouseCommand {
+    /// Create the database and the flows and findings tables (idempotent).
+    Init {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Deliver a spool (records an audit could not send), oldest first,
+    /// deleting each segment once the server took it.
+    Flush {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The spool (default: spool/ in the data directory).
+        #[arg(long, value_name = "DIR")]
+        spool_dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct StoreArgs {
+    /// The server's HTTP interface, e.g. http://127.0.0.1:8123
+    /// (credentials as http://user:password@host:8123).
+    #[arg(long, value_name = "URL")]
+    pub url: String,
+    /// The database.
+    #[arg(long, value_name = "NAME", default_value = "xborder")]
+    pub database: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -195,6 +227,30 @@ pub struct AuditArgs {
     /// with standard input.
     #[arg(long, value_name = "FILE")]
     pub evidence: Option<PathBuf>,
+
+    /// Also send every flow and finding record to ClickHouse (its HTTP
+    /// interface, e.g. http://127.0.0.1:8123; tables made by `xborder
+    /// clickhouse init`). What cannot be delivered is spooled.
+    #[arg(long, value_name = "URL")]
+    pub clickhouse: Option<String>,
+
+    /// The ClickHouse database.
+    #[arg(long, value_name = "NAME", default_value = "xborder", requires = "clickhouse")]
+    pub clickhouse_database: String,
+
+    /// The name of this gateway or machine in the store (ECS
+    /// observer.name). Default: the host name.
+    #[arg(long, value_name = "NAME")]
+    pub observer: Option<String>,
+
+    /// Where records ClickHouse did not take wait for `xborder clickhouse
+    /// flush` (default: spool/ in the data directory).
+    #[arg(long, value_name = "DIR", requires = "clickhouse")]
+    pub spool_dir: Option<PathBuf>,
+
+    /// The spool's bound; records beyond it are dropped and counted.
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 30, requires = "clickhouse")]
+    pub spool_max_bytes: u64,
 
     /// The least severe finding that puts a flow into --evidence.
     #[arg(long, value_name = "SEVERITY", default_value = "low", requires = "evidence")]

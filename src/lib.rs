@@ -19,10 +19,13 @@
 //! - [`pipeline`] wires the stages together for `xborder audit` (saved
 //!   captures) and hands the run to its outputs (sinks); [`live`] runs
 //!   its per-packet path for `xborder live` (an interface);
+//! - [`clickhouse`] sends flow and finding records to a central store,
+//!   spooling what it cannot deliver;
 //! - [`files`] reads input files within limits and writes files whole
 //!   (atomically); `fuzz` holds the fuzzers' entry points.
 
 pub mod capture;
+pub mod clickhouse;
 pub mod decode;
 pub mod files;
 pub mod flow;

@@ -105,6 +105,7 @@ fn main() -> ExitCode {
             io::stdout().write_all(&script).map(|()| ExitCode::SUCCESS).map_err(Into::into)
         }
         Command::Man { dir } => write_man_pages(&dir),
+        Command::Clickhouse(cmd) => run_clickhouse(cmd),
     };
     match result {
         Ok(code) => code,
@@ -207,6 +208,26 @@ fn run_audit(args: &AuditArgs) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
+    let mut store = match &args.clickhouse {
+        Some(url) => {
+            use xborder::clickhouse::{spool::Spool, ClickHouse, ClickHouseError, ClickHouseSink};
+            let client = ClickHouse::new(url, &args.clickhouse_database);
+            let spool = Spool::new(spool_dir(args.spool_dir.as_deref())?, args.spool_max_bytes);
+            // A server that answers wrongly is an error now; one that
+            // cannot be reached gets the records later, from the spool.
+            let reachable = match client.check() {
+                Ok(()) => true,
+                Err(e @ ClickHouseError::Unreachable { .. }) => {
+                    warn!("xborder: {e}; the records go to {}", spool.dir.display());
+                    false
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let observer = args.observer.clone().unwrap_or_else(host_name);
+            Some(ClickHouseSink::new(client, spool, observer, reachable))
+        }
+        None => None,
+    };
     let display = progress::ProgressDisplay::start(&progress, args.quiet);
     let run = pipeline::audit(Audit {
         config,
@@ -251,6 +272,34 @@ fn run_audit(args: &AuditArgs) -> anyhow::Result<ExitCode> {
         // exit status stays what the run found.
         (Err(e), None) if e.kind() == io::ErrorKind::BrokenPipe => {}
         (Err(e), _) => anyhow::bail!("{target}: {e}"),
+    }
+    if let Some(sink) = &mut store {
+        let dir = sink.spool.dir.display().to_string();
+        run.write_to(sink).map_err(|e| anyhow::anyhow!("clickhouse (spool {dir}): {e}"))?;
+        let c = sink.counts;
+        if !args.quiet || c.spooled + c.dropped > 0 {
+            let mut line = format!(
+                "clickhouse: {} records sent to {}",
+                xborder::units::grouped(c.sent),
+                sink.client.url
+            );
+            if c.spooled > 0 {
+                line.push_str(&format!(
+                    ", {} spooled to {dir} (`xborder clickhouse flush` delivers them)",
+                    xborder::units::grouped(c.spooled)
+                ));
+            }
+            if c.dropped > 0 {
+                line.push_str(&format!(
+                    ", {} dropped: the spool is at --spool-max-bytes",
+                    xborder::units::grouped(c.dropped)
+                ));
+            }
+            if let Some(why) = &sink.first_failure {
+                line.push_str(&format!(" (first failure: {why})"));
+            }
+            warn!("{line}");
+        }
     }
     if let Some((path, mut file, config)) = evidence {
         let mut sink = EvidenceSink {
@@ -298,6 +347,53 @@ fn run_audit(args: &AuditArgs) -> anyhow::Result<ExitCode> {
     // once.
     std::mem::forget(run);
     Ok(code)
+}
+
+/// The spool directory: the one named, else spool/ in the data directory.
+fn spool_dir(named: Option<&std::path::Path>) -> anyhow::Result<PathBuf> {
+    match named {
+        Some(d) => Ok(d.to_owned()),
+        None => xborder::intel::default_data_dir()
+            .map(|d| xborder::clickhouse::spool::default_dir(&d))
+            .ok_or_else(|| {
+                anyhow::anyhow!("no data directory (set XBORDER_DATA_DIR or --spool-dir)")
+            }),
+    }
+}
+
+/// The host name, for `observer.name`.
+fn host_name() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
+/// `xborder clickhouse init|flush`.
+fn run_clickhouse(cmd: cli::ClickhouseCommand) -> anyhow::Result<ExitCode> {
+    use xborder::clickhouse::{spool::Spool, ClickHouse};
+    match cmd {
+        cli::ClickhouseCommand::Init { store } => {
+            let ch = ClickHouse::new(&store.url, &store.database);
+            ch.init()?;
+            ch.check()?;
+            warn!("clickhouse: {} ready at {}", store.database, ch.url);
+        }
+        cli::ClickhouseCommand::Flush { store, spool_dir: dir } => {
+            let ch = ClickHouse::new(&store.url, &store.database);
+            let dir = spool_dir(dir.as_deref())?;
+            ch.check()?;
+            let counts = ch.flush(&Spool::new(dir.clone(), u64::MAX))?;
+            warn!(
+                "clickhouse: {} records in {} segments delivered from {}",
+                xborder::units::grouped(counts.records),
+                xborder::units::grouped(counts.segments),
+                dir.display()
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `xborder rules check`: every message of every file; 2 on any error.

@@ -1,0 +1,576 @@
+//! Many gateways, one store: flow and finding records into ClickHouse
+//! over its HTTP interface (`audit --clickhouse URL`).
+//!
+//! Contract:
+//! - Two tables, `flows` and `findings`, whose columns are the flattened
+//!   field names of the jsonl records (`source.ip`, `rule.id`, …), plus
+//!   `id` (deterministic: SHA-256 of observer, record kind, flow key, first
+//!   packet, file, frame and rule), `day` (of the first packet) and
+//!   `observer.name`. Lists (`event.category`, TCP flags, DNS names) are
+//!   one string, space-separated. ReplacingMergeTree ordered by `id`: a
+//!   batch sent twice is one set of records once merged, and queries with
+//!   `FINAL` count it once.
+//! - Before the captures are read the tables are checked: a server that
+//!   answers with an error (wrong URL path, credentials, a missing table,
+//!   a missing column) is an error naming what is wrong; a server that
+//!   cannot be reached is not: the records go to the spool
+//!   ([`spool`]), and `xborder clickhouse flush` delivers them later.
+//! - A batch the server refuses or that cannot be sent is spooled whole;
+//!   after the first batch that could not be sent, the rest of the run is
+//!   spooled without trying again.
+
+pub mod spool;
+
+use std::io::{self, Write};
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::pipeline::{AuditRun, Sink};
+use crate::report::flows::{self, Records};
+use spool::Spool;
+
+/// Numeric columns; every other one is a string.
+const NUMBERS: &[&str] = &[
+    "destination.as.number",
+    "destination.bytes",
+    "destination.packets",
+    "destination.port",
+    "event.duration",
+    "event.severity",
+    "network.bytes",
+    "network.packets",
+    "source.as.number",
+    "source.bytes",
+    "source.packets",
+    "source.port",
+    "xborder.finding.bytes_in",
+    "xborder.finding.bytes_out",
+    "xborder.finding.packets_in",
+    "xborder.finding.packets_out",
+    "xborder.flow.destination.payload_bytes",
+    "xborder.flow.first_frame",
+    "xborder.flow.source.payload_bytes",
+];
+
+/// The columns of both tables from the records (flows have no rule or
+/// finding fields).
+const FLOW_COLUMNS: &[&str] = &[
+    "@timestamp",
+    "destination.as.number",
+    "destination.as.organization.name",
+    "destination.bytes",
+    "destination.geo.country_iso_code",
+    "destination.ip",
+    "destination.packets",
+    "destination.port",
+    "event.category",
+    "event.duration",
+    "event.end",
+    "event.kind",
+    "event.start",
+    "file.path",
+    "network.bytes",
+    "network.direction",
+    "network.iana_number",
+    "network.packets",
+    "network.transport",
+    "source.as.number",
+    "source.as.organization.name",
+    "source.bytes",
+    "source.geo.country_iso_code",
+    "source.ip",
+    "source.packets",
+    "source.port",
+    "tls.client.server_name",
+    "url.domain",
+    "xborder.flow.destination.payload_bytes",
+    "xborder.flow.destination.tcp_flags",
+    "xborder.flow.end_reason",
+    "xborder.flow.file",
+    "xborder.flow.first_frame",
+    "xborder.flow.remote",
+    "xborder.flow.source.payload_bytes",
+    "xborder.flow.source.tcp_flags",
+    "xborder.names.dns",
+    "xborder.names.server_name",
+    "xborder.names.source",
+    "xborder.remote.address_class",
+    "xborder.remote.country_source",
+    "xborder.remote.dataset",
+    "xborder.remote.jurisdiction",
+    "xborder.remote.prefix",
+    "xborder.remote.provider",
+    "xborder.remote.provider_name",
+    "xborder.remote.region",
+    "xborder.remote.service",
+    "xborder.vendor.category",
+    "xborder.vendor.domain",
+    "xborder.vendor.id",
+    "xborder.vendor.jurisdiction",
+    "xborder.vendor.matched_name",
+    "xborder.vendor.name",
+    "xborder.vendor.parent",
+    "xborder.vendor.product",
+];
+
+const FINDING_COLUMNS: &[&str] = &[
+    "event.severity",
+    "rule.description",
+    "rule.id",
+    "rule.name",
+    "rule.reference",
+    "rule.ruleset",
+    "rule.version",
+    "xborder.finding.bytes_in",
+    "xborder.finding.bytes_out",
+    "xborder.finding.country",
+    "xborder.finding.local_ip",
+    "xborder.finding.packets_in",
+    "xborder.finding.packets_out",
+    "xborder.finding.phase",
+    "xborder.finding.remote_ip",
+    "xborder.finding.severity",
+];
+
+/// The two tables.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Table {
+    Flows,
+    Findings,
+}
+
+impl Table {
+    pub const ALL: [Table; 2] = [Table::Flows, Table::Findings];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::Flows => "flows",
+            Table::Findings => "findings",
+        }
+    }
+
+    fn of(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.name() == name)
+    }
+
+    /// Its record columns (without `id`, `day`, `observer.name`).
+    pub fn columns(self) -> Vec<&'static str> {
+        let mut c: Vec<&str> = FLOW_COLUMNS.to_vec();
+        if self == Table::Findings {
+            c.extend(FINDING_COLUMNS.iter().filter(|n| !FLOW_COLUMNS.contains(n)));
+        }
+        c.sort_unstable();
+        c
+    }
+
+    /// `CREATE TABLE IF NOT EXISTS` for it in `database`.
+    pub fn ddl(self, database: &str) -> String {
+        let mut cols = vec![
+            "`id` String".to_owned(),
+            "`day` Date".to_owned(),
+            "`observer.name` String".to_owned(),
+        ];
+        for c in self.columns() {
+            let ty = if NUMBERS.contains(&c) { "Nullable(UInt64)" } else { "Nullable(String)" };
+            cols.push(format!("`{c}` {ty}"));
+        }
+        format!(
+            "CREATE TABLE IF NOT EXISTS `{database}`.`{}` (\n  {}\n) ENGINE = ReplacingMergeTree() PARTITION BY toYYYYMM(day) ORDER BY id",
+            self.name(),
+            cols.join(",\n  ")
+        )
+    }
+}
+
+/// The whole schema as SQL (`contrib/clickhouse/schema.sql`).
+pub fn schema_sql(database: &str) -> String {
+    let mut sql = format!("CREATE DATABASE IF NOT EXISTS `{database}`;\n");
+    for t in Table::ALL {
+        sql.push('\n');
+        sql.push_str(&t.ddl(database));
+        sql.push_str(";\n");
+    }
+    sql
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClickHouseError {
+    #[error("{url}: {message}")]
+    Server { url: String, message: String },
+    #[error("{url}: cannot reach the server: {message}")]
+    Unreachable { url: String, message: String },
+    #[error("{url}: table {table}: {message} (`xborder clickhouse init` creates it)")]
+    Schema { url: String, table: String, message: String },
+    #[error("{path}: {source}")]
+    Spool { path: String, source: io::Error },
+}
+
+/// A ClickHouse server and database.
+pub struct ClickHouse {
+    /// Without credentials, for messages.
+    pub url: String,
+    base: String,
+    credentials: Option<(String, String)>,
+    pub database: String,
+    agent: ureq::Agent,
+}
+
+/// Why a request did not succeed.
+enum Failure {
+    Unreachable(String),
+    Refused(String),
+}
+
+impl ClickHouse {
+    /// `url`: `http://[user[:password]@]host:port`.
+    pub fn new(url: &str, database: &str) -> Self {
+        let url = url.trim_end_matches('/');
+        let (scheme, rest) = url.split_once("://").unwrap_or(("http", url));
+        let (credentials, host) = match rest.rsplit_once('@') {
+            Some((userinfo, host)) => {
+                let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+                (Some((user.to_owned(), password.to_owned())), host)
+            }
+            None => (None, rest),
+        };
+        let base = format!("{scheme}://{host}/");
+        let agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(60)))
+            .http_status_as_error(false)
+            .build()
+            .into();
+        Self { url: base.clone(), base, credentials, database: database.to_owned(), agent }
+    }
+
+    fn request(&self, sql: &str, body: &[u8]) -> Result<String, Failure> {
+        let mut req = self.agent.post(&self.base).query("query", sql);
+        if let Some((user, password)) = &self.credentials {
+            req = req.header("X-ClickHouse-User", user).header("X-ClickHouse-Key", password);
+        }
+        let mut response = req.send(body).map_err(|e| Failure::Unreachable(e.to_string()))?;
+        let status = response.status().as_u16();
+        let text = response
+            .body_mut()
+            .with_config()
+            .limit(16 << 20)
+            .read_to_string()
+            .map_err(|e| Failure::Unreachable(e.to_string()))?;
+        if status == 200 {
+            Ok(text)
+        } else {
+            let first = text.lines().next().unwrap_or("").trim().to_owned();
+            Err(Failure::Refused(format!("HTTP {status}: {first}")))
+        }
+    }
+
+    fn error(&self, f: Failure) -> ClickHouseError {
+        match f {
+            Failure::Unreachable(message) => {
+                ClickHouseError::Unreachable { url: self.url.clone(), message }
+            }
+            Failure::Refused(message) => ClickHouseError::Server { url: self.url.clone(), message },
+        }
+    }
+
+    /// Creates the database and the tables (idempotent).
+    pub fn init(&self) -> Result<(), ClickHouseError> {
+        let db = &self.database;
+        self.request(&format!("CREATE DATABASE IF NOT EXISTS `{db}`"), b"")
+            .map_err(|f| self.error(f))?;
+        for t in Table::ALL {
+            self.request(&t.ddl(db), b"").map_err(|f| self.error(f))?;
+        }
+        Ok(())
+    }
+
+    /// Checks that both tables have every column the records need.
+    pub fn check(&self) -> Result<(), ClickHouseError> {
+        for t in Table::ALL {
+            let table = format!("{}.{}", self.database, t.name());
+            let sql = format!("DESCRIBE TABLE `{}`.`{}` FORMAT TSV", self.database, t.name());
+            let described = self.request(&sql, b"").map_err(|f| match f {
+                Failure::Refused(message) => {
+                    ClickHouseError::Schema { url: self.url.clone(), table: table.clone(), message }
+                }
+                f => self.error(f),
+            })?;
+            let have: Vec<&str> = described.lines().filter_map(|l| l.split('\t').next()).collect();
+            let wanted = ["id", "day", "observer.name"].into_iter().chain(t.columns());
+            let missing: Vec<&str> = wanted.filter(|c| !have.contains(c)).collect();
+            if !missing.is_empty() {
+                return Err(ClickHouseError::Schema {
+                    url: self.url.clone(),
+                    table,
+                    message: format!(
+                        "missing column{} {}",
+                        plural(missing.len()),
+                        missing.join(", ")
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn insert(&self, table: Table, body: &[u8]) -> Result<(), Failure> {
+        let sql = format!("INSERT INTO `{}`.`{}` FORMAT JSONEachRow", self.database, table.name());
+        self.request(&sql, body).map(|_| ())
+    }
+
+    /// Rows of a table, `FINAL` (for tests and `flush`'s summary).
+    pub fn count(&self, table: Table) -> Result<u64, ClickHouseError> {
+        let sql = format!("SELECT count() FROM `{}`.`{}` FINAL", self.database, table.name());
+        let text = self.request(&sql, b"").map_err(|f| self.error(f))?;
+        text.trim().parse().map_err(|_| ClickHouseError::Server {
+            url: self.url.clone(),
+            message: format!("not a count: {text}"),
+        })
+    }
+
+    /// Delivers the spool's segments in order, deleting each once the
+    /// server took it; stops at the first failure (the rest stay).
+    pub fn flush(&self, spool: &Spool) -> Result<FlushCounts, ClickHouseError> {
+        let io_error = |path: &std::path::Path, source| ClickHouseError::Spool {
+            path: path.display().to_string(),
+            source,
+        };
+        let mut counts = FlushCounts::default();
+        for segment in spool.segments().map_err(|e| io_error(&spool.dir, e))? {
+            let Some(table) = Table::of(&segment.table) else { continue };
+            let body = std::fs::read(&segment.path).map_err(|e| io_error(&segment.path, e))?;
+            self.insert(table, &body).map_err(|f| self.error(f))?;
+            std::fs::remove_file(&segment.path).map_err(|e| io_error(&segment.path, e))?;
+            counts.segments += 1;
+            counts.records += spool::records(&body);
+        }
+        Ok(counts)
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+/// What a flush delivered.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlushCounts {
+    pub segments: u64,
+    pub records: u64,
+}
+
+/// The row of one jsonl record: its fields flattened, lists joined, with
+/// `id`, `day` and `observer.name`; the table it goes to.
+pub fn row(record: &Value, observer: &str) -> Option<(Table, Value)> {
+    let table = match record.pointer("/event/kind")?.as_str()? {
+        "alert" => Table::Findings,
+        _ => Table::Flows,
+    };
+    let mut flat = Map::new();
+    flatten(record, "", &mut flat);
+    let field = |k: &str| {
+        flat.get(k).map_or_else(String::new, |v| match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+    };
+    let mut id = Sha256::new();
+    for part in [
+        observer.to_owned(),
+        table.name().to_owned(),
+        field("network.transport"),
+        field("source.ip"),
+        field("source.port"),
+        field("destination.ip"),
+        field("destination.port"),
+        field("event.start"),
+        field("xborder.flow.file"),
+        field("xborder.flow.first_frame"),
+        field("rule.id"),
+        field("rule.ruleset"),
+    ] {
+        id.update(part.as_bytes());
+        id.update([0]);
+    }
+    let id: String = id.finalize()[..16].iter().map(|b| format!("{b:02x}")).collect();
+    let day = field("event.start").chars().take(10).collect::<String>();
+    flat.insert("id".into(), id.into());
+    flat.insert("day".into(), day.into());
+    flat.insert("observer.name".into(), observer.into());
+    Some((table, Value::Object(flat)))
+}
+
+fn flatten(v: &Value, prefix: &str, out: &mut Map<String, Value>) {
+    match v {
+        Value::Object(map) => {
+            for (k, v) in map {
+                let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                flatten(v, &key, out);
+            }
+        }
+        Value::Array(items) => {
+            let words: Vec<String> = items
+                .iter()
+                .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_owned))
+                .collect();
+            out.insert(prefix.to_owned(), Value::String(words.join(" ")));
+        }
+        Value::Null => {}
+        other => {
+            out.insert(prefix.to_owned(), other.clone());
+        }
+    }
+}
+
+/// What the sink did with the records.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FleetCounts {
+    pub sent: u64,
+    pub spooled: u64,
+    /// Not spooled: the spool was at its bound.
+    pub dropped: u64,
+}
+
+/// Records per INSERT.
+pub const BATCH_RECORDS: usize = 10_000;
+
+/// The audit's records into ClickHouse, or into the spool.
+pub struct ClickHouseSink {
+    pub client: ClickHouse,
+    pub spool: Spool,
+    pub observer: String,
+    /// False once a batch could not be sent: the rest go to the spool.
+    pub reachable: bool,
+    pub counts: FleetCounts,
+    /// Why the first batch was spooled, for the summary line.
+    pub first_failure: Option<String>,
+    batches: [(Vec<u8>, u64); 2],
+}
+
+impl ClickHouseSink {
+    pub fn new(client: ClickHouse, spool: Spool, observer: String, reachable: bool) -> Self {
+        Self {
+            client,
+            spool,
+            observer,
+            reachable,
+            counts: FleetCounts::default(),
+            first_failure: None,
+            batches: [(Vec::new(), 0), (Vec::new(), 0)],
+        }
+    }
+
+    fn line(&mut self, line: &[u8]) -> io::Result<()> {
+        let record: Value = serde_json::from_slice(line).map_err(io::Error::other)?;
+        let Some((table, row)) = row(&record, &self.observer) else { return Ok(()) };
+        let batch = &mut self.batches[table as usize];
+        serde_json::to_writer(&mut batch.0, &row).map_err(io::Error::other)?;
+        batch.0.push(b'\n');
+        batch.1 += 1;
+        if batch.1 as usize >= BATCH_RECORDS {
+            self.send(table)?;
+        }
+        Ok(())
+    }
+
+    fn send(&mut self, table: Table) -> io::Result<()> {
+        let (body, n) = std::mem::take(&mut self.batches[table as usize]);
+        if n == 0 {
+            return Ok(());
+        }
+        if self.reachable {
+            match self.client.insert(table, &body) {
+                Ok(()) => {
+                    self.counts.sent += n;
+                    return Ok(());
+                }
+                Err(Failure::Unreachable(why) | Failure::Refused(why)) => {
+                    self.reachable = false;
+                    self.first_failure.get_or_insert(why);
+                }
+            }
+        }
+        if self.spool.put(table.name(), &body)? {
+            self.counts.spooled += n;
+        } else {
+            self.counts.dropped += n;
+        }
+        Ok(())
+    }
+}
+
+impl Sink for ClickHouseSink {
+    fn write(&mut self, run: &AuditRun) -> io::Result<()> {
+        let records = Records { flows: true, findings: true };
+        {
+            let mut lines = Lines { sink: self, partial: Vec::new() };
+            flows::write_jsonl(&run.report, &run.intel_json, records, &mut lines)?;
+        }
+        for t in Table::ALL {
+            self.send(t)?;
+        }
+        Ok(())
+    }
+}
+
+/// Cuts what the jsonl writer writes into lines for the sink.
+struct Lines<'a> {
+    sink: &'a mut ClickHouseSink,
+    partial: Vec<u8>,
+}
+
+impl Write for Lines<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let mut rest = buf;
+        while let Some(end) = rest.iter().position(|&b| b == b'\n') {
+            if self.partial.is_empty() {
+                self.sink.line(&rest[..end])?;
+            } else {
+                self.partial.extend_from_slice(&rest[..end]);
+                let line = std::mem::take(&mut self.partial);
+                self.sink.line(&line)?;
+            }
+            rest = &rest[end + 1..];
+        }
+        self.partial.extend_from_slice(rest);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_are_flat_with_a_deterministic_id() {
+        let record: Value = serde_json::json!({
+            "event": {"kind": "alert", "category": ["network"], "start": "2024-03-01T12:00:01Z"},
+            "source": {"ip": "10.1.0.5", "port": 50001},
+            "destination": {"ip": "203.0.113.10", "port": 443, "as": {"number": 64500}},
+            "rule": {"id": "cn-provider", "ruleset": "p"},
+            "xborder": {"flow": {"file": "a.pcap", "first_frame": 3, "source": {"tcp_flags": ["SYN", "ACK"]}}},
+        });
+        let (table, row) = row(&record, "gw1").unwrap();
+        assert_eq!(table, Table::Findings);
+        assert_eq!(row["destination.as.number"], 64500);
+        assert_eq!(row["event.category"], "network");
+        assert_eq!(row["xborder.flow.source.tcp_flags"], "SYN ACK");
+        assert_eq!(row["day"], "2024-03-01");
+        assert_eq!(row["observer.name"], "gw1");
+        let (_, again) = super::row(&record, "gw1").unwrap();
+        assert_eq!(row["id"], again["id"]);
+        let (_, other) = super::row(&record, "gw2").unwrap();
+        assert_ne!(row["id"], other["id"]);
+        assert!(Table::Findings.ddl("xborder").contains("`rule.id` Nullable(String)"));
+        assert!(!Table::Flows.columns().contains(&"rule.id"));
+    }
+}
