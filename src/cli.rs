@@ -56,6 +56,14 @@ pub enum ClickhouseCommand {
     Init {
         #[command(flatten)]
         store: StoreArgs,
+        /// A cluster of the server's remote_servers: shard-local tables
+        /// (flows_local, findings_local) and Distributed tables over them,
+        /// on --url and every --shard-url.
+        #[arg(long, value_name = "NAME")]
+        cluster: Option<String>,
+        /// Further shards' URLs, with --cluster.
+        #[arg(long = "shard-url", value_name = "URL", requires = "cluster")]
+        shard_urls: Vec<String>,
     },
     /// Deliver a spool (records an audit could not send), oldest first,
     /// deleting each segment once the server took it.

@@ -374,11 +374,17 @@ fn host_name() -> String {
 fn run_clickhouse(cmd: cli::ClickhouseCommand) -> anyhow::Result<ExitCode> {
     use xborder::clickhouse::{spool::Spool, ClickHouse};
     match cmd {
-        cli::ClickhouseCommand::Init { store } => {
-            let ch = ClickHouse::new(&store.url, &store.database);
-            ch.init()?;
-            ch.check()?;
-            warn!("clickhouse: {} ready at {}", store.database, ch.url);
+        cli::ClickhouseCommand::Init { store, cluster, shard_urls } => {
+            let urls = std::iter::once(&store.url).chain(&shard_urls);
+            for url in urls {
+                let ch = ClickHouse::new(url, &store.database);
+                match &cluster {
+                    Some(c) => ch.init_cluster(c)?,
+                    None => ch.init()?,
+                }
+                ch.check()?;
+                warn!("clickhouse: {} ready at {}", store.database, ch.url);
+            }
         }
         cli::ClickhouseCommand::Flush { store, spool_dir: dir } => {
             let ch = ClickHouse::new(&store.url, &store.database);

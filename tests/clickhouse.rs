@@ -38,15 +38,32 @@ struct Server {
     dir: tempfile::TempDir,
     http: u16,
     tcp: u16,
+    /// The native ports of a cluster's shards (`remote_servers`, cluster
+    /// `xb`), this one among them.
+    shards: Vec<u16>,
     child: Option<Child>,
 }
 
 impl Server {
     fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let mut s = Server { dir, http: free_port(), tcp: free_port(), child: None };
+        let mut s =
+            Server { dir, http: free_port(), tcp: free_port(), shards: Vec::new(), child: None };
         s.run();
         s
+    }
+
+    /// Two servers, each a shard of cluster `xb`.
+    fn start_cluster() -> (Self, Self) {
+        let (tcp1, tcp2) = (free_port(), free_port());
+        let server = |tcp| {
+            let dir = tempfile::tempdir().unwrap();
+            Server { dir, http: free_port(), tcp, shards: vec![tcp1, tcp2], child: None }
+        };
+        let (mut a, mut b) = (server(tcp1), server(tcp2));
+        a.run();
+        b.run();
+        (a, b)
     }
 
     fn url(&self) -> String {
@@ -72,11 +89,19 @@ impl Server {
   <default_profile>default</default_profile>
   <default_database>default</default_database>
   <mark_cache_size>5368709</mark_cache_size>
+  <remote_servers><xb>{shards}</xb></remote_servers>
 </yandex>
 "#,
             d = d.display(),
             http = self.http,
-            tcp = self.tcp
+            tcp = self.tcp,
+            shards = self
+                .shards
+                .iter()
+                .map(|p| format!(
+                    "<shard><replica><host>127.0.0.1</host><port>{p}</port></replica></shard>"
+                ))
+                .collect::<String>()
         );
         std::fs::write(d.join("config.xml"), config).unwrap();
         std::fs::write(
@@ -268,6 +293,46 @@ fn two_gateways_into_one_store_exactly_and_example_queries() {
         *both.entry(rule).or_default() += n;
     }
     assert_eq!(top, both);
+}
+
+/// Two shards with Distributed tables over them: the same numbers as the
+/// jsonl through the Distributed tables, records spread over both shards,
+/// and an audit sent twice still counted once.
+#[test]
+fn a_two_shard_cluster_gives_the_same_numbers() {
+    if !available() {
+        return;
+    }
+    let (a, b) = Server::start_cluster();
+    let init = xborder(&[
+        "clickhouse",
+        "init",
+        "--url",
+        &a.url(),
+        "--shard-url",
+        &b.url(),
+        "--cluster",
+        "xb",
+    ]);
+    assert!(init.status.success(), "{}", stderr(&init));
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("spool");
+    let jsonl = dir.path().join("gw.jsonl");
+    let captures =
+        ["fixtures/policy/gateway.pcap", "fixtures/names.pcap", "fixtures/timeouts.pcap"];
+    for _ in 0..2 {
+        let out = audit(&a.url(), "gw1", &captures, &spool, &jsonl);
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    }
+    let want = jsonl_totals(&jsonl);
+    assert_eq!(store_totals(&a, "gw1"), want);
+    assert_eq!(store_totals(&b, "gw1"), want, "through the other shard's Distributed tables");
+    let local = |s: &Server| -> u64 {
+        s.query("SELECT count() FROM xborder.flows_local FINAL").unwrap().trim().parse().unwrap()
+    };
+    let (on_a, on_b) = (local(&a), local(&b));
+    assert!(on_a > 0 && on_b > 0, "{on_a} and {on_b} flows");
+    assert_eq!(on_a + on_b, want.flows);
 }
 
 /// The server stopped before an audit: everything is spooled, the exit

@@ -167,6 +167,26 @@ impl Table {
 
     /// `CREATE TABLE IF NOT EXISTS` for it in `database`.
     pub fn ddl(self, database: &str) -> String {
+        self.ddl_named(database, self.name())
+    }
+
+    /// The shard-local table of a cluster (`flows_local`).
+    pub fn local_name(self) -> String {
+        format!("{}_local", self.name())
+    }
+
+    /// The Distributed table over the shards' local tables, sharded by
+    /// `id` (so a record sent twice lands on one shard and merges there).
+    pub fn distributed_ddl(self, database: &str, cluster: &str) -> String {
+        format!(
+            "CREATE TABLE IF NOT EXISTS `{database}`.`{}` AS `{database}`.`{}` ENGINE = Distributed(`{cluster}`, `{database}`, `{}`, sipHash64(id))",
+            self.name(),
+            self.local_name(),
+            self.local_name()
+        )
+    }
+
+    fn ddl_named(self, database: &str, name: &str) -> String {
         let mut cols = vec![
             "`id` String".to_owned(),
             "`day` Date".to_owned(),
@@ -177,8 +197,7 @@ impl Table {
             cols.push(format!("`{c}` {ty}"));
         }
         format!(
-            "CREATE TABLE IF NOT EXISTS `{database}`.`{}` (\n  {}\n) ENGINE = ReplacingMergeTree() PARTITION BY toYYYYMM(day) ORDER BY id",
-            self.name(),
+            "CREATE TABLE IF NOT EXISTS `{database}`.`{name}` (\n  {}\n) ENGINE = ReplacingMergeTree() PARTITION BY toYYYYMM(day) ORDER BY id",
             cols.join(",\n  ")
         )
     }
@@ -245,7 +264,19 @@ impl ClickHouse {
     }
 
     fn request(&self, sql: &str, body: &[u8]) -> Result<String, Failure> {
+        self.request_with(sql, body, &[])
+    }
+
+    fn request_with(
+        &self,
+        sql: &str,
+        body: &[u8],
+        settings: &[(&str, &str)],
+    ) -> Result<String, Failure> {
         let mut req = self.agent.post(&self.base).query("query", sql);
+        for (k, v) in settings {
+            req = req.query(*k, *v);
+        }
         if let Some((user, password)) = &self.credentials {
             req = req.header("X-ClickHouse-User", user).header("X-ClickHouse-Key", password);
         }
@@ -285,6 +316,36 @@ impl ClickHouse {
         Ok(())
     }
 
+    /// For a cluster: the database and the shard-local tables on this
+    /// server (one of the cluster's shards), and the Distributed tables
+    /// over `cluster` (as the server's `remote_servers` defines it), which
+    /// records are inserted into and queried from. Run on every shard.
+    pub fn init_cluster(&self, cluster: &str) -> Result<(), ClickHouseError> {
+        let db = &self.database;
+        self.request(&format!("CREATE DATABASE IF NOT EXISTS `{db}`"), b"")
+            .map_err(|f| self.error(f))?;
+        let known = self
+            .request(
+                &format!(
+                    "SELECT count() FROM system.clusters WHERE cluster = '{}'",
+                    cluster.replace('\'', "")
+                ),
+                b"",
+            )
+            .map_err(|f| self.error(f))?;
+        if known.trim() == "0" {
+            return Err(ClickHouseError::Server {
+                url: self.url.clone(),
+                message: format!("no cluster {cluster} in the server's remote_servers"),
+            });
+        }
+        for t in Table::ALL {
+            self.request(&t.ddl_named(db, &t.local_name()), b"").map_err(|f| self.error(f))?;
+            self.request(&t.distributed_ddl(db, cluster), b"").map_err(|f| self.error(f))?;
+        }
+        Ok(())
+    }
+
     /// Checks that both tables have every column the records need.
     pub fn check(&self) -> Result<(), ClickHouseError> {
         for t in Table::ALL {
@@ -316,7 +377,9 @@ impl ClickHouse {
 
     fn insert(&self, table: Table, body: &[u8]) -> Result<(), Failure> {
         let sql = format!("INSERT INTO `{}`.`{}` FORMAT JSONEachRow", self.database, table.name());
-        self.request(&sql, body).map(|_| ())
+        // Into a Distributed table: acknowledged once every shard has its
+        // part, not when the first server queued it.
+        self.request_with(&sql, body, &[("insert_distributed_sync", "1")]).map(|_| ())
     }
 
     /// Rows of a table, `FINAL` (for tests and `flush`'s summary).
