@@ -76,6 +76,35 @@ pub enum ClickhouseCommand {
     },
 }
 
+/// Records to a central store, for `audit` and `live`.
+#[derive(Debug, clap::Args)]
+pub struct FleetArgs {
+    /// Also send every flow and finding record (live: every flow record
+    /// and alert) to ClickHouse (its HTTP interface, e.g.
+    /// http://127.0.0.1:8123; tables made by `xborder clickhouse init`).
+    /// What cannot be delivered is spooled.
+    #[arg(long, value_name = "URL")]
+    pub clickhouse: Option<String>,
+
+    /// The ClickHouse database.
+    #[arg(long, value_name = "NAME", default_value = "xborder", requires = "clickhouse")]
+    pub clickhouse_database: String,
+
+    /// The name of this gateway or machine in the store (ECS
+    /// observer.name). Default: the host name.
+    #[arg(long, value_name = "NAME")]
+    pub observer: Option<String>,
+
+    /// Where records ClickHouse did not take wait for `xborder clickhouse
+    /// flush` (default: spool/ in the data directory).
+    #[arg(long, value_name = "DIR", requires = "clickhouse")]
+    pub spool_dir: Option<PathBuf>,
+
+    /// The spool's bound; records beyond it are dropped and counted.
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 30, requires = "clickhouse")]
+    pub spool_max_bytes: u64,
+}
+
 #[derive(Debug, clap::Args)]
 pub struct StoreArgs {
     /// The server's HTTP interface, e.g. http://127.0.0.1:8123
@@ -236,29 +265,8 @@ pub struct AuditArgs {
     #[arg(long, value_name = "FILE")]
     pub evidence: Option<PathBuf>,
 
-    /// Also send every flow and finding record to ClickHouse (its HTTP
-    /// interface, e.g. http://127.0.0.1:8123; tables made by `xborder
-    /// clickhouse init`). What cannot be delivered is spooled.
-    #[arg(long, value_name = "URL")]
-    pub clickhouse: Option<String>,
-
-    /// The ClickHouse database.
-    #[arg(long, value_name = "NAME", default_value = "xborder", requires = "clickhouse")]
-    pub clickhouse_database: String,
-
-    /// The name of this gateway or machine in the store (ECS
-    /// observer.name). Default: the host name.
-    #[arg(long, value_name = "NAME")]
-    pub observer: Option<String>,
-
-    /// Where records ClickHouse did not take wait for `xborder clickhouse
-    /// flush` (default: spool/ in the data directory).
-    #[arg(long, value_name = "DIR", requires = "clickhouse")]
-    pub spool_dir: Option<PathBuf>,
-
-    /// The spool's bound; records beyond it are dropped and counted.
-    #[arg(long, value_name = "BYTES", default_value_t = 1 << 30, requires = "clickhouse")]
-    pub spool_max_bytes: u64,
+    #[command(flatten)]
+    pub fleet: FleetArgs,
 
     /// The least severe finding that puts a flow into --evidence.
     #[arg(long, value_name = "SEVERITY", default_value = "low", requires = "evidence")]
@@ -372,6 +380,9 @@ pub struct LiveArgs {
     /// (counted).
     #[arg(long, value_name = "N", default_value_t = 1_000_000)]
     pub max_flows: usize,
+
+    #[command(flatten)]
+    pub fleet: FleetArgs,
 
     /// Keep the packets of flagged flows, from their first packet on, in
     /// rotating pcapng files in DIR (each packet commented with its

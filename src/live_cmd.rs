@@ -95,7 +95,32 @@ pub fn run_live(args: &LiveArgs) -> anyhow::Result<ExitCode> {
         .name("output".into())
         .spawn(move || out.run(incoming))
         .context("cannot start the output thread")?;
-    let result = live::run(capture, settings, knowledge, loader, signals, events);
+    let store = match &args.fleet.clickhouse {
+        Some(url) => {
+            use xborder::clickhouse::{spool::Spool, ClickHouse, ClickHouseError, LiveSender};
+            let client = ClickHouse::new(url, &args.fleet.clickhouse_database);
+            let dir = crate::spool_dir(args.fleet.spool_dir.as_deref())?;
+            match client.check() {
+                Ok(()) => {}
+                // Down at the start: spooled, retried in the background.
+                Err(e @ ClickHouseError::Unreachable { .. }) => {
+                    warn!(
+                        "xborder: {e}; records are spooled to {} until it answers",
+                        dir.display()
+                    );
+                }
+                Err(e) => return Err(e.into()),
+            }
+            let observer = args.fleet.observer.clone().unwrap_or_else(crate::host_name);
+            let spool = Spool::new(dir, args.fleet.spool_max_bytes);
+            Some(
+                LiveSender::start(client, spool, observer)
+                    .context("cannot start the ClickHouse sender")?,
+            )
+        }
+        None => None,
+    };
+    let result = live::run(capture, settings, knowledge, loader, signals, events, store);
     writer.join().map_err(|_| anyhow::anyhow!("the output thread failed"))??;
     let stats = result?;
     warn!(
@@ -209,7 +234,7 @@ impl Outputs {
                 Event::Report(report) => self.report(&report)?,
                 Event::Stats(st) => warn!(
                     "xborder: stats: {} received, dropped {} by the kernel, {} by the interface, \
-                     {} by xborder; {} flows alive, {} evicted; {} alerts ({} dropped)",
+                     {} by xborder; {} flows alive, {} evicted; {} alerts ({} dropped){}",
                     st.received,
                     st.kernel_dropped,
                     st.interface_dropped,
@@ -217,7 +242,11 @@ impl Outputs {
                     st.live_flows,
                     st.evicted_flows,
                     st.alerts,
-                    st.alerts_dropped
+                    st.alerts_dropped,
+                    st.store.map_or_else(String::new, |s| format!(
+                        "; clickhouse: {} sent, {} spooled, {} retried, {} dropped",
+                        s.sent, s.spooled, s.retried, s.dropped
+                    ))
                 ),
                 Event::Log(line) => warn!("xborder: {line}"),
                 Event::Reopen => {

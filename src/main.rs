@@ -208,11 +208,12 @@ fn run_audit(args: &AuditArgs) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
-    let mut store = match &args.clickhouse {
+    let mut store = match &args.fleet.clickhouse {
         Some(url) => {
             use xborder::clickhouse::{spool::Spool, ClickHouse, ClickHouseError, ClickHouseSink};
-            let client = ClickHouse::new(url, &args.clickhouse_database);
-            let spool = Spool::new(spool_dir(args.spool_dir.as_deref())?, args.spool_max_bytes);
+            let client = ClickHouse::new(url, &args.fleet.clickhouse_database);
+            let spool =
+                Spool::new(spool_dir(args.fleet.spool_dir.as_deref())?, args.fleet.spool_max_bytes);
             // A server that answers wrongly is an error now; one that
             // cannot be reached gets the records later, from the spool.
             let reachable = match client.check() {
@@ -223,7 +224,7 @@ fn run_audit(args: &AuditArgs) -> anyhow::Result<ExitCode> {
                 }
                 Err(e) => return Err(e.into()),
             };
-            let observer = args.observer.clone().unwrap_or_else(host_name);
+            let observer = args.fleet.observer.clone().unwrap_or_else(host_name);
             Some(ClickHouseSink::new(client, spool, observer, reachable))
         }
         None => None,
@@ -350,7 +351,7 @@ fn run_audit(args: &AuditArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// The spool directory: the one named, else spool/ in the data directory.
-fn spool_dir(named: Option<&std::path::Path>) -> anyhow::Result<PathBuf> {
+pub(crate) fn spool_dir(named: Option<&std::path::Path>) -> anyhow::Result<PathBuf> {
     match named {
         Some(d) => Ok(d.to_owned()),
         None => xborder::intel::default_data_dir()
@@ -362,7 +363,7 @@ fn spool_dir(named: Option<&std::path::Path>) -> anyhow::Result<PathBuf> {
 }
 
 /// The host name, for `observer.name`.
-fn host_name() -> String {
+pub(crate) fn host_name() -> String {
     nix::unistd::gethostname()
         .ok()
         .and_then(|h| h.into_string().ok())

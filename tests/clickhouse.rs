@@ -4,15 +4,15 @@
 
 mod support;
 
+use support::clickhouse::{Server, SERVER};
+
 use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
 
 use serde_json::Value;
 
-const SERVER: &str = "/usr/sbin/clickhouse-server";
 const OVERLAY: &str = "fixtures/policy/overlay.toml";
 
 fn root() -> &'static Path {
@@ -27,130 +27,6 @@ fn available() -> bool {
     assert!(std::env::var("CI").map_or(true, |v| v != "true"), "{why}");
     eprintln!("SKIPPED: {why}");
     false
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// A server of the test's own; killed when dropped.
-struct Server {
-    dir: tempfile::TempDir,
-    http: u16,
-    tcp: u16,
-    /// The native ports of a cluster's shards (`remote_servers`, cluster
-    /// `xb`), this one among them.
-    shards: Vec<u16>,
-    child: Option<Child>,
-}
-
-impl Server {
-    fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let mut s =
-            Server { dir, http: free_port(), tcp: free_port(), shards: Vec::new(), child: None };
-        s.run();
-        s
-    }
-
-    /// Two servers, each a shard of cluster `xb`.
-    fn start_cluster() -> (Self, Self) {
-        let (tcp1, tcp2) = (free_port(), free_port());
-        let server = |tcp| {
-            let dir = tempfile::tempdir().unwrap();
-            Server { dir, http: free_port(), tcp, shards: vec![tcp1, tcp2], child: None }
-        };
-        let (mut a, mut b) = (server(tcp1), server(tcp2));
-        a.run();
-        b.run();
-        (a, b)
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.http)
-    }
-
-    /// Starts (or restarts) the process on the same data and ports.
-    fn run(&mut self) {
-        let d = self.dir.path();
-        for sub in ["data", "tmp", "log"] {
-            std::fs::create_dir_all(d.join(sub)).unwrap();
-        }
-        let config = format!(
-            r#"<?xml version="1.0"?>
-<yandex>
-  <logger><level>warning</level><log>{d}/log/server.log</log><errorlog>{d}/log/error.log</errorlog><console>0</console></logger>
-  <listen_host>127.0.0.1</listen_host>
-  <http_port>{http}</http_port>
-  <tcp_port>{tcp}</tcp_port>
-  <path>{d}/data/</path>
-  <tmp_path>{d}/tmp/</tmp_path>
-  <users_config>users.xml</users_config>
-  <default_profile>default</default_profile>
-  <default_database>default</default_database>
-  <mark_cache_size>5368709</mark_cache_size>
-  <remote_servers><xb>{shards}</xb></remote_servers>
-</yandex>
-"#,
-            d = d.display(),
-            http = self.http,
-            tcp = self.tcp,
-            shards = self
-                .shards
-                .iter()
-                .map(|p| format!(
-                    "<shard><replica><host>127.0.0.1</host><port>{p}</port></replica></shard>"
-                ))
-                .collect::<String>()
-        );
-        std::fs::write(d.join("config.xml"), config).unwrap();
-        std::fs::write(
-            d.join("users.xml"),
-            r#"<?xml version="1.0"?>
-<yandex>
-  <profiles><default></default></profiles>
-  <users><default><password></password><networks><ip>127.0.0.1</ip></networks><profile>default</profile><quota>default</quota></default></users>
-  <quotas><default></default></quotas>
-</yandex>
-"#,
-        )
-        .unwrap();
-        let child = Command::new(SERVER)
-            .arg(format!("--config-file={}", d.join("config.xml").display()))
-            .current_dir(d)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("clickhouse-server");
-        self.child = Some(child);
-        let start = Instant::now();
-        while self.query("SELECT 1").is_none() {
-            assert!(start.elapsed() < Duration::from_secs(30), "the server did not start");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    /// A query's answer (TSV), or `None` if the server does not answer.
-    fn query(&self, sql: &str) -> Option<String> {
-        let out = Command::new("curl")
-            .args(["-sf", "--max-time", "10", "--data-binary", sql, &format!("{}/", self.url())])
-            .output()
-            .ok()?;
-        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.stop();
-    }
 }
 
 fn xborder(args: &[&str]) -> Output {

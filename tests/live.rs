@@ -12,6 +12,8 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+mod support;
+
 use nix::sched::{setns, CloneFlags};
 use serde_json::Value;
 
@@ -538,5 +540,111 @@ fn runs_unprivileged_with_user_or_capabilities() {
         assert_eq!(status.code(), Some(0), "{what}: {text}");
         assert!(text.contains("final report:"), "{what}: {text}");
     }
+    drop(net);
+}
+
+/// `live --clickhouse` with the server (in the capture's namespace, on its
+/// loopback) stopped and started again mid-run: records spooled meanwhile
+/// are retried, and after SIGTERM the store holds exactly the flows and
+/// findings of the reports.
+#[test]
+fn live_records_reach_clickhouse_across_a_server_restart() {
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!("live test skipped: needs root for network namespaces and capture");
+        return;
+    }
+    if !Path::new(support::clickhouse::SERVER).exists() {
+        assert!(std::env::var("CI").map_or(true, |v| v != "true"), "clickhouse-server is missing");
+        eprintln!("SKIPPED: clickhouse-server is missing");
+        return;
+    }
+    let net = Net::new();
+    let mut server = support::clickhouse::Server::start_in(Some(&net.client));
+    let url = server.url();
+    let xborder = env!("CARGO_BIN_EXE_xborder");
+    let init = Command::new("ip")
+        .args(["netns", "exec", &net.client, xborder, "clickhouse", "init", "--url", &url])
+        .output()
+        .unwrap();
+    assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (overlay, rules_file) = (d.join("overlay.toml"), d.join("rules.toml"));
+    std::fs::write(&overlay, OVERLAY).unwrap();
+    std::fs::write(&rules_file, rules(false)).unwrap();
+    let (alerts_file, reports, log) = (d.join("alerts.jsonl"), d.join("reports"), d.join("stderr"));
+    let path = |p: &PathBuf| p.to_str().unwrap().to_owned();
+    let child = Command::new("ip")
+        .args(["netns", "exec", &net.client, xborder, "live", "-i", &net.client_if()])
+        .args(["--overlay", &path(&overlay), "--rules", &path(&rules_file)])
+        .args(["--local-net", "192.0.2.10/32", "--alert-delay", "300ms", "--bpf", "tcp"])
+        .args(["--alerts", &path(&alerts_file), "--report-dir", &path(&reports)])
+        .args([
+            "--clickhouse",
+            &url,
+            "--observer",
+            "gw-live",
+            "--spool-dir",
+            &path(&d.join("spool")),
+        ])
+        .stdout(Stdio::null())
+        .stderr(File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    struct Kill(Option<Child>);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            if let Some(c) = &mut self.0 {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+    wait_for(&log, "the capture to start", |t| t.contains("capturing on"));
+    let mut guard = Kill(Some(child));
+    let tcp = tcp_server(&net.server, "192.0.2.200:443", 3);
+    let early_alerts =
+        |p: &Path| alerts(p).iter().filter(|a| a["xborder"]["finding"]["phase"] == "early").count();
+    send_tcp(&net.client, "192.0.2.200:443", 10_000);
+    wait_for(&alerts_file, "the first early alert", |_| early_alerts(&alerts_file) >= 1);
+    // Sent within a second; then the server goes away.
+    thread::sleep(Duration::from_millis(1500));
+    server.stop();
+    send_tcp(&net.client, "192.0.2.200:443", 20_000);
+    wait_for(&alerts_file, "the second early alert", |_| early_alerts(&alerts_file) >= 2);
+    thread::sleep(Duration::from_millis(1500));
+    server.run();
+    send_tcp(&net.client, "192.0.2.200:443", 30_000);
+    wait_for(&alerts_file, "the third early alert", |_| early_alerts(&alerts_file) >= 3);
+    let mut child = guard.0.take().unwrap();
+    signal(&child, "TERM");
+    let status = wait_exit(&mut child);
+    assert_eq!(status.code(), Some(0), "{}", read(&log));
+    assert_eq!(tcp.join().unwrap(), [10_000, 20_000, 30_000]);
+
+    // The reports' flows and findings, and what the store holds.
+    let (mut flows, mut findings) = (0u64, 0u64);
+    let mut final_stats = Value::Null;
+    for e in std::fs::read_dir(&reports).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "json") {
+            let doc: Value = serde_json::from_str(&read(&p)).unwrap();
+            flows += doc["totals"]["flows"].as_u64().unwrap();
+            findings += doc["findings"].as_array().unwrap().len() as u64;
+            if doc["live"]["final_report"] == true {
+                final_stats = doc["live"]["stats"]["store"].clone();
+            }
+        }
+    }
+    assert_eq!((flows, findings), (3, 3));
+    let count = |table: &str| -> u64 {
+        let sql =
+            format!("SELECT count() FROM xborder.{table} FINAL WHERE `observer.name` = 'gw-live'");
+        server.query(&sql).unwrap().trim().parse().unwrap()
+    };
+    assert_eq!((count("flows"), count("findings")), (flows, findings), "{}", read(&log));
+    assert!(final_stats["spooled"].as_u64().unwrap() > 0, "{final_stats}");
+    assert_eq!(final_stats["spooled"], final_stats["retried"], "{final_stats}");
+    assert_eq!(final_stats["dropped"], 0, "{final_stats}");
     drop(net);
 }

@@ -22,6 +22,8 @@
 pub mod spool;
 
 use std::io::{self, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
@@ -635,5 +637,149 @@ mod tests {
         assert_ne!(row["id"], other["id"]);
         assert!(Table::Findings.ddl("xborder").contains("`rule.id` Nullable(String)"));
         assert!(!Table::Flows.columns().contains(&"rule.id"));
+    }
+}
+
+/// Counters of a [`LiveSender`], read by live's statistics.
+#[derive(Debug, Default)]
+pub struct LiveCounters {
+    /// Records the server took as they came.
+    pub sent: AtomicU64,
+    /// Records spooled (the server unreachable or refusing).
+    pub spooled: AtomicU64,
+    /// Spooled records delivered later by a retry.
+    pub retried: AtomicU64,
+    /// Records lost: the queue to the sender was full, or the spool at its
+    /// bound.
+    pub dropped: AtomicU64,
+}
+
+/// Live's records to ClickHouse from a thread of their own: batches of
+/// [`BATCH_RECORDS`] or one second's records; when the server cannot
+/// take them they are spooled and the spool retried with backoff (1 s
+/// doubling to 60 s); at the end (the queue closed) what is left is sent
+/// or spooled and one more delivery of the spool is tried. The capture
+/// and analysis never wait on it: a full queue drops (counted).
+pub struct LiveSender {
+    queue: std::sync::mpsc::SyncSender<Vec<u8>>,
+    pub counters: Arc<LiveCounters>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Records queued to the sender at most.
+const LIVE_QUEUE: usize = 65_536;
+
+impl LiveSender {
+    pub fn start(client: ClickHouse, spool: Spool, observer: String) -> io::Result<Self> {
+        let (queue, records) = std::sync::mpsc::sync_channel::<Vec<u8>>(LIVE_QUEUE);
+        let counters = Arc::new(LiveCounters::default());
+        let c = counters.clone();
+        let thread = std::thread::Builder::new()
+            .name("clickhouse".into())
+            .spawn(move || live_loop(client, spool, observer, &records, &c))?;
+        Ok(Self { queue, counters, thread: Some(thread) })
+    }
+
+    /// Queues one jsonl record (a flow or an alert); never waits.
+    pub fn record(&self, line: Vec<u8>) {
+        if self.queue.try_send(line).is_err() {
+            self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Sends what is left and waits for the thread.
+    pub fn finish(mut self) {
+        let (queue, _) = std::sync::mpsc::sync_channel(1);
+        drop(std::mem::replace(&mut self.queue, queue));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn live_loop(
+    client: ClickHouse,
+    mut spool: Spool,
+    observer: String,
+    records: &std::sync::mpsc::Receiver<Vec<u8>>,
+    c: &LiveCounters,
+) {
+    use std::sync::mpsc::RecvTimeoutError;
+    let mut batches: [(Vec<u8>, u64); 2] = [(Vec::new(), 0), (Vec::new(), 0)];
+    let mut oldest: Option<std::time::Instant> = None;
+    // Down until this instant (then the spool is retried).
+    let mut down: Option<(std::time::Instant, Duration)> = None;
+    let send = |batches: &mut [(Vec<u8>, u64); 2],
+                down: &mut Option<(std::time::Instant, Duration)>,
+                spool: &mut Spool| {
+        for t in Table::ALL {
+            let (body, n) = std::mem::take(&mut batches[t as usize]);
+            if n == 0 {
+                continue;
+            }
+            if down.is_none() {
+                match client.insert(t, &body) {
+                    Ok(()) => {
+                        c.sent.fetch_add(n, Ordering::Relaxed);
+                        continue;
+                    }
+                    Err(_) => {
+                        *down = Some((
+                            std::time::Instant::now() + Duration::from_secs(1),
+                            Duration::from_secs(1),
+                        ))
+                    }
+                }
+            }
+            match spool.put(t.name(), &body) {
+                Ok(true) => c.spooled.fetch_add(n, Ordering::Relaxed),
+                _ => c.dropped.fetch_add(n, Ordering::Relaxed),
+            };
+        }
+    };
+    let retry = |down: &mut Option<(std::time::Instant, Duration)>, spool: &Spool, last: bool| {
+        let Some((at, backoff)) = *down else { return };
+        if !last && std::time::Instant::now() < at {
+            return;
+        }
+        match client.flush(spool) {
+            Ok(counts) => {
+                c.retried.fetch_add(counts.records, Ordering::Relaxed);
+                *down = None;
+            }
+            Err(_) => {
+                let next = (backoff * 2).min(Duration::from_secs(60));
+                *down = Some((std::time::Instant::now() + next, next));
+            }
+        }
+    };
+    loop {
+        let closed = match records.recv_timeout(Duration::from_millis(200)) {
+            Ok(line) => {
+                if let Some((t, row)) =
+                    serde_json::from_slice(&line).ok().and_then(|r| row(&r, &observer))
+                {
+                    let b = &mut batches[t as usize];
+                    if serde_json::to_writer(&mut b.0, &row).is_ok() {
+                        b.0.push(b'\n');
+                        b.1 += 1;
+                    }
+                    oldest.get_or_insert_with(std::time::Instant::now);
+                }
+                false
+            }
+            Err(RecvTimeoutError::Timeout) => false,
+            Err(RecvTimeoutError::Disconnected) => true,
+        };
+        let full = batches.iter().any(|b| b.1 as usize >= BATCH_RECORDS);
+        let old = oldest.is_some_and(|o| o.elapsed() >= Duration::from_secs(1));
+        if full || old || closed {
+            send(&mut batches, &mut down, &mut spool);
+            oldest = None;
+        }
+        retry(&mut down, &spool, closed);
+        if closed {
+            return;
+        }
     }
 }

@@ -95,6 +95,8 @@ impl Batch {
 /// At most this many packets, or this long, per batch.
 const BATCH_PACKETS: usize = 256;
 const BATCH_AGE: Duration = Duration::from_millis(20);
+/// How long the capture thread sleeps when no packet is ready.
+const IDLE_WAIT: Duration = Duration::from_millis(2);
 
 /// Counters the capture thread shares.
 #[derive(Default)]
@@ -122,7 +124,7 @@ impl Wrapping {
 
 /// Reads until `stop` is set or the capture fails; returns the failure.
 pub(super) fn capture_loop(
-    mut capture: LiveCapture,
+    capture: LiveCapture,
     queue: SyncSender<Batch>,
     stop: Arc<AtomicBool>,
     counters: Arc<CaptureCounters>,
@@ -143,11 +145,20 @@ pub(super) fn capture_loop(
             Err(TrySendError::Disconnected(_)) => false,
         }
     };
+    // Non-blocking reads: when nothing is ready the partial batch goes out
+    // at once. A blocking read can sit in poll() past its timeout while no
+    // packet comes (Linux, TPACKET_V3), which left the last packets of a
+    // quiet capture, and their flows' early alerts, waiting for the next
+    // packet.
+    let mut cap = match capture.cap.setnonblock() {
+        Ok(cap) => cap,
+        Err(e) => return Some(format!("{}: {e}", capture.interface)),
+    };
     let failure = loop {
         if stop.load(Ordering::Relaxed) {
             break None;
         }
-        match capture.cap.next_packet() {
+        match cap.next_packet() {
             Ok(p) => {
                 if batch.packets.is_empty() {
                     started = Instant::now();
@@ -156,7 +167,15 @@ pub(super) fn capture_loop(
                 batch.data.extend_from_slice(p.data);
                 batch.packets.push((ts, p.data.len() as u32, p.header.len));
             }
-            Err(pcap::Error::TimeoutExpired) => {}
+            Err(pcap::Error::TimeoutExpired) => {
+                // Nothing ready: hand over what there is, then wait a
+                // little (the kernel's buffer holds what comes meanwhile:
+                // 2 ms is 200 kB at 100 MB/s).
+                if !batch.packets.is_empty() && !send(&mut batch) {
+                    break None;
+                }
+                std::thread::sleep(IDLE_WAIT);
+            }
             // pcap_breakloop() on a stop request ends the read with an error.
             Err(_) if stop.load(Ordering::Relaxed) => break None,
             Err(e) => break Some(format!("{}: {e}", capture.interface)),
@@ -169,7 +188,7 @@ pub(super) fn capture_loop(
         }
         if stats_at.elapsed() >= Duration::from_millis(500) {
             stats_at = Instant::now();
-            if let Ok(s) = capture.cap.stats() {
+            if let Ok(s) = cap.stats() {
                 counters.received.store(recv.update(s.received), Ordering::Relaxed);
                 counters.kernel_dropped.store(drop.update(s.dropped), Ordering::Relaxed);
                 counters.interface_dropped.store(ifdrop.update(s.if_dropped), Ordering::Relaxed);
@@ -180,7 +199,7 @@ pub(super) fn capture_loop(
         send(&mut batch);
     }
     // The last counts, for the final report.
-    if let Ok(s) = capture.cap.stats() {
+    if let Ok(s) = cap.stats() {
         counters.received.store(recv.update(s.received), Ordering::Relaxed);
         counters.kernel_dropped.store(drop.update(s.dropped), Ordering::Relaxed);
         counters.interface_dropped.store(ifdrop.update(s.if_dropped), Ordering::Relaxed);

@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 use capture::{capture_loop, Batch, CaptureCounters};
 use evidence::LiveEvidence;
 
+use crate::clickhouse::LiveSender;
 use crate::decode::FrameRef;
 use crate::flow::{FlowKey, FlowRecord, FlowTable, FlowTimeouts, LocalNetworks};
 use crate::intel::{Intel, IntelDb, VendorMatch};
@@ -39,7 +40,7 @@ use crate::policy::{finding_country, FlowFacts, Policy, Severity};
 use crate::report::findings::FindingView;
 use crate::report::flows::{write_record, IntelJson};
 use crate::report::json::escape_into;
-use crate::report::{AuditReport, CaptureStats, Finding, InputSummary, LivePeriod};
+use crate::report::{AuditReport, CaptureStats, Finding, InputSummary, LivePeriod, StoreStats};
 use crate::time::Timestamp;
 
 #[derive(Debug, thiserror::Error)]
@@ -131,6 +132,10 @@ struct Analysis {
     alerts: Arc<AtomicU64>,
     alerts_dropped: Arc<AtomicU64>,
     evidence: Option<LiveEvidence>,
+    /// Flow records and alerts to ClickHouse (`--clickhouse`).
+    store: Option<LiveSender>,
+    /// Its counters once it has finished.
+    store_counters: Option<Arc<crate::clickhouse::LiveCounters>>,
 }
 
 /// Runs until `signals.stop` is set (or the capture fails), then ends every
@@ -142,6 +147,7 @@ pub fn run(
     loader: Loader,
     signals: Signals,
     events: SyncSender<Event>,
+    store: Option<LiveSender>,
 ) -> Result<CaptureStats, LiveError> {
     let (queue, batches) = mpsc::sync_channel::<Batch>(settings.queue_batches.max(1));
     let counters = Arc::new(CaptureCounters::default());
@@ -188,6 +194,8 @@ pub fn run(
         alerts: Arc::new(AtomicU64::new(0)),
         alerts_dropped: Arc::new(AtomicU64::new(0)),
         evidence,
+        store,
+        store_counters: None,
     };
     a.analyse(link_type, &batches, &loader, &signals, &counters, &breaker);
     let failure = capture_thread.join().ok().flatten();
@@ -203,6 +211,13 @@ pub fn run(
     }
     a.period.anomalies = anomalies;
     a.flush_evidence();
+    // What is left goes to the store (or its spool) before the final
+    // statistics count it.
+    if let Some(store) = a.store.take() {
+        let counters = store.counters.clone();
+        store.finish();
+        a.store_counters = Some(counters);
+    }
     let stats = a.stats(&counters);
     a.report(stats, true, peak);
     match failure {
@@ -361,6 +376,17 @@ impl Analysis {
             alerts_dropped: self.alerts_dropped.load(Ordering::Relaxed),
             evidence_packets: self.evidence.as_ref().map_or(0, |e| e.written),
             evidence_dropped: self.evidence.as_ref().map_or(0, |e| e.dropped),
+            store: self
+                .store
+                .as_ref()
+                .map(|s| s.counters.clone())
+                .or_else(|| self.store_counters.clone())
+                .map(|c| StoreStats {
+                    sent: c.sent.load(Ordering::Relaxed),
+                    spooled: c.spooled.load(Ordering::Relaxed),
+                    retried: c.retried.load(Ordering::Relaxed),
+                    dropped: c.dropped.load(Ordering::Relaxed),
+                }),
         }
     }
 
@@ -416,6 +442,24 @@ impl Analysis {
         self.alert(&flow, names.as_ref(), vendor.as_ref(), false);
         if let Some(ev) = &mut self.evidence {
             ev.ended(flow.id);
+        }
+        if self.store.is_some() {
+            let intel = remote.and_then(|ip| self.intel(ip));
+            let intel_json = intel.as_deref().map(IntelJson::new);
+            let mut line = Vec::with_capacity(1024);
+            let fields = intel_json.as_ref().map(IntelJson::fields);
+            write_record(
+                &mut line,
+                &flow,
+                &self.file,
+                fields,
+                names.as_ref(),
+                vendor.as_ref(),
+                None,
+            );
+            if let Some(store) = &self.store {
+                store.record(line);
+            }
         }
         if let Some(v) = vendor {
             self.period.vendors.insert(flow.id, v);
@@ -485,6 +529,9 @@ impl Analysis {
                 }
             }
             self.alerts.fetch_add(1, Ordering::Relaxed);
+            if let Some(store) = &self.store {
+                store.record(line.clone());
+            }
             self.send(Event::Alert(line, severity));
         }
         true

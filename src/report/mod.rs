@@ -133,6 +133,22 @@ pub struct CaptureStats {
     /// oldest file to keep the bound).
     pub evidence_packets: u64,
     pub evidence_dropped: u64,
+    /// Records to ClickHouse (`--clickhouse`), when configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store: Option<StoreStats>,
+}
+
+/// What live's records to ClickHouse became, since it started.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct StoreStats {
+    /// Taken by the server as they came.
+    pub sent: u64,
+    /// Spooled, the server unreachable or refusing.
+    pub spooled: u64,
+    /// Spooled and delivered later.
+    pub retried: u64,
+    /// Lost: the queue to the sender full, or the spool at its bound.
+    pub dropped: u64,
 }
 
 /// What a report of `xborder live` covers.

@@ -63,6 +63,16 @@ fn write_summary(r: &AuditReport, s: &mut String) -> std::fmt::Result {
                 grouped(st.evidence_dropped)
             )?;
         }
+        if let Some(store) = &st.store {
+            writeln!(
+                s,
+                "           clickhouse: {} records sent, {} spooled, {} retried, {} dropped",
+                grouped(store.sent),
+                grouped(store.spooled),
+                grouped(store.retried),
+                grouped(store.dropped)
+            )?;
+        }
         writeln!(s, "Flows that ended in this period:")?;
     }
     let failed = r.inputs.iter().filter(|i| i.error.is_some()).count();
