@@ -79,6 +79,7 @@ pub fn run_live(args: &LiveArgs) -> anyhow::Result<ExitCode> {
         report_every: args.report_every,
         stats_every: args.stats_every,
         queue_batches: PACKET_QUEUE,
+        observer: args.fleet.observer.clone(),
         evidence: args
             .evidence_dir
             .as_ref()

@@ -230,13 +230,14 @@ fn run_audit(args: &AuditArgs) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let display = progress::ProgressDisplay::start(&progress, args.quiet);
-    let run = pipeline::audit(Audit {
+    let mut run = pipeline::audit(Audit {
         config,
         intel: (!a.no_intel).then_some(sources),
         policy,
         render_intel_json: format.renders_intel_json(),
     })?;
     drop(display);
+    run.report.observer = args.fleet.observer.clone();
     let report = &run.report;
     for (path, reason) in &report.skipped {
         warn!("xborder: skipping {}: {reason}", path.display());

@@ -381,3 +381,42 @@ fn headlines_are_capped_and_given_per_rule_pack() {
     assert_eq!(eu["countries"][0]["country"], "CN");
     assert_eq!(eu["countries"][0]["operators"][0], "Net CN");
 }
+
+/// `--observer NAME` (ECS observer.name) is in every output: each jsonl
+/// record, the JSON document, a CSV column, the text summary and the page.
+#[test]
+fn the_observer_is_named_in_every_output() {
+    let run = |format: &str| {
+        let out = xborder(&[
+            "audit",
+            CAPTURE,
+            "--overlay",
+            OVERLAY,
+            "--format",
+            format,
+            "--observer",
+            "gw-\"lyon\"",
+        ]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let jsonl = run("jsonl");
+    assert!(jsonl.lines().all(|l| {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        v["observer"]["name"] == "gw-\"lyon\""
+    }));
+    let doc: serde_json::Value = serde_json::from_str(&run("json")).unwrap();
+    assert_eq!(doc["observer"]["name"], "gw-\"lyon\"");
+    assert!(doc["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|f| f["observer"]["name"] == "gw-\"lyon\""));
+    let csv = run("csv");
+    assert!(csv.lines().next().unwrap().ends_with(",observer"));
+    assert!(csv.lines().skip(1).all(|l| l.ends_with(",\"gw-\"\"lyon\"\"\"")), "{csv}");
+    assert!(run("text").contains("\nObserver   gw-\"lyon\"\n"));
+    assert!(run("html").contains("<p class=\"meta\">Observer gw-&quot;lyon&quot;</p>"));
+    // Without it, the outputs are as they were (the goldens).
+    let out = xborder(&["audit", CAPTURE, "--overlay", OVERLAY, "--format", "jsonl"]);
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("observer"));
+}

@@ -83,6 +83,8 @@ pub struct Settings {
     pub queue_batches: usize,
     /// Keep the packets of flagged flows (`--evidence-dir`).
     pub evidence: Option<EvidenceSettings>,
+    /// `observer.name` in every alert and report (`--observer`).
+    pub observer: Option<String>,
 }
 
 /// Requests from signal handlers.
@@ -520,6 +522,11 @@ impl Analysis {
                 vendor,
                 Some(&view),
             );
+            if let Some(observer) = &self.settings.observer {
+                let mut name = Vec::new();
+                escape_into(&mut name, observer);
+                crate::report::flows::with_observer(&mut line, 0, &name);
+            }
             if let Some(file) = &evidence_file {
                 // ECS `file.path`: where the flow's packets are.
                 if line.pop() == Some(b'}') {
@@ -593,6 +600,7 @@ impl Analysis {
             error: None,
         });
         report.peak_live_flows = peak_live_flows;
+        report.observer = self.settings.observer.clone();
         if let Some(db) = &self.knowledge.intel {
             report.provenance = db.provenance.clone();
         }

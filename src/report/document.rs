@@ -108,6 +108,9 @@ fn metadata(r: &AuditReport) -> io::Result<Vec<(&'static str, Value)>> {
             totals.insert("evicted_flows".into(), r.evicted_flows.into());
         }
     }
+    if let Some(observer) = &r.observer {
+        fields.insert(1, ("observer", json!({ "name": observer })));
+    }
     if let Some(live) = &r.live {
         fields.insert(
             2,

@@ -389,6 +389,10 @@ fn csv_field(out: &mut String, value: &str) {
 /// One row per finding, with a header; values exact (bytes, RFC 3339 UTC).
 pub fn write_csv(r: &AuditReport, out: &mut dyn Write) -> io::Result<()> {
     let mut line = CSV_COLUMNS.join(",");
+    // With --observer, one column more: who saw it.
+    if r.observer.is_some() {
+        line.push_str(",observer");
+    }
     line.push_str("\r\n");
     out.write_all(line.as_bytes())?;
     for v in r.finding_views() {
@@ -439,6 +443,10 @@ pub fn write_csv(r: &AuditReport, out: &mut dyn Write) -> io::Result<()> {
                 line.push(',');
             }
             csv_field(&mut line, f);
+        }
+        if let Some(observer) = &r.observer {
+            line.push(',');
+            csv_field(&mut line, observer);
         }
         line.push_str("\r\n");
         out.write_all(line.as_bytes())?;

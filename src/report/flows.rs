@@ -425,7 +425,12 @@ pub(super) fn write_records(
             b
         })
         .collect();
-    let pieces = RecordPieces { report, cached, files, records, array };
+    let observer = report.observer.as_deref().map(|o| {
+        let mut b = Vec::new();
+        escape_into(&mut b, o);
+        b
+    });
+    let pieces = RecordPieces { report, cached, files, records, array, observer };
     let chunks = report.flows.len().div_ceil(RENDER_CHUNK);
     // In an array each record comes after a comma, except the first.
     let mut first = true;
@@ -494,6 +499,21 @@ struct RecordPieces<'r> {
     files: Vec<Vec<u8>>,
     records: Records,
     array: bool,
+    /// `observer.name` of every record, as a JSON string.
+    observer: Option<Vec<u8>>,
+}
+
+/// Puts `"observer":{"name":…}` first in the record that starts at
+/// `start` (ECS `observer.name`: the gateway or machine that saw it).
+pub fn with_observer(buf: &mut Vec<u8>, start: usize, observer_json: &[u8]) {
+    if buf.get(start) != Some(&b'{') {
+        return;
+    }
+    let mut field = Vec::with_capacity(observer_json.len() + 24);
+    field.extend_from_slice(b"\"observer\":{\"name\":");
+    field.extend_from_slice(observer_json);
+    field.extend_from_slice(b"},");
+    buf.splice(start + 1..start + 1, field);
 }
 
 impl RecordPieces<'_> {
@@ -511,7 +531,11 @@ impl RecordPieces<'_> {
             if self.array {
                 buf.push(b',');
             }
+            let start = buf.len();
             write(buf);
+            if let Some(observer) = &self.observer {
+                with_observer(buf, start, observer);
+            }
             if !self.array {
                 buf.push(b'\n');
             }

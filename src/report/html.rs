@@ -314,6 +314,9 @@ pub fn write_html(r: &AuditReport, out: &mut dyn Write) -> io::Result<()> {
         escape(&title)
     ));
     h.push_str(&format!("<header><h1>{}</h1>", escape(&title)));
+    if let Some(observer) = &r.observer {
+        h.push_str(&format!("<p class=\"meta\">Observer {}</p>", escape(observer)));
+    }
     if let (Some(first), Some(last)) = (r.totals.first, r.totals.last) {
         h.push_str(&format!(
             "<p class=\"meta\">Trace time {} .. {} · {} packets · {} flows · {} findings · xborder {}</p>",

@@ -96,6 +96,9 @@ pub struct AuditReport {
     pub provenance: Vec<DatasetInfo>,
     /// Set for the reports of `xborder live`.
     pub live: Option<LivePeriod>,
+    /// The gateway or machine that saw the traffic (`--observer`; ECS
+    /// `observer.name`), in every output when given.
+    pub observer: Option<String>,
 }
 
 /// A rule that matched a flow.

@@ -104,6 +104,9 @@ fn write_summary(r: &AuditReport, s: &mut String) -> std::fmt::Result {
     }
     let t = &r.totals;
     writeln!(s)?;
+    if let Some(observer) = &r.observer {
+        writeln!(s, "Observer   {observer}")?;
+    }
     if let (Some(first), Some(last)) = (t.first, t.last) {
         writeln!(s, "Time       {first} .. {last}")?;
     }
