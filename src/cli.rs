@@ -100,6 +100,10 @@ pub struct FleetArgs {
     #[arg(long, value_name = "DIR", requires = "clickhouse")]
     pub spool_dir: Option<PathBuf>,
 
+    /// Records per INSERT.
+    #[arg(long, value_name = "N", default_value_t = 10_000, requires = "clickhouse")]
+    pub clickhouse_batch: usize,
+
     /// The spool's bound; records beyond it are dropped and counted.
     #[arg(long, value_name = "BYTES", default_value_t = 1 << 30, requires = "clickhouse")]
     pub spool_max_bytes: u64,

@@ -225,7 +225,9 @@ fn run_audit(args: &AuditArgs) -> anyhow::Result<ExitCode> {
                 Err(e) => return Err(e.into()),
             };
             let observer = args.fleet.observer.clone().unwrap_or_else(host_name);
-            Some(ClickHouseSink::new(client, spool, observer, reachable))
+            let mut sink = ClickHouseSink::new(client, spool, observer, reachable);
+            sink.batch_records = args.fleet.clickhouse_batch;
+            Some(sink)
         }
         None => None,
     };

@@ -331,3 +331,74 @@ fn every_record_field_has_a_column() {
     assert!(seen > 100, "{seen}");
     assert_eq!(Table::ALL.len(), 2);
 }
+
+/// The server killed (SIGKILL) while an audit sends its batches: what it
+/// had taken stays, the rest is spooled, and after a restart and a flush
+/// the store holds every record exactly once.
+#[test]
+fn a_server_killed_during_an_audit_loses_nothing() {
+    use support::{ethernet, ip_packet, pcap, PcapFormat, Record, L4};
+    if !available() {
+        return;
+    }
+    let mut server = Server::start();
+    let url = server.url();
+    assert!(xborder(&["clickhouse", "init", "--url", &url]).status.success());
+    // 3,000 UDP flows to the overlay's CN provider: 3,000 flow records
+    // and their findings, in batches of 20.
+    let dir = tempfile::tempdir().unwrap();
+    let records: Vec<Record> = (0..3000u32)
+        .map(|i| {
+            let l4 = L4::Udp { sport: 10_000 + (i % 50_000) as u16, dport: 443 };
+            let dst = format!("203.0.113.{}", 1 + i % 100);
+            let ip = ip_packet(&format!("10.1.{}.{}", i / 250, 1 + i % 250), &dst, l4, b"x");
+            Record::new(1_700_000_000_000_000_000 + i64::from(i) * 1000, ethernet(&[], &ip))
+        })
+        .collect();
+    let capture = dir.path().join("many.pcap");
+    std::fs::write(&capture, pcap(PcapFormat::new(1), &records)).unwrap();
+    let (spool, jsonl) = (dir.path().join("spool"), dir.path().join("k.jsonl"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_xborder"))
+        .args(["audit", "--overlay", OVERLAY, "--format", "jsonl", "--flows", "-o"])
+        .arg(&jsonl)
+        .args([
+            "--clickhouse",
+            &url,
+            "--observer",
+            "gw-k",
+            "--clickhouse-batch",
+            "20",
+            "--spool-dir",
+        ])
+        .arg(&spool)
+        .arg(&capture)
+        .current_dir(root())
+        .env("XBORDER_DATA_DIR", "/nonexistent")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Kill the server once it has some of the records.
+    let start = std::time::Instant::now();
+    loop {
+        let n: u64 = server
+            .query("SELECT count() FROM xborder.flows")
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(0);
+        if n > 0 {
+            break;
+        }
+        assert!(start.elapsed() < std::time::Duration::from_secs(30), "no record arrived");
+    }
+    server.stop();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains(" spooled to "), "{err}");
+    server.run();
+    let flush =
+        xborder(&["clickhouse", "flush", "--url", &url, "--spool-dir", spool.to_str().unwrap()]);
+    assert!(flush.status.success(), "{}", stderr(&flush));
+    let want = jsonl_totals(&jsonl);
+    assert_eq!(want.flows, 3000);
+    assert_eq!(store_totals(&server, "gw-k"), want);
+}

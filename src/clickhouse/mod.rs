@@ -514,6 +514,8 @@ pub struct ClickHouseSink {
     pub counts: FleetCounts,
     /// Why the first batch was spooled, for the summary line.
     pub first_failure: Option<String>,
+    /// Records per INSERT (default [`BATCH_RECORDS`]).
+    pub batch_records: usize,
     batches: [(Vec<u8>, u64); 2],
 }
 
@@ -526,6 +528,7 @@ impl ClickHouseSink {
             reachable,
             counts: FleetCounts::default(),
             first_failure: None,
+            batch_records: BATCH_RECORDS,
             batches: [(Vec::new(), 0), (Vec::new(), 0)],
         }
     }
@@ -537,7 +540,7 @@ impl ClickHouseSink {
         serde_json::to_writer(&mut batch.0, &row).map_err(io::Error::other)?;
         batch.0.push(b'\n');
         batch.1 += 1;
-        if batch.1 as usize >= BATCH_RECORDS {
+        if batch.1 as usize >= self.batch_records.max(1) {
             self.send(table)?;
         }
         Ok(())
