@@ -394,7 +394,7 @@ fn run_clickhouse(cmd: cli::ClickhouseCommand) -> anyhow::Result<ExitCode> {
             let ch = ClickHouse::new(&store.url, &store.database);
             let dir = spool_dir(dir.as_deref())?;
             ch.check()?;
-            let counts = ch.flush(&Spool::new(dir.clone(), u64::MAX))?;
+            let counts = ch.flush(&mut Spool::new(dir.clone(), u64::MAX))?;
             warn!(
                 "clickhouse: {} records in {} segments delivered from {}",
                 xborder::units::grouped(counts.records),

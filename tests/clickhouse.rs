@@ -358,7 +358,7 @@ fn a_server_killed_during_an_audit_loses_nothing() {
     let capture = dir.path().join("many.pcap");
     std::fs::write(&capture, pcap(PcapFormat::new(1), &records)).unwrap();
     let (spool, jsonl) = (dir.path().join("spool"), dir.path().join("k.jsonl"));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_xborder"))
+    let child = Command::new(env!("CARGO_BIN_EXE_xborder"))
         .args(["audit", "--overlay", OVERLAY, "--format", "jsonl", "--flows", "-o"])
         .arg(&jsonl)
         .args([

@@ -396,7 +396,9 @@ impl ClickHouse {
 
     /// Delivers the spool's segments in order, deleting each once the
     /// server took it; stops at the first failure (the rest stay).
-    pub fn flush(&self, spool: &Spool) -> Result<FlushCounts, ClickHouseError> {
+    pub fn flush(&self, spool: &mut Spool) -> Result<FlushCounts, ClickHouseError> {
+        // Segments go away: the spool counts its bytes again.
+        spool.recount();
         let io_error = |path: &std::path::Path, source| ClickHouseError::Spool {
             path: path.display().to_string(),
             source,
@@ -517,6 +519,8 @@ pub struct ClickHouseSink {
     /// Records per INSERT (default [`BATCH_RECORDS`]).
     pub batch_records: usize,
     batches: [(Vec<u8>, u64); 2],
+    /// Records waiting to be spooled, per table.
+    spooling: [(Vec<u8>, u64); 2],
 }
 
 impl ClickHouseSink {
@@ -530,6 +534,7 @@ impl ClickHouseSink {
             first_failure: None,
             batch_records: BATCH_RECORDS,
             batches: [(Vec::new(), 0), (Vec::new(), 0)],
+            spooling: [(Vec::new(), 0), (Vec::new(), 0)],
         }
     }
 
@@ -563,6 +568,22 @@ impl ClickHouseSink {
                 }
             }
         }
+        // Spooled in segments of at least BATCH_RECORDS: each costs two
+        // fsyncs, and small INSERT batches would make thousands.
+        let pending = &mut self.spooling[table as usize];
+        pending.0.extend_from_slice(&body);
+        pending.1 += n;
+        if pending.1 as usize >= BATCH_RECORDS {
+            self.spool_pending(table)?;
+        }
+        Ok(())
+    }
+
+    fn spool_pending(&mut self, table: Table) -> io::Result<()> {
+        let (body, n) = std::mem::take(&mut self.spooling[table as usize]);
+        if n == 0 {
+            return Ok(());
+        }
         if self.spool.put(table.name(), &body)? {
             self.counts.spooled += n;
         } else {
@@ -581,6 +602,7 @@ impl Sink for ClickHouseSink {
         }
         for t in Table::ALL {
             self.send(t)?;
+            self.spool_pending(t)?;
         }
         Ok(())
     }
@@ -740,22 +762,23 @@ fn live_loop(
             };
         }
     };
-    let retry = |down: &mut Option<(std::time::Instant, Duration)>, spool: &Spool, last: bool| {
-        let Some((at, backoff)) = *down else { return };
-        if !last && std::time::Instant::now() < at {
-            return;
-        }
-        match client.flush(spool) {
-            Ok(counts) => {
-                c.retried.fetch_add(counts.records, Ordering::Relaxed);
-                *down = None;
+    let retry =
+        |down: &mut Option<(std::time::Instant, Duration)>, spool: &mut Spool, last: bool| {
+            let Some((at, backoff)) = *down else { return };
+            if !last && std::time::Instant::now() < at {
+                return;
             }
-            Err(_) => {
-                let next = (backoff * 2).min(Duration::from_secs(60));
-                *down = Some((std::time::Instant::now() + next, next));
+            match client.flush(spool) {
+                Ok(counts) => {
+                    c.retried.fetch_add(counts.records, Ordering::Relaxed);
+                    *down = None;
+                }
+                Err(_) => {
+                    let next = (backoff * 2).min(Duration::from_secs(60));
+                    *down = Some((std::time::Instant::now() + next, next));
+                }
             }
-        }
-    };
+        };
     loop {
         let closed = match records.recv_timeout(Duration::from_millis(200)) {
             Ok(line) => {
@@ -780,7 +803,7 @@ fn live_loop(
             send(&mut batches, &mut down, &mut spool);
             oldest = None;
         }
-        retry(&mut down, &spool, closed);
+        retry(&mut down, &mut spool, closed);
         if closed {
             return;
         }

@@ -22,6 +22,8 @@ pub struct Spool {
     pub dir: PathBuf,
     pub max_bytes: u64,
     last: u128,
+    /// Bytes in the spool, once counted (then kept up to date by `put`).
+    used: Option<u64>,
 }
 
 /// One spooled batch.
@@ -34,15 +36,19 @@ pub struct Segment {
 
 impl Spool {
     pub fn new(dir: PathBuf, max_bytes: u64) -> Self {
-        Self { dir, max_bytes, last: 0 }
+        Self { dir, max_bytes, last: 0, used: None }
     }
 
     /// Spools `body` (JSON lines) for `table`; `Ok(false)` when the bound
     /// leaves no room.
     pub fn put(&mut self, table: &str, body: &[u8]) -> std::io::Result<bool> {
         std::fs::create_dir_all(&self.dir)?;
-        let used: u64 = self.segments()?.iter().map(|s| s.bytes).sum();
+        let used = match self.used {
+            Some(u) => u,
+            None => self.segments()?.iter().map(|s| s.bytes).sum(),
+        };
         if used + body.len() as u64 > self.max_bytes {
+            self.used = Some(used);
             return Ok(false);
         }
         let now = std::time::SystemTime::now()
@@ -55,7 +61,14 @@ impl Spool {
         tmp.as_file().sync_all()?;
         tmp.persist(&path).map_err(|e| e.error)?;
         std::fs::File::open(&self.dir)?.sync_all()?;
+        self.used = Some(used + body.len() as u64);
         Ok(true)
+    }
+
+    /// Forgets the bytes counted (segments were removed): the next `put`
+    /// counts them again.
+    pub fn recount(&mut self) {
+        self.used = None;
     }
 
     /// The segments, oldest first.
