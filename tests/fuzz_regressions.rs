@@ -13,7 +13,12 @@ fn inputs_the_fuzzers_found_no_longer_break_their_target() {
         let Ok(entries) = std::fs::read_dir(root.join(name)) else { continue };
         for entry in entries {
             let path = entry.unwrap().path();
+            let started = std::time::Instant::now();
             target(&std::fs::read(&path).unwrap());
+            // A guard against hangs (libFuzzer's -timeout found some), not
+            // a measure of speed: a few kilobytes take microseconds.
+            let took = started.elapsed();
+            assert!(took < std::time::Duration::from_secs(5), "{}: {took:?}", path.display());
             replayed += 1;
         }
     }

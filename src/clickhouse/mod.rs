@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::pipeline::{AuditRun, Sink};
@@ -434,62 +434,102 @@ pub struct FlushCounts {
 /// The row of one jsonl record: its fields flattened, lists joined, with
 /// `id`, `day` and `observer.name`; the table it goes to.
 pub fn row(record: &Value, observer: &str) -> Option<(Table, Value)> {
+    let mut out = Vec::new();
+    let table = write_row(record, observer, &mut out)?;
+    Some((table, serde_json::from_slice(&out).ok()?))
+}
+
+/// [`row`] as one JSON object appended to `out` (no newline), written
+/// straight from the record: no map of its fields is built.
+pub fn write_row(record: &Value, observer: &str, out: &mut Vec<u8>) -> Option<Table> {
     let table = match record.pointer("/event/kind")?.as_str()? {
         "alert" => Table::Findings,
         _ => Table::Flows,
     };
-    let mut flat = Map::new();
-    flatten(record, "", &mut flat);
-    let field = |k: &str| {
-        flat.get(k).map_or_else(String::new, |v| match v {
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
-        })
+    let text = |path: &str| -> String {
+        match record.pointer(path) {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Null) | None => String::new(),
+            Some(other) => other.to_string(),
+        }
     };
     let mut id = Sha256::new();
-    for part in [
-        observer.to_owned(),
-        table.name().to_owned(),
-        field("network.transport"),
-        field("source.ip"),
-        field("source.port"),
-        field("destination.ip"),
-        field("destination.port"),
-        field("event.start"),
-        field("xborder.flow.file"),
-        field("xborder.flow.first_frame"),
-        field("rule.id"),
-        field("rule.ruleset"),
+    id.update(observer.as_bytes());
+    id.update([0]);
+    id.update(table.name().as_bytes());
+    id.update([0]);
+    for path in [
+        "/network/transport",
+        "/source/ip",
+        "/source/port",
+        "/destination/ip",
+        "/destination/port",
+        "/event/start",
+        "/xborder/flow/file",
+        "/xborder/flow/first_frame",
+        "/rule/id",
+        "/rule/ruleset",
     ] {
-        id.update(part.as_bytes());
+        id.update(text(path).as_bytes());
         id.update([0]);
     }
-    let id: String = id.finalize()[..16].iter().map(|b| format!("{b:02x}")).collect();
-    let day = field("event.start").chars().take(10).collect::<String>();
-    flat.insert("id".into(), id.into());
-    flat.insert("day".into(), day.into());
-    flat.insert("observer.name".into(), observer.into());
-    Some((table, Value::Object(flat)))
+    let start = text("/event/start");
+    let day: String = start.chars().take(10).collect();
+    out.extend_from_slice(b"{\"id\":\"");
+    for b in &id.finalize()[..16] {
+        out.extend_from_slice(format!("{b:02x}").as_bytes());
+    }
+    out.extend_from_slice(b"\",\"day\":");
+    json_string(out, &day);
+    out.extend_from_slice(b",\"observer.name\":");
+    json_string(out, observer);
+    let mut key = String::with_capacity(64);
+    flatten_into(record, &mut key, out);
+    out.push(b'}');
+    Some(table)
 }
 
-fn flatten(v: &Value, prefix: &str, out: &mut Map<String, Value>) {
+fn json_string(out: &mut Vec<u8>, s: &str) {
+    // Writing to a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
+}
+
+/// Appends `,"a.b.c":value` for every leaf under `v` (objects walked,
+/// lists joined with spaces, nulls and `observer` left out: the row has
+/// its own).
+fn flatten_into(v: &Value, key: &mut String, out: &mut Vec<u8>) {
     match v {
         Value::Object(map) => {
             for (k, v) in map {
-                let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
-                flatten(v, &key, out);
+                if key.is_empty() && k == "observer" {
+                    continue;
+                }
+                let len = key.len();
+                if !key.is_empty() {
+                    key.push('.');
+                }
+                key.push_str(k);
+                flatten_into(v, key, out);
+                key.truncate(len);
             }
         }
-        Value::Array(items) => {
-            let words: Vec<String> = items
-                .iter()
-                .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_owned))
-                .collect();
-            out.insert(prefix.to_owned(), Value::String(words.join(" ")));
-        }
         Value::Null => {}
-        other => {
-            out.insert(prefix.to_owned(), other.clone());
+        leaf => {
+            out.push(b',');
+            json_string(out, key);
+            out.push(b':');
+            match leaf {
+                Value::Array(items) => {
+                    let words: Vec<String> = items
+                        .iter()
+                        .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_owned))
+                        .collect();
+                    json_string(out, &words.join(" "));
+                }
+                other => {
+                    let _ = serde_json::to_writer(&mut *out, other);
+                }
+            }
         }
     }
 }
@@ -521,6 +561,8 @@ pub struct ClickHouseSink {
     batches: [(Vec<u8>, u64); 2],
     /// Records waiting to be spooled, per table.
     spooling: [(Vec<u8>, u64); 2],
+    /// A row being written (reused).
+    row: Vec<u8>,
 }
 
 impl ClickHouseSink {
@@ -535,15 +577,22 @@ impl ClickHouseSink {
             batch_records: BATCH_RECORDS,
             batches: [(Vec::new(), 0), (Vec::new(), 0)],
             spooling: [(Vec::new(), 0), (Vec::new(), 0)],
+            row: Vec::new(),
         }
     }
 
     fn line(&mut self, line: &[u8]) -> io::Result<()> {
         let record: Value = serde_json::from_slice(line).map_err(io::Error::other)?;
-        let Some((table, row)) = row(&record, &self.observer) else { return Ok(()) };
+        let mut row = std::mem::take(&mut self.row);
+        row.clear();
+        let Some(table) = write_row(&record, &self.observer, &mut row) else {
+            self.row = row;
+            return Ok(());
+        };
         let batch = &mut self.batches[table as usize];
-        serde_json::to_writer(&mut batch.0, &row).map_err(io::Error::other)?;
+        batch.0.extend_from_slice(&row);
         batch.0.push(b'\n');
+        self.row = row;
         batch.1 += 1;
         if batch.1 as usize >= self.batch_records.max(1) {
             self.send(table)?;
@@ -782,14 +831,13 @@ fn live_loop(
     loop {
         let closed = match records.recv_timeout(Duration::from_millis(200)) {
             Ok(line) => {
-                if let Some((t, row)) =
-                    serde_json::from_slice(&line).ok().and_then(|r| row(&r, &observer))
-                {
+                let record: Option<Value> = serde_json::from_slice(&line).ok();
+                let mut row = Vec::with_capacity(line.len() + 128);
+                if let Some(t) = record.and_then(|r| write_row(&r, &observer, &mut row)) {
                     let b = &mut batches[t as usize];
-                    if serde_json::to_writer(&mut b.0, &row).is_ok() {
-                        b.0.push(b'\n');
-                        b.1 += 1;
-                    }
+                    b.0.extend_from_slice(&row);
+                    b.0.push(b'\n');
+                    b.1 += 1;
                     oldest.get_or_insert_with(std::time::Instant::now);
                 }
                 false

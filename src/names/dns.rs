@@ -3,6 +3,7 @@
 //! [`MAX_JUMPS`] times, and names bounded to 255 bytes, so that crafted
 //! messages cannot loop or read out of bounds.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 const TYPE_A: u16 = 1;
@@ -151,22 +152,28 @@ impl Response {
     /// the address record and every name of the CNAME chain above it, up
     /// to the queried name.
     pub fn names_by_address(&self) -> Vec<(IpAddr, Vec<String>, u32)> {
+        // CNAME target → the first name aliasing it, built once: walking
+        // the chain by scanning every answer for every hop of every
+        // address is cubic in the answers (hundreds fit in one response).
+        let mut alias_of: HashMap<&str, &str> = HashMap::new();
+        for a in &self.answers {
+            if let Rdata::Cname(target) = &a.data {
+                alias_of.entry(target.as_str()).or_insert(a.name.as_str());
+            }
+        }
         let mut out = Vec::new();
         for r in &self.answers {
             let Rdata::Address(ip) = r.data else { continue };
             let mut names = vec![r.name.clone()];
-            let mut current = r.name.clone();
-            // Walk the CNAME chain backwards; bounded by the answer count.
-            for _ in 0..self.answers.len() {
-                let Some(parent) = self.answers.iter().find_map(|a| match &a.data {
-                    Rdata::Cname(target) if *target == current && !names.contains(&a.name) => {
-                        Some(a.name.clone())
-                    }
-                    _ => None,
-                }) else {
+            let mut current = r.name.as_str();
+            // Walk the CNAME chain backwards, at most MAX_CNAME_CHAIN
+            // hops, never through a name twice (a loop).
+            for _ in 0..MAX_CNAME_CHAIN {
+                let Some(&parent) = alias_of.get(current) else { break };
+                if names.iter().any(|n| n == parent) {
                     break;
-                };
-                names.push(parent.clone());
+                }
+                names.push(parent.to_owned());
                 current = parent;
             }
             names.reverse();
@@ -175,6 +182,10 @@ impl Response {
         out
     }
 }
+
+/// CNAME hops followed from an address back to the name asked for (a
+/// resolver follows about as many).
+const MAX_CNAME_CHAIN: usize = 16;
 
 #[cfg(test)]
 mod tests {
