@@ -234,10 +234,11 @@ pub struct AuditArgs {
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
 
-    /// Report format: text for people; json (one document), jsonl (one
-    /// record per finding) or csv (one row per finding) for machines.
+    /// Report format: text for people, html to hand on; json (one
+    /// document), jsonl (one record per finding) or csv (one row per
+    /// finding) for machines.
     #[arg(long, value_name = "FORMAT", default_value = "text")]
-    pub format: ReportFormat,
+    pub format: xborder::pipeline::ReportFormat,
 
     /// Also write every flow record (json and jsonl formats).
     #[arg(long)]
@@ -410,33 +411,6 @@ pub struct LiveArgs {
 
     #[command(flatten)]
     pub analysis: AnalysisArgs,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum ReportFormat {
-    /// Headline, findings by rule and local host, capture summary.
-    Text,
-    /// One document: run metadata, totals, aggregates, findings.
-    Json,
-    /// One JSON object per finding (and per flow with --flows) and line.
-    Jsonl,
-    /// One row per finding.
-    Csv,
-    /// One self-contained HTML page to hand on (charts, a sortable and
-    /// filterable findings table; nothing fetched).
-    Html,
-}
-
-impl From<ReportFormat> for xborder::pipeline::ReportFormat {
-    fn from(f: ReportFormat) -> Self {
-        match f {
-            ReportFormat::Text => Self::Text,
-            ReportFormat::Json => Self::Json,
-            ReportFormat::Jsonl => Self::Jsonl,
-            ReportFormat::Csv => Self::Csv,
-            ReportFormat::Html => Self::Html,
-        }
-    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

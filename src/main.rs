@@ -161,7 +161,7 @@ fn load_policy(rules: &[std::path::PathBuf], sources: &IntelSources) -> anyhow::
 fn run_audit(args: &AuditArgs) -> anyhow::Result<ExitCode> {
     let a = &args.analysis;
     let (timeouts, local) = flow_settings(a);
-    let format: ReportFormat = args.format.into();
+    let format = args.format;
     if args.flows && matches!(format, ReportFormat::Text | ReportFormat::Csv | ReportFormat::Html) {
         anyhow::bail!("--flows needs --format jsonl or json");
     }

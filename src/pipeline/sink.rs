@@ -16,19 +16,20 @@ pub trait Sink {
     fn write(&mut self, run: &AuditRun) -> io::Result<()>;
 }
 
-/// The report formats.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The report formats (also `--format`'s values; the doc comments are its
+/// help).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum ReportFormat {
     /// Headline, findings by rule and local host, capture summary.
     Text,
-    /// One document: run metadata, totals, aggregates, findings (and flows).
+    /// One document: run metadata, totals, aggregates, findings.
     Json,
-    /// One JSON object per finding (and per flow) and line.
+    /// One JSON object per finding (and per flow with --flows) and line.
     Jsonl,
     /// One row per finding.
     Csv,
-    /// One self-contained page: headlines per rule pack, charts, the
-    /// findings table, rule packs, data and summary.
+    /// One self-contained HTML page to hand on (charts, a sortable and
+    /// filterable findings table; nothing fetched).
     Html,
 }
 
