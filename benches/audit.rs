@@ -17,20 +17,10 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use std::fs::File;
-use std::io::BufWriter;
-use std::path::{Path, PathBuf};
+use support::bench::{capture, env_u64, median};
+
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
 
 fn time(cmd: &mut Command) -> Duration {
     let start = Instant::now();
@@ -50,25 +40,6 @@ fn peak_rss_kib(cmd: &[&str]) -> Option<u64> {
         .output()
         .ok()?;
     String::from_utf8_lossy(&out.stderr).lines().last()?.trim().parse().ok()
-}
-
-fn capture(packets: u64, flows: u64) -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/xborder-bench");
-    std::fs::create_dir_all(&dir).unwrap();
-    // The generator's version is part of the name: a change makes a new file.
-    let path = dir.join(format!("mix-v2-{packets}p-{flows}f.pcap"));
-    if !path.exists() {
-        let tmp = path.with_extension("tmp");
-        let out = BufWriter::with_capacity(1 << 20, File::create(&tmp).unwrap());
-        let g = support::generator::generate(
-            support::generator::Mix { packets, flows, documentation_only: false },
-            out,
-        )
-        .unwrap();
-        std::fs::rename(&tmp, &path).unwrap();
-        eprintln!("generated {}: {} packets, {} bytes", path.display(), g.packets, g.bytes);
-    }
-    path
 }
 
 fn main() {

@@ -10,35 +10,11 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use std::fs::File;
-use std::io::BufWriter;
-use std::path::{Path, PathBuf};
+use support::bench::{capture, env_u64, median};
+
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
-/// The audit bench's capture (generated there, or here the same way).
-fn capture(packets: u64, flows: u64) -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/xborder-bench");
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("mix-v2-{packets}p-{flows}f.pcap"));
-    if !path.exists() {
-        let tmp = path.with_extension("tmp");
-        let out = BufWriter::new(File::create(&tmp).unwrap());
-        let mix = support::generator::Mix { packets, flows, documentation_only: false };
-        support::generator::generate(mix, out).unwrap();
-        std::fs::rename(&tmp, &path).unwrap();
-    }
-    path
-}
 
 fn run(cmd: &mut Command) -> (Duration, String) {
     let start = Instant::now();

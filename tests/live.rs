@@ -228,6 +228,19 @@ fn rules(with_udp: bool) -> String {
     r
 }
 
+/// A child killed when dropped: xborder stops even when an assertion
+/// fails before the clean stop.
+struct Kill(Option<Child>);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 /// Waits at most 10 s for the process to exit.
 fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
     let start = Instant::now();
@@ -287,16 +300,7 @@ fn live_capture_alerts_reports_reloads_and_stops_cleanly() {
         .stderr(File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    // Kill xborder if an assertion fails before the clean stop.
-    struct Kill(Option<Child>);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            if let Some(c) = &mut self.0 {
-                let _ = c.kill();
-                let _ = c.wait();
-            }
-        }
-    }
+    // Killed if an assertion fails before the clean stop.
     wait_for(&log, "the capture to start", |t| t.contains("capturing on"));
     let guard = Kill(Some(child));
 
@@ -591,15 +595,6 @@ fn live_records_reach_clickhouse_across_a_server_restart() {
         .stderr(File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    struct Kill(Option<Child>);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            if let Some(c) = &mut self.0 {
-                let _ = c.kill();
-                let _ = c.wait();
-            }
-        }
-    }
     wait_for(&log, "the capture to start", |t| t.contains("capturing on"));
     let mut guard = Kill(Some(child));
     let tcp = tcp_server(&net.server, "192.0.2.200:443", 3);

@@ -5,6 +5,7 @@
 
 #![allow(dead_code)] // each test binary uses a different part
 
+pub mod bench;
 pub mod clickhouse;
 pub mod fixtures;
 pub mod generator;

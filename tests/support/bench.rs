@@ -1,0 +1,37 @@
+//! What the benchmarks share: their settings from the environment, medians
+//! and the generated capture they measure.
+
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+pub fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// The generated capture of `packets` and `flows` in target/xborder-bench
+/// (made once; the generator's version is part of the name, so a change
+/// makes a new file).
+pub fn capture(packets: u64, flows: u64) -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/xborder-bench");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("mix-v2-{packets}p-{flows}f.pcap"));
+    if !path.exists() {
+        let tmp = path.with_extension("tmp");
+        let out = BufWriter::with_capacity(1 << 20, File::create(&tmp).unwrap());
+        let g = super::generator::generate(
+            super::generator::Mix { packets, flows, documentation_only: false },
+            out,
+        )
+        .unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
+        eprintln!("generated {}: {} packets, {} bytes", path.display(), g.packets, g.bytes);
+    }
+    path
+}
