@@ -365,7 +365,19 @@ pub fn write_html(r: &AuditReport, out: &mut dyn Write) -> io::Result<()> {
             m.iter().map(|(k, t)| (k.clone(), t.bytes_out, t.flagged_bytes_out)).collect()
         };
         h.push_str(&bar_chart("Bytes out by provider jurisdiction", &rows(&a.by_jurisdiction)));
-        h.push_str(&bar_chart("Bytes out by provider", &rows(&a.by_provider)));
+        // Providers by name (the aggregates are keyed by id).
+        let names: HashMap<&str, &str> = r
+            .remote_intel
+            .values()
+            .filter_map(|i| Some((i.provider.as_deref()?, i.provider_name.as_deref()?)))
+            .collect();
+        let by_provider: Vec<(String, u64, u64)> = rows(&a.by_provider)
+            .into_iter()
+            .map(|(id, all, flagged)| {
+                (names.get(id.as_str()).map_or(id, |n| (*n).to_owned()), all, flagged)
+            })
+            .collect();
+        h.push_str(&bar_chart("Bytes out by provider", &by_provider));
         h.push_str(&bar_chart("Bytes out by hosting country", &rows(&a.by_hosting_country)));
         if let Some(t) = timeline(r) {
             h.push_str(&t);
