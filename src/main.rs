@@ -199,7 +199,14 @@ fn run_audit(args: &AuditArgs) -> anyhow::Result<ExitCode> {
                 );
             }
             refuse_input_as_output(path, &args.paths)?;
-            if args.output.as_deref() == Some(path.as_path()) {
+            let same = |a: &std::path::Path, b: &std::path::Path| {
+                std::path::absolute(a).ok() == std::path::absolute(b).ok()
+                    || matches!(
+                        (std::fs::canonicalize(a), std::fs::canonicalize(b)),
+                        (Ok(x), Ok(y)) if x == y
+                    )
+            };
+            if args.output.as_deref().is_some_and(|o| same(o, path)) {
                 anyhow::bail!("{}: the report and the evidence would be one file", path.display());
             }
             let file = ReportFile::create(path)
@@ -277,6 +284,35 @@ fn run_audit(args: &AuditArgs) -> anyhow::Result<ExitCode> {
         (Err(e), None) if e.kind() == io::ErrorKind::BrokenPipe => {}
         (Err(e), _) => anyhow::bail!("{target}: {e}"),
     }
+    if let Some((path, mut file, config)) = evidence {
+        let mut sink = EvidenceSink {
+            config,
+            min_severity: args.evidence_min_severity.into(),
+            out: BufWriter::new(file.writer()),
+            written: EvidenceCounts::default(),
+        };
+        run.write_to(&mut sink).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let EvidenceCounts { flows, packets, omitted } = sink.written;
+        drop(sink);
+        file.commit().map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        if !args.quiet {
+            warn!(
+                "evidence: {} packets of {} flagged flows in {}",
+                xborder::units::grouped(packets),
+                xborder::units::grouped(flows as u64),
+                path.display()
+            );
+        }
+        if omitted > 0 {
+            warn!(
+                "xborder: evidence: {} fragments of flagged flows left out (more out-of-order \
+                 fragments waiting than the evidence pass holds)",
+                xborder::units::grouped(omitted)
+            );
+        }
+    }
+    // After the evidence: a spool that cannot be written must not cost
+    // the evidence file.
     if let Some(sink) = &mut store {
         let dir = sink.spool.dir.display().to_string();
         run.write_to(sink).map_err(|e| anyhow::anyhow!("clickhouse (spool {dir}): {e}"))?;
@@ -303,26 +339,6 @@ fn run_audit(args: &AuditArgs) -> anyhow::Result<ExitCode> {
                 line.push_str(&format!(" (first failure: {why})"));
             }
             warn!("{line}");
-        }
-    }
-    if let Some((path, mut file, config)) = evidence {
-        let mut sink = EvidenceSink {
-            config,
-            min_severity: args.evidence_min_severity.into(),
-            out: BufWriter::new(file.writer()),
-            written: EvidenceCounts::default(),
-        };
-        run.write_to(&mut sink).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        let EvidenceCounts { flows, packets } = sink.written;
-        drop(sink);
-        file.commit().map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        if !args.quiet {
-            warn!(
-                "evidence: {} packets of {} flagged flows in {}",
-                xborder::units::grouped(packets),
-                xborder::units::grouped(flows as u64),
-                path.display()
-            );
         }
     }
     // The headline where a person will see it when the report goes to a
@@ -394,13 +410,20 @@ fn run_clickhouse(cmd: cli::ClickhouseCommand) -> anyhow::Result<ExitCode> {
             let ch = ClickHouse::new(&store.url, &store.database);
             let dir = spool_dir(dir.as_deref())?;
             ch.check()?;
-            let counts = ch.flush(&mut Spool::new(dir.clone(), u64::MAX))?;
+            let (counts, result) = ch.flush(&mut Spool::new(dir.clone(), u64::MAX));
             warn!(
                 "clickhouse: {} records in {} segments delivered from {}",
                 xborder::units::grouped(counts.records),
                 xborder::units::grouped(counts.segments),
                 dir.display()
             );
+            result?;
+            if let Some(first) = &counts.first_rejection {
+                anyhow::bail!(
+                    "{} records refused by the server, set aside as .rejected (first: {first})",
+                    xborder::units::grouped(counts.rejected)
+                );
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -110,6 +110,7 @@ CREATE TABLE IF NOT EXISTS `xborder`.`findings` (
   `xborder.finding.phase` Nullable(String),
   `xborder.finding.remote_ip` Nullable(String),
   `xborder.finding.severity` Nullable(String),
+  `xborder.finding.unknown` Nullable(String),
   `xborder.flow.destination.payload_bytes` Nullable(UInt64),
   `xborder.flow.destination.tcp_flags` Nullable(String),
   `xborder.flow.end_reason` Nullable(String),

@@ -134,6 +134,7 @@ const FINDING_COLUMNS: &[&str] = &[
     "xborder.finding.phase",
     "xborder.finding.remote_ip",
     "xborder.finding.severity",
+    "xborder.finding.unknown",
 ];
 
 /// The two tables.
@@ -395,8 +396,11 @@ impl ClickHouse {
     }
 
     /// Delivers the spool's segments in order, deleting each once the
-    /// server took it; stops at the first failure (the rest stay).
-    pub fn flush(&self, spool: &mut Spool) -> Result<FlushCounts, ClickHouseError> {
+    /// server took it. A segment the server refuses (it answered with an
+    /// error) is set aside as `NAME.rejected`, so that it does not block
+    /// the ones after it; an unreachable server stops the flush (the rest
+    /// stay). Returns what was delivered and set aside even when it stopped.
+    pub fn flush(&self, spool: &mut Spool) -> (FlushCounts, Result<(), ClickHouseError>) {
         // Segments go away: the spool counts its bytes again.
         spool.recount();
         let io_error = |path: &std::path::Path, source| ClickHouseError::Spool {
@@ -404,15 +408,37 @@ impl ClickHouse {
             source,
         };
         let mut counts = FlushCounts::default();
-        for segment in spool.segments().map_err(|e| io_error(&spool.dir, e))? {
+        let segments = match spool.segments() {
+            Ok(s) => s,
+            Err(e) => return (counts, Err(io_error(&spool.dir, e))),
+        };
+        for segment in segments {
             let Some(table) = Table::of(&segment.table) else { continue };
-            let body = std::fs::read(&segment.path).map_err(|e| io_error(&segment.path, e))?;
-            self.insert(table, &body).map_err(|f| self.error(f))?;
-            std::fs::remove_file(&segment.path).map_err(|e| io_error(&segment.path, e))?;
-            counts.segments += 1;
-            counts.records += spool::records(&body);
+            let body = match std::fs::read(&segment.path) {
+                Ok(b) => b,
+                Err(e) => return (counts, Err(io_error(&segment.path, e))),
+            };
+            let records = spool::records(&body);
+            match self.insert(table, &body) {
+                Ok(()) => {
+                    if let Err(e) = std::fs::remove_file(&segment.path) {
+                        return (counts, Err(io_error(&segment.path, e)));
+                    }
+                    counts.segments += 1;
+                    counts.records += records;
+                }
+                Err(Failure::Refused(why)) => {
+                    let aside = segment.path.with_extension("jsonl.rejected");
+                    if let Err(e) = std::fs::rename(&segment.path, &aside) {
+                        return (counts, Err(io_error(&segment.path, e)));
+                    }
+                    counts.rejected += records;
+                    counts.first_rejection.get_or_insert(format!("{}: {why}", aside.display()));
+                }
+                Err(f) => return (counts, Err(self.error(f))),
+            }
         }
-        Ok(counts)
+        (counts, Ok(()))
     }
 }
 
@@ -425,10 +451,14 @@ fn plural(n: usize) -> &'static str {
 }
 
 /// What a flush delivered.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FlushCounts {
     pub segments: u64,
     pub records: u64,
+    /// Records of segments the server refused, set aside.
+    pub rejected: u64,
+    /// The first of those, with the server's answer.
+    pub first_rejection: Option<String>,
 }
 
 /// The row of one jsonl record: its fields flattened, lists joined, with
@@ -711,6 +741,8 @@ mod tests {
         assert_ne!(row["id"], other["id"]);
         assert!(Table::Findings.ddl("xborder").contains("`rule.id` Nullable(String)"));
         assert!(!Table::Flows.columns().contains(&"rule.id"));
+        // Written by a rule that matched with a fact unknown.
+        assert!(Table::Findings.columns().contains(&"xborder.finding.unknown"));
     }
 }
 
@@ -730,8 +762,9 @@ pub struct LiveCounters {
 
 /// Live's records to ClickHouse from a thread of their own: batches of
 /// [`BATCH_RECORDS`] or one second's records; when the server cannot
-/// take them they are spooled and the spool retried with backoff (1 s
-/// doubling to 60 s); at the end (the queue closed) what is left is sent
+/// take them they are spooled (in segments of a minute's records or
+/// [`BATCH_RECORDS`] while it stays down) and the spool retried with
+/// backoff (1 s doubling to 60 s); at the end (the queue closed) what is left is sent
 /// or spooled and one more delivery of the spool is tried. The capture
 /// and analysis never wait on it: a full queue drops (counted).
 pub struct LiveSender {
@@ -817,11 +850,12 @@ fn live_loop(
             if !last && std::time::Instant::now() < at {
                 return;
             }
-            match client.flush(spool) {
-                Ok(counts) => {
-                    c.retried.fetch_add(counts.records, Ordering::Relaxed);
-                    *down = None;
-                }
+            let (counts, result) = client.flush(spool);
+            c.retried.fetch_add(counts.records, Ordering::Relaxed);
+            // Refused by the server: set aside, not delivered.
+            c.dropped.fetch_add(counts.rejected, Ordering::Relaxed);
+            match result {
+                Ok(()) => *down = None,
                 Err(_) => {
                     let next = (backoff * 2).min(Duration::from_secs(60));
                     *down = Some((std::time::Instant::now() + next, next));
@@ -846,7 +880,11 @@ fn live_loop(
             Err(RecvTimeoutError::Disconnected) => true,
         };
         let full = batches.iter().any(|b| b.1 as usize >= BATCH_RECORDS);
-        let old = oldest.is_some_and(|o| o.elapsed() >= Duration::from_secs(1));
+        // While the server is down the records gather for a minute (or
+        // BATCH_RECORDS) per spool segment: one segment a second would be
+        // tens of thousands a day, each an INSERT when it comes back.
+        let age = if down.is_some() { Duration::from_secs(60) } else { Duration::from_secs(1) };
+        let old = oldest.is_some_and(|o| o.elapsed() >= age);
         if full || old || closed {
             send(&mut batches, &mut down, &mut spool);
             oldest = None;

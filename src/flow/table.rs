@@ -421,13 +421,17 @@ impl FlowTable {
     /// the table per that many new flows, not one per flow.
     fn evict(&mut self) {
         let n = (self.flows.len() / 64).max(1);
-        let mut idle: Vec<(Timestamp, FlowKey)> =
-            self.flows.iter().map(|(k, s)| (s.last, *k)).collect();
+        // Ties on the last packet are broken by flow id: the table's hash
+        // order is random, and the same input must evict the same flows
+        // (the evidence pass replays it).
+        let mut idle: Vec<(Timestamp, u64, FlowKey)> =
+            self.flows.iter().map(|(k, s)| (s.last, s.id, *k)).collect();
         if n < idle.len() {
-            idle.select_nth_unstable_by_key(n, |(last, _)| *last);
+            idle.select_nth_unstable_by_key(n, |(last, id, _)| (*last, *id));
             idle.truncate(n);
         }
-        for (_, key) in idle {
+        idle.sort_unstable_by_key(|(last, id, _)| (*last, *id));
+        for (_, _, key) in idle {
             if let Some(state) = self.flows.remove(&key) {
                 self.finished.push(record(&key, &state, EndReason::Evicted, &self.local));
                 self.evicted += 1;
@@ -442,7 +446,6 @@ impl FlowTable {
         self.next_sweep = now.plus(SWEEP_INTERVAL);
     }
 
-    /// Starts recording each new flow's key, id and first packet time.
     /// Logs which flow each frame goes into (the evidence pass reads it
     /// with [`FlowTable::drain_frame_log`]). A fragment waiting for the
     /// first of its datagram is logged when that comes.
@@ -455,6 +458,7 @@ impl FlowTable {
         self.frame_log.get_or_insert_with(Vec::new).drain(..)
     }
 
+    /// Starts recording each new flow's key, id and first packet time.
     pub fn track_started(&mut self) {
         self.started.get_or_insert_with(Vec::new);
     }
@@ -550,6 +554,27 @@ mod tests {
             payload: &[],
         };
         (p, Timestamp::from_parts(ts, 0))
+    }
+
+    /// Flows tied on their last packet are evicted by id, whatever the
+    /// table's (random) hash order: the same input evicts the same flows.
+    #[test]
+    fn eviction_among_equally_idle_flows_is_deterministic() {
+        let run = || {
+            let mut t = FlowTable::new(FlowTimeouts::default(), LocalNetworks::default());
+            t.set_max_flows(8);
+            let mut a = AnomalyCounter::default();
+            for i in 0..16u8 {
+                let (p, ts) = packet([10, 0, 0, i], 1000, 1);
+                t.observe(&p, ts, FrameRef { file: 0, frame: u64::from(i) + 1 }, &mut a);
+            }
+            t.drain_finished().map(|f| f.id).collect::<Vec<u64>>()
+        };
+        let first = run();
+        assert_eq!(first, (1..=8).collect::<Vec<u64>>());
+        for _ in 0..10 {
+            assert_eq!(run(), first);
+        }
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //!
 //! Contract:
 //! - The cache file (`built-in-layers.xbl`) is the compiled form of
-//!   [`AddressLayers::write`] followed by the SHA-256 of everything before
-//!   it. It is used only when that digest holds and the three source
+//!   [`AddressLayers::write`] followed by the SHA-256 of this build's name
+//!   (version) and everything before it. It is used only when that digest
+//!   holds (so another version's cache is not) and the three source
 //!   digests its header records are those of the sources built into this
 //!   binary (computed by `build.rs`): a cache of another build's data, a
 //!   truncated or damaged one is never used, it is merged again and
@@ -50,6 +51,18 @@ pub enum LayersOrigin {
     /// The built-in data merged now; it could not be cached, for this
     /// reason (every load merges it).
     NotCached(String),
+}
+
+/// The build a cache belongs to: another version may merge or lay out the
+/// same sources differently, so its cache is not used.
+const BUILD: &str = concat!("xborder ", env!("CARGO_PKG_VERSION"), " built-in-layers");
+
+/// The digest that ends a cache: of this build's name and the body.
+pub(super) fn sealed(body: &[u8]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(BUILD.as_bytes());
+    h.update(body);
+    h.finalize().into()
 }
 
 /// Where the cache lives, and whether its directory may be created.
@@ -119,8 +132,11 @@ pub(super) fn read_checked(path: &Path) -> Result<&'static [u8], String> {
     file.read_exact(&mut buffer.as_mut_bytes()[..len]).map_err(fail)?;
     let bytes = &buffer.as_bytes()[..len];
     let (body, digest) = bytes.split_at(len - 32);
-    if Sha256::digest(body)[..] != digest[..] {
-        return Err(format!("{}: damaged (its digest does not match)", path.display()));
+    if sealed(body)[..] != digest[..] {
+        return Err(format!(
+            "{}: damaged, or written by another xborder build (its digest does not match)",
+            path.display()
+        ));
     }
     // Another build's cache is never kept in memory.
     match LayerSources::of_header(body) {
@@ -154,7 +170,7 @@ pub fn write(
     let compiled_ranges =
         ranges.write_compiled(catalogue, Path::new(CACHE_FILE)).map_err(|e| e.to_string())?;
     let mut bytes = layers.write(sources, &compiled_ranges);
-    let digest = Sha256::digest(&bytes);
+    let digest = sealed(&bytes);
     bytes.extend_from_slice(&digest);
     file.write_all(&bytes).and_then(|()| file.as_file().sync_all()).map_err(fail)?;
     file.persist(&path).map_err(|e| fail(e.error))?;

@@ -590,7 +590,7 @@ mod tests {
         // made to hold).
         let mut foreign = good[..good.len() - 32].to_vec();
         foreign[8 + 40] ^= 1;
-        let digest = Sha256::digest(&foreign);
+        let digest = layers_cache::sealed(&foreign);
         foreign.extend_from_slice(&digest);
         std::fs::write(&path, &foreign).unwrap();
         let err = layers_cache::read_checked(&path).unwrap_err();

@@ -12,8 +12,9 @@
 //!   such as a byte threshold, gets the packets still buffered: none).
 //! - Files: `xborder-evidence-YYYYMMDDTHHMMSSZ-NNNN.pcapng`, a new one
 //!   when the current one reaches an eighth of the bound (at least 1 MiB);
-//!   when the files together pass `--evidence-max-bytes`, the oldest are
-//!   deleted and their packets counted as dropped. Each packet's comment
+//!   when the files together (those of earlier runs in the directory
+//!   included) pass `--evidence-max-bytes` (at least 2 MiB), the oldest
+//!   are deleted and this run's packets in them counted as dropped. Each packet's comment
 //!   names its flow's rules and remote endpoint; the alert names the file
 //!   (`file.path`, ECS) that holds the flow's first packets.
 //! - Written on the analysis thread through a buffer, flushed at every
@@ -80,16 +81,37 @@ pub struct LiveEvidence {
 impl LiveEvidence {
     /// Checks that the directory can take files (created if missing).
     pub fn open(settings: EvidenceSettings, link_type: LinkType) -> io::Result<Self> {
+        if settings.max_bytes < 2 * MIN_FILE_BYTES {
+            return Err(io::Error::other(format!(
+                "--evidence-max-bytes {} is less than two files of {} bytes",
+                settings.max_bytes, MIN_FILE_BYTES
+            )));
+        }
         std::fs::create_dir_all(&settings.dir)?;
         let probe = tempfile::tempfile_in(&settings.dir)?;
         drop(probe);
+        // Files of earlier runs count against the bound too (oldest first:
+        // their names sort by time).
+        let mut earlier: Vec<(PathBuf, u64)> = std::fs::read_dir(&settings.dir)?
+            .filter_map(Result::ok)
+            .filter(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                name.starts_with("xborder-evidence-") && name.ends_with(".pcapng")
+            })
+            .filter_map(|e| Some((e.path(), e.metadata().ok()?.len())))
+            .collect();
+        earlier.sort();
+        let closed = earlier
+            .into_iter()
+            .map(|(path, bytes)| (Arc::from(path.as_path()), bytes, 0))
+            .collect();
         Ok(Self {
             settings,
             link_type,
             flows: HashMap::new(),
             buffered: 0,
             current: None,
-            closed: VecDeque::new(),
+            closed,
             sequence: 0,
             written: 0,
             dropped: 0,
@@ -141,11 +163,14 @@ impl LiveEvidence {
             Some(FlowEvidence::Cleared) | None => Vec::new(),
         };
         let comment: Arc<str> = Arc::from(comment);
-        let mut file = self.current_path()?;
-        for p in &packets {
-            file = self.write(p.ts, &p.data, p.wire_len, &comment)?;
+        // The file the first packet goes to (a rotation may come after it).
+        let mut first = self.current_path()?;
+        for (n, p) in packets.iter().enumerate() {
+            let file = self.write(p.ts, &p.data, p.wire_len, &comment)?;
+            if n == 0 {
+                first = file;
+            }
         }
-        let first = file.clone();
         self.flows.insert(id, FlowEvidence::Flagged { comment, file: first.clone() });
         Ok(Some(first))
     }
@@ -221,6 +246,8 @@ impl LiveEvidence {
         let open = self.current.as_ref().map_or(0, |f| f.writer.written);
         let mut total: u64 = self.closed.iter().map(|(_, b, _)| b).sum::<u64>() + open;
         while total > self.settings.max_bytes {
+            // (A file of an earlier run counts 0 packets here: this run's
+            // statistics count this run's packets.)
             let Some((old, bytes, packets)) = self.closed.pop_front() else { break };
             let _ = std::fs::remove_file(&old);
             self.dropped += packets;

@@ -134,6 +134,8 @@ struct Analysis {
     alerts: Arc<AtomicU64>,
     alerts_dropped: Arc<AtomicU64>,
     evidence: Option<LiveEvidence>,
+    /// Evidence counts when writing failed and evidence stopped.
+    evidence_before_failure: (u64, u64),
     /// Flow records and alerts to ClickHouse (`--clickhouse`).
     store: Option<LiveSender>,
     /// Its counters once it has finished.
@@ -196,6 +198,7 @@ pub fn run(
         alerts: Arc::new(AtomicU64::new(0)),
         alerts_dropped: Arc::new(AtomicU64::new(0)),
         evidence,
+        evidence_before_failure: (0, 0),
         store,
         store_counters: None,
     };
@@ -376,8 +379,14 @@ impl Analysis {
             evicted_flows: self.table.evicted(),
             alerts: self.alerts.load(Ordering::Relaxed),
             alerts_dropped: self.alerts_dropped.load(Ordering::Relaxed),
-            evidence_packets: self.evidence.as_ref().map_or(0, |e| e.written),
-            evidence_dropped: self.evidence.as_ref().map_or(0, |e| e.dropped),
+            evidence_packets: self
+                .evidence
+                .as_ref()
+                .map_or(self.evidence_before_failure.0, |e| e.written),
+            evidence_dropped: self
+                .evidence
+                .as_ref()
+                .map_or(self.evidence_before_failure.1, |e| e.dropped),
             store: self
                 .store
                 .as_ref()
@@ -583,7 +592,9 @@ impl Analysis {
     /// Writing evidence failed (a full disk): said once, and no more is
     /// kept; capture and alerts go on.
     fn evidence_failed(&mut self, e: &std::io::Error) {
-        if self.evidence.take().is_some() {
+        if let Some(ev) = self.evidence.take() {
+            // The counts stay in the statistics.
+            self.evidence_before_failure = (ev.written, ev.dropped);
             self.log(format!("evidence: {e}; no more evidence is kept"));
         }
     }

@@ -28,9 +28,10 @@ use crate::decode::{self, AnomalyCounter, Decoded, FrameRef};
 use crate::flow::FlowTable;
 use crate::policy::Severity;
 
-/// Fragments held at most while they wait for the first of their datagram
-/// (the flow table bounds its own wait the same way).
-const PENDING_FRAGMENTS: usize = 65_536;
+/// Bytes of fragments held at most while they wait for the first of their
+/// datagram; a fragment that does not fit is not held, and if its flow is
+/// flagged it is counted as omitted.
+const PENDING_BYTES: usize = 64 << 20;
 
 /// The evidence of a run into a writer.
 pub struct EvidenceSink<W: Write> {
@@ -48,6 +49,9 @@ pub struct EvidenceSink<W: Write> {
 pub struct EvidenceCounts {
     pub flows: usize,
     pub packets: u64,
+    /// Packets of flagged flows left out: fragments that came before the
+    /// first of their datagram when the queue holding them was full.
+    pub omitted: u64,
 }
 
 impl<W: Write> Sink for EvidenceSink<W> {
@@ -71,7 +75,7 @@ impl<W: Write> Sink for EvidenceSink<W> {
             });
             comments.insert(flow.id, format!("xborder: {}{remote}", rules.join(", ")));
         }
-        self.written = EvidenceCounts { flows: comments.len(), packets: 0 };
+        self.written = EvidenceCounts { flows: comments.len(), ..EvidenceCounts::default() };
         let mut pcapng = EvidenceFile { out: PcapngWriter::new(&mut self.out)? };
         if comments.is_empty() {
             return pcapng.out.out.flush();
@@ -83,27 +87,33 @@ impl<W: Write> Sink for EvidenceSink<W> {
         }
         table.log_frames();
         let mut anomalies = AnomalyCounter::default();
-        let mut pending: HashMap<FrameRef, Held> = HashMap::new();
+        let mut pending = Pending::default();
         let attribute = |table: &mut FlowTable,
                          pcapng: &mut EvidenceFile<&mut W>,
-                         pending: &mut HashMap<FrameRef, Held>,
+                         pending: &mut Pending,
                          current: Option<(FrameRef, &capture::Packet<'_>)>|
-         -> io::Result<(bool, u64)> {
-            let (mut attributed, mut written) = (false, 0);
+         -> io::Result<(bool, u64, u64)> {
+            let (mut attributed, mut written, mut omitted) = (false, 0, 0);
             for (frame, id) in table.drain_frame_log() {
                 let is_current = current.is_some_and(|(at, _)| at == frame);
                 attributed |= is_current;
+                // A held fragment leaves the queue whoever's it is.
+                let held = if is_current { None } else { pending.remove(&frame) };
                 let Some(comment) = comments.get(&id) else { continue };
-                match current {
-                    Some((at, packet)) if at == frame => pcapng.packet(at.file, packet, comment)?,
-                    _ => match pending.remove(&frame) {
-                        Some(held) => pcapng.held(frame.file, &held, comment)?,
-                        None => continue,
-                    },
+                match (current, held) {
+                    (Some((at, packet)), _) if at == frame => {
+                        pcapng.packet(at.file, packet, comment)?
+                    }
+                    (_, Some(held)) => pcapng.held(frame.file, &held, comment)?,
+                    // Not held (the queue was full): counted.
+                    (_, None) => {
+                        omitted += 1;
+                        continue;
+                    }
                 }
                 written += 1;
             }
-            Ok((attributed, written))
+            Ok((attributed, written, omitted))
         };
         for (index, input) in report.inputs.iter().enumerate() {
             if input.format.is_none() {
@@ -139,13 +149,14 @@ impl<W: Write> Sink for EvidenceSink<W> {
                     continue;
                 };
                 table.observe(&ip, packet.timestamp, at, &mut anomalies);
-                let (attributed, written) =
+                let (attributed, written, omitted) =
                     attribute(&mut table, &mut pcapng, &mut pending, Some((at, &packet)))?;
                 self.written.packets += written;
+                self.written.omitted += omitted;
                 // A fragment waiting for the first of its datagram: kept
                 // until the table says whose it is.
-                if !attributed && pending.len() < PENDING_FRAGMENTS {
-                    pending.insert(at, Held::of(&packet));
+                if !attributed {
+                    pending.insert(at, &packet);
                 }
                 table.drain_finished();
             }
@@ -156,9 +167,33 @@ impl<W: Write> Sink for EvidenceSink<W> {
         // Fragments still waiting at the end go to their flows, as in the
         // audit.
         table.release_fragments(&mut anomalies);
-        let (_, written) = attribute(&mut table, &mut pcapng, &mut pending, None)?;
+        let (_, written, omitted) = attribute(&mut table, &mut pcapng, &mut pending, None)?;
         self.written.packets += written;
+        self.written.omitted += omitted;
         pcapng.out.out.flush()
+    }
+}
+
+/// Fragments waiting for the first of their datagram, within
+/// [`PENDING_BYTES`].
+#[derive(Default)]
+struct Pending {
+    held: HashMap<FrameRef, Held>,
+    bytes: usize,
+}
+
+impl Pending {
+    fn insert(&mut self, at: FrameRef, p: &capture::Packet<'_>) {
+        if self.bytes + p.data.len() <= PENDING_BYTES {
+            self.bytes += p.data.len();
+            self.held.insert(at, Held::of(p));
+        }
+    }
+
+    fn remove(&mut self, at: &FrameRef) -> Option<Held> {
+        let held = self.held.remove(at)?;
+        self.bytes -= held.data.len();
+        Some(held)
     }
 }
 

@@ -211,7 +211,7 @@ fn timeline(r: &AuditReport) -> Option<String> {
         if !seen.insert(v.finding.flow) {
             continue;
         }
-        let at = (v.flow.start.as_nanos() - first.as_nanos()) as f64 / span;
+        let at = v.flow.start.as_nanos().saturating_sub(first.as_nanos()) as f64 / span;
         let b = ((at * TIMELINE_BUCKETS as f64) as usize).min(TIMELINE_BUCKETS - 1);
         buckets[b] += v.sides.sent.bytes;
     }
