@@ -567,12 +567,7 @@ impl Analysis {
                 format!("{} ({})", rule.id, rule.severity)
             })
             .collect();
-        let remote = flow.remote().map_or_else(String::new, |r| match (r.ip, r.port) {
-            (IpAddr::V6(ip), Some(port)) => format!("; remote [{ip}]:{port}"),
-            (ip, Some(port)) => format!("; remote {ip}:{port}"),
-            (ip, None) => format!("; remote {ip}"),
-        });
-        let comment = format!("xborder: {}{remote}", rules.join(", "));
+        let comment = crate::pipeline::evidence::packet_comment(flow, &rules);
         let result = self.evidence.as_mut()?.flagged(flow.id, &comment);
         match result {
             Ok(file) => file,

@@ -68,12 +68,7 @@ impl<W: Write> Sink for EvidenceSink<W> {
         let mut comments: HashMap<u64, String> = HashMap::with_capacity(rules.len());
         for flow in &report.flows {
             let Some(rules) = rules.get(&flow.id) else { continue };
-            let remote = flow.remote().map_or_else(String::new, |r| match (r.ip, r.port) {
-                (std::net::IpAddr::V6(ip), Some(port)) => format!("; remote [{ip}]:{port}"),
-                (ip, Some(port)) => format!("; remote {ip}:{port}"),
-                (ip, None) => format!("; remote {ip}"),
-            });
-            comments.insert(flow.id, format!("xborder: {}{remote}", rules.join(", ")));
+            comments.insert(flow.id, packet_comment(flow, rules));
         }
         self.written = EvidenceCounts { flows: comments.len(), ..EvidenceCounts::default() };
         let mut pcapng = EvidenceFile { out: PcapngWriter::new(&mut self.out)? };
@@ -195,6 +190,18 @@ impl Pending {
         self.bytes -= held.data.len();
         Some(held)
     }
+}
+
+/// An evidence packet's comment (audit and live): its flow's rules, each
+/// `id (severity)`, and remote endpoint, e.g. `xborder: cn-provider
+/// (high); remote 203.0.113.10:443`.
+pub fn packet_comment(flow: &crate::flow::FlowRecord, rules: &[String]) -> String {
+    let remote = flow.remote().map_or_else(String::new, |r| match (r.ip, r.port) {
+        (std::net::IpAddr::V6(ip), Some(port)) => format!("; remote [{ip}]:{port}"),
+        (ip, Some(port)) => format!("; remote {ip}:{port}"),
+        (ip, None) => format!("; remote {ip}"),
+    });
+    format!("xborder: {}{remote}", rules.join(", "))
 }
 
 /// A packet kept from an earlier frame.
