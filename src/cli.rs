@@ -313,6 +313,33 @@ pub struct AnalysisArgs {
     #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = parse_duration)]
     pub other_timeout: Duration,
 
+    /// Flows of the traffic inside tunnels (VXLAN, GENEVE, GRE, NVGRE,
+    /// ERSPAN, GTP-U, IP-in-IP, Teredo) as well as of the tunnels
+    /// themselves (`inner`, the default), or every flow keyed on the
+    /// outermost IP header (`outer`). Config file: `[tunnels] decode`.
+    #[arg(long, value_enum, value_name = "LAYER")]
+    pub tunnels: Option<TunnelLayerArg>,
+
+    /// A UDP destination port carrying VXLAN (repeatable; replaces 4789
+    /// and 8472; `0` alone: none).
+    #[arg(long = "vxlan-port", value_name = "PORT")]
+    pub vxlan_ports: Vec<u16>,
+
+    /// A UDP destination port carrying GENEVE (repeatable; replaces 6081;
+    /// `0` alone: none).
+    #[arg(long = "geneve-port", value_name = "PORT")]
+    pub geneve_ports: Vec<u16>,
+
+    /// A UDP destination port carrying GTP-U (repeatable; replaces 2152;
+    /// `0` alone: none).
+    #[arg(long = "gtp-u-port", value_name = "PORT")]
+    pub gtp_u_ports: Vec<u16>,
+
+    /// A UDP port, on either side, carrying Teredo (repeatable; replaces
+    /// 3544; `0` alone: none).
+    #[arg(long = "teredo-port", value_name = "PORT")]
+    pub teredo_ports: Vec<u16>,
+
     /// Skip endpoint intelligence (flows only).
     #[arg(long)]
     pub no_intel: bool,
@@ -411,6 +438,16 @@ pub struct LiveArgs {
 
     #[command(flatten)]
     pub analysis: AnalysisArgs,
+}
+
+/// Which IP header keys a flow (`--tunnels`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TunnelLayerArg {
+    /// The innermost, with the tunnels' own flows too.
+    Inner,
+    /// The outermost only.
+    Outer,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -5,15 +5,60 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use xborder::decode::{Decapsulation, TunnelPorts};
 use xborder::intel::{IntelError, IntelSources};
 
-use crate::cli::IntelArgs;
+use crate::cli::{AnalysisArgs, IntelArgs, TunnelLayerArg};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ConfigFile {
     #[serde(default)]
     intel: IntelConfig,
+    #[serde(default)]
+    tunnels: TunnelConfig,
+}
+
+/// `[tunnels]`: what `--tunnels` and the `--*-port` flags set.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TunnelConfig {
+    decode: Option<TunnelLayerArg>,
+    vxlan_ports: Option<Vec<u16>>,
+    geneve_ports: Option<Vec<u16>>,
+    gtp_u_ports: Option<Vec<u16>>,
+    teredo_ports: Option<Vec<u16>>,
+}
+
+/// The config file named by `--config`, if any.
+fn read_config(args: &IntelArgs) -> Result<Option<ConfigFile>, IntelError> {
+    let Some(path) = &args.config else { return Ok(None) };
+    let text =
+        xborder::files::read_text_limited(path, "configuration file", xborder::files::CONFIG_LIMIT)
+            .map_err(|e| IntelError::Io { path: path.clone(), source: e })?;
+    toml::from_str(&text).map(Some).map_err(|e| IntelError::toml(path, &text, e))
+}
+
+/// Which tunnels are decoded, from the flags and the config file's
+/// `[tunnels]`: a flag wins over the file, a port list replaces the
+/// default list of its kind, and a list of only `0` (or an empty list in
+/// the file) turns that kind off.
+pub fn tunnel_settings(a: &AnalysisArgs) -> Result<Decapsulation, IntelError> {
+    let file = read_config(&a.intel)?.map(|c| c.tunnels).unwrap_or_default();
+    let defaults = TunnelPorts::default();
+    let pick = |flag: &[u16], file: &Option<Vec<u16>>, default: Vec<u16>| -> Vec<u16> {
+        let ports = if !flag.is_empty() { flag.to_vec() } else { file.clone().unwrap_or(default) };
+        ports.into_iter().filter(|&p| p != 0).collect()
+    };
+    Ok(Decapsulation {
+        inner: a.tunnels.or(file.decode).unwrap_or(TunnelLayerArg::Inner) == TunnelLayerArg::Inner,
+        ports: TunnelPorts {
+            vxlan: pick(&a.vxlan_ports, &file.vxlan_ports, defaults.vxlan),
+            geneve: pick(&a.geneve_ports, &file.geneve_ports, defaults.geneve),
+            gtp_u: pick(&a.gtp_u_ports, &file.gtp_u_ports, defaults.gtp_u),
+            teredo: pick(&a.teredo_ports, &file.teredo_ports, defaults.teredo),
+        },
+    })
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -37,16 +82,8 @@ fn relative_to(base: &Path, p: PathBuf) -> PathBuf {
 
 /// The intelligence sources from the flags and the config file.
 pub fn intel_sources(args: &IntelArgs) -> Result<IntelSources, IntelError> {
-    let file = match &args.config {
-        Some(path) => {
-            let text = xborder::files::read_text_limited(
-                path,
-                "configuration file",
-                xborder::files::CONFIG_LIMIT,
-            )
-            .map_err(|e| IntelError::Io { path: path.clone(), source: e })?;
-            let parsed: ConfigFile =
-                toml::from_str(&text).map_err(|e| IntelError::toml(path, &text, e))?;
+    let file = match (read_config(args)?, &args.config) {
+        (Some(parsed), Some(path)) => {
             let c = parsed.intel;
             IntelConfig {
                 geoip_country: c.geoip_country.map(|p| relative_to(path, p)),
@@ -55,7 +92,7 @@ pub fn intel_sources(args: &IntelArgs) -> Result<IntelSources, IntelError> {
                 data_dir: c.data_dir.map(|p| relative_to(path, p)),
             }
         }
-        None => IntelConfig::default(),
+        _ => IntelConfig::default(),
     };
     Ok(IntelSources {
         country_db: args.geoip_country.clone().or(file.geoip_country),

@@ -69,10 +69,11 @@ pub fn run_live(args: &LiveArgs) -> anyhow::Result<ExitCode> {
     signal_hook::flag::register(signal_hook::consts::SIGHUP, signals.reload.clone())
         .context("cannot install signal handlers")?;
 
-    let (timeouts, local) = flow_settings(a);
+    let (timeouts, local, tunnels) = flow_settings(a)?;
     let settings = Settings {
         timeouts,
         local,
+        tunnels,
         no_names: a.no_names,
         max_flows: args.max_flows,
         alert_delay: args.alert_delay,

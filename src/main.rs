@@ -123,7 +123,9 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
 }
 
 /// The flow settings both `audit` and `live` take.
-fn flow_settings(a: &AnalysisArgs) -> (FlowTimeouts, LocalNetworks) {
+fn flow_settings(
+    a: &AnalysisArgs,
+) -> anyhow::Result<(FlowTimeouts, LocalNetworks, xborder::decode::Decapsulation)> {
     let timeouts = FlowTimeouts {
         tcp: a.tcp_timeout,
         tcp_closed: a.tcp_close_timeout,
@@ -135,7 +137,7 @@ fn flow_settings(a: &AnalysisArgs) -> (FlowTimeouts, LocalNetworks) {
     } else {
         LocalNetworks::new(a.local_nets.clone())
     };
-    (timeouts, local)
+    Ok((timeouts, local, config::tunnel_settings(a)?))
 }
 
 /// The rule packs in force (`--rules`, else the shipped ones), checked
@@ -160,7 +162,7 @@ fn load_policy(rules: &[std::path::PathBuf], sources: &IntelSources) -> anyhow::
 
 fn run_audit(args: &AuditArgs) -> anyhow::Result<ExitCode> {
     let a = &args.analysis;
-    let (timeouts, local) = flow_settings(a);
+    let (timeouts, local, tunnels) = flow_settings(a)?;
     let format = args.format;
     if args.flows && matches!(format, ReportFormat::Text | ReportFormat::Csv | ReportFormat::Html) {
         anyhow::bail!("--flows needs --format jsonl or json");
@@ -171,6 +173,7 @@ fn run_audit(args: &AuditArgs) -> anyhow::Result<ExitCode> {
         timeouts,
         no_names: a.no_names,
         local,
+        tunnels,
         max_flows: Some(args.max_flows),
         progress: Some(progress.clone()),
     };

@@ -29,6 +29,8 @@ fn flow(remote: &str, direction: Direction) -> FlowRecord {
         first_frame: FrameRef { file: 0, frame: 1 },
         direction,
         end_reason: EndReason::TcpClosed,
+        tunnels: Vec::new(),
+        carries: None,
     }
 }
 

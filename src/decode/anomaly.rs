@@ -31,11 +31,27 @@ pub enum AnomalyKind {
     /// IP fragments whose first fragment (the one with the ports) never
     /// arrived; they were counted in a flow without ports.
     OrphanFragments,
+    /// A tunnel header (VXLAN, GENEVE, GRE, ERSPAN, GTP-U) ended early
+    /// although nothing was cut by the snapshot length; the packet counts on
+    /// its outer flow only.
+    TunnelHeaderTruncated,
+    /// A tunnel header with a version or flags its protocol does not have;
+    /// the packet counts on its outer flow only.
+    TunnelHeaderInvalid,
+    /// A packet inside a tunnel could not be decoded (its own IP or link
+    /// header is damaged); the packet counts on its outer flow only.
+    TunnelInnerMalformed,
+    /// Tunnels nested deeper than the decoder goes
+    /// ([`crate::decode::MAX_TUNNEL_DEPTH`]).
+    TunnelTooDeep,
+    /// More distinct tunnels alive at once than flows can be keyed on; the
+    /// packet counts on its outer flow only.
+    TunnelsExhausted,
 }
 
 impl AnomalyKind {
     /// Every kind, in report order.
-    pub const ALL: [AnomalyKind; 9] = [
+    pub const ALL: [AnomalyKind; 14] = [
         AnomalyKind::LinkHeaderTruncated,
         AnomalyKind::IpHeaderTruncated,
         AnomalyKind::IpVersionMismatch,
@@ -45,6 +61,11 @@ impl AnomalyKind {
         AnomalyKind::TransportHeaderTruncated,
         AnomalyKind::TcpDataOffset,
         AnomalyKind::OrphanFragments,
+        AnomalyKind::TunnelHeaderTruncated,
+        AnomalyKind::TunnelHeaderInvalid,
+        AnomalyKind::TunnelInnerMalformed,
+        AnomalyKind::TunnelTooDeep,
+        AnomalyKind::TunnelsExhausted,
     ];
 
     /// A short description for reports.
@@ -59,6 +80,11 @@ impl AnomalyKind {
             AnomalyKind::TransportHeaderTruncated => "TCP/UDP header truncated",
             AnomalyKind::TcpDataOffset => "TCP data offset below 5",
             AnomalyKind::OrphanFragments => "IP fragments without their first fragment",
+            AnomalyKind::TunnelHeaderTruncated => "tunnel header truncated",
+            AnomalyKind::TunnelHeaderInvalid => "tunnel header with a bad version or flags",
+            AnomalyKind::TunnelInnerMalformed => "malformed packet inside a tunnel",
+            AnomalyKind::TunnelTooDeep => "tunnels nested too deep",
+            AnomalyKind::TunnelsExhausted => "too many tunnels alive at once",
         }
     }
 }

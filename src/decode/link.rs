@@ -129,7 +129,7 @@ fn nflog(frame: &[u8]) -> Link {
 }
 
 /// Follows an EtherType whose payload starts at `at`.
-fn ether_type(frame: &[u8], mut at: usize, mut ty: u16) -> Link {
+pub(super) fn ether_type(frame: &[u8], mut at: usize, mut ty: u16) -> Link {
     loop {
         match ty {
             ETHERTYPE_IPV4 => return Link::Ip { offset: at, version: 4 },

@@ -4,14 +4,18 @@
 //!
 //! Decoding borrows from the frame and allocates nothing. It never fails and
 //! never panics: a malformed packet yields what could be read plus an
-//! [`AnomalyKind`]. Only the outermost IP header is used; tunnels are flows
-//! of their outer addresses.
+//! [`AnomalyKind`]. [`decode`] reads the outermost IP header; [`decapsulate`]
+//! (in `tunnel.rs`) removes one tunnel layer at a time from a decoded packet.
 
 mod anomaly;
 mod link;
+mod tunnel;
 
 pub use anomaly::{AnomalyCounter, AnomalyKind, FrameRef, FRAMES_KEPT};
 pub use link::{locate_ip, Link};
+pub use tunnel::{
+    decapsulate, Decap, Decapsulation, TunnelKind, TunnelLayer, TunnelPorts, MAX_TUNNEL_DEPTH,
+};
 
 use std::net::IpAddr;
 
@@ -93,10 +97,18 @@ pub fn decode(link_type: LinkType, frame: &[u8], wire_len: u32) -> Decoded<'_> {
         Link::Truncated => return Decoded::Malformed(AnomalyKind::LinkHeaderTruncated),
     };
     let ip = frame.get(offset..).unwrap_or_default();
+    decode_ip(ip, announced, Some(u64::from(wire_len).saturating_sub(offset as u64)))
+}
+
+/// Decodes an IP packet whose link layer (or tunnel) announced `announced`
+/// (4, 6, or 0 for nothing) and whose length on the wire is `wire_ip_len`:
+/// `None` when it is not known (inside a first fragment of an outer
+/// datagram), so the length fields are believed and a short packet is not
+/// damage.
+pub fn decode_ip(ip: &[u8], announced: u8, wire_ip_len: Option<u64>) -> Decoded<'_> {
     // The captured bytes are all there is when the snapshot length did not
     // cut the frame; only then is a short header damage.
-    let cut_by_snaplen = (frame.len() as u64) < u64::from(wire_len);
-    let wire_ip_len = u64::from(wire_len).saturating_sub(offset as u64);
+    let cut_by_snaplen = wire_ip_len.is_none_or(|w| (ip.len() as u64) < w);
     let (slice, ext_error) = match LaxIpSlice::from_slice(ip) {
         Ok((slice, err)) => (slice, err.is_some()),
         Err(LaxHeaderSliceError::Len(_)) => {
@@ -121,14 +133,15 @@ pub fn decode(link_type: LinkType, frame: &[u8], wire_len: u32) -> Decoded<'_> {
     let payload = slice.payload();
     // The length field decides, unless it contradicts the header or the
     // frame; then the frame's own length is the best evidence.
+    let wire_or_captured = wire_ip_len.unwrap_or(ip.len() as u64).min(u64::from(u32::MAX)) as u32;
     let ip_len = match claimed_len {
-        len if len >= header_len && u64::from(len) <= wire_ip_len => len,
+        len if len >= header_len && wire_ip_len.is_none_or(|w| u64::from(len) <= w) => len,
         // IPv6 payload length 0: a jumbogram (RFC 2675) or a length left to
         // the NIC by segmentation offload.
-        0 if version == 6 => (wire_ip_len as u32).max(header_len),
+        0 if version == 6 => wire_or_captured.max(header_len),
         _ => {
             anomaly = anomaly.or(Some(AnomalyKind::IpLengthInconsistent));
-            (wire_ip_len as u32).max(header_len)
+            wire_or_captured.max(header_len)
         }
     };
     let protocol = payload.ip_number.0;

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use crate::time::Timestamp;
 
+use super::key::TunnelId;
 use super::table::Observation;
+use super::tunnels::IdSet;
 
 /// How long a datagram's fragments are tracked after the last one was seen
 /// (Linux `ipfrag_time` and RFC 8200 both use 60 s; 30 s is the Linux
@@ -18,6 +20,9 @@ pub const FRAGMENT_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct DatagramId {
+    /// The tunnels around the datagram: fragments inside two tunnels are
+    /// two datagrams.
+    pub tunnel: TunnelId,
     pub src: IpAddr,
     pub dst: IpAddr,
     pub protocol: u8,
@@ -65,6 +70,13 @@ impl FragmentTracker {
         } else {
             d.waiting.push(obs);
             None
+        }
+    }
+
+    /// Adds the tunnels of the datagrams in flight to `in_use`.
+    pub fn tunnels_in_use(&self, in_use: &mut IdSet) {
+        for id in self.datagrams.keys() {
+            in_use.insert(id.tunnel);
         }
     }
 

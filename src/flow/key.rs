@@ -27,7 +27,14 @@ pub struct FlowKey {
     pub protocol: u8,
     /// [`KEY_V4`] and [`KEY_PORTS`].
     flags: u8,
+    /// The tunnels around the flow, as a [`TunnelId`] (0: none): the same
+    /// inner addresses in two tunnels are two flows.
+    tunnel: u16,
 }
+
+/// A chain of tunnel layers, interned in the flow table's tunnel registry.
+/// Two bytes fill the key's padding, so the key stays 40 bytes.
+pub type TunnelId = u16;
 
 impl std::hash::Hash for FlowKey {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
@@ -41,7 +48,8 @@ impl std::hash::Hash for FlowKey {
             u64::from(self.ports[0])
                 | u64::from(self.ports[1]) << 16
                 | u64::from(self.protocol) << 32
-                | u64::from(self.flags) << 40,
+                | u64::from(self.flags) << 40
+                | u64::from(self.tunnel) << 48,
         );
     }
 }
@@ -81,6 +89,11 @@ impl FlowKey {
     /// Both endpoints are of the same address family and either both or
     /// neither have a port, as they come from one IP header.
     pub fn new(protocol: u8, src: Endpoint, dst: Endpoint) -> (FlowKey, Way) {
+        Self::within(0, protocol, src, dst)
+    }
+
+    /// The key of a packet inside the tunnels `tunnel` (0: none).
+    pub fn within(tunnel: TunnelId, protocol: u8, src: Endpoint, dst: Endpoint) -> (FlowKey, Way) {
         let mut flags = if src.ip.is_ipv4() { KEY_V4 } else { 0 };
         if src.port.is_some() {
             flags |= KEY_PORTS;
@@ -89,7 +102,19 @@ impl FlowKey {
         let b = (bits(dst.ip), dst.port.unwrap_or(0));
         let (lo, hi, way) = if a <= b { (a, b, Way::LoToHi) } else { (b, a, Way::HiToLo) };
         let split = |a: u128| [(a >> 64) as u64, a as u64];
-        (FlowKey { addrs: [split(lo.0), split(hi.0)], ports: [lo.1, hi.1], protocol, flags }, way)
+        let key = FlowKey {
+            addrs: [split(lo.0), split(hi.0)],
+            ports: [lo.1, hi.1],
+            protocol,
+            flags,
+            tunnel,
+        };
+        (key, way)
+    }
+
+    /// The tunnels around the flow (0: none).
+    pub fn tunnel(&self) -> TunnelId {
+        self.tunnel
     }
 
     /// The endpoint that sends in direction `way`.
@@ -152,5 +177,7 @@ mod tests {
         assert_ne!(FlowKey::new(1, v4, v4).0, FlowKey::new(1, v6, v6).0);
         let with_port = Endpoint { port: Some(0), ..v4 };
         assert_ne!(FlowKey::new(17, v4, v4).0, FlowKey::new(17, with_port, with_port).0);
+        assert_ne!(FlowKey::within(1, 1, v4, v4).0, FlowKey::within(2, 1, v4, v4).0);
+        assert_eq!(std::mem::size_of::<FlowKey>(), 40);
     }
 }

@@ -1,7 +1,7 @@
 use serde::Serialize;
 
 use super::{Direction, Endpoint};
-use crate::decode::FrameRef;
+use crate::decode::{FrameRef, TunnelKind, TunnelLayer};
 use crate::time::Timestamp;
 
 /// What one side of a flow sent.
@@ -39,7 +39,7 @@ pub enum EndReason {
     PortReuse,
     /// The capture ended with the flow still active.
     EndOfCapture,
-    /// Pushed out of a full table (`live --max-flows`), idlest first.
+    /// Pushed out of a full table (`--max-flows`), idlest first.
     Evicted,
     /// Not over: a snapshot of a live flow (live mode's early alerts).
     Active,
@@ -66,6 +66,12 @@ pub struct FlowRecord {
     pub first_frame: FrameRef,
     pub direction: Direction,
     pub end_reason: EndReason,
+    /// The tunnels the flow's packets were inside, outermost first, as the
+    /// first packet inside them showed them (empty: none).
+    pub tunnels: Vec<TunnelLayer>,
+    /// The tunnel the flow carries, when its packets were decapsulated:
+    /// the flow is itself a tunnel (its peer is audited as any endpoint).
+    pub carries: Option<TunnelKind>,
 }
 
 impl FlowRecord {

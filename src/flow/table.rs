@@ -12,10 +12,13 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use super::fragments::{DatagramId, FragmentTracker};
-use super::key::{Endpoint, FlowKey, Way};
+use super::key::{Endpoint, FlowKey, TunnelId, Way};
 use super::record::{EndReason, FlowRecord, SideStats};
+use super::tunnels::{IdSet, TunnelRegistry};
 use super::LocalNetworks;
-use crate::decode::{tcp_flags, AnomalyCounter, AnomalyKind, FrameRef, IpPacket};
+use crate::decode::{
+    tcp_flags, AnomalyCounter, AnomalyKind, FrameRef, IpPacket, TunnelKind, TunnelLayer,
+};
 use crate::time::Timestamp;
 
 /// Idle timeouts, close to Zeek's defaults.
@@ -88,6 +91,17 @@ pub struct Inspect {
 /// How often, in trace time, idle flows are swept out.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(10);
 
+/// Where a packet sits among tunnels: inside which ones, and whether it
+/// carries one itself.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Place {
+    /// The tunnels around the packet ([`FlowTable::tunnel_id`]; 0: none).
+    pub within: TunnelId,
+    /// The tunnel this packet carries, when it was decapsulated: its payload
+    /// is another packet, not for the names stage.
+    pub carries: Option<TunnelKind>,
+}
+
 /// One packet's contribution to a flow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Observation {
@@ -101,11 +115,12 @@ pub struct Observation {
     pub payload_len: u32,
     pub ts: Timestamp,
     pub at: FrameRef,
+    pub place: Place,
 }
 
 impl Observation {
     /// The observation of a decoded packet.
-    pub fn of(packet: &IpPacket<'_>, ts: Timestamp, at: FrameRef) -> Self {
+    pub fn of(packet: &IpPacket<'_>, place: Place, ts: Timestamp, at: FrameRef) -> Self {
         Self {
             src: packet.src,
             dst: packet.dst,
@@ -117,11 +132,13 @@ impl Observation {
             payload_len: packet.payload_len,
             ts,
             at,
+            place,
         }
     }
 
     fn key(&self) -> (FlowKey, Way) {
-        FlowKey::new(
+        FlowKey::within(
+            self.place.within,
             self.protocol,
             Endpoint { ip: self.src, port: self.ports.map(|p| p.0) },
             Endpoint { ip: self.dst, port: self.ports.map(|p| p.1) },
@@ -137,9 +154,16 @@ struct Counters {
     payload_bytes: u64,
 }
 
+/// `FlowState::marks`: the initiator's [`Way`] in bit 0, and above it the
+/// index in [`TunnelKind::ALL`] plus one of the tunnel the flow carries (0:
+/// none), in one byte so that the entry keeps to two cache lines.
+const MARK_HI_TO_LO: u8 = 1;
+const MARK_CARRIES_SHIFT: u32 = 1;
+
 #[derive(Clone, Debug)]
 struct FlowState {
-    initiator: Way,
+    /// See [`MARK_HI_TO_LO`].
+    marks: u8,
     /// Indexed by [`Way`].
     counters: [Counters; 2],
     /// TCP flags seen, indexed by [`Way`]; apart from the counters so that
@@ -167,8 +191,9 @@ impl FlowState {
         } else {
             way
         };
+        let marks = if initiator == Way::HiToLo { MARK_HI_TO_LO } else { 0 };
         Self {
-            initiator,
+            marks,
             counters: [Counters::default(); 2],
             flags: [0; 2],
             start: obs.ts,
@@ -180,7 +205,26 @@ impl FlowState {
         }
     }
 
+    fn initiator(&self) -> Way {
+        if self.marks & MARK_HI_TO_LO != 0 {
+            Way::HiToLo
+        } else {
+            Way::LoToHi
+        }
+    }
+
+    fn carries(&self) -> Option<TunnelKind> {
+        let index = usize::from(self.marks >> MARK_CARRIES_SHIFT);
+        index.checked_sub(1).and_then(|i| TunnelKind::ALL.get(i)).copied()
+    }
+
     fn update(&mut self, obs: &Observation, way: Way) {
+        if let Some(kind) = obs.place.carries {
+            if self.carries().is_none() {
+                let index = TunnelKind::ALL.iter().position(|k| *k == kind).unwrap_or(0) as u8;
+                self.marks |= (index + 1) << MARK_CARRIES_SHIFT;
+            }
+        }
         let side = &mut self.counters[way as usize];
         side.packets += 1;
         side.bytes += u64::from(obs.ip_len);
@@ -225,6 +269,7 @@ impl FlowState {
 pub struct FlowTable {
     flows: HashMap<FlowKey, FlowState, ahash::RandomState>,
     fragments: FragmentTracker,
+    tunnels: TunnelRegistry,
     timeouts: FlowTimeouts,
     local: LocalNetworks,
     finished: Vec<FlowRecord>,
@@ -252,6 +297,7 @@ impl FlowTable {
         Self {
             flows: HashMap::default(),
             fragments: FragmentTracker::default(),
+            tunnels: TunnelRegistry::default(),
             timeouts,
             local,
             finished: Vec::new(),
@@ -274,6 +320,7 @@ impl FlowTable {
     pub fn observe(
         &mut self,
         packet: &IpPacket<'_>,
+        place: Place,
         ts: Timestamp,
         at: FrameRef,
         anomalies: &mut AnomalyCounter,
@@ -283,11 +330,12 @@ impl FlowTable {
             self.next_sweep = ts.plus(SWEEP_INTERVAL);
         }
         self.latest = self.latest.max(ts);
-        let obs = Observation::of(packet, ts, at);
+        let obs = Observation::of(packet, place, ts, at);
         let Some(fragment) = packet.fragment else {
             return self.apply(&obs);
         };
         let id = DatagramId {
+            tunnel: place.within,
             src: packet.src,
             dst: packet.dst,
             protocol: packet.protocol,
@@ -323,7 +371,7 @@ impl FlowTable {
                 if let Some(reason) = reason {
                     let old = std::mem::replace(state, FlowState::new(obs, way, self.next_id));
                     self.next_id += 1;
-                    self.finished.push(record(&key, &old, reason, &self.local));
+                    self.finished.push(record(&key, &old, reason, &self.local, &self.tunnels));
                 }
                 let state = e.into_mut();
                 state.update(obs, way);
@@ -347,7 +395,7 @@ impl FlowTable {
         // HTTP request, QUIC Initial), with where its TCP stream starts (from
         // its SYN, kept here), and both sides of DNS (port 53), whose flows
         // have no budget.
-        let from_initiator = way == state.initiator;
+        let from_initiator = way == state.initiator();
         if obs.protocol == 6
             && from_initiator
             && obs.tcp_flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN
@@ -356,8 +404,10 @@ impl FlowTable {
             state.inspected |= STREAM_START_KNOWN;
         }
         let dns = obs.ports.is_some_and(|(s, d)| s == DNS_PORT || d == DNS_PORT);
-        let wanted =
-            matches!(obs.protocol, 6 | 17) && obs.payload_len > 0 && (from_initiator || dns);
+        let wanted = matches!(obs.protocol, 6 | 17)
+            && obs.payload_len > 0
+            && (from_initiator || dns)
+            && obs.place.carries.is_none();
         let handed = state.inspected & INSPECTION_COUNT;
         if !wanted || handed == INSPECTION_ENDED || (handed >= INSPECTION_BUDGET && !dns) {
             return None;
@@ -379,18 +429,35 @@ impl FlowTable {
         }
     }
 
-    /// Ends the flows idle at `now` and releases orphaned fragments.
+    /// The id of a chain of tunnels (outermost first) for [`Place::within`];
+    /// `None` when too many are alive
+    /// ([`MAX_TUNNELS`](super::tunnels::MAX_TUNNELS)).
+    pub fn tunnel_id(&mut self, chain: &[TunnelLayer]) -> Option<TunnelId> {
+        self.tunnels.intern(chain)
+    }
+
+    /// Ends the flows idle at `now`, releases orphaned fragments and the
+    /// tunnel chains nothing uses any more.
     fn sweep(&mut self, now: Timestamp, anomalies: &mut AnomalyCounter) {
         let (timeouts, local, finished) = (&self.timeouts, &self.local, &mut self.finished);
+        let tunnels = &self.tunnels;
         self.flows.retain(|key, state| match state.expiry(key.protocol, now, timeouts) {
             Some(reason) => {
-                finished.push(record(key, state, reason, local));
+                finished.push(record(key, state, reason, local, tunnels));
                 false
             }
             None => true,
         });
         let orphans = self.fragments.expire(Some(now));
         self.release_orphans(orphans, anomalies);
+        if !self.tunnels.is_empty() {
+            let mut in_use = IdSet::default();
+            for key in self.flows.keys() {
+                in_use.insert(key.tunnel());
+            }
+            self.fragments.tunnels_in_use(&mut in_use);
+            self.tunnels.retain(&in_use);
+        }
     }
 
     fn release_orphans(
@@ -433,7 +500,8 @@ impl FlowTable {
         idle.sort_unstable_by_key(|(last, id, _)| (*last, *id));
         for (_, _, key) in idle {
             if let Some(state) = self.flows.remove(&key) {
-                self.finished.push(record(&key, &state, EndReason::Evicted, &self.local));
+                let evicted = record(&key, &state, EndReason::Evicted, &self.local, &self.tunnels);
+                self.finished.push(evicted);
                 self.evicted += 1;
             }
         }
@@ -473,7 +541,7 @@ impl FlowTable {
     /// The live flow `key` as a record so far, if it is still flow `id`.
     pub fn snapshot(&self, key: &FlowKey, id: u64) -> Option<FlowRecord> {
         let state = self.flows.get(key).filter(|s| s.id == id)?;
-        Some(record(key, state, EndReason::Active, &self.local))
+        Some(record(key, state, EndReason::Active, &self.local, &self.tunnels))
     }
 
     /// Finished flows since the last call.
@@ -485,7 +553,8 @@ impl FlowTable {
     pub fn finish(mut self, anomalies: &mut AnomalyCounter) -> Vec<FlowRecord> {
         self.release_fragments(anomalies);
         for (key, state) in self.flows.drain() {
-            self.finished.push(record(&key, &state, EndReason::EndOfCapture, &self.local));
+            let ended = record(&key, &state, EndReason::EndOfCapture, &self.local, &self.tunnels);
+            self.finished.push(ended);
         }
         self.finished
     }
@@ -516,8 +585,9 @@ fn record(
     state: &FlowState,
     end_reason: EndReason,
     local: &LocalNetworks,
+    tunnels: &TunnelRegistry,
 ) -> FlowRecord {
-    let init = state.initiator;
+    let init = state.initiator();
     let resp = init.reverse();
     let source = key.sender(init);
     let destination = key.sender(resp);
@@ -533,6 +603,8 @@ fn record(
         first_frame: unpack_frame(state.first),
         direction: local.direction(source.ip, destination.ip),
         end_reason,
+        tunnels: tunnels.chain(key.tunnel()).to_vec(),
+        carries: state.carries(),
     }
 }
 
@@ -566,7 +638,13 @@ mod tests {
             let mut a = AnomalyCounter::default();
             for i in 0..16u8 {
                 let (p, ts) = packet([10, 0, 0, i], 1000, 1);
-                t.observe(&p, ts, FrameRef { file: 0, frame: u64::from(i) + 1 }, &mut a);
+                t.observe(
+                    &p,
+                    Place::default(),
+                    ts,
+                    FrameRef { file: 0, frame: u64::from(i) + 1 },
+                    &mut a,
+                );
             }
             t.drain_finished().map(|f| f.id).collect::<Vec<u64>>()
         };
@@ -586,11 +664,11 @@ mod tests {
         let at = FrameRef { file: 0, frame: 1 };
         for (src, ts) in [([10, 0, 0, 1], 1), ([10, 0, 0, 2], 2), ([10, 0, 0, 1], 3)] {
             let (p, ts) = packet(src, 1000, ts);
-            t.observe(&p, ts, at, &mut a);
+            t.observe(&p, Place::default(), ts, at, &mut a);
         }
         // A third flow: 10.0.0.2 was idle longest.
         let (p, ts) = packet([10, 0, 0, 3], 1000, 4);
-        t.observe(&p, ts, at, &mut a);
+        t.observe(&p, Place::default(), ts, at, &mut a);
         assert_eq!(t.live_flows(), 2);
         assert_eq!(t.evicted(), 1);
         let gone: Vec<FlowRecord> = t.drain_finished().collect();
@@ -616,14 +694,14 @@ mod tests {
         // UDP to port 53 is DNS (no budget): use another port.
         let (mut p, ts) = packet([10, 0, 0, 1], 1000, 1);
         p.ports = Some((1000, 443));
-        assert!(t.observe(&p, ts, at, &mut a).is_some());
-        assert!(t.observe(&p, ts, at, &mut a).is_some());
+        assert!(t.observe(&p, Place::default(), ts, at, &mut a).is_some());
+        assert!(t.observe(&p, Place::default(), ts, at, &mut a).is_some());
         t.end_inspection();
-        assert!(t.observe(&p, ts, at, &mut a).is_none());
+        assert!(t.observe(&p, Place::default(), ts, at, &mut a).is_none());
         // Another flow is not affected.
         let (mut q, ts) = packet([10, 0, 0, 2], 1000, 1);
         q.ports = Some((1000, 443));
-        assert!(t.observe(&q, ts, at, &mut a).is_some());
+        assert!(t.observe(&q, Place::default(), ts, at, &mut a).is_some());
     }
 
     #[test]

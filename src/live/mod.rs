@@ -31,7 +31,7 @@ use capture::{capture_loop, Batch, CaptureCounters};
 use evidence::LiveEvidence;
 
 use crate::clickhouse::LiveSender;
-use crate::decode::FrameRef;
+use crate::decode::{Decapsulation, FrameRef};
 use crate::flow::{FlowKey, FlowRecord, FlowTable, FlowTimeouts, LocalNetworks};
 use crate::intel::{Intel, IntelDb, VendorMatch};
 use crate::names::{FlowNames, NameInspector};
@@ -71,6 +71,8 @@ pub type Loader = Arc<dyn Fn() -> Result<Knowledge, String> + Send + Sync>;
 pub struct Settings {
     pub timeouts: FlowTimeouts,
     pub local: LocalNetworks,
+    /// Which tunnels are decoded, on which ports.
+    pub tunnels: Decapsulation,
     pub no_names: bool,
     /// Most flows alive at once; the idlest go first beyond it.
     pub max_flows: usize,
@@ -347,7 +349,13 @@ impl Analysis {
                 anomalies: &mut self.period.anomalies,
                 unsupported: &mut self.period.unsupported_link_types,
             };
-            observe_frame(frame, &mut self.table, self.names.as_mut(), counts);
+            observe_frame(
+                frame,
+                &self.settings.tunnels,
+                &mut self.table,
+                self.names.as_mut(),
+                counts,
+            );
             if let Some(ev) = &mut self.evidence {
                 let at = FrameRef { file: 0, frame: self.frames };
                 let mut failed = None;
@@ -598,7 +606,7 @@ impl Analysis {
     fn report(&mut self, stats: CaptureStats, last: bool, peak_live_flows: usize) {
         let end = Timestamp::wall_clock();
         let mut report = std::mem::take(&mut self.period);
-        report.flows.sort_unstable_by_key(|f| (f.start, f.first_frame));
+        report.flows.sort_unstable_by_key(|f| (f.start, f.first_frame, f.id));
         report.inputs.push(InputSummary {
             path: PathBuf::from(&self.interface),
             format: None,

@@ -22,6 +22,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Write};
 
+use super::packets::observe_packet;
 use super::{AuditConfig, AuditRun, Sink};
 use crate::capture::{self, InputSpec, LinkType, Opened, PcapngWriter};
 use crate::decode::{self, AnomalyCounter, Decoded, FrameRef};
@@ -83,18 +84,27 @@ impl<W: Write> Sink for EvidenceSink<W> {
         table.log_frames();
         let mut anomalies = AnomalyCounter::default();
         let mut pending = Pending::default();
-        let attribute = |table: &mut FlowTable,
-                         pcapng: &mut EvidenceFile<&mut W>,
-                         pending: &mut Pending,
-                         current: Option<(FrameRef, &capture::Packet<'_>)>|
+        let mut log: Vec<(FrameRef, u64)> = Vec::new();
+        let mut attribute = |table: &mut FlowTable,
+                             pcapng: &mut EvidenceFile<&mut W>,
+                             pending: &mut Pending,
+                             current: Option<(FrameRef, &capture::Packet<'_>)>|
          -> io::Result<(bool, u64, u64)> {
             let (mut attributed, mut written, mut omitted) = (false, 0, 0);
-            for (frame, id) in table.drain_frame_log() {
+            log.clear();
+            log.extend(table.drain_frame_log());
+            // A tunnelled packet is logged for its tunnel's flow and for
+            // the flows inside, one after the other: it is written once,
+            // for the innermost of them with findings.
+            for group in log.chunk_by(|a, b| a.0 == b.0) {
+                let frame = group[0].0;
                 let is_current = current.is_some_and(|(at, _)| at == frame);
                 attributed |= is_current;
                 // A held fragment leaves the queue whoever's it is.
                 let held = if is_current { None } else { pending.remove(&frame) };
-                let Some(comment) = comments.get(&id) else { continue };
+                let Some(comment) = group.iter().rev().find_map(|(_, id)| comments.get(id)) else {
+                    continue;
+                };
                 match (current, held) {
                     (Some((at, packet)), _) if at == frame => {
                         pcapng.packet(at.file, packet, comment)?
@@ -143,7 +153,9 @@ impl<W: Write> Sink for EvidenceSink<W> {
                 else {
                     continue;
                 };
-                table.observe(&ip, packet.timestamp, at, &mut anomalies);
+                let tunnels = &self.config.tunnels;
+                let ts = packet.timestamp;
+                observe_packet(ip, tunnels, &mut table, ts, at, &mut anomalies, &mut |_, _, _| {});
                 let (attributed, written, omitted) =
                     attribute(&mut table, &mut pcapng, &mut pending, Some((at, &packet)))?;
                 self.written.packets += written;

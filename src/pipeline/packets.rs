@@ -1,11 +1,15 @@
 //! The per-packet path of both `audit` and `live`: a frame through decode,
-//! the flow table and the names stage, counted in the run's totals.
+//! tunnel decapsulation, the flow table and the names stage, counted in the
+//! run's totals.
 
 use std::collections::BTreeMap;
 
 use crate::capture::LinkType;
-use crate::decode::{self, AnomalyCounter, Decoded, FrameRef};
-use crate::flow::FlowTable;
+use crate::decode::{
+    self, decapsulate, AnomalyCounter, AnomalyKind, Decap, Decapsulation, Decoded, FrameRef,
+    IpPacket, TunnelKind, TunnelLayer, MAX_TUNNEL_DEPTH,
+};
+use crate::flow::{FlowTable, Inspect, Place};
 use crate::names::NameInspector;
 use crate::report::PacketTotals;
 use crate::time::Timestamp;
@@ -30,6 +34,7 @@ pub struct Counts<'a> {
 /// per-packet path of both `audit` and `live`.
 pub fn observe_frame(
     frame: Frame<'_>,
+    decap: &Decapsulation,
     table: &mut FlowTable,
     names: Option<&mut NameInspector>,
     c: Counts<'_>,
@@ -48,11 +53,15 @@ pub fn observe_frame(
                 c.anomalies.record(kind, at);
             }
             totals.ip_packets += 1;
-            let inspect = table.observe(&ip, ts, at, c.anomalies);
-            if let (Some(inspect), Some(names)) = (inspect, names) {
-                if !names.inspect(inspect, &ip, ts) {
-                    table.end_inspection();
+            match names {
+                Some(names) => {
+                    observe_packet(ip, decap, table, ts, at, c.anomalies, &mut |t, i, p| {
+                        if !names.inspect(i, p, ts) {
+                            t.end_inspection();
+                        }
+                    })
                 }
+                None => observe_packet(ip, decap, table, ts, at, c.anomalies, &mut |_, _, _| {}),
             }
         }
         Decoded::NotIp => totals.non_ip += 1,
@@ -61,5 +70,77 @@ pub fn observe_frame(
             totals.malformed += 1;
             c.anomalies.record(kind, at);
         }
+    }
+}
+
+/// A decoded packet into the flow table, and with tunnels decoded, the
+/// packets inside them too: the packet counts on its outer flow (marked as
+/// carrying a tunnel) and on the flow of each packet inside, keyed on the
+/// tunnels around it. `inspect` gets the innermost packet when the table
+/// hands it out for the names stage.
+///
+/// A damaged tunnel header or a carried packet that cannot be decoded is
+/// an anomaly; the packets outside it are counted all the same.
+pub fn observe_packet<'a>(
+    outer: IpPacket<'a>,
+    decap: &Decapsulation,
+    table: &mut FlowTable,
+    ts: Timestamp,
+    at: FrameRef,
+    anomalies: &mut AnomalyCounter,
+    inspect: &mut dyn FnMut(&mut FlowTable, Inspect, &IpPacket<'a>),
+) {
+    let mut packet = outer;
+    let mut place = Place::default();
+    let unset = TunnelLayer {
+        kind: TunnelKind::IpInIp,
+        src: [0u8; 4].into(),
+        dst: [0u8; 4].into(),
+        id: None,
+    };
+    let mut chain = [unset; MAX_TUNNEL_DEPTH];
+    for depth in 0..=MAX_TUNNEL_DEPTH {
+        let step = if decap.inner { decapsulate(&packet, &decap.ports) } else { Decap::None };
+        let (layer, carried) = match step {
+            Decap::Layer(_, _) if depth == MAX_TUNNEL_DEPTH => {
+                anomalies.record(AnomalyKind::TunnelTooDeep, at);
+                (None, None)
+            }
+            Decap::Layer(layer, carried) => (Some(layer), carried),
+            Decap::Damaged(_, kind) => {
+                anomalies.record(kind, at);
+                (None, None)
+            }
+            Decap::None => (None, None),
+        };
+        let Some(layer) = layer else {
+            if let Some(i) = table.observe(&packet, place, ts, at, anomalies) {
+                inspect(table, i, &packet);
+            }
+            return;
+        };
+        table.observe(&packet, Place { carries: Some(layer.kind), ..place }, ts, at, anomalies);
+        let inner = match carried {
+            Some(Decoded::Ip(inner, anomaly)) => {
+                if let Some(kind) = anomaly {
+                    anomalies.record(kind, at);
+                }
+                inner
+            }
+            Some(Decoded::Malformed(_)) => {
+                anomalies.record(AnomalyKind::TunnelInnerMalformed, at);
+                return;
+            }
+            // Not IP (ARP inside VXLAN), or nothing to decode (GTP-U
+            // signalling): the tunnel's flow has counted it.
+            Some(Decoded::NotIp | Decoded::UnsupportedLinkType) | None => return,
+        };
+        chain[depth] = layer;
+        let Some(id) = table.tunnel_id(&chain[..=depth]) else {
+            anomalies.record(AnomalyKind::TunnelsExhausted, at);
+            return;
+        };
+        place = Place { within: id, carries: None };
+        packet = inner;
     }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::packets::{observe_frame, Counts, Frame};
 use crate::capture::{self, CaptureError, Opened};
-use crate::decode::FrameRef;
+use crate::decode::{Decapsulation, FrameRef};
 use crate::flow::{FlowRecord, FlowTable, FlowTimeouts, LocalNetworks};
 use crate::intel::VendorCatalogue;
 use crate::names::{FlowNames, NameInspector};
@@ -23,6 +23,8 @@ pub struct AuditConfig {
     pub paths: Vec<PathBuf>,
     pub timeouts: FlowTimeouts,
     pub local: LocalNetworks,
+    /// Which tunnels are decoded, on which ports (`--tunnels`, `[tunnels]`).
+    pub tunnels: Decapsulation,
     /// Skip the names stage (DNS, SNI, HTTP Host).
     pub no_names: bool,
     /// Most flows alive at once; beyond it the idlest ends early
@@ -98,6 +100,7 @@ pub fn run_observed(config: &AuditConfig, observer: &mut dyn FnMut(&FlowRecord))
                 if let Err(err) = read_capture(
                     &mut reader,
                     index,
+                    &config.tunnels,
                     &mut table,
                     &mut report,
                     &mut summary,
@@ -117,8 +120,9 @@ pub fn run_observed(config: &AuditConfig, observer: &mut dyn FnMut(&FlowRecord))
     for f in table.finish(&mut report.anomalies) {
         finished(f, names.as_mut(), &mut report.flows, &mut report.names, observer);
     }
-    // First frames are unique, so an unstable sort is deterministic.
-    report.flows.sort_unstable_by_key(|f| (f.start, f.first_frame));
+    // A tunnelled packet starts its tunnel's flow and the flow inside it,
+    // in that order of ids: with the id, the unstable sort is deterministic.
+    report.flows.sort_unstable_by_key(|f| (f.start, f.first_frame, f.id));
     report
 }
 
@@ -179,6 +183,7 @@ fn finished(
 fn read_capture(
     reader: &mut capture::CaptureReader,
     file: u32,
+    tunnels: &Decapsulation,
     table: &mut FlowTable,
     report: &mut AuditReport,
     summary: &mut InputSummary,
@@ -210,7 +215,7 @@ fn read_capture(
             ts: packet.timestamp,
             at,
         };
-        observe_frame(frame, table, names.as_deref_mut(), counts);
+        observe_frame(frame, tunnels, table, names.as_deref_mut(), counts);
     }
     Ok(())
 }

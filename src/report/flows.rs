@@ -276,10 +276,27 @@ pub fn write_record(
     if let Some(responder) = remote_is_responder {
         flow.keyword("remote", if responder { "destination" } else { "source" });
     }
+    if let Some(kind) = rec.carries {
+        flow.keyword("carries", kind.as_str());
+    }
     let tcp = rec.protocol == 6;
     side_extra(&mut flow, "source", &rec.source_stats, tcp);
     side_extra(&mut flow, "destination", &rec.destination_stats, tcp);
     flow.end();
+    if !rec.tunnels.is_empty() {
+        x.objects("tunnels", &rec.tunnels, |t, layer| {
+            t.keyword("type", layer.kind.as_str());
+            let mut src = t.object("source");
+            src.ip("ip", layer.src);
+            src.end();
+            let mut dst = t.object("destination");
+            dst.ip("ip", layer.dst);
+            dst.end();
+            if let Some(id) = layer.id {
+                t.u64("id", u64::from(id));
+            }
+        });
+    }
     if let Some(i) = intel.filter(|_| remote_is_responder.is_some()) {
         x.raw_fields(i.remote);
     }
@@ -633,6 +650,8 @@ mod tests {
             first_frame: FrameRef { file: 0, frame: id },
             direction,
             end_reason: EndReason::IdleTimeout,
+            tunnels: Vec::new(),
+            carries: None,
         }
     }
 

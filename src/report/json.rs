@@ -126,6 +126,21 @@ impl<'a> JsonObject<'a> {
         self.buf.push(b']');
     }
 
+    /// An array of objects, each written by `write`.
+    pub fn objects<T>(&mut self, key: &str, items: &[T], write: impl Fn(&mut JsonObject<'_>, &T)) {
+        self.key(key);
+        self.buf.push(b'[');
+        for (i, item) in items.iter().enumerate() {
+            if i > 0 {
+                self.buf.push(b',');
+            }
+            let mut o = JsonObject::new(self.buf);
+            write(&mut o, item);
+            o.end();
+        }
+        self.buf.push(b']');
+    }
+
     /// Fields already written as JSON (`"a":1,"b":2`), e.g. cached ones.
     pub fn raw_fields(&mut self, fields: &[u8]) {
         if fields.is_empty() {

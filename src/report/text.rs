@@ -309,6 +309,8 @@ mod tests {
                     first_frame: FrameRef { file: 0, frame: r.flows.len() as u64 + 1 },
                     direction: Direction::Outbound,
                     end_reason: EndReason::TcpClosed,
+                    tunnels: Vec::new(),
+                    carries: None,
                 });
             }
         }

@@ -1,0 +1,164 @@
+//! The tunnel chains flows are keyed on, interned as small ids so that a
+//! flow key stays 40 bytes.
+//!
+//! A chain's identity is, per layer outermost first, the tunnel kind, the
+//! unordered pair of outer addresses and the identifier where both
+//! directions carry the same one ([`TunnelLayer::identity`]). The registry
+//! keeps the chain as its first packet showed it, for the records. Chains no
+//! live flow or fragment uses are released at the table's periodic sweep;
+//! at most [`MAX_TUNNELS`] are alive at once (more is an anomaly, and those
+//! packets count on their outer flow only).
+
+use std::collections::HashMap;
+
+use crate::decode::{TunnelKind, TunnelLayer, MAX_TUNNEL_DEPTH};
+
+use super::key::TunnelId;
+
+/// Most tunnel chains alive at once (ids 1 to 65,535; 0 is "no tunnel").
+pub const MAX_TUNNELS: usize = u16::MAX as usize;
+
+type LayerIdentity = (TunnelKind, [std::net::IpAddr; 2], Option<u32>);
+
+/// A chain's identity as a fixed-size value, so that looking one up
+/// allocates nothing.
+type ChainIdentity = [Option<LayerIdentity>; MAX_TUNNEL_DEPTH];
+
+fn identity(chain: &[TunnelLayer]) -> ChainIdentity {
+    let mut id = [None; MAX_TUNNEL_DEPTH];
+    for (slot, layer) in id.iter_mut().zip(chain) {
+        *slot = Some(layer.identity());
+    }
+    id
+}
+
+/// Interned tunnel chains.
+#[derive(Debug, Default)]
+pub struct TunnelRegistry {
+    ids: HashMap<ChainIdentity, TunnelId, ahash::RandomState>,
+    /// Indexed by id - 1; `None` for a released id.
+    chains: Vec<Option<(ChainIdentity, Vec<TunnelLayer>)>>,
+    free: Vec<TunnelId>,
+}
+
+impl TunnelRegistry {
+    /// The id of `chain` (at most [`MAX_TUNNEL_DEPTH`] layers), interning
+    /// it; `None` when [`MAX_TUNNELS`] chains are alive.
+    pub fn intern(&mut self, chain: &[TunnelLayer]) -> Option<TunnelId> {
+        let identity = identity(chain);
+        if let Some(&id) = self.ids.get(&identity) {
+            return Some(id);
+        }
+        let id = match self.free.pop() {
+            Some(id) => id,
+            None if self.chains.len() < MAX_TUNNELS => {
+                self.chains.push(None);
+                self.chains.len() as TunnelId
+            }
+            None => return None,
+        };
+        self.chains[usize::from(id) - 1] = Some((identity, chain.to_vec()));
+        self.ids.insert(identity, id);
+        Some(id)
+    }
+
+    /// The chain of `id`, outermost first (empty for 0 or a released id).
+    pub fn chain(&self, id: TunnelId) -> &[TunnelLayer] {
+        match usize::from(id).checked_sub(1).and_then(|i| self.chains.get(i)) {
+            Some(Some((_, chain))) => chain,
+            _ => &[],
+        }
+    }
+
+    /// Chains alive.
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Whether no chain is alive.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// Releases every chain whose id `in_use` does not hold.
+    pub fn retain(&mut self, in_use: &IdSet) {
+        for (i, slot) in self.chains.iter_mut().enumerate() {
+            let id = (i + 1) as TunnelId;
+            if slot.is_some() && !in_use.contains(id) {
+                if let Some((identity, _)) = slot.take() {
+                    self.ids.remove(&identity);
+                }
+                self.free.push(id);
+            }
+        }
+    }
+}
+
+/// A set of tunnel ids (a bit per possible id: 8 KiB).
+pub struct IdSet(Vec<u64>);
+
+impl Default for IdSet {
+    fn default() -> Self {
+        Self(vec![0; (MAX_TUNNELS + 1).div_ceil(64)])
+    }
+}
+
+impl IdSet {
+    pub fn insert(&mut self, id: TunnelId) {
+        self.0[usize::from(id) / 64] |= 1 << (id % 64);
+    }
+
+    pub fn contains(&self, id: TunnelId) -> bool {
+        self.0[usize::from(id) / 64] & (1 << (id % 64)) != 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vxlan(vni: u32, a: u8, b: u8) -> TunnelLayer {
+        TunnelLayer {
+            kind: TunnelKind::Vxlan,
+            src: [192, 0, 2, a].into(),
+            dst: [192, 0, 2, b].into(),
+            id: Some(vni),
+        }
+    }
+
+    #[test]
+    fn chains_are_interned_by_identity_and_released_when_unused() {
+        let mut r = TunnelRegistry::default();
+        let a = r.intern(&[vxlan(1, 1, 2)]).unwrap();
+        assert_eq!(r.intern(&[vxlan(1, 2, 1)]), Some(a), "the reverse direction");
+        let b = r.intern(&[vxlan(2, 1, 2)]).unwrap();
+        assert_ne!(a, b);
+        let nested = r.intern(&[vxlan(1, 1, 2), vxlan(9, 3, 4)]).unwrap();
+        assert_ne!(nested, a);
+        assert_eq!(r.chain(a), &[vxlan(1, 1, 2)], "as first seen");
+        assert_eq!(r.chain(0), &[]);
+        let mut used = IdSet::default();
+        used.insert(b);
+        r.retain(&used);
+        assert_eq!(r.len(), 1);
+        assert_eq!(r.chain(a), &[]);
+        assert_eq!(r.chain(b), &[vxlan(2, 1, 2)]);
+        // A released id is reused.
+        let c = r.intern(&[vxlan(3, 1, 2)]).unwrap();
+        assert!(c == a || c == nested);
+    }
+
+    #[test]
+    fn the_registry_is_bounded() {
+        let mut r = TunnelRegistry::default();
+        for vni in 0..MAX_TUNNELS as u32 {
+            assert!(r.intern(&[vxlan(vni, 1, 2)]).is_some());
+        }
+        assert_eq!(r.intern(&[vxlan(u32::MAX, 1, 2)]), None);
+        assert!(r.intern(&[vxlan(7, 1, 2)]).is_some(), "a known chain still has its id");
+        r.retain(&IdSet::default());
+        assert!(r.is_empty());
+        assert!(r.intern(&[vxlan(u32::MAX, 1, 2)]).is_some());
+    }
+}
