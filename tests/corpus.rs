@@ -28,9 +28,6 @@ fn corpus() -> PathBuf {
 /// How a file's flows are allowed to differ from tshark's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Difference {
-    /// A link type xborder does not decode: no flows, every packet counted
-    /// under unsupported link types.
-    UnsupportedLinkType,
     /// IP fragments: tshark reassembles and counts fragments that do not
     /// complete a datagram under "data"; xborder puts every fragment in its
     /// datagram's flow. The same packets, attributed differently.
@@ -42,10 +39,6 @@ enum Difference {
 }
 
 const KNOWN_DIFFERENCES: &[(&str, Difference)] = &[
-    ("arkime__80211http.pcap", Difference::UnsupportedLinkType), // 127, 802.11 radiotap
-    ("zeek__wlanmon.pcap", Difference::UnsupportedLinkType),     // 105, 802.11
-    ("libpcap__http_PPI.pcap", Difference::UnsupportedLinkType), // 192, PPI
-    ("tcpdump__arcnet-rfc1201-arp-icmp-http.pcap", Difference::UnsupportedLinkType), // 129
     ("zeek__gtp1_gn_normal_incl_fragmentation.pcap", Difference::FragmentAttribution),
     ("zeek__fragmented-1.pcap", Difference::FragmentAttribution),
     ("nDPI__ip_fragmented_garbage.pcap", Difference::FragmentAttribution),
@@ -282,9 +275,6 @@ fn corpus_flows_agree_with_tshark() {
                     "{file} now agrees with tshark: remove it from KNOWN_DIFFERENCES"
                 );
                 match kind {
-                    Difference::UnsupportedLinkType => {
-                        assert_eq!(run.packets_in_flows, 0, "{file}")
-                    }
                     Difference::FragmentAttribution => {
                         assert_eq!(
                             run.packets_in_flows, oracle_packets,
@@ -329,9 +319,6 @@ const KNOWN_MISSING_NAMES: &[(&str, &str, &str)] = &[
         "o-o.preferred.telekomrs-beg1.v2.lscache8.c.youtube.com",
         "in the second fragment of a GTP-U datagram",
     ),
-    // Unsupported link types.
-    ("arkime__80211http.pcap", "qq.com", "802.11"),
-    ("tcpdump__arcnet-rfc1201-arp-icmp-http.pcap", "tcpdump.org", "ARCNET"),
 ];
 
 /// The values of an oracle summary line, e.g. `tls_sni: a b c`.
@@ -530,9 +517,7 @@ fn our_dns(path: &Path) -> xborder::names::NameInspector {
 
 /// Files whose DNS answers xborder does not see, with the reason.
 const KNOWN_MISSING_DNS: &[(&str, &str)] = &[
-    ("zeek__wlanmon.pcap", "802.11"),
-    ("libpcap__http_PPI.pcap", "PPI"),
-    ("tcpdump__arcnet-rfc1201-arp-icmp-http.pcap", "ARCNET"),
+    ("zeek__wlanmon.pcap", "multicast DNS (port 5353) answers: only DNS on port 53 is read"),
     (
         "nDPI__badpackets.pcap",
         "first fragments of answers cut by the capture: fragments are not inspected",

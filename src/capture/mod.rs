@@ -46,6 +46,11 @@ impl LinkType {
     pub const NFLOG: LinkType = LinkType(239);
     pub const IPOIB: LinkType = LinkType(242);
     pub const LINUX_SLL2: LinkType = LinkType(276);
+    pub const ARCNET_BSD: LinkType = LinkType(7);
+    pub const IEEE802_11: LinkType = LinkType(105);
+    pub const IEEE802_11_RADIOTAP: LinkType = LinkType(127);
+    pub const ARCNET_LINUX: LinkType = LinkType(129);
+    pub const PPI: LinkType = LinkType(192);
 }
 
 /// One captured packet, borrowed from the reader's buffer.

@@ -1,7 +1,8 @@
 //! Link layers down to the IP header: Ethernet (Ethernet II and 802.3 with
 //! LLC/SNAP) with 802.1Q/802.1ad VLAN stacks, PPPoE sessions and MPLS label
 //! stacks, Linux cooked capture v1 and v2, raw IP, BSD null/loopback, PPP,
-//! FDDI, IP over InfiniBand, Solaris ipnet and Linux NFLOG.
+//! FDDI, IP over InfiniBand, Solaris ipnet, Linux NFLOG, IEEE 802.11 data
+//! frames (bare, behind radiotap or behind PPI) and ARCNET (RFC 1201).
 
 use crate::capture::LinkType;
 
@@ -72,7 +73,94 @@ pub fn locate_ip(link_type: LinkType, frame: &[u8]) -> Link {
             _ => Link::Truncated,
         },
         LinkType::NFLOG => nflog(frame),
+        LinkType::IEEE802_11 => wifi(frame, 0),
+        // Radiotap: version, padding, then the header's length (little
+        // endian) in front of the 802.11 frame.
+        LinkType::IEEE802_11_RADIOTAP => match frame.get(2..4) {
+            Some(len) => wifi(frame, usize::from(u16::from_le_bytes([len[0], len[1]]))),
+            None => Link::Truncated,
+        },
+        LinkType::PPI => ppi(frame),
+        LinkType::ARCNET_LINUX => arcnet(frame, 4),
+        LinkType::ARCNET_BSD => arcnet(frame, 2),
         _ => Link::Unsupported,
+    }
+}
+
+/// Per-Packet Information: version, flags, the header's length and the
+/// link type behind it (both little endian); 802.11 or Ethernet follow.
+fn ppi(frame: &[u8]) -> Link {
+    let Some(h) = frame.get(0..8) else { return Link::Truncated };
+    let len = usize::from(u16::from_le_bytes([h[2], h[3]]));
+    let inner = LinkType(u32::from_le_bytes([h[4], h[5], h[6], h[7]]) as u16);
+    if len < 8 || !matches!(inner, LinkType::IEEE802_11 | LinkType::ETHERNET) {
+        return if len < 8 { Link::Truncated } else { Link::Unsupported };
+    }
+    match frame.get(len..).map(|rest| locate_ip(inner, rest)) {
+        Some(Link::Ip { offset, version }) => Link::Ip { offset: len + offset, version },
+        Some(other) => other,
+        None => Link::Truncated,
+    }
+}
+
+/// An IEEE 802.11 frame at `at`: data frames carry LLC/SNAP after a header
+/// of 24 bytes, 30 with four addresses (to and from the distribution
+/// system), plus the QoS control (2) and, with the order bit in a QoS
+/// frame, the HT control (4). Management and control frames, data frames
+/// without a payload and protected (encrypted) frames are not IP here.
+fn wifi(frame: &[u8], at: usize) -> Link {
+    const DATA: u8 = 2;
+    const TO_DS: u8 = 0x01;
+    const FROM_DS: u8 = 0x02;
+    const PROTECTED: u8 = 0x40;
+    const ORDER: u8 = 0x80;
+    let Some(fc) = frame.get(at..at + 2) else { return Link::Truncated };
+    let (kind, subtype, flags) = ((fc[0] >> 2) & 3, fc[0] >> 4, fc[1]);
+    // Subtypes 4 to 7 and 12 to 15 (null data) carry nothing.
+    if kind != DATA || subtype & 0x04 != 0 || flags & PROTECTED != 0 {
+        return Link::NotIp;
+    }
+    let qos = subtype & 0x08 != 0;
+    let mut len = 24;
+    if flags & (TO_DS | FROM_DS) == TO_DS | FROM_DS {
+        len += 6;
+    }
+    if qos {
+        len += 2;
+        if flags & ORDER != 0 {
+            len += 4;
+        }
+    }
+    if frame.len() < at + len {
+        return Link::Truncated;
+    }
+    llc_snap(frame, at + len)
+}
+
+/// ARCNET (RFC 1201) with the protocol id at `at` (after source,
+/// destination and, on Linux, a 2-byte offset): IP (212) and IPv6 (196)
+/// follow a split flag and a 2-byte sequence number; old-style IP (240)
+/// follows directly. A fragment after the first of a split packet is not
+/// the start of an IP packet.
+fn arcnet(frame: &[u8], at: usize) -> Link {
+    const IP: u8 = 212;
+    const IPV6: u8 = 196;
+    const IP_OLD: u8 = 240;
+    let Some(&protocol) = frame.get(at) else { return Link::Truncated };
+    let (version, offset) = match protocol {
+        IP_OLD => return Link::Ip { offset: at + 1, version: 4 },
+        IP => (4, at + 4),
+        IPV6 => (6, at + 4),
+        _ => return Link::NotIp,
+    };
+    match frame.get(at + 1) {
+        None => Link::Truncated,
+        // An exception packet: 0xff, then 4 more bytes before the header.
+        Some(0xff) => Link::Ip { offset: offset + 4, version },
+        // A split packet's later fragments have an even, non-zero flag.
+        Some(&flag) if flag != 0 && flag & 1 == 0 => Link::NotIp,
+        Some(_) if frame.len() < offset => Link::Truncated,
+        Some(_) => Link::Ip { offset, version },
     }
 }
 
@@ -297,6 +385,54 @@ mod tests {
         assert_eq!(locate_ip(LinkType::NULL, &[0, 0, 0, 30]), Link::Ip { offset: 4, version: 6 });
         assert_eq!(locate_ip(LinkType::LOOP, &[0, 0, 0, 2]), Link::Ip { offset: 4, version: 4 });
         assert_eq!(locate_ip(LinkType::LOOP, &[0, 0]), Link::Truncated);
+    }
+
+    #[test]
+    fn wifi_data_frames() {
+        // QoS data to the DS, then LLC/SNAP IPv4.
+        let mut f = vec![0x88, 0x01];
+        f.extend_from_slice(&[0; 22]);
+        f.extend_from_slice(&[0, 0]); // QoS control
+        f.extend_from_slice(&[0xaa, 0xaa, 0x03, 0, 0, 0, 0x08, 0x00, 0x45]);
+        assert_eq!(locate_ip(LinkType::IEEE802_11, &f), Link::Ip { offset: 34, version: 4 });
+        let mut protected = f.clone();
+        protected[1] |= 0x40;
+        assert_eq!(locate_ip(LinkType::IEEE802_11, &protected), Link::NotIp);
+        let beacon = [0x80, 0, 0, 0];
+        assert_eq!(locate_ip(LinkType::IEEE802_11, &beacon), Link::NotIp);
+        // Four addresses, no QoS.
+        let mut wds = vec![0x08, 0x03];
+        wds.extend_from_slice(&[0; 28]);
+        wds.extend_from_slice(&[0xaa, 0xaa, 0x03, 0, 0, 0, 0x86, 0xdd]);
+        assert_eq!(locate_ip(LinkType::IEEE802_11, &wds), Link::Ip { offset: 38, version: 6 });
+        assert_eq!(locate_ip(LinkType::IEEE802_11, &wds[..20]), Link::Truncated);
+        // Radiotap of 12 bytes in front.
+        let mut radiotap = vec![0, 0, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        radiotap.extend_from_slice(&f);
+        assert_eq!(
+            locate_ip(LinkType::IEEE802_11_RADIOTAP, &radiotap),
+            Link::Ip { offset: 46, version: 4 }
+        );
+        // PPI of 8 bytes naming 802.11.
+        let mut ppi = vec![0, 0, 8, 0, 105, 0, 0, 0];
+        ppi.extend_from_slice(&f);
+        assert_eq!(locate_ip(LinkType::PPI, &ppi), Link::Ip { offset: 42, version: 4 });
+        assert_eq!(locate_ip(LinkType::PPI, &[0, 0, 4, 0, 105, 0, 0, 0]), Link::Truncated);
+    }
+
+    #[test]
+    fn arcnet_rfc1201() {
+        let linux = [0xbe, 0x50, 0xa8, 0xe7, 0xd4, 0x00, 0x01, 0x66, 0x45];
+        assert_eq!(locate_ip(LinkType::ARCNET_LINUX, &linux), Link::Ip { offset: 8, version: 4 });
+        let arp = [0xbe, 0x00, 0xea, 0x08, 0xd5, 0x00, 0x01, 0x65];
+        assert_eq!(locate_ip(LinkType::ARCNET_LINUX, &arp), Link::NotIp);
+        let later_fragment = [0xbe, 0x50, 0xa8, 0xe7, 0xd4, 0x02, 0x01, 0x66, 0x45];
+        assert_eq!(locate_ip(LinkType::ARCNET_LINUX, &later_fragment), Link::NotIp);
+        assert_eq!(
+            locate_ip(LinkType::ARCNET_BSD, &[1, 2, 240, 0x45]),
+            Link::Ip { offset: 3, version: 4 }
+        );
+        assert_eq!(locate_ip(LinkType::ARCNET_BSD, &[1, 2]), Link::Truncated);
     }
 
     #[test]

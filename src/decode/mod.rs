@@ -286,7 +286,8 @@ mod tests {
     use etherparse::PacketBuilder;
     use proptest::prelude::*;
 
-    const LINK_TYPES: [u16; 15] = [0, 1, 9, 12, 14, 50, 51, 101, 108, 113, 147, 228, 229, 276, 127];
+    const LINK_TYPES: [u16; 19] =
+        [0, 1, 7, 9, 12, 14, 50, 51, 101, 105, 108, 113, 127, 129, 147, 192, 228, 229, 276];
 
     fn udp4(payload: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
