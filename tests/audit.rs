@@ -217,6 +217,10 @@ fn every_link_type_decodes_to_the_same_flows() {
         "vlan",
         "qinq",
         "pppoe",
+        "ieee802-11",
+        "radiotap",
+        "ppi",
+        "arcnet-linux",
     ];
     for name in names {
         let (got, out) = audit_flows(&[fixture(&format!("linktypes/{name}.pcap"))], &[]);

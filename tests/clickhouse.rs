@@ -130,7 +130,9 @@ fn two_gateways_into_one_store_exactly_and_example_queries() {
     let gw2 = dir.path().join("gw2.jsonl");
     let out = audit(&url, "gw1", &["fixtures/policy/gateway.pcap"], &spool, &gw1);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    let out = audit(&url, "gw2", &["fixtures/names.pcap", "fixtures/fragments.pcap"], &spool, &gw2);
+    // gw2 also sees tunnels: their records carry the tunnel columns.
+    let gw2_captures = ["fixtures/names.pcap", "fixtures/fragments.pcap", "fixtures/tunnels.pcap"];
+    let out = audit(&url, "gw2", &gw2_captures, &spool, &gw2);
     assert!(out.status.code().is_some_and(|c| c < 2), "{}", stderr(&out));
     // Sent twice: counted once.
     let again = audit(&url, "gw1", &["fixtures/policy/gateway.pcap"], &spool, &gw1);
@@ -141,6 +143,10 @@ fn two_gateways_into_one_store_exactly_and_example_queries() {
         assert_eq!(store_totals(&server, observer), want, "{observer}");
     }
     assert!(!spool.exists() || std::fs::read_dir(&spool).unwrap().next().is_none());
+    // The flows inside tunnels, with their chains, queryable.
+    let sql = "SELECT count() FROM xborder.flows FINAL WHERE `observer.name` = 'gw2' \
+               AND `xborder.tunnels` LIKE '%\"type\":\"vxlan\"%'";
+    assert_eq!(server.query(sql).unwrap().trim(), "3");
 
     // The example queries run; the first and third answer as the jsonl.
     let queries = std::fs::read_to_string(root().join("contrib/clickhouse/queries.sql")).unwrap();

@@ -87,6 +87,7 @@ const FLOW_COLUMNS: &[&str] = &[
     "source.port",
     "tls.client.server_name",
     "url.domain",
+    "xborder.flow.carries",
     "xborder.flow.destination.payload_bytes",
     "xborder.flow.destination.tcp_flags",
     "xborder.flow.end_reason",
@@ -98,6 +99,7 @@ const FLOW_COLUMNS: &[&str] = &[
     "xborder.names.dns",
     "xborder.names.server_name",
     "xborder.names.source",
+    "xborder.tunnels",
     "xborder.remote.address_class",
     "xborder.remote.country_source",
     "xborder.remote.dataset",
@@ -549,6 +551,11 @@ fn flatten_into(v: &Value, key: &mut String, out: &mut Vec<u8>) {
             json_string(out, key);
             out.push(b':');
             match leaf {
+                // The tunnels around a flow: kept as their JSON array
+                // (JSONExtract in ClickHouse 19.x and later reads it).
+                Value::Array(items) if items.iter().any(Value::is_object) => {
+                    json_string(out, &leaf.to_string());
+                }
                 Value::Array(items) => {
                     let words: Vec<String> = items
                         .iter()
@@ -743,6 +750,25 @@ mod tests {
         assert!(!Table::Flows.columns().contains(&"rule.id"));
         // Written by a rule that matched with a fact unknown.
         assert!(Table::Findings.columns().contains(&"xborder.finding.unknown"));
+    }
+
+    #[test]
+    fn a_flow_inside_a_tunnel_keeps_its_chain_as_json() {
+        let tunnels = serde_json::json!([
+            {"type": "vxlan", "source": {"ip": "192.0.2.50"}, "destination": {"ip": "192.0.2.60"}, "id": 100}
+        ]);
+        let record = serde_json::json!({
+            "event": {"kind": "event", "start": "2024-03-01T12:00:01Z"},
+            "xborder": {"flow": {"carries": "gre"}, "tunnels": tunnels},
+        });
+        let (table, row) = row(&record, "gw1").unwrap();
+        assert_eq!(table, Table::Flows);
+        assert_eq!(row["xborder.flow.carries"], "gre");
+        let chain: Value = serde_json::from_str(row["xborder.tunnels"].as_str().unwrap()).unwrap();
+        assert_eq!(chain, tunnels);
+        for column in ["xborder.flow.carries", "xborder.tunnels"] {
+            assert!(Table::Flows.columns().contains(&column), "{column}");
+        }
     }
 }
 

@@ -97,7 +97,7 @@ fn udp_pair(v4: bool, v6: bool) -> Vec<(f64, Vec<u8>)> {
 
 /// `linktypes/NAME.pcap` for each link layer: (file name, link type, frames).
 pub fn link_type_fixtures() -> Vec<(String, u16, Vec<Record>)> {
-    let plain: [(&str, u16); 12] = [
+    let plain: [(&str, u16); 16] = [
         ("ethernet", 1),
         ("null", 0),
         ("loop", 108),
@@ -110,6 +110,10 @@ pub fn link_type_fixtures() -> Vec<(String, u16, Vec<Record>)> {
         ("linux-sll2", 276),
         ("ppp", 9),
         ("ppp-hdlc", 50),
+        ("ieee802-11", 105),
+        ("radiotap", 127),
+        ("ppi", 192),
+        ("arcnet-linux", 129),
     ];
     let mut out = Vec::new();
     for (name, lt) in plain {
@@ -584,6 +588,76 @@ pub fn demo_records() -> Vec<Record> {
     ethernet_records(p)
 }
 
+/// `tunnels.pcap`: one flow inside each kind of tunnel (see
+/// `fixtures/README.md` for what xborder must report).
+pub fn tunnel_records() -> Vec<Record> {
+    use super::encap::*;
+    let (mirror, target) = ("192.0.2.50", "192.0.2.60");
+    let (client, aws) = ("10.0.0.5", "54.86.237.188");
+    let mut p: Vec<(f64, Vec<u8>)> = Vec::new();
+    // A VXLAN mirror (VNI 100) of TLS to an AWS address: both directions
+    // arrive from the mirror source.
+    let hello = client_hello("api.mirror.example");
+    let tls = [
+        ip_packet(client, aws, tcp(50100, 443, "S"), &[]),
+        ip_packet(aws, client, tcp(443, 50100, "SA"), &[]),
+        ip_packet(client, aws, tcp(50100, 443, "A"), &[]),
+        tcp_seq(client, aws, 50100, 443, "PA", 1001, &hello),
+        ip_packet(aws, client, tcp(443, 50100, "PA"), &[b'd'; 400]),
+        ip_packet(client, aws, tcp(50100, 443, "FA"), &[]),
+        ip_packet(aws, client, tcp(443, 50100, "FA"), &[]),
+        ip_packet(client, aws, tcp(50100, 443, "A"), &[]),
+    ];
+    for (i, inner) in tls.iter().enumerate() {
+        p.push((i as f64 * 0.01, vxlan(mirror, target, 49152, 100, inner)));
+    }
+    // Two tenants (VNI 201 and 202) with the same inner 5-tuple.
+    for (i, vni) in [201, 202].into_iter().enumerate() {
+        let t = 1.0 + i as f64 * 0.1;
+        let query = ip_packet("10.0.0.9", "203.0.113.9", udp(40000, 53), &[b'q'; 30]);
+        let answer = ip_packet("203.0.113.9", "10.0.0.9", udp(53, 40000), &[b'r'; 60]);
+        p.push((t, vxlan(mirror, target, 49153, vni, &query)));
+        p.push((t + 0.01, vxlan(mirror, target, 49153, vni, &answer)));
+    }
+    // GENEVE with an option (VNI 7), both ways.
+    let ping = ip_packet("10.1.0.1", "198.51.100.99", L4::Icmp, &[0; 32]);
+    let pong = ip_packet("198.51.100.99", "10.1.0.1", L4::Icmp, &[0; 32]);
+    p.push((2.0, geneve("192.0.2.70", "192.0.2.71", 7, &ping)));
+    p.push((2.01, geneve("192.0.2.71", "192.0.2.70", 7, &pong)));
+    // GRE with key 42.
+    let up = ip_packet("10.2.0.1", "203.0.113.20", udp(5000, 5001), &[b'u'; 20]);
+    let down = ip_packet("203.0.113.20", "10.2.0.1", udp(5001, 5000), &[b'd'; 20]);
+    p.push((3.0, gre_key("198.51.100.1", "198.51.100.2", 42, &up)));
+    p.push((3.01, gre_key("198.51.100.2", "198.51.100.1", 42, &down)));
+    // ERSPAN II (session 5) and III (session 6) from one switch.
+    let syn2 = ip_packet("10.3.0.1", "203.0.113.30", tcp(1111, 80, "S"), &[]);
+    let syn3 = ip_packet("10.3.0.2", "203.0.113.31", tcp(2222, 80, "S"), &[]);
+    p.push((4.0, erspan_ii("192.0.2.80", "192.0.2.81", 5, 1, &syn2)));
+    p.push((4.01, erspan_iii("192.0.2.80", "192.0.2.81", 6, 2, &syn3)));
+    // GTP-U with an extension header: TEID 0x1001 up, 0x2002 down.
+    let q = ip_packet("10.45.0.2", "203.0.113.40", udp(3000, 53), &[b'q'; 30]);
+    let a = ip_packet("203.0.113.40", "10.45.0.2", udp(53, 3000), &[b'a'; 50]);
+    p.push((5.0, gtp_u("198.51.100.10", "198.51.100.11", 0x1001, &q)));
+    p.push((5.01, gtp_u("198.51.100.11", "198.51.100.10", 0x2002, &a)));
+    // 6in4 and 4in6.
+    let v6 = ip_packet("2001:db8:90::1", "2001:db8:91::1", tcp(3333, 443, "S"), &[]);
+    p.push((6.0, ip_proto("192.0.2.90", "198.51.100.90", 41, &v6)));
+    let v4 = ip_packet("10.4.0.1", "203.0.113.50", udp(4444, 123), &[0; 48]);
+    p.push((6.5, ip_proto("2001:db8:a::1", "2001:db8:b::1", 4, &v4)));
+    // Teredo: to the server, and back with an origin indicator.
+    let out6 = ip_packet("2001:0:c000:264::1", "2001:db8:100::1", L4::Icmp, &[0; 8]);
+    let in6 = ip_packet("2001:db8:100::1", "2001:0:c000:264::1", L4::Icmp, &[0; 8]);
+    p.push((7.0, teredo(LOCAL, "192.0.2.100", true, false, &out6)));
+    p.push((7.01, teredo("192.0.2.100", LOCAL, false, true, &in6)));
+    // GRE (key 1) carrying GRE (key 2) carrying ICMP.
+    let icmp = ip_packet("10.6.0.1", "203.0.113.60", L4::Icmp, &[0; 16]);
+    let middle = gre_key("10.5.0.1", "10.5.0.2", 2, &icmp);
+    p.push((8.0, gre_key("198.51.100.20", "198.51.100.21", 1, &middle)));
+    // A truncated VXLAN header: an anomaly, the outer flow still counted.
+    p.push((9.0, ip_packet(mirror, target, udp(49154, 4789), &[0x08, 0, 0])));
+    ethernet_records(p)
+}
+
 /// Every fixture file: path below `fixtures/` and contents.
 pub fn all() -> Vec<(String, Vec<u8>)> {
     let quick = pcap(PcapFormat::new(1), &quickstart_records());
@@ -599,6 +673,7 @@ pub fn all() -> Vec<(String, Vec<u8>)> {
         ("policy/gateway.pcap".to_string(), pcap(PcapFormat::new(1), &gateway_records())),
         ("vendors.pcap".to_string(), pcap(PcapFormat::new(1), &vendor_records())),
         ("demo.pcap".to_string(), pcap(PcapFormat::new(1), &demo_records())),
+        ("tunnels.pcap".to_string(), pcap(PcapFormat::new(1), &tunnel_records())),
         (
             "formats/quickstart-ns-be.pcap".to_string(),
             pcap(

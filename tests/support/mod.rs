@@ -254,8 +254,28 @@ pub fn frame(link_type: u16, ip: &[u8]) -> Vec<u8> {
             f.extend_from_slice(&[0, 0, 0, 0, 0, 2, 0, 1, 0, 6, 2, 0, 0, 0, 0, 1, 0, 0]);
             f
         }
+        // IEEE 802.11 QoS data to the distribution system, LLC/SNAP.
+        105 => wifi(ip),
+        // Radiotap (8 bytes: version, padding, length, no fields) + 802.11.
+        127 => [&[0, 0, 8, 0, 0, 0, 0, 0][..], &wifi(ip)].concat(),
+        // PPI (8 bytes naming link type 105) + 802.11.
+        192 => [&[0, 0, 8, 0, 105, 0, 0, 0][..], &wifi(ip)].concat(),
+        // Linux ARCNET: source, destination, offset, protocol id (IP 212,
+        // IPv6 196), split flag, sequence number.
+        129 => vec![0xbe, 0x50, 0, 0, if v6 { 196 } else { 212 }, 0, 0, 1],
         other => panic!("no framing for link type {other}"),
     };
+    f.extend_from_slice(ip);
+    f
+}
+
+/// An IEEE 802.11 QoS data frame (to the DS) carrying `ip` with LLC/SNAP.
+fn wifi(ip: &[u8]) -> Vec<u8> {
+    let mut f = vec![0x88, 0x01, 0x2c, 0x00];
+    f.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x0a, 0x02, 0, 0, 0, 0, 0x01, 0x02, 0, 0, 0, 0, 0x0b]);
+    f.extend_from_slice(&[0x10, 0x00, 0x00, 0x00]); // sequence control, QoS control
+    f.extend_from_slice(&[0xaa, 0xaa, 0x03, 0, 0, 0]);
+    f.extend_from_slice(&ethertype_of(ip).to_be_bytes());
     f.extend_from_slice(ip);
     f
 }
@@ -506,4 +526,123 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     enc.write_all(data).unwrap();
     enc.finish().unwrap()
+}
+
+/// Tunnel encapsulations around a packet, as tunnel endpoints would write
+/// them (for `fixtures/tunnels.pcap` and the tunnel benchmark).
+pub mod encap {
+    use super::{ip_packet, L4};
+
+    /// An Ethernet header (no VLAN) with `ethertype`, then `payload`.
+    pub fn ether(ethertype: u16, payload: &[u8]) -> Vec<u8> {
+        let mut f = vec![0x02, 0, 0, 0, 0, 0x0b, 0x02, 0, 0, 0, 0, 0x0a];
+        f.extend_from_slice(&ethertype.to_be_bytes());
+        f.extend_from_slice(payload);
+        f
+    }
+
+    fn ether_ip(ip: &[u8]) -> Vec<u8> {
+        ether(if ip[0] >> 4 == 6 { 0x86dd } else { 0x0800 }, ip)
+    }
+
+    /// An IP packet of protocol `protocol` carrying `payload`.
+    pub fn ip_proto(src: &str, dst: &str, protocol: u8, payload: &[u8]) -> Vec<u8> {
+        let (s, d): (std::net::IpAddr, std::net::IpAddr) =
+            (src.parse().unwrap(), dst.parse().unwrap());
+        let b = match (s, d) {
+            (std::net::IpAddr::V4(s), std::net::IpAddr::V4(d)) => {
+                etherparse::PacketBuilder::ipv4(s.octets(), d.octets(), 64)
+            }
+            (std::net::IpAddr::V6(s), std::net::IpAddr::V6(d)) => {
+                etherparse::PacketBuilder::ipv6(s.octets(), d.octets(), 64)
+            }
+            _ => panic!("mixed address families"),
+        };
+        let mut out = Vec::new();
+        b.write(&mut out, etherparse::IpNumber(protocol), payload).unwrap();
+        out
+    }
+
+    /// VXLAN (UDP 4789) from `src` to `dst`, VNI `vni`, Ethernet inside.
+    pub fn vxlan(src: &str, dst: &str, sport: u16, vni: u32, inner: &[u8]) -> Vec<u8> {
+        let mut p = vec![0x08, 0, 0, 0];
+        p.extend_from_slice(&(vni << 8).to_be_bytes());
+        p.extend_from_slice(&ether_ip(inner));
+        ip_packet(src, dst, L4::Udp { sport, dport: 4789 }, &p)
+    }
+
+    /// GENEVE (UDP 6081) with one 8-byte option, protocol IPv4 or IPv6.
+    pub fn geneve(src: &str, dst: &str, vni: u32, inner: &[u8]) -> Vec<u8> {
+        let ty: u16 = if inner[0] >> 4 == 6 { 0x86dd } else { 0x0800 };
+        let mut p = vec![0x02, 0];
+        p.extend_from_slice(&ty.to_be_bytes());
+        p.extend_from_slice(&(vni << 8).to_be_bytes());
+        // Option class 0x0108, type 1, one word of data.
+        p.extend_from_slice(&[0x01, 0x08, 0x01, 0x01, 0xde, 0xad, 0xbe, 0xef]);
+        p.extend_from_slice(inner);
+        ip_packet(src, dst, L4::Udp { sport: 51000, dport: 6081 }, &p)
+    }
+
+    /// GRE with a key (RFC 2890), IPv4 or IPv6 inside.
+    pub fn gre_key(src: &str, dst: &str, key: u32, inner: &[u8]) -> Vec<u8> {
+        let ty: u16 = if inner[0] >> 4 == 6 { 0x86dd } else { 0x0800 };
+        let mut p = vec![0x20, 0];
+        p.extend_from_slice(&ty.to_be_bytes());
+        p.extend_from_slice(&key.to_be_bytes());
+        p.extend_from_slice(inner);
+        ip_proto(src, dst, 47, &p)
+    }
+
+    /// ERSPAN type II (GRE 0x88be with a sequence number), session `session`.
+    pub fn erspan_ii(src: &str, dst: &str, session: u16, seq: u32, inner: &[u8]) -> Vec<u8> {
+        let mut p = vec![0x10, 0, 0x88, 0xbe];
+        p.extend_from_slice(&seq.to_be_bytes());
+        p.extend_from_slice(&[0x10, 0x00]);
+        p.extend_from_slice(&(session & 0x3ff).to_be_bytes());
+        p.extend_from_slice(&[0, 0, 0, 1]);
+        p.extend_from_slice(&ether_ip(inner));
+        ip_proto(src, dst, 47, &p)
+    }
+
+    /// ERSPAN type III (GRE 0x22eb), session `session`, with the platform
+    /// subheader.
+    pub fn erspan_iii(src: &str, dst: &str, session: u16, seq: u32, inner: &[u8]) -> Vec<u8> {
+        let mut p = vec![0x10, 0, 0x22, 0xeb];
+        p.extend_from_slice(&seq.to_be_bytes());
+        p.extend_from_slice(&[0x20, 0x00]);
+        p.extend_from_slice(&(session & 0x3ff).to_be_bytes());
+        p.extend_from_slice(&[0, 0, 0x10, 0]); // timestamp
+        p.extend_from_slice(&[0, 0, 0, 0x01]); // SGT, Ethernet frame, O set
+        p.extend_from_slice(&[0; 8]);
+        p.extend_from_slice(&ether_ip(inner));
+        ip_proto(src, dst, 47, &p)
+    }
+
+    /// GTP-U (UDP 2152) T-PDU with TEID `teid` and a PDU session container
+    /// extension header.
+    pub fn gtp_u(src: &str, dst: &str, teid: u32, inner: &[u8]) -> Vec<u8> {
+        let mut p = vec![0x34, 0xff, 0, 0];
+        p.extend_from_slice(&teid.to_be_bytes());
+        p.extend_from_slice(&[0, 0, 0, 0x85, 1, 0x10, 0x09, 0]);
+        p.extend_from_slice(inner);
+        let len = (p.len() - 8) as u16;
+        p[2..4].copy_from_slice(&len.to_be_bytes());
+        ip_packet(src, dst, L4::Udp { sport: 2152, dport: 2152 }, &p)
+    }
+
+    /// Teredo (UDP 3544 at the server) with an origin indicator in front
+    /// of the IPv6 packet when `origin`.
+    pub fn teredo(src: &str, dst: &str, to_server: bool, origin: bool, inner: &[u8]) -> Vec<u8> {
+        let mut p = Vec::new();
+        if origin {
+            p.extend_from_slice(&[0, 0, 0xf2, 0x27, 0x3f, 0x57, 0x61, 0xaf]);
+        }
+        p.extend_from_slice(inner);
+        let l4 = if to_server {
+            L4::Udp { sport: 40001, dport: 3544 }
+        } else {
+            L4::Udp { sport: 3544, dport: 40001 }
+        };
+        ip_packet(src, dst, l4, &p)
+    }
 }
