@@ -9,6 +9,10 @@
 //! (GNU time's maximum RSS beyond that of a run on a tiny capture, divided
 //! by the most flows alive at once).
 //!
+//! The same traffic inside a VXLAN mirror (every frame in UDP 4789 from one
+//! mirror source, as AWS Traffic Mirroring delivers it) is measured the
+//! same way, against tcpdump on that file.
+//!
 //! Environment: `XBORDER_BENCH_PACKETS` (default 1000000),
 //! `XBORDER_BENCH_FLOWS` (100000), `XBORDER_BENCH_ROUNDS` (7),
 //! `XBORDER_BENCH_ARGS` (extra arguments for xborder, e.g. to compare
@@ -17,7 +21,7 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use support::bench::{capture, env_u64, median};
+use support::bench::{capture, env_u64, median, vxlan_capture};
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -84,8 +88,13 @@ fn main() {
     flows_only.push("--no-intel");
     let mut bare = flows_only.clone();
     bare.push("--no-names");
+    let vxlan = vxlan_capture(packets, flows);
+    let vxlan_str = vxlan.to_str().unwrap();
+    let mut vxlan_rules = with_rules.clone();
+    vxlan_rules[1] = vxlan_str;
     // Warm the page cache so every command reads from memory.
     std::fs::read(&file).map(drop).unwrap();
+    std::fs::read(&vxlan).map(drop).unwrap();
 
     // tcpdump and the xborder variants alternate in every round, so that
     // all see the same machine.
@@ -98,19 +107,19 @@ fn main() {
     ];
     let mut ref_times = Vec::new();
     let mut times = vec![Vec::new(); variants.len()];
+    let (mut vxlan_ref, mut vxlan_times) = (Vec::new(), Vec::new());
+    let tcpdump = |f: &str| time(Command::new("tcpdump").args(["-n", "-r", f, "-w", "/dev/null"]));
     for _ in 0..rounds {
         if have_tcpdump {
-            ref_times.push(time(Command::new("tcpdump").args([
-                "-n",
-                "-r",
-                file_str,
-                "-w",
-                "/dev/null",
-            ])));
+            ref_times.push(tcpdump(file_str));
         }
         for (i, (_, args)) in variants.iter().enumerate() {
             times[i].push(time(Command::new(xborder).args(args.iter())));
         }
+        if have_tcpdump {
+            vxlan_ref.push(tcpdump(vxlan_str));
+        }
+        vxlan_times.push(time(Command::new(xborder).args(vxlan_rules.iter())));
     }
     let size = std::fs::metadata(&file).unwrap().len();
     println!(
@@ -152,6 +161,21 @@ fn main() {
         }
         println!(", {:.2} M packets/s", packets as f64 / xb.as_secs_f64() / 1e6);
     }
+    let xb = median(vxlan_times);
+    print!(
+        "the same inside a VXLAN mirror ({}), with names, intelligence and the shipped rule packs: median {:.3} s",
+        vxlan.display(),
+        xb.as_secs_f64()
+    );
+    if have_tcpdump {
+        let r = median(vxlan_ref);
+        print!(
+            ", tcpdump {:.3} s, ratio to tcpdump {:.2}",
+            r.as_secs_f64(),
+            xb.as_secs_f64() / r.as_secs_f64()
+        );
+    }
+    println!(", {:.2} M packets/s", packets as f64 / xb.as_secs_f64() / 1e6);
     let change = |a: Duration, b: Duration| (b.as_secs_f64() / a.as_secs_f64() - 1.0) * 100.0;
     println!(
         "names add {:+.1}% to the flows-only run (median of rounds: {:+.1}%)",

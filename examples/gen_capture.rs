@@ -14,12 +14,15 @@ use std::io::BufWriter;
 fn main() -> std::io::Result<()> {
     let all: Vec<String> = std::env::args().skip(1).collect();
     let documentation_only = all.iter().any(|a| a == "--documentation");
-    let args: Vec<&String> = all.iter().filter(|a| *a != "--documentation").collect();
+    let vxlan_mirror = all.iter().any(|a| a == "--vxlan");
+    let args: Vec<&String> =
+        all.iter().filter(|a| *a != "--documentation" && *a != "--vxlan").collect();
     let num = |i: usize, default: u64| args.get(i).and_then(|s| s.parse().ok()).unwrap_or(default);
     let mix = support::generator::Mix {
         packets: num(0, 1_000_000),
         flows: num(1, 100_000),
         documentation_only,
+        vxlan_mirror,
     };
     let path = args.get(2).map_or("mix.pcap", |s| s.as_str());
     let out = BufWriter::with_capacity(1 << 20, File::create(path)?);

@@ -19,14 +19,24 @@ pub fn median(mut v: Vec<Duration>) -> Duration {
 /// (made once; the generator's version is part of the name, so a change
 /// makes a new file).
 pub fn capture(packets: u64, flows: u64) -> PathBuf {
+    generated(packets, flows, false)
+}
+
+/// The same traffic as [`capture`], every frame inside a VXLAN mirror.
+pub fn vxlan_capture(packets: u64, flows: u64) -> PathBuf {
+    generated(packets, flows, true)
+}
+
+fn generated(packets: u64, flows: u64, vxlan_mirror: bool) -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/xborder-bench");
     std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("mix-v2-{packets}p-{flows}f.pcap"));
+    let kind = if vxlan_mirror { "vxlan-" } else { "" };
+    let path = dir.join(format!("mix-v2-{kind}{packets}p-{flows}f.pcap"));
     if !path.exists() {
         let tmp = path.with_extension("tmp");
         let out = BufWriter::with_capacity(1 << 20, File::create(&tmp).unwrap());
         let g = super::generator::generate(
-            super::generator::Mix { packets, flows, documentation_only: false },
+            super::generator::Mix { packets, flows, documentation_only: false, vxlan_mirror },
             out,
         )
         .unwrap();

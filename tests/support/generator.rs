@@ -18,6 +18,11 @@ pub struct Mix {
     /// and 2001:db8::/48 (the default uses private local addresses and
     /// 203.0.0.0/17 remote ones, which geo-IP attributes).
     pub documentation_only: bool,
+    /// Every frame as a VXLAN mirror delivers it (AWS VPC Traffic
+    /// Mirroring): Ethernet, IPv4 from the mirror source 192.0.2.50 to the
+    /// target 192.0.2.60, UDP to 4789 from a source port derived from the
+    /// flow, VNI 100 to 103, then the original frame.
+    pub vxlan_mirror: bool,
 }
 
 /// What was generated.
@@ -128,7 +133,19 @@ pub fn generate(mix: Mix, out: impl Write) -> io::Result<Generated> {
             Kind::Icmp => L4::Icmp,
         };
         let ip = ip_packet(src, dst, l4, payload);
-        let frame = ethernet(&[], &ip);
+        let frame = if mix.vxlan_mirror {
+            let sport = 49152 + (flow % 16384) as u16;
+            let outer = super::encap::vxlan(
+                "192.0.2.50",
+                "192.0.2.60",
+                sport,
+                100 + (flow % 4) as u32,
+                &ip,
+            );
+            ethernet(&[], &outer)
+        } else {
+            ethernet(&[], &ip)
+        };
         let ts = 1_709_294_400_000_000_000 + i as i64 * 100_000;
         w.write(ts, &frame, frame.len() as u32)?;
         generated.packets += 1;
