@@ -22,7 +22,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Write};
 
-use super::packets::observe_packet;
+use super::observe_packet;
 use super::{AuditConfig, AuditRun, Sink};
 use crate::capture::{self, InputSpec, LinkType, Opened, PcapngWriter};
 use crate::decode::{self, AnomalyCounter, Decoded, FrameRef};

@@ -25,7 +25,7 @@ mod read;
 pub mod sink;
 
 pub use evidence::{EvidenceCounts, EvidenceSink};
-pub use packets::{observe_frame, Counts, Frame};
+pub use packets::{observe_frame, observe_packet, Counts, Frame};
 pub use read::{apply_policy, attribute_vendors, run, run_observed, AuditConfig, AuditProgress};
 pub use sink::{ReportFormat, ReportSink, Sink};
 
