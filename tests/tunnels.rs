@@ -181,3 +181,51 @@ fn tunnel_ports_come_from_flags_and_the_config_file() {
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(err.contains("xborder.toml:2:"), "{err}");
 }
+
+/// A packet in a flagged tunnel and in a flagged flow inside it is written
+/// to the evidence once, commented with the innermost flow's findings.
+#[test]
+fn evidence_holds_each_tunnelled_packet_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("tunnel-test.toml");
+    std::fs::write(
+        &rules,
+        "[pack]\nname = \"tunnel-test\"\ndescription = \"the mirror and the AWS flow in it\"\n\
+         source = \"tests/tunnels.rs\"\nversion = \"1\"\n\n\
+         [[rule]]\nid = \"mirror-target\"\ntitle = \"VXLAN to the mirror target\"\n\
+         severity = \"high\"\n[rule.match]\nremote_port = [4789]\n\n\
+         [[rule]]\nid = \"aws-endpoint\"\ntitle = \"The AWS endpoint\"\nseverity = \"high\"\n\
+         [rule.match]\ncidr = [\"54.86.237.188/32\"]\n",
+    )
+    .unwrap();
+    let evidence = dir.path().join("flagged.pcapng");
+    let out = Command::new(env!("CARGO_BIN_EXE_xborder"))
+        .args(["audit", "-q", "--fail-on", "none", "-o"])
+        .arg(dir.path().join("report.txt"))
+        .arg("--rules")
+        .arg(&rules)
+        .arg("--evidence")
+        .arg(&evidence)
+        .arg(fixture())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // The 8 packets of the mirrored TLS flow, the 4 of the tenants and the
+    // truncated one, in order.
+    let tshark = Command::new("tshark")
+        .args(["-r"])
+        .arg(&evidence)
+        .args(["-T", "fields", "-e", "frame.comment"])
+        .output();
+    let Ok(tshark) = tshark else {
+        eprintln!("tshark not installed: evidence comments not checked");
+        return;
+    };
+    let comments: Vec<String> =
+        String::from_utf8_lossy(&tshark.stdout).lines().map(str::to_owned).collect();
+    assert_eq!(comments.len(), 13, "{comments:?}");
+    for (i, c) in comments.iter().enumerate() {
+        let rule = if i < 8 { "aws-endpoint" } else { "mirror-target" };
+        assert!(c.starts_with(&format!("xborder: {rule} (high)")), "frame {}: {c}", i + 1);
+    }
+}
