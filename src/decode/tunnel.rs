@@ -147,6 +147,27 @@ pub struct Decapsulation {
     pub ports: TunnelPorts,
 }
 
+impl Decapsulation {
+    /// Whether [`decapsulate`] could find a tunnel in `packet`: a quick test
+    /// on its protocol and ports, so that the rest of the traffic pays for
+    /// nothing more.
+    #[inline]
+    pub fn may_carry(&self, packet: &IpPacket<'_>) -> bool {
+        match (packet.protocol, packet.ports) {
+            (4 | 41 | 47, _) => true,
+            (17, Some((sport, dport))) => {
+                let p = &self.ports;
+                p.vxlan.contains(&dport)
+                    || p.geneve.contains(&dport)
+                    || p.gtp_u.contains(&dport)
+                    || p.teredo.contains(&dport)
+                    || p.teredo.contains(&sport)
+            }
+            _ => false,
+        }
+    }
+}
+
 impl Default for Decapsulation {
     fn default() -> Self {
         Self { inner: true, ports: TunnelPorts::default() }

@@ -90,6 +90,27 @@ pub fn observe_packet<'a>(
     anomalies: &mut AnomalyCounter,
     inspect: &mut dyn FnMut(&mut FlowTable, Inspect, &IpPacket<'a>),
 ) {
+    if !decap.inner || !decap.may_carry(&outer) {
+        if let Some(i) = table.observe(&outer, Place::default(), ts, at, anomalies) {
+            inspect(table, i, &outer);
+        }
+        return;
+    }
+    observe_tunnelled(outer, decap, table, ts, at, anomalies, inspect);
+}
+
+/// [`observe_packet`] for a packet that may carry a tunnel: out of line,
+/// so that the common path stays small.
+#[inline(never)]
+fn observe_tunnelled<'a>(
+    outer: IpPacket<'a>,
+    decap: &Decapsulation,
+    table: &mut FlowTable,
+    ts: Timestamp,
+    at: FrameRef,
+    anomalies: &mut AnomalyCounter,
+    inspect: &mut dyn FnMut(&mut FlowTable, Inspect, &IpPacket<'a>),
+) {
     let mut packet = outer;
     let mut place = Place::default();
     let unset = TunnelLayer {
@@ -100,7 +121,7 @@ pub fn observe_packet<'a>(
     };
     let mut chain = [unset; MAX_TUNNEL_DEPTH];
     for depth in 0..=MAX_TUNNEL_DEPTH {
-        let step = if decap.inner { decapsulate(&packet, &decap.ports) } else { Decap::None };
+        let step = decapsulate(&packet, &decap.ports);
         let (layer, carried) = match step {
             Decap::Layer(_, _) if depth == MAX_TUNNEL_DEPTH => {
                 anomalies.record(AnomalyKind::TunnelTooDeep, at);
