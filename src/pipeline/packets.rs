@@ -149,7 +149,11 @@ fn observe_tunnelled<'a>(
                 inner
             }
             Some(Decoded::Malformed(_)) => {
-                anomalies.record(AnomalyKind::TunnelInnerMalformed, at);
+                // Cut by the snapshot length (or a fragment): the inner
+                // headers are missing, not damaged.
+                if packet.payload.len() as u64 >= u64::from(packet.payload_len) {
+                    anomalies.record(AnomalyKind::TunnelInnerMalformed, at);
+                }
                 return;
             }
             // Not IP (ARP inside VXLAN), or nothing to decode (GTP-U
@@ -163,5 +167,84 @@ fn observe_tunnelled<'a>(
         };
         place = Place { within: id, carries: None };
         packet = inner;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flow::{FlowTimeouts, LocalNetworks};
+    use etherparse::{IpNumber, PacketBuilder};
+
+    fn ip4(protocol: u8, payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        PacketBuilder::ipv4([192, 0, 2, 1], [192, 0, 2, 2], 64)
+            .write(&mut out, IpNumber(protocol), payload)
+            .unwrap();
+        out
+    }
+
+    /// The flows and anomalies of one raw IP frame whose wire length is
+    /// `wire_len`.
+    fn observe(frame: &[u8], wire_len: u32) -> (Vec<crate::flow::FlowRecord>, AnomalyCounter) {
+        let mut table = FlowTable::new(FlowTimeouts::default(), LocalNetworks::default());
+        let mut anomalies = AnomalyCounter::default();
+        let Decoded::Ip(ip, _) = decode::decode(LinkType::RAW, frame, wire_len) else {
+            panic!("not IP")
+        };
+        let (ts, at) = (Timestamp(0), FrameRef { file: 0, frame: 1 });
+        let decap = Decapsulation::default();
+        observe_packet(ip, &decap, &mut table, ts, at, &mut anomalies, &mut |_, _, _| {});
+        let flows = table.finish(&mut anomalies);
+        (flows, anomalies)
+    }
+
+    fn kinds(a: &AnomalyCounter) -> Vec<AnomalyKind> {
+        a.iter().map(|(k, _, _)| k).collect()
+    }
+
+    #[test]
+    fn nesting_stops_at_the_documented_depth() {
+        let mut packet = ip4(17, &[0; 8]);
+        for _ in 0..MAX_TUNNEL_DEPTH + 1 {
+            packet = ip4(4, &packet);
+        }
+        let (flows, anomalies) = observe(&packet, packet.len() as u32);
+        // The outer flow and one per layer removed, the last still IP-in-IP.
+        assert_eq!(flows.len(), MAX_TUNNEL_DEPTH + 1);
+        assert_eq!(flows.iter().map(|f| f.tunnels.len()).max(), Some(MAX_TUNNEL_DEPTH));
+        assert_eq!(kinds(&anomalies), [AnomalyKind::TunnelTooDeep]);
+    }
+
+    #[test]
+    fn an_inner_packet_cut_by_the_snapshot_length_is_not_damage() {
+        let inner = ip4(17, &[0; 8]);
+        let outer = ip4(4, &inner);
+        // Cut inside the inner IP header.
+        let (flows, anomalies) = observe(&outer[..30], outer.len() as u32);
+        assert_eq!(flows.len(), 1);
+        assert_eq!(flows[0].carries, Some(TunnelKind::IpInIp));
+        assert!(kinds(&anomalies).is_empty(), "{:?}", kinds(&anomalies));
+        // The same bytes on the wire: damage, and the outer flow still counts.
+        let short = ip4(4, &inner[..10]);
+        let (flows, anomalies) = observe(&short, short.len() as u32);
+        assert_eq!(flows.len(), 1);
+        assert_eq!(kinds(&anomalies), [AnomalyKind::TunnelInnerMalformed]);
+    }
+
+    #[test]
+    fn tunnels_outer_decodes_nothing() {
+        let outer = ip4(4, &ip4(17, &[0; 8]));
+        let mut table = FlowTable::new(FlowTimeouts::default(), LocalNetworks::default());
+        let mut anomalies = AnomalyCounter::default();
+        let Decoded::Ip(ip, _) = decode::decode(LinkType::RAW, &outer, outer.len() as u32) else {
+            panic!()
+        };
+        let decap = Decapsulation { inner: false, ..Decapsulation::default() };
+        let at = FrameRef { file: 0, frame: 1 };
+        observe_packet(ip, &decap, &mut table, Timestamp(0), at, &mut anomalies, &mut |_, _, _| {});
+        let flows = table.finish(&mut anomalies);
+        assert_eq!(flows.len(), 1);
+        assert_eq!((flows[0].carries, flows[0].tunnels.len()), (None, 0));
     }
 }
