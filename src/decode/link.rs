@@ -73,13 +73,8 @@ pub fn locate_ip(link_type: LinkType, frame: &[u8]) -> Link {
             _ => Link::Truncated,
         },
         LinkType::NFLOG => nflog(frame),
-        LinkType::IEEE802_11 => wifi(frame, 0),
-        // Radiotap: version, padding, then the header's length (little
-        // endian) in front of the 802.11 frame.
-        LinkType::IEEE802_11_RADIOTAP => match frame.get(2..4) {
-            Some(len) => wifi(frame, usize::from(u16::from_le_bytes([len[0], len[1]]))),
-            None => Link::Truncated,
-        },
+        LinkType::IEEE802_11 => wifi(frame, 0, false),
+        LinkType::IEEE802_11_RADIOTAP => radiotap(frame),
         LinkType::PPI => ppi(frame),
         LinkType::ARCNET_LINUX => arcnet(frame, 4),
         LinkType::ARCNET_BSD => arcnet(frame, 2),
@@ -87,15 +82,50 @@ pub fn locate_ip(link_type: LinkType, frame: &[u8]) -> Link {
     }
 }
 
+/// Radiotap: version, padding, the header's length and the bitmaps of the
+/// fields present (little endian), then the fields, then the 802.11 frame.
+/// Only the flags field matters here: its DATAPAD bit says the 802.11
+/// header is padded to a multiple of 4 bytes (mac80211 does so).
+fn radiotap(frame: &[u8]) -> Link {
+    const PRESENT_TSFT: u32 = 1 << 0;
+    const PRESENT_FLAGS: u32 = 1 << 1;
+    const PRESENT_EXT: u32 = 1 << 31;
+    const FLAG_DATAPAD: u8 = 0x20;
+    let le32 =
+        |at: usize| frame.get(at..at + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+    let (Some(len), Some(present)) = (frame.get(2..4), le32(4)) else { return Link::Truncated };
+    let len = usize::from(u16::from_le_bytes([len[0], len[1]]));
+    if len < 8 || frame.len() < len {
+        return Link::Truncated;
+    }
+    // The fields start after the last (extended) present bitmap.
+    let mut fields = 8;
+    let mut word = present;
+    while word & PRESENT_EXT != 0 {
+        let Some(next) = le32(fields) else { return Link::Truncated };
+        word = next;
+        fields += 4;
+    }
+    let mut pad = false;
+    if present & PRESENT_FLAGS != 0 {
+        // TSFT (8 bytes, aligned to 8) comes first when present.
+        let at = if present & PRESENT_TSFT != 0 { fields.next_multiple_of(8) + 8 } else { fields };
+        pad = frame.get(at).filter(|_| at < len).is_some_and(|f| f & FLAG_DATAPAD != 0);
+    }
+    wifi(frame, len, pad)
+}
+
 /// Per-Packet Information: version, flags, the header's length and the
 /// link type behind it (both little endian); 802.11 or Ethernet follow.
 fn ppi(frame: &[u8]) -> Link {
     let Some(h) = frame.get(0..8) else { return Link::Truncated };
     let len = usize::from(u16::from_le_bytes([h[2], h[3]]));
-    let inner = LinkType(u32::from_le_bytes([h[4], h[5], h[6], h[7]]) as u16);
-    if len < 8 || !matches!(inner, LinkType::IEEE802_11 | LinkType::ETHERNET) {
-        return if len < 8 { Link::Truncated } else { Link::Unsupported };
-    }
+    let inner = u32::from_le_bytes([h[4], h[5], h[6], h[7]]);
+    let inner = match u16::try_from(inner).map(LinkType) {
+        _ if len < 8 => return Link::Truncated,
+        Ok(lt @ (LinkType::IEEE802_11 | LinkType::ETHERNET)) => lt,
+        _ => return Link::Unsupported,
+    };
     match frame.get(len..).map(|rest| locate_ip(inner, rest)) {
         Some(Link::Ip { offset, version }) => Link::Ip { offset: len + offset, version },
         Some(other) => other,
@@ -106,9 +136,11 @@ fn ppi(frame: &[u8]) -> Link {
 /// An IEEE 802.11 frame at `at`: data frames carry LLC/SNAP after a header
 /// of 24 bytes, 30 with four addresses (to and from the distribution
 /// system), plus the QoS control (2) and, with the order bit in a QoS
-/// frame, the HT control (4). Management and control frames, data frames
-/// without a payload and protected (encrypted) frames are not IP here.
-fn wifi(frame: &[u8], at: usize) -> Link {
+/// frame, the HT control (4); with `pad` (radiotap's DATAPAD) the header is
+/// padded to a multiple of 4 bytes. Management and control frames, data
+/// frames without a payload, protected (encrypted) frames and A-MSDU
+/// aggregates are not IP here.
+fn wifi(frame: &[u8], at: usize, pad: bool) -> Link {
     const DATA: u8 = 2;
     const TO_DS: u8 = 0x01;
     const FROM_DS: u8 = 0x02;
@@ -125,6 +157,7 @@ fn wifi(frame: &[u8], at: usize) -> Link {
     if flags & (TO_DS | FROM_DS) == TO_DS | FROM_DS {
         len += 6;
     }
+    let qos_at = at + len;
     if qos {
         len += 2;
         if flags & ORDER != 0 {
@@ -133,6 +166,13 @@ fn wifi(frame: &[u8], at: usize) -> Link {
     }
     if frame.len() < at + len {
         return Link::Truncated;
+    }
+    // QoS control bit 7: an A-MSDU of subframes, not one LLC frame.
+    if qos && frame[qos_at] & 0x80 != 0 {
+        return Link::NotIp;
+    }
+    if pad {
+        len = len.next_multiple_of(4);
     }
     llc_snap(frame, at + len)
 }
@@ -156,6 +196,7 @@ fn arcnet(frame: &[u8], at: usize) -> Link {
     match frame.get(at + 1) {
         None => Link::Truncated,
         // An exception packet: 0xff, then 4 more bytes before the header.
+        Some(0xff) if frame.len() < offset + 4 => Link::Truncated,
         Some(0xff) => Link::Ip { offset: offset + 4, version },
         // A split packet's later fragments have an even, non-zero flag.
         Some(&flag) if flag != 0 && flag & 1 == 0 => Link::NotIp,
@@ -406,13 +447,30 @@ mod tests {
         wds.extend_from_slice(&[0xaa, 0xaa, 0x03, 0, 0, 0, 0x86, 0xdd]);
         assert_eq!(locate_ip(LinkType::IEEE802_11, &wds), Link::Ip { offset: 38, version: 6 });
         assert_eq!(locate_ip(LinkType::IEEE802_11, &wds[..20]), Link::Truncated);
-        // Radiotap of 12 bytes in front.
-        let mut radiotap = vec![0, 0, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        // Radiotap of 12 bytes in front (a channel field).
+        let mut radiotap = vec![0, 0, 12, 0, 0x08, 0, 0, 0, 0x6c, 0x09, 0xa0, 0x00];
         radiotap.extend_from_slice(&f);
         assert_eq!(
             locate_ip(LinkType::IEEE802_11_RADIOTAP, &radiotap),
             Link::Ip { offset: 46, version: 4 }
         );
+        // TSFT and flags with DATAPAD: the 26-byte QoS header padded to 28.
+        let mut padded = vec![0, 0, 17, 0, 0x03, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x20];
+        padded.extend_from_slice(&f[..26]);
+        padded.extend_from_slice(&[0, 0]);
+        padded.extend_from_slice(&f[26..]);
+        assert_eq!(
+            locate_ip(LinkType::IEEE802_11_RADIOTAP, &padded),
+            Link::Ip { offset: 17 + 28 + 8, version: 4 }
+        );
+        assert_eq!(
+            locate_ip(LinkType::IEEE802_11_RADIOTAP, &[0, 0, 4, 0, 0, 0, 0, 0]),
+            Link::Truncated
+        );
+        // An A-MSDU: not one LLC frame.
+        let mut amsdu = f.clone();
+        amsdu[24] = 0x80;
+        assert_eq!(locate_ip(LinkType::IEEE802_11, &amsdu), Link::NotIp);
         // PPI of 8 bytes naming 802.11.
         let mut ppi = vec![0, 0, 8, 0, 105, 0, 0, 0];
         ppi.extend_from_slice(&f);

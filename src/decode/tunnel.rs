@@ -36,11 +36,12 @@ pub enum TunnelKind {
     Vxlan,
     /// RFC 8926; the identifier is the VNI.
     Geneve,
-    /// RFC 2784/2890; the identifier is the key, when present.
+    /// RFC 2784/2890; the identifier is the key, when present. NVGRE (RFC
+    /// 7637) is GRE carrying Ethernet with a key, which on the wire cannot
+    /// be told from a Linux gretap tunnel with a key: both are `gre`, the
+    /// whole key their identifier (NVGRE's virtual subnet id is its upper
+    /// 24 bits).
     Gre,
-    /// RFC 7637: GRE with a key carrying Ethernet; the identifier is the
-    /// virtual subnet id (the key's upper 24 bits).
-    Nvgre,
     /// ERSPAN type I: GRE 0x88be without a sequence number, no header.
     ErspanI,
     /// ERSPAN type II; the identifier is the session id.
@@ -61,11 +62,10 @@ pub enum TunnelKind {
 
 impl TunnelKind {
     /// Every kind, in a fixed order (its index is stored per flow).
-    pub const ALL: [TunnelKind; 11] = [
+    pub const ALL: [TunnelKind; 10] = [
         TunnelKind::Vxlan,
         TunnelKind::Geneve,
         TunnelKind::Gre,
-        TunnelKind::Nvgre,
         TunnelKind::ErspanI,
         TunnelKind::ErspanII,
         TunnelKind::ErspanIII,
@@ -81,7 +81,6 @@ impl TunnelKind {
             TunnelKind::Vxlan => "vxlan",
             TunnelKind::Geneve => "geneve",
             TunnelKind::Gre => "gre",
-            TunnelKind::Nvgre => "nvgre",
             TunnelKind::ErspanI => "erspan-i",
             TunnelKind::ErspanII => "erspan-ii",
             TunnelKind::ErspanIII => "erspan-iii",
@@ -357,6 +356,10 @@ fn gre(c: Carried<'_>) -> Decap<'_> {
     let protocol = u16::from_be_bytes([b[2], b[3]]);
     match flags & 7 {
         0 => {}
+        // PPTP (RFC 2637) has neither checksum nor routing.
+        1 if flags & (CHECKSUM | ROUTING) != 0 => {
+            return Decap::Damaged(TunnelKind::PptpGre, AnomalyKind::TunnelHeaderInvalid)
+        }
         1 => return pptp(c, flags & SEQUENCE != 0, flags & ACK != 0, flags & KEY != 0, protocol),
         _ => return Decap::Damaged(kind, AnomalyKind::TunnelHeaderInvalid),
     }
@@ -396,13 +399,6 @@ fn gre(c: Carried<'_>) -> Decap<'_> {
     let inner = c.after(len);
     let gre = TunnelLayer { id: key, ..layer_unknown(kind) };
     match protocol {
-        ETHERTYPE_TEB if key.is_some() && flags & (CHECKSUM | SEQUENCE) == 0 => {
-            let vsid = key.map(|k| k >> 8);
-            Decap::Layer(
-                TunnelLayer { kind: TunnelKind::Nvgre, id: vsid, ..gre },
-                Some(inner.ethernet()),
-            )
-        }
         ETHERTYPE_TEB => Decap::Layer(gre, Some(inner.ethernet())),
         // Type I has no header and no sequence number (Wireshark tells them
         // apart the same way).
@@ -506,7 +502,8 @@ fn gtp_u(c: Carried<'_>) -> Decap<'_> {
         if let Some(short) = c.short(kind, len) {
             return short;
         }
-        let mut next = b[11];
+        // The next extension type means something only with E set.
+        let mut next = if b[0] & 0x04 != 0 { b[11] } else { 0 };
         while next != 0 {
             let Some(&words) = b.get(len) else {
                 return c
@@ -682,11 +679,13 @@ mod tests {
     }
 
     #[test]
-    fn nvgre_names_the_virtual_subnet() {
+    fn nvgre_is_gre_with_its_whole_key() {
+        // VSID 0x1001, flow id 0x77: a gretap tunnel with key 0x100177
+        // looks the same.
         let mut p = vec![0x20, 0, 0x65, 0x58, 0x00, 0x10, 0x01, 0x77];
         p.extend_from_slice(&ETH_IPV4);
         p.extend_from_slice(&inner_tcp());
-        expect_inner(&ip_outer(47, &p), TunnelKind::Nvgre, Some(0x1001));
+        expect_inner(&ip_outer(47, &p), TunnelKind::Gre, Some(0x0010_0177));
     }
 
     #[test]
@@ -733,6 +732,12 @@ mod tests {
         let len = (p.len() - 8) as u16;
         p[2..4].copy_from_slice(&len.to_be_bytes());
         expect_inner(&udp_outer(2152, &p), TunnelKind::GtpU, Some(0xabc));
+        // S only: the next extension byte is not read.
+        let mut s_only = vec![0x32, 0xff, 0, 0, 0, 0, 0x0a, 0xbc, 0, 7, 0, 0x85];
+        s_only.extend_from_slice(&ip);
+        let len = (s_only.len() - 8) as u16;
+        s_only[2..4].copy_from_slice(&len.to_be_bytes());
+        expect_inner(&udp_outer(2152, &s_only), TunnelKind::GtpU, Some(0xabc));
         // An echo request carries no user traffic: a layer, nothing inside.
         let echo = [0x32, 0x01, 0, 4, 0, 0, 0, 0, 0, 1, 0, 0];
         let (layer, inner, anomaly) = peel(&udp_outer(2152, &echo));

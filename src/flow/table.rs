@@ -370,8 +370,10 @@ impl FlowTable {
                     .or_else(|| (syn_only && state.tcp_closed()).then_some(EndReason::PortReuse));
                 if let Some(reason) = reason {
                     let old = std::mem::replace(state, FlowState::new(obs, way, self.next_id));
+                    let chain = self.tunnels.take_chain(old.id, key.tunnel());
+                    self.finished.push(record(&key, &old, reason, &self.local, chain));
+                    self.tunnels.flow_started(self.next_id, key.tunnel());
                     self.next_id += 1;
-                    self.finished.push(record(&key, &old, reason, &self.local, &self.tunnels));
                 }
                 let state = e.into_mut();
                 state.update(obs, way);
@@ -382,6 +384,7 @@ impl FlowTable {
                     started.push((key, self.next_id, obs.ts));
                 }
                 let state = e.insert(FlowState::new(obs, way, self.next_id));
+                self.tunnels.flow_started(self.next_id, key.tunnel());
                 self.next_id += 1;
                 self.peak_flows = self.peak_flows.max(live + 1);
                 state.update(obs, way);
@@ -440,10 +443,11 @@ impl FlowTable {
     /// tunnel chains nothing uses any more.
     fn sweep(&mut self, now: Timestamp, anomalies: &mut AnomalyCounter) {
         let (timeouts, local, finished) = (&self.timeouts, &self.local, &mut self.finished);
-        let tunnels = &self.tunnels;
+        let tunnels = &mut self.tunnels;
         self.flows.retain(|key, state| match state.expiry(key.protocol, now, timeouts) {
             Some(reason) => {
-                finished.push(record(key, state, reason, local, tunnels));
+                let chain = tunnels.take_chain(state.id, key.tunnel());
+                finished.push(record(key, state, reason, local, chain));
                 false
             }
             None => true,
@@ -500,7 +504,8 @@ impl FlowTable {
         idle.sort_unstable_by_key(|(last, id, _)| (*last, *id));
         for (_, _, key) in idle {
             if let Some(state) = self.flows.remove(&key) {
-                let evicted = record(&key, &state, EndReason::Evicted, &self.local, &self.tunnels);
+                let chain = self.tunnels.take_chain(state.id, key.tunnel());
+                let evicted = record(&key, &state, EndReason::Evicted, &self.local, chain);
                 self.finished.push(evicted);
                 self.evicted += 1;
             }
@@ -541,7 +546,8 @@ impl FlowTable {
     /// The live flow `key` as a record so far, if it is still flow `id`.
     pub fn snapshot(&self, key: &FlowKey, id: u64) -> Option<FlowRecord> {
         let state = self.flows.get(key).filter(|s| s.id == id)?;
-        Some(record(key, state, EndReason::Active, &self.local, &self.tunnels))
+        let chain = self.tunnels.chain_of(state.id, key.tunnel()).to_vec();
+        Some(record(key, state, EndReason::Active, &self.local, chain))
     }
 
     /// Finished flows since the last call.
@@ -553,7 +559,8 @@ impl FlowTable {
     pub fn finish(mut self, anomalies: &mut AnomalyCounter) -> Vec<FlowRecord> {
         self.release_fragments(anomalies);
         for (key, state) in self.flows.drain() {
-            let ended = record(&key, &state, EndReason::EndOfCapture, &self.local, &self.tunnels);
+            let chain = self.tunnels.take_chain(state.id, key.tunnel());
+            let ended = record(&key, &state, EndReason::EndOfCapture, &self.local, chain);
             self.finished.push(ended);
         }
         self.finished
@@ -585,7 +592,7 @@ fn record(
     state: &FlowState,
     end_reason: EndReason,
     local: &LocalNetworks,
-    tunnels: &TunnelRegistry,
+    tunnels: Vec<TunnelLayer>,
 ) -> FlowRecord {
     let init = state.initiator();
     let resp = init.reverse();
@@ -603,7 +610,7 @@ fn record(
         first_frame: unpack_frame(state.first),
         direction: local.direction(source.ip, destination.ip),
         end_reason,
-        tunnels: tunnels.chain(key.tunnel()).to_vec(),
+        tunnels,
         carries: state.carries(),
     }
 }

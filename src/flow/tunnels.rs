@@ -3,8 +3,9 @@
 //!
 //! A chain's identity is, per layer outermost first, the tunnel kind, the
 //! unordered pair of outer addresses and the identifier where both
-//! directions carry the same one ([`TunnelLayer::identity`]). The registry
-//! keeps the chain as its first packet showed it, for the records. Chains no
+//! directions carry the same one ([`TunnelLayer::identity`]). Each flow's
+//! record shows the chain as the flow's own first packet showed it (outer
+//! addresses in its direction, its TEID), kept here per live flow. Chains no
 //! live flow or fragment uses are released at the table's periodic sweep;
 //! at most [`MAX_TUNNELS`] are alive at once (more is an anomaly, and those
 //! packets count on their outer flow only).
@@ -39,12 +40,24 @@ pub struct TunnelRegistry {
     /// Indexed by id - 1; `None` for a released id.
     chains: Vec<Option<(ChainIdentity, Vec<TunnelLayer>)>>,
     free: Vec<TunnelId>,
+    /// The chain last interned, as that packet showed it, and its id.
+    current: (TunnelId, Vec<TunnelLayer>),
+    /// Each live flow's chain as its first packet showed it, by flow id.
+    per_flow: HashMap<u64, Box<[TunnelLayer]>, ahash::RandomState>,
 }
 
 impl TunnelRegistry {
     /// The id of `chain` (at most [`MAX_TUNNEL_DEPTH`] layers), interning
     /// it; `None` when [`MAX_TUNNELS`] chains are alive.
     pub fn intern(&mut self, chain: &[TunnelLayer]) -> Option<TunnelId> {
+        let id = self.intern_identity(chain)?;
+        self.current.0 = id;
+        self.current.1.clear();
+        self.current.1.extend_from_slice(chain);
+        Some(id)
+    }
+
+    fn intern_identity(&mut self, chain: &[TunnelLayer]) -> Option<TunnelId> {
         let identity = identity(chain);
         if let Some(&id) = self.ids.get(&identity) {
             return Some(id);
@@ -62,7 +75,36 @@ impl TunnelRegistry {
         Some(id)
     }
 
-    /// The chain of `id`, outermost first (empty for 0 or a released id).
+    /// Flow `flow` started inside tunnel `id` (0: none) with the packet
+    /// whose chain was interned last.
+    pub fn flow_started(&mut self, flow: u64, id: TunnelId) {
+        if id != 0 && self.current.0 == id {
+            self.per_flow.insert(flow, self.current.1.as_slice().into());
+        }
+    }
+
+    /// Flow `flow`'s chain (inside tunnel `id`) as its first packet showed
+    /// it.
+    pub fn chain_of(&self, flow: u64, id: TunnelId) -> &[TunnelLayer] {
+        match self.per_flow.get(&flow) {
+            Some(chain) => chain,
+            None => self.chain(id),
+        }
+    }
+
+    /// [`TunnelRegistry::chain_of`] for a flow that ended: forgotten here.
+    pub fn take_chain(&mut self, flow: u64, id: TunnelId) -> Vec<TunnelLayer> {
+        if id == 0 {
+            return Vec::new();
+        }
+        match self.per_flow.remove(&flow) {
+            Some(chain) => chain.into_vec(),
+            None => self.chain(id).to_vec(),
+        }
+    }
+
+    /// The chain of `id`, outermost first, as the first packet inside it
+    /// showed it (empty for 0 or a released id).
     pub fn chain(&self, id: TunnelId) -> &[TunnelLayer] {
         match usize::from(id).checked_sub(1).and_then(|i| self.chains.get(i)) {
             Some(Some((_, chain))) => chain,
@@ -83,6 +125,9 @@ impl TunnelRegistry {
 
     /// Releases every chain whose id `in_use` does not hold.
     pub fn retain(&mut self, in_use: &IdSet) {
+        if !in_use.contains(self.current.0) {
+            self.current = (0, Vec::new());
+        }
         for (i, slot) in self.chains.iter_mut().enumerate() {
             let id = (i + 1) as TunnelId;
             if slot.is_some() && !in_use.contains(id) {
@@ -160,5 +205,25 @@ mod tests {
         r.retain(&IdSet::default());
         assert!(r.is_empty());
         assert!(r.intern(&[vxlan(u32::MAX, 1, 2)]).is_some());
+    }
+
+    #[test]
+    fn each_flow_keeps_the_chain_its_first_packet_showed() {
+        let mut r = TunnelRegistry::default();
+        let gtp = |teid: u32, a: u8, b: u8| TunnelLayer {
+            kind: TunnelKind::GtpU,
+            id: Some(teid),
+            ..vxlan(0, a, b)
+        };
+        let id = r.intern(&[gtp(0x111, 1, 2)]).unwrap();
+        r.flow_started(1, id);
+        assert_eq!(r.intern(&[gtp(0x222, 2, 1)]), Some(id), "one tunnel");
+        r.flow_started(2, id);
+        assert_eq!(r.chain_of(1, id), &[gtp(0x111, 1, 2)]);
+        assert_eq!(r.chain_of(2, id), &[gtp(0x222, 2, 1)]);
+        assert_eq!(r.take_chain(2, id), vec![gtp(0x222, 2, 1)]);
+        // Forgotten: the tunnel's chain as first seen.
+        assert_eq!(r.chain_of(2, id), &[gtp(0x111, 1, 2)]);
+        assert_eq!(r.take_chain(3, 0), vec![]);
     }
 }

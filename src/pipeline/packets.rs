@@ -151,7 +151,8 @@ fn observe_tunnelled<'a>(
             Some(Decoded::Malformed(_)) => {
                 // Cut by the snapshot length (or a fragment): the inner
                 // headers are missing, not damaged.
-                if packet.payload.len() as u64 >= u64::from(packet.payload_len) {
+                let cut = (packet.payload.len() as u64) < u64::from(packet.payload_len);
+                if !cut && packet.fragment.is_none() {
                     anomalies.record(AnomalyKind::TunnelInnerMalformed, at);
                 }
                 return;
