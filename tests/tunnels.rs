@@ -7,6 +7,8 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+mod support;
+
 fn fixture() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/tunnels.pcap")
 }
@@ -228,4 +230,45 @@ fn evidence_holds_each_tunnelled_packet_once() {
         let rule = if i < 8 { "aws-endpoint" } else { "mirror-target" };
         assert!(c.starts_with(&format!("xborder: {rule} (high)")), "frame {}: {c}", i + 1);
     }
+}
+
+/// A fragment inside a tunnel that comes before the first of its datagram:
+/// the evidence still holds its packet, once, for the flagged flow inside.
+#[test]
+fn evidence_keeps_a_tunnelled_fragment_that_waits_for_its_first() {
+    use support::{encap, ethernet, fragment_ipv4, ip_packet, pcap, PcapFormat, Record, L4};
+    let datagram =
+        ip_packet("10.0.0.5", "203.0.113.77", L4::Udp { sport: 4000, dport: 4001 }, &[7; 100]);
+    let pieces = fragment_ipv4(&datagram, 64, 0x4242);
+    assert_eq!(pieces.len(), 2);
+    let wrap = |ip: &[u8]| ethernet(&[], &encap::vxlan("192.0.2.50", "192.0.2.60", 49152, 9, ip));
+    let base = 1_709_294_400_000_000_000;
+    let records =
+        vec![Record::new(base, wrap(&pieces[1])), Record::new(base + 1_000_000, wrap(&pieces[0]))];
+    let dir = tempfile::tempdir().unwrap();
+    let capture = dir.path().join("fragment-in-vxlan.pcap");
+    std::fs::write(&capture, pcap(PcapFormat::new(1), &records)).unwrap();
+    let rules = dir.path().join("inner.toml");
+    std::fs::write(
+        &rules,
+        "[pack]\nname = \"inner\"\ndescription = \"the flow inside\"\nsource = \"test\"\n\
+         version = \"1\"\n\n[[rule]]\nid = \"inner\"\ntitle = \"inside\"\nseverity = \"high\"\n\
+         [rule.match]\ncidr = [\"203.0.113.77/32\"]\n",
+    )
+    .unwrap();
+    let evidence = dir.path().join("flagged.pcapng");
+    let out = Command::new(env!("CARGO_BIN_EXE_xborder"))
+        .args(["audit", "--no-intel", "--fail-on", "none", "-o"])
+        .arg(dir.path().join("report.txt"))
+        .arg("--rules")
+        .arg(&rules)
+        .arg("--evidence")
+        .arg(&evidence)
+        .arg(&capture)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("evidence: 2 packets of 1 flagged flow"), "{err}");
+    assert!(!err.contains("omitted") && !err.contains("waiting"), "{err}");
 }

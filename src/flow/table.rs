@@ -289,6 +289,8 @@ pub struct FlowTable {
     /// The flow of the last packet handed out for inspection.
     last_handout: Option<FlowKey>,
     next_id: u64,
+    /// Fragments queued to wait for the first of their datagram so far.
+    queued_fragments: u64,
 }
 
 impl FlowTable {
@@ -310,6 +312,7 @@ impl FlowTable {
             started: None,
             last_handout: None,
             next_id: 1,
+            queued_fragments: 0,
         }
     }
 
@@ -348,6 +351,8 @@ impl FlowTable {
             }
         } else if let Some(ports) = self.fragments.later(id, obs) {
             self.apply(&Observation { ports, ..obs });
+        } else {
+            self.queued_fragments += 1;
         }
         None
     }
@@ -574,6 +579,12 @@ impl FlowTable {
         self.sweep(self.latest, anomalies);
         let orphans = self.fragments.expire(None);
         self.release_orphans(orphans, anomalies);
+    }
+
+    /// How many fragments have been queued to wait for the first of their
+    /// datagram (the evidence pass keeps such a frame until it is placed).
+    pub fn queued_fragments(&self) -> u64 {
+        self.queued_fragments
     }
 
     /// Flows alive now.

@@ -89,8 +89,9 @@ impl<W: Write> Sink for EvidenceSink<W> {
                              pcapng: &mut EvidenceFile<&mut W>,
                              pending: &mut Pending,
                              current: Option<(FrameRef, &capture::Packet<'_>)>|
-         -> io::Result<(bool, u64, u64)> {
+         -> io::Result<(bool, bool, u64, u64)> {
             let (mut attributed, mut written, mut omitted) = (false, 0, 0);
+            let mut current_written = false;
             log.clear();
             log.extend(table.drain_frame_log());
             // A tunnelled packet is logged for its tunnel's flow and for
@@ -107,8 +108,11 @@ impl<W: Write> Sink for EvidenceSink<W> {
                 };
                 match (current, held) {
                     (Some((at, packet)), _) if at == frame => {
-                        pcapng.packet(at.file, packet, comment)?
+                        pcapng.packet(at.file, packet, comment)?;
+                        current_written = true;
                     }
+                    // Written already, for the tunnel it came in.
+                    (_, Some(held)) if held.written => continue,
                     (_, Some(held)) => pcapng.held(frame.file, &held, comment)?,
                     // Not held (the queue was full): counted.
                     (_, None) => {
@@ -118,7 +122,7 @@ impl<W: Write> Sink for EvidenceSink<W> {
                 }
                 written += 1;
             }
-            Ok((attributed, written, omitted))
+            Ok((attributed, current_written, written, omitted))
         };
         for (index, input) in report.inputs.iter().enumerate() {
             if input.format.is_none() {
@@ -155,15 +159,18 @@ impl<W: Write> Sink for EvidenceSink<W> {
                 };
                 let tunnels = &self.config.tunnels;
                 let ts = packet.timestamp;
+                let queued = table.queued_fragments();
                 observe_packet(ip, tunnels, &mut table, ts, at, &mut anomalies, &mut |_, _, _| {});
-                let (attributed, written, omitted) =
+                let (attributed, current_written, written, omitted) =
                     attribute(&mut table, &mut pcapng, &mut pending, Some((at, &packet)))?;
                 self.written.packets += written;
                 self.written.omitted += omitted;
                 // A fragment waiting for the first of its datagram: kept
-                // until the table says whose it is.
-                if !attributed {
-                    pending.insert(at, &packet);
+                // until the table says whose it is. A tunnel's packet whose
+                // inner packet is such a fragment is kept too (or, written
+                // for its tunnel, remembered), for the flow inside.
+                if !attributed || table.queued_fragments() > queued {
+                    pending.insert(at, &packet, current_written);
                 }
                 table.drain_finished();
             }
@@ -174,7 +181,7 @@ impl<W: Write> Sink for EvidenceSink<W> {
         // Fragments still waiting at the end go to their flows, as in the
         // audit.
         table.release_fragments(&mut anomalies);
-        let (_, written, omitted) = attribute(&mut table, &mut pcapng, &mut pending, None)?;
+        let (_, _, written, omitted) = attribute(&mut table, &mut pcapng, &mut pending, None)?;
         self.written.packets += written;
         self.written.omitted += omitted;
         pcapng.out.out.flush()
@@ -190,10 +197,13 @@ struct Pending {
 }
 
 impl Pending {
-    fn insert(&mut self, at: FrameRef, p: &capture::Packet<'_>) {
-        if self.bytes + p.data.len() <= PENDING_BYTES {
+    /// Holds `p`, or with `written` only remembers that it was written.
+    fn insert(&mut self, at: FrameRef, p: &capture::Packet<'_>, written: bool) {
+        if written {
+            self.held.insert(at, Held { data: Vec::new(), written: true, ..Held::of(&[][..], p) });
+        } else if self.bytes + p.data.len() <= PENDING_BYTES {
             self.bytes += p.data.len();
-            self.held.insert(at, Held::of(p));
+            self.held.insert(at, Held::of(p.data, p));
         }
     }
 
@@ -223,16 +233,19 @@ struct Held {
     interface: u32,
     data: Vec<u8>,
     wire_len: u32,
+    /// Already in the evidence (for another flow the frame went into).
+    written: bool,
 }
 
 impl Held {
-    fn of(p: &capture::Packet<'_>) -> Self {
+    fn of(data: &[u8], p: &capture::Packet<'_>) -> Self {
         Self {
             timestamp: p.timestamp,
             link_type: p.link_type,
             interface: p.interface,
-            data: p.data.to_vec(),
+            data: data.to_vec(),
             wire_len: p.wire_len,
+            written: false,
         }
     }
 }
