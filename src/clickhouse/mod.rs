@@ -198,13 +198,21 @@ impl Table {
             "`observer.name` String".to_owned(),
         ];
         for c in self.columns() {
-            let ty = if NUMBERS.contains(&c) { "Nullable(UInt64)" } else { "Nullable(String)" };
-            cols.push(format!("`{c}` {ty}"));
+            cols.push(format!("`{c}` {}", column_type(c)));
         }
         format!(
             "CREATE TABLE IF NOT EXISTS `{database}`.`{name}` (\n  {}\n) ENGINE = ReplacingMergeTree() PARTITION BY toYYYYMM(day) ORDER BY id",
             cols.join(",\n  ")
         )
+    }
+}
+
+/// The type of a record column.
+fn column_type(column: &str) -> &'static str {
+    if NUMBERS.contains(&column) {
+        "Nullable(UInt64)"
+    } else {
+        "Nullable(String)"
     }
 }
 
@@ -310,13 +318,29 @@ impl ClickHouse {
         }
     }
 
-    /// Creates the database and the tables (idempotent).
+    /// Creates the database and the tables (idempotent); tables made by
+    /// an older xborder get the columns it did not have.
     pub fn init(&self) -> Result<(), ClickHouseError> {
         let db = &self.database;
         self.request(&format!("CREATE DATABASE IF NOT EXISTS `{db}`"), b"")
             .map_err(|f| self.error(f))?;
         for t in Table::ALL {
             self.request(&t.ddl(db), b"").map_err(|f| self.error(f))?;
+            self.add_missing_columns(t, t.name())?;
+        }
+        Ok(())
+    }
+
+    /// `ALTER TABLE … ADD COLUMN` for each column of `t` the table `name`
+    /// lacks (ClickHouse 18 has no `ADD COLUMN IF NOT EXISTS`).
+    fn add_missing_columns(&self, t: Table, name: &str) -> Result<(), ClickHouseError> {
+        let db = &self.database;
+        let sql = format!("DESCRIBE TABLE `{db}`.`{name}` FORMAT TSV");
+        let described = self.request(&sql, b"").map_err(|f| self.error(f))?;
+        let have: Vec<&str> = described.lines().filter_map(|l| l.split('\t').next()).collect();
+        for c in t.columns().into_iter().filter(|c| !have.contains(c)) {
+            let sql = format!("ALTER TABLE `{db}`.`{name}` ADD COLUMN `{c}` {}", column_type(c));
+            self.request(&sql, b"").map_err(|f| self.error(f))?;
         }
         Ok(())
     }
@@ -346,7 +370,9 @@ impl ClickHouse {
         }
         for t in Table::ALL {
             self.request(&t.ddl_named(db, &t.local_name()), b"").map_err(|f| self.error(f))?;
+            self.add_missing_columns(t, &t.local_name())?;
             self.request(&t.distributed_ddl(db, cluster), b"").map_err(|f| self.error(f))?;
+            self.add_missing_columns(t, t.name())?;
         }
         Ok(())
     }
