@@ -643,3 +643,74 @@ fn live_records_reach_clickhouse_across_a_server_restart() {
     assert_eq!(final_stats["dropped"], 0, "{final_stats}");
     drop(net);
 }
+
+/// A cloud mirror port: the traffic arrives inside VXLAN (a real kernel
+/// VXLAN device in each namespace, VNI 100, over the veth pair). The flow
+/// inside is the one audited: its alert names the remote inside the tunnel
+/// and carries the tunnel.
+#[test]
+fn live_audits_the_flow_inside_a_vxlan_tunnel() {
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!("live test skipped: needs root for network namespaces and capture");
+        return;
+    }
+    let net = Net::new();
+    let vxlan = |ns: &str, local: &str, remote: &str, dev: &str, addr: &str| -> bool {
+        let add = Command::new("ip")
+            .args(["-n", ns, "link", "add", "xbvx", "type", "vxlan", "id", "100"])
+            .args(["local", local, "remote", remote, "dstport", "4789", "dev", dev])
+            .output()
+            .unwrap();
+        if !add.status.success() {
+            return false;
+        }
+        ip(&["-n", ns, "addr", "add", addr, "dev", "xbvx"]);
+        ip(&["-n", ns, "link", "set", "xbvx", "up"]);
+        true
+    };
+    let server_if = format!("{}s", net.veth);
+    if !vxlan(&net.client, "192.0.2.10", "192.0.2.200", &net.client_if(), "203.0.113.10/24")
+        || !vxlan(&net.server, "192.0.2.200", "192.0.2.10", &server_if, "203.0.113.200/24")
+    {
+        eprintln!("VXLAN test skipped: the kernel has no vxlan driver");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (overlay, rules_file) = (d.join("overlay.toml"), d.join("rules.toml"));
+    // The restricted provider is the inner server's network this time.
+    std::fs::write(&overlay, OVERLAY.replace("192.0.2.128/25", "203.0.113.128/25")).unwrap();
+    std::fs::write(&rules_file, rules(false)).unwrap();
+    let (alerts_file, log) = (d.join("alerts.jsonl"), d.join("stderr"));
+    let path = |p: &PathBuf| p.to_str().unwrap().to_owned();
+    let child = Command::new("ip")
+        .args(["netns", "exec", &net.client, env!("CARGO_BIN_EXE_xborder"), "live"])
+        .args(["-i", &net.client_if(), "--overlay", &path(&overlay), "--rules", &path(&rules_file)])
+        .args(["--local-net", "192.0.2.10/32", "--local-net", "203.0.113.10/32"])
+        .args(["--alert-delay", "300ms", "--alerts", &path(&alerts_file)])
+        .stdout(Stdio::null())
+        .stderr(File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    wait_for(&log, "the capture to start", |t| t.contains("capturing on"));
+    let mut guard = Kill(Some(child));
+    let server = tcp_server(&net.server, "203.0.113.200:443", 1);
+    send_tcp(&net.client, "203.0.113.200:443", 30_000);
+    assert_eq!(server.join().unwrap(), vec![30_000]);
+    wait_for(&alerts_file, "the alert of the flow inside VXLAN", |_| {
+        has_alert(&alerts(&alerts_file), "restricted-tcp", 443, "early")
+    });
+    let alert =
+        alerts(&alerts_file).into_iter().find(|a| a["rule"]["id"] == "restricted-tcp").unwrap();
+    assert_eq!(alert["destination"]["ip"], "203.0.113.200");
+    assert_eq!(alert["source"]["ip"], "203.0.113.10");
+    let tunnel = &alert["xborder"]["tunnels"][0];
+    assert_eq!(tunnel["type"], "vxlan", "{alert}");
+    assert_eq!(tunnel["id"], 100);
+    assert_eq!(tunnel["source"]["ip"], "192.0.2.10");
+    assert_eq!(tunnel["destination"]["ip"], "192.0.2.200");
+    let child = guard.0.take().unwrap();
+    signal(&child, "TERM");
+    let mut child = child;
+    assert!(wait_exit(&mut child).success(), "{}", read(&log));
+}
