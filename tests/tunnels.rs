@@ -131,6 +131,8 @@ fn the_truncated_tunnel_header_is_an_anomaly() {
     let line = text.lines().find(|l| l.contains("tunnel header truncated"));
     let line = line.unwrap_or_else(|| panic!("no tunnel anomaly in\n{text}"));
     assert!(line.contains(" 1 ") && line.ends_with("first: tunnels.pcap#26"), "{line}");
+    // The finding about the AWS endpoint says which tunnel it came through.
+    assert!(text.contains("      inside vxlan 192.0.2.50 > 192.0.2.60 id 100\n"), "{text}");
 }
 
 #[test]

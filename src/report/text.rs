@@ -253,6 +253,18 @@ fn write_endpoint(s: &mut String, ip: &IpAddr, e: &Endpoint<'_>) -> std::fmt::Re
         );
         writeln!(s, "{}", fit(&vendor, WIDTH))?;
     }
+    if !v.flow.tunnels.is_empty() {
+        let layers: Vec<String> = v
+            .flow
+            .tunnels
+            .iter()
+            .map(|t| {
+                let id = t.id.map_or_else(String::new, |id| format!(" id {id}"));
+                format!("{} {} > {}{id}", t.kind.as_str(), t.src, t.dst)
+            })
+            .collect();
+        writeln!(s, "{}", fit(&format!("      inside {}", layers.join(", in it ")), WIDTH))?;
+    }
     let file = v
         .file
         .file_name()
