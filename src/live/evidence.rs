@@ -25,6 +25,7 @@ use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::capture::{LinkType, PcapngWriter};
@@ -50,10 +51,13 @@ struct Held {
     ts: Timestamp,
     data: Vec<u8>,
     wire_len: u32,
+    /// Written already, for another flow it is in (a tunnelled packet is
+    /// buffered for its tunnel's flow and each flow inside).
+    written: AtomicBool,
 }
 
 enum FlowEvidence {
-    Buffering { packets: Vec<Held>, bytes: usize },
+    Buffering { packets: Vec<Arc<Held>>, bytes: usize },
     Flagged { comment: Arc<str>, file: Arc<Path> },
     Cleared,
 }
@@ -118,32 +122,46 @@ impl LiveEvidence {
         })
     }
 
-    /// A packet of flow `id`.
-    pub fn packet(&mut self, id: u64, ts: Timestamp, data: &[u8], wire_len: u32) -> io::Result<()> {
-        match self
-            .flows
-            .entry(id)
-            .or_insert(FlowEvidence::Buffering { packets: Vec::new(), bytes: 0 })
-        {
-            FlowEvidence::Buffering { packets, bytes } => {
+    /// A packet of the flows `ids`: one flow, or a tunnel's and those
+    /// inside it, outermost first. It is written once: now, for the
+    /// innermost of them that is flagged, or later, for the first of those
+    /// still buffering it that gets flagged.
+    pub fn packet(
+        &mut self,
+        ids: &[u64],
+        ts: Timestamp,
+        data: &[u8],
+        wire_len: u32,
+    ) -> io::Result<()> {
+        let flagged = ids.iter().rev().find_map(|id| match self.flows.get(id) {
+            Some(FlowEvidence::Flagged { comment, .. }) => Some(comment.clone()),
+            _ => None,
+        });
+        if let Some(comment) = flagged {
+            self.write(ts, data, wire_len, &comment)?;
+            return Ok(());
+        }
+        let held =
+            Arc::new(Held { ts, data: data.to_vec(), wire_len, written: AtomicBool::new(false) });
+        for &id in ids {
+            let state = self
+                .flows
+                .entry(id)
+                .or_insert(FlowEvidence::Buffering { packets: Vec::new(), bytes: 0 });
+            if let FlowEvidence::Buffering { packets, bytes } = state {
                 if packets.len() >= FLOW_BUFFER_PACKETS
                     || *bytes + data.len() > FLOW_BUFFER_BYTES
                     || self.buffered + data.len() > TOTAL_BUFFER_BYTES
                 {
                     self.dropped += 1;
-                    return Ok(());
+                    continue;
                 }
                 *bytes += data.len();
                 self.buffered += data.len();
-                packets.push(Held { ts, data: data.to_vec(), wire_len });
-                Ok(())
+                packets.push(held.clone());
             }
-            FlowEvidence::Flagged { comment, .. } => {
-                let comment = comment.clone();
-                self.write(ts, data, wire_len, &comment).map(|_| ())
-            }
-            FlowEvidence::Cleared => Ok(()),
         }
+        Ok(())
     }
 
     /// Flow `id` has an alert: its buffer is written, and its later
@@ -165,11 +183,16 @@ impl LiveEvidence {
         let comment: Arc<str> = Arc::from(comment);
         // The file the first packet goes to (a rotation may come after it).
         let mut first = self.current_path()?;
-        for (n, p) in packets.iter().enumerate() {
+        let mut n = 0;
+        for p in &packets {
+            if p.written.swap(true, Ordering::Relaxed) {
+                continue;
+            }
             let file = self.write(p.ts, &p.data, p.wire_len, &comment)?;
             if n == 0 {
                 first = file;
             }
+            n += 1;
         }
         self.flows.insert(id, FlowEvidence::Flagged { comment, file: first.clone() });
         Ok(Some(first))
@@ -265,6 +288,31 @@ mod tests {
         Timestamp::from_parts(1_700_000_000 + n, 0)
     }
 
+    /// A tunnelled packet is in its tunnel's flow and the flow inside:
+    /// written once whichever is flagged, and whenever.
+    #[test]
+    fn a_packet_of_two_flows_is_written_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = EvidenceSettings { dir: dir.path().to_owned(), max_bytes: 3 << 20 };
+        let mut ev = LiveEvidence::open(settings, LinkType(1)).unwrap();
+        let packet = vec![0xabu8; 100];
+        // Both buffering: kept once between them, written at the first flag.
+        ev.packet(&[1, 2], ts(0), &packet, 100).unwrap();
+        ev.flagged(2, "xborder: inner (high)").unwrap();
+        assert_eq!(ev.written, 1);
+        ev.flagged(1, "xborder: tunnel (high)").unwrap();
+        assert_eq!(ev.written, 1, "not again for the tunnel");
+        // Both flagged: once, now.
+        ev.packet(&[1, 2], ts(1), &packet, 100).unwrap();
+        assert_eq!(ev.written, 2);
+        // The tunnel flagged, a new flow inside still buffering: written
+        // now and not kept for the flow inside.
+        ev.packet(&[1, 3], ts(2), &packet, 100).unwrap();
+        assert_eq!(ev.written, 3);
+        ev.flagged(3, "xborder: inner (high)").unwrap();
+        assert_eq!(ev.written, 3);
+    }
+
     /// Buffers wait for the decision; flagged flows are written, cleared
     /// ones dropped; files rotate at an eighth of the bound (at least
     /// 1 MiB) and the oldest go when the bound is passed, counted.
@@ -274,19 +322,19 @@ mod tests {
         let settings = EvidenceSettings { dir: dir.path().to_owned(), max_bytes: 3 << 20 };
         let mut ev = LiveEvidence::open(settings, LinkType(1)).unwrap();
         let packet = vec![0xabu8; 1000];
-        ev.packet(1, ts(0), &packet, 1000).unwrap();
-        ev.packet(2, ts(0), &packet, 1000).unwrap();
+        ev.packet(&[1], ts(0), &packet, 1000).unwrap();
+        ev.packet(&[2], ts(0), &packet, 1000).unwrap();
         assert_eq!((ev.written, ev.dropped), (0, 0));
         assert_eq!(ev.buffered, 2000);
         let file = ev.flagged(1, "xborder: r (high); remote 203.0.113.1:443").unwrap().unwrap();
         assert!(file.to_string_lossy().contains("xborder-evidence-"));
         ev.cleared(2);
         assert_eq!((ev.written, ev.buffered), (1, 0));
-        ev.packet(2, ts(1), &packet, 1000).unwrap();
+        ev.packet(&[2], ts(1), &packet, 1000).unwrap();
         assert_eq!(ev.written, 1, "a cleared flow is not kept");
         // A buffer holds at most FLOW_BUFFER_PACKETS.
         for _ in 0..FLOW_BUFFER_PACKETS + 5 {
-            ev.packet(3, ts(1), &[1, 2, 3], 3).unwrap();
+            ev.packet(&[3], ts(1), &[1, 2, 3], 3).unwrap();
         }
         assert_eq!(ev.dropped, 5);
         ev.ended(3);
@@ -294,7 +342,7 @@ mod tests {
         // 5,000 packets of ~1 KB to flow 1: about 5 MB through 1 MiB files
         // under a 3 MiB bound.
         for n in 0..5000 {
-            ev.packet(1, ts(2 + n), &packet, 1000).unwrap();
+            ev.packet(&[1], ts(2 + n), &packet, 1000).unwrap();
         }
         ev.flush().unwrap();
         let files: Vec<u64> = std::fs::read_dir(dir.path())

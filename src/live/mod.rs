@@ -31,7 +31,7 @@ use capture::{capture_loop, Batch, CaptureCounters};
 use evidence::LiveEvidence;
 
 use crate::clickhouse::LiveSender;
-use crate::decode::{Decapsulation, FrameRef};
+use crate::decode::{Decapsulation, FrameRef, MAX_TUNNEL_DEPTH};
 use crate::flow::{FlowKey, FlowRecord, FlowTable, FlowTimeouts, LocalNetworks};
 use crate::intel::{Intel, IntelDb, VendorMatch};
 use crate::names::{FlowNames, NameInspector};
@@ -358,18 +358,21 @@ impl Analysis {
             );
             if let Some(ev) = &mut self.evidence {
                 let at = FrameRef { file: 0, frame: self.frames };
-                let mut failed = None;
+                // The flows of this frame: one, or a tunnel's and those
+                // inside it. A fragment that waited for its datagram's first
+                // is gone by now: not kept.
+                let mut flows = [0u64; MAX_TUNNEL_DEPTH + 1];
+                let mut n = 0;
                 for (frame, id) in self.table.drain_frame_log() {
-                    // A fragment that waited for its datagram's first is
-                    // gone by now: not kept.
-                    if frame == at {
-                        if let Err(e) = ev.packet(id, ts, data, wire_len) {
-                            failed = Some(e);
-                        }
+                    if frame == at && n < flows.len() {
+                        flows[n] = id;
+                        n += 1;
                     }
                 }
-                if let Some(e) = failed {
-                    self.evidence_failed(&e);
+                if n > 0 {
+                    if let Err(e) = ev.packet(&flows[..n], ts, data, wire_len) {
+                        self.evidence_failed(&e);
+                    }
                 }
             }
             last = Some(ts);
