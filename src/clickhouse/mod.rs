@@ -332,7 +332,8 @@ impl ClickHouse {
     }
 
     /// `ALTER TABLE … ADD COLUMN` for each column of `t` the table `name`
-    /// lacks (ClickHouse 18 has no `ADD COLUMN IF NOT EXISTS`).
+    /// lacks, found with `DESCRIBE` first rather than relying on `ADD
+    /// COLUMN IF NOT EXISTS`, which older servers may not have.
     fn add_missing_columns(&self, t: Table, name: &str) -> Result<(), ClickHouseError> {
         let db = &self.database;
         let sql = format!("DESCRIBE TABLE `{db}`.`{name}` FORMAT TSV");
