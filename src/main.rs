@@ -241,15 +241,48 @@ fn run_audit(args: &AuditArgs) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
+    let to_stdout = args.output.is_none();
+    let colour = to_stdout
+        && format == ReportFormat::Text
+        && io::stdout().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none();
+    let report_out: Box<dyn Write + Send> = match output.as_mut() {
+        Some(f) => Box::new(BufWriter::new(f.writer())),
+        None => Box::new(BufWriter::new(io::stdout())),
+    };
+    let mut report_sink = ReportSink::new(format, args.flows, colour, report_out);
+    let mut evidence = evidence;
+    let mut evidence_sink = evidence.as_mut().map(|(_, file, config)| {
+        EvidenceSink::new(
+            config.clone(),
+            args.evidence_min_severity.into(),
+            BufWriter::new(file.writer()),
+        )
+    });
+    // In this order: the report, then the evidence, then the fleet (a
+    // spool that cannot be written must not cost the evidence file).
+    let render_intel_json = format.renders_intel_json() || store.is_some();
+    let mut sinks: Vec<&mut (dyn pipeline::Sink + Send)> = vec![&mut report_sink];
+    if let Some(sink) = &mut evidence_sink {
+        sinks.push(sink);
+    }
+    if let Some(sink) = &mut store {
+        sinks.push(sink);
+    }
     let display = progress::ProgressDisplay::start(&progress, args.quiet);
-    let mut run = pipeline::audit(Audit {
-        config,
-        intel: (!a.no_intel).then_some(sources),
-        policy,
-        render_intel_json: format.renders_intel_json(),
-    })?;
+    let (run, outcomes) = pipeline::audit(
+        Audit {
+            config,
+            intel: (!a.no_intel).then_some(sources),
+            policy,
+            render_intel_json,
+            observer: args.fleet.observer.clone(),
+        },
+        &mut sinks,
+    )?;
+    drop(sinks);
     drop(display);
-    run.report.observer = args.fleet.observer.clone();
+    let mut outcomes = outcomes.into_iter();
     let report = &run.report;
     for (path, reason) in &report.skipped {
         warn!("xborder: skipping {}: {reason}", path.display());
@@ -259,25 +292,8 @@ fn run_audit(args: &AuditArgs) -> anyhow::Result<ExitCode> {
             warn!("xborder: {err}");
         }
     }
-    let to_stdout = args.output.is_none();
-    let colour = to_stdout
-        && format == ReportFormat::Text
-        && io::stdout().is_terminal()
-        && std::env::var_os("NO_COLOR").is_none();
-    let written = match output.as_mut() {
-        Some(f) => run.write_to(&mut ReportSink {
-            format,
-            flows: args.flows,
-            colour,
-            out: BufWriter::new(f.writer()),
-        }),
-        None => run.write_to(&mut ReportSink {
-            format,
-            flows: args.flows,
-            colour,
-            out: BufWriter::new(io::stdout().lock()),
-        }),
-    };
+    let written = outcomes.next().unwrap_or(Ok(()));
+    drop(report_sink);
     let target = args.output.as_ref().map_or("standard output".into(), |p| p.display().to_string());
     match (written, output) {
         (Ok(()), Some(f)) => f.commit().map_err(|e| anyhow::anyhow!("{target}: {e}"))?,
@@ -287,16 +303,11 @@ fn run_audit(args: &AuditArgs) -> anyhow::Result<ExitCode> {
         (Err(e), None) if e.kind() == io::ErrorKind::BrokenPipe => {}
         (Err(e), _) => anyhow::bail!("{target}: {e}"),
     }
-    if let Some((path, mut file, config)) = evidence {
-        let mut sink = EvidenceSink {
-            config,
-            min_severity: args.evidence_min_severity.into(),
-            out: BufWriter::new(file.writer()),
-            written: EvidenceCounts::default(),
-        };
-        run.write_to(&mut sink).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        let EvidenceCounts { flows, packets, omitted } = sink.written;
-        drop(sink);
+    let evidence_written =
+        evidence_sink.map(|sink| (outcomes.next().unwrap_or(Ok(())), sink.written));
+    if let (Some((path, file, _)), Some((written, counts))) = (evidence, evidence_written) {
+        written.map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let EvidenceCounts { flows, packets, omitted } = counts;
         file.commit().map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         if !args.quiet {
             warn!(
@@ -314,11 +325,10 @@ fn run_audit(args: &AuditArgs) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    // After the evidence: a spool that cannot be written must not cost
-    // the evidence file.
     if let Some(sink) = &mut store {
         let dir = sink.spool.dir.display().to_string();
-        run.write_to(sink).map_err(|e| anyhow::anyhow!("clickhouse (spool {dir}): {e}"))?;
+        let written = outcomes.next().unwrap_or(Ok(()));
+        written.map_err(|e| anyhow::anyhow!("clickhouse (spool {dir}): {e}"))?;
         let c = sink.counts;
         if !args.quiet || c.spooled + c.dropped > 0 {
             let mut line = format!(

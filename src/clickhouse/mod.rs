@@ -30,7 +30,8 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::pipeline::{AuditRun, Sink};
-use crate::report::flows::{self, Records};
+use crate::report::flows::{self, IntelJsonCache, Records};
+use crate::report::AuditReport;
 use spool::Spool;
 
 /// Numeric columns; every other one is a string.
@@ -707,12 +708,13 @@ impl ClickHouseSink {
 }
 
 impl Sink for ClickHouseSink {
-    fn write(&mut self, run: &AuditRun) -> io::Result<()> {
+    fn part(&mut self, part: &AuditReport, intel_json: &IntelJsonCache) -> io::Result<()> {
         let records = Records { flows: true, findings: true };
-        {
-            let mut lines = Lines { sink: self, partial: Vec::new() };
-            flows::write_jsonl(&run.report, &run.intel_json, records, &mut lines)?;
-        }
+        let mut lines = Lines { sink: self, partial: Vec::new() };
+        flows::write_jsonl(part, intel_json, records, &mut lines)
+    }
+
+    fn finish(&mut self, _: &AuditRun) -> io::Result<()> {
         for t in Table::ALL {
             self.send(t)?;
             self.spool_pending(t)?;

@@ -622,6 +622,7 @@ impl Analysis {
             report.provenance = db.provenance.clone();
         }
         pipeline::apply_policy(&mut report, self.knowledge.policy.clone());
+        report.digest = crate::report::digest::Digest::of(&report);
         report.live = Some(LivePeriod {
             interface: self.interface.clone(),
             start: self.period_start,

@@ -28,6 +28,8 @@ use crate::capture::{self, InputSpec, LinkType, Opened, PcapngWriter};
 use crate::decode::{self, AnomalyCounter, Decoded, FrameRef};
 use crate::flow::FlowTable;
 use crate::policy::Severity;
+use crate::report::flows::IntelJsonCache;
+use crate::report::AuditReport;
 
 /// Bytes of fragments held at most while they wait for the first of their
 /// datagram; a fragment that does not fit is not held, and if its flow is
@@ -35,6 +37,9 @@ use crate::policy::Severity;
 const PENDING_BYTES: usize = 64 << 20;
 
 /// The evidence of a run into a writer.
+///
+/// It keeps each flagged flow's packet comment from the parts (memory by
+/// flagged flows), and makes the file at the finish.
 pub struct EvidenceSink<W: Write> {
     /// The audit's settings (inputs, timeouts, local networks, bound).
     pub config: AuditConfig,
@@ -43,6 +48,20 @@ pub struct EvidenceSink<W: Write> {
     pub out: W,
     /// What was written, for the caller's summary line.
     pub written: EvidenceCounts,
+    /// Flow id → the packet comment, of each flagged flow.
+    comments: HashMap<u64, String>,
+}
+
+impl<W: Write> EvidenceSink<W> {
+    pub fn new(config: AuditConfig, min_severity: Severity, out: W) -> Self {
+        EvidenceSink {
+            config,
+            min_severity,
+            out,
+            written: EvidenceCounts::default(),
+            comments: HashMap::new(),
+        }
+    }
 }
 
 /// What the evidence holds.
@@ -56,21 +75,24 @@ pub struct EvidenceCounts {
 }
 
 impl<W: Write> Sink for EvidenceSink<W> {
-    fn write(&mut self, run: &AuditRun) -> io::Result<()> {
-        let report = &run.report;
-        // Flow id → the packet comment.
+    fn part(&mut self, part: &AuditReport, _: &IntelJsonCache) -> io::Result<()> {
         let mut rules: BTreeMap<u64, Vec<String>> = BTreeMap::new();
-        for v in report.finding_views().filter(|v| v.rule.severity >= self.min_severity) {
+        for v in part.finding_views().filter(|v| v.rule.severity >= self.min_severity) {
             rules
                 .entry(v.flow.id)
                 .or_default()
                 .push(format!("{} ({})", v.rule.id, v.rule.severity));
         }
-        let mut comments: HashMap<u64, String> = HashMap::with_capacity(rules.len());
-        for flow in &report.flows {
+        for flow in &part.flows {
             let Some(rules) = rules.get(&flow.id) else { continue };
-            comments.insert(flow.id, packet_comment(flow, rules));
+            self.comments.insert(flow.id, packet_comment(flow, rules));
         }
+        Ok(())
+    }
+
+    fn finish(&mut self, run: &AuditRun) -> io::Result<()> {
+        let report = &run.report;
+        let comments = std::mem::take(&mut self.comments);
         self.written = EvidenceCounts { flows: comments.len(), ..EvidenceCounts::default() };
         let mut pcapng = EvidenceFile { out: PcapngWriter::new(&mut self.out)? };
         if comments.is_empty() {

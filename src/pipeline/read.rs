@@ -1,8 +1,6 @@
-//! Saved captures, in order, through the per-packet path into an
-//! [`AuditReport`] of finished flows and their names; then vendors and
-//! policy over those flows.
+//! Saved captures, in order, through the per-packet path into parts of
+//! finished flows with their names; vendors and policy over a part.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -48,22 +46,26 @@ pub struct AuditProgress {
     pub flows: AtomicU64,
 }
 
+/// How many packets go by between parts of the run.
+pub const HANDOVER_PACKETS: u64 = 1 << 16;
+
+/// What the reader hands on as it goes.
+pub(super) enum Handed {
+    /// An input, in the order of the report's inputs (before any flow of
+    /// it).
+    Input(PathBuf),
+    /// Finished flows with their names: a part of the run.
+    Flows(Vec<(FlowRecord, Option<FlowNames>)>),
+}
+
 /// Reads every input, in order, through one flow table: a flow that spans
-/// rotated capture files stays one flow.
+/// rotated capture files stays one flow. Finished flows are handed on
+/// every [`HANDOVER_PACKETS`] packets and at the end; the report returned
+/// holds the inputs, the counts and the anomalies.
 ///
 /// Errors never stop the run: a damaged file keeps the packets before the
 /// damage and its error is recorded in the report's inputs.
-pub fn run(config: &AuditConfig) -> AuditReport {
-    run_observed(config, &mut |_| {})
-}
-
-/// How many packets go by between hand-overs of finished flows to the
-/// observer.
-const HANDOVER_PACKETS: u64 = 1 << 16;
-
-/// [`run`], calling `observer` for each finished flow soon after it ends
-/// (e.g. to look its remote endpoint up on another thread meanwhile).
-pub fn run_observed(config: &AuditConfig, observer: &mut dyn FnMut(&FlowRecord)) -> AuditReport {
+pub(super) fn read_inputs(config: &AuditConfig, hand: &mut dyn FnMut(Handed)) -> AuditReport {
     let mut report = AuditReport::default();
     let expanded = capture::expand_inputs(&config.paths);
     if let Some(p) = &config.progress {
@@ -73,6 +75,7 @@ pub fn run_observed(config: &AuditConfig, observer: &mut dyn FnMut(&FlowRecord))
     let inputs = expanded.inputs;
     report.skipped.extend(expanded.skipped.into_iter().map(|s| (s.path, s.reason)));
     for err in expanded.errors {
+        hand(Handed::Input(err.path().to_owned()));
         report.inputs.push(InputSummary {
             path: err.path().to_owned(),
             format: None,
@@ -84,7 +87,13 @@ pub fn run_observed(config: &AuditConfig, observer: &mut dyn FnMut(&FlowRecord))
     if let Some(max) = config.max_flows {
         table.set_max_flows(max);
     }
-    let mut names = (!config.no_names).then(NameInspector::new);
+    let mut reader = Reader {
+        table,
+        names: (!config.no_names).then(NameInspector::new),
+        finished: Vec::new(),
+        flows: 0,
+        hand,
+    };
     for input in &inputs {
         let index = report.inputs.len() as u32;
         let mut summary =
@@ -95,35 +104,101 @@ pub fn run_observed(config: &AuditConfig, observer: &mut dyn FnMut(&FlowRecord))
                 report.skipped.push((skipped.path, skipped.reason));
                 continue;
             }
-            Ok(Opened::Reader(mut reader)) => {
-                summary.format = Some(reader.format());
-                if let Err(err) = read_capture(
-                    &mut reader,
+            Ok(Opened::Reader(mut capture)) => {
+                (reader.hand)(Handed::Input(input.path.clone()));
+                summary.format = Some(capture.format());
+                if let Err(err) = reader.read_capture(
+                    &mut capture,
                     index,
                     &config.tunnels,
-                    &mut table,
                     &mut report,
                     &mut summary,
-                    names.as_mut(),
-                    observer,
                     config.progress.as_deref(),
                 ) {
                     summary.error = Some(err.to_string());
                 }
             }
-            Err(err) => summary.error = Some(err.to_string()),
+            Err(err) => {
+                (reader.hand)(Handed::Input(input.path.clone()));
+                summary.error = Some(err.to_string());
+            }
         }
         report.inputs.push(summary);
     }
-    report.peak_live_flows = table.peak_flows();
-    report.evicted_flows = table.evicted();
-    for f in table.finish(&mut report.anomalies) {
-        finished(f, names.as_mut(), &mut report.flows, &mut report.names, observer);
-    }
-    // A tunnelled packet starts its tunnel's flow and the flow inside it,
-    // in that order of ids: with the id, the unstable sort is deterministic.
-    report.flows.sort_unstable_by_key(|f| (f.start, f.first_frame, f.id));
+    report.peak_live_flows = reader.table.peak_flows();
+    report.evicted_flows = reader.table.evicted();
+    let Reader { table, mut names, mut finished, hand, .. } = reader;
+    let last = table.finish(&mut report.anomalies).into_iter();
+    finished.extend(last.map(|f| named(names.as_mut(), f)));
+    hand(Handed::Flows(finished));
     report
+}
+
+/// The reader's state across inputs.
+struct Reader<'h> {
+    table: FlowTable,
+    names: Option<NameInspector>,
+    /// Finished flows not handed on yet.
+    finished: Vec<(FlowRecord, Option<FlowNames>)>,
+    /// Flows handed on so far.
+    flows: u64,
+    hand: &'h mut dyn FnMut(Handed),
+}
+
+/// A finished flow with its names, from the names stage.
+fn named(names: Option<&mut NameInspector>, flow: FlowRecord) -> (FlowRecord, Option<FlowNames>) {
+    let names = names.and_then(|names| {
+        let found = names.finish(flow.id, flow.remote().map(|r| r.ip), flow.start);
+        (found != FlowNames::default()).then_some(found)
+    });
+    (flow, names)
+}
+
+impl Reader<'_> {
+    fn hand_on(&mut self) {
+        self.flows += self.finished.len() as u64;
+        (self.hand)(Handed::Flows(std::mem::take(&mut self.finished)));
+    }
+
+    /// The per-packet loop for one capture.
+    fn read_capture(
+        &mut self,
+        capture: &mut capture::CaptureReader,
+        file: u32,
+        tunnels: &Decapsulation,
+        report: &mut AuditReport,
+        summary: &mut InputSummary,
+        progress: Option<&AuditProgress>,
+    ) -> Result<(), CaptureError> {
+        while let Some(packet) = capture.next_packet()? {
+            summary.packets += 1;
+            if (report.totals.packets + 1) % HANDOVER_PACKETS == 0 {
+                let names = &mut self.names;
+                let done = self.table.drain_finished().map(|f| named(names.as_mut(), f));
+                self.finished.extend(done);
+                self.hand_on();
+                if let Some(p) = progress {
+                    p.packets.store(report.totals.packets, Ordering::Relaxed);
+                    p.flows.store(self.flows, Ordering::Relaxed);
+                }
+            }
+            let at = FrameRef { file, frame: packet.frame };
+            let counts = Counts {
+                totals: &mut report.totals,
+                anomalies: &mut report.anomalies,
+                unsupported: &mut report.unsupported_link_types,
+            };
+            let frame = Frame {
+                link_type: packet.link_type,
+                data: packet.data,
+                wire_len: packet.wire_len,
+                ts: packet.timestamp,
+                at,
+            };
+            observe_frame(frame, tunnels, &mut self.table, self.names.as_mut(), counts);
+        }
+        Ok(())
+    }
 }
 
 /// Attributes each flow's names to the vendor whose product they belong to
@@ -136,10 +211,18 @@ pub fn attribute_vendors(report: &mut AuditReport, vendors: &VendorCatalogue) {
         .collect();
 }
 
-/// Checks every flow against the policy, once, with its remote endpoint's
-/// intelligence, names and vendor.
+/// Checks every flow of `report` against `policy`, once, with its remote
+/// endpoint's intelligence, names and vendor.
 pub fn apply_policy(report: &mut AuditReport, policy: Policy) {
-    let mut findings = Vec::new();
+    report.policy = policy;
+    evaluate(report);
+}
+
+/// [`apply_policy`] with the report's own policy.
+pub(super) fn evaluate(report: &mut AuditReport) {
+    let mut findings = std::mem::take(&mut report.findings);
+    findings.clear();
+    let policy = &report.policy;
     // Without rules the pass over every flow would find nothing.
     let flows = if policy.rule_count() == 0 { &[][..] } else { &report.flows[..] };
     for (index, flow) in flows.iter().enumerate() {
@@ -153,69 +236,4 @@ pub fn apply_policy(report: &mut AuditReport, policy: Policy) {
         }
     }
     report.findings = findings;
-    report.policy = policy;
-}
-
-/// Hands a finished flow to the names stage and the observer, and keeps it.
-fn finished(
-    flow: FlowRecord,
-    names: Option<&mut NameInspector>,
-    flows: &mut Vec<FlowRecord>,
-    all_names: &mut HashMap<u64, FlowNames>,
-    observer: &mut dyn FnMut(&FlowRecord),
-) {
-    if let Some(names) = names {
-        let found = names.finish(flow.id, flow.remote().map(|r| r.ip), flow.start);
-        if found != FlowNames::default() {
-            all_names.insert(flow.id, found);
-        }
-    }
-    observer(&flow);
-    flows.push(flow);
-}
-
-/// The per-packet loop for one capture.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "the run's state, borrowed for one file's loop; the one pipeline module (issue 15) \
-              gathers it"
-)]
-fn read_capture(
-    reader: &mut capture::CaptureReader,
-    file: u32,
-    tunnels: &Decapsulation,
-    table: &mut FlowTable,
-    report: &mut AuditReport,
-    summary: &mut InputSummary,
-    mut names: Option<&mut NameInspector>,
-    observer: &mut dyn FnMut(&FlowRecord),
-    progress: Option<&AuditProgress>,
-) -> Result<(), CaptureError> {
-    while let Some(packet) = reader.next_packet()? {
-        summary.packets += 1;
-        if (report.totals.packets + 1) % HANDOVER_PACKETS == 0 {
-            for f in table.drain_finished() {
-                finished(f, names.as_deref_mut(), &mut report.flows, &mut report.names, observer);
-            }
-            if let Some(p) = progress {
-                p.packets.store(report.totals.packets, Ordering::Relaxed);
-                p.flows.store(report.flows.len() as u64, Ordering::Relaxed);
-            }
-        }
-        let at = FrameRef { file, frame: packet.frame };
-        let counts = Counts {
-            totals: &mut report.totals,
-            anomalies: &mut report.anomalies,
-            unsupported: &mut report.unsupported_link_types,
-        };
-        let frame = Frame {
-            link_type: packet.link_type,
-            data: packet.data,
-            wire_len: packet.wire_len,
-            ts: packet.timestamp,
-            at,
-        };
-        observe_frame(frame, tunnels, table, names.as_deref_mut(), counts);
-    }
-    Ok(())
 }

@@ -93,9 +93,9 @@ fn metadata(r: &AuditReport) -> io::Result<Vec<(&'static str, Value)>> {
                 "malformed_packets": t.malformed,
                 "cut_by_snaplen": t.cut_by_snaplen,
                 "anomalies": r.anomalies.total(),
-                "flows": r.flows.len(),
-                "bytes": r.flows.iter().map(|f| f.total_bytes()).sum::<u64>(),
-                "findings": r.findings.len(),
+                "flows": r.digest.flows,
+                "bytes": r.digest.bytes,
+                "findings": r.digest.findings,
                 "findings_by_severity": by_severity,
             }),
         ),
@@ -129,12 +129,37 @@ fn metadata(r: &AuditReport) -> io::Result<Vec<(&'static str, Value)>> {
     Ok(fields)
 }
 
-/// Writes the document (pretty at the top level, records one per line).
+/// The records of a document, in its order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DocumentRecords {
+    Findings,
+    Flows,
+}
+
+/// Writes the document of `r` (a live period, a report holding its flows)
+/// with the records of its flows.
 pub fn write_json(
     r: &AuditReport,
     cached: &IntelJsonCache,
     with_flows: bool,
     out: &mut dyn Write,
+) -> io::Result<()> {
+    write_document(r, with_flows, out, &mut |part, out| {
+        let records = match part {
+            DocumentRecords::Findings => Records { flows: false, findings: true },
+            DocumentRecords::Flows => Records { flows: true, findings: false },
+        };
+        write_records(r, cached, records, Some(&mut true), out)
+    })
+}
+
+/// Writes the document (pretty at the top level, records one per line),
+/// with `records` writing each array's elements.
+pub fn write_document(
+    r: &AuditReport,
+    with_flows: bool,
+    out: &mut dyn Write,
+    records: &mut dyn FnMut(DocumentRecords, &mut dyn Write) -> io::Result<()>,
 ) -> io::Result<()> {
     out.write_all(b"{\n")?;
     for (key, value) in metadata(r)? {
@@ -145,11 +170,11 @@ pub fn write_json(
         out.write_all(b",\n")?;
     }
     out.write_all(b"\"findings\": [")?;
-    write_records(r, cached, Records { flows: false, findings: true }, true, out)?;
+    records(DocumentRecords::Findings, out)?;
     out.write_all(b"]")?;
     if with_flows {
         out.write_all(b",\n\"flows\": [")?;
-        write_records(r, cached, Records { flows: true, findings: false }, true, out)?;
+        records(DocumentRecords::Flows, out)?;
         out.write_all(b"]")?;
     }
     out.write_all(b"\n}\n")?;

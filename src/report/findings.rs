@@ -1,13 +1,14 @@
 //! Findings joined with their flow, rule, intelligence and names; the
 //! headline; aggregates; CSV.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::net::IpAddr;
 use std::path::Path;
 
 use serde::Serialize;
 
+use super::digest::{CountryTally, HeadlineTally};
 use super::summary::{grouped, human_bytes};
 use super::{AuditReport, Finding};
 use crate::flow::{protocol_name, FlowRecord, Sides};
@@ -83,16 +84,12 @@ impl AuditReport {
 
     /// Findings per severity, most severe first (only severities present).
     pub fn severity_counts(&self) -> Vec<(Severity, usize)> {
-        let mut counts: BTreeMap<Severity, usize> = BTreeMap::new();
-        for v in self.finding_views() {
-            *counts.entry(v.rule.severity).or_default() += 1;
-        }
-        counts.into_iter().rev().collect()
+        self.digest.by_severity.iter().rev().map(|(s, n)| (*s, *n as usize)).collect()
     }
 
     /// The most severe finding, if any.
     pub fn worst_severity(&self) -> Option<Severity> {
-        self.finding_views().map(|v| v.rule.severity).max()
+        self.digest.worst_severity()
     }
 }
 
@@ -109,7 +106,7 @@ pub struct Totals {
 }
 
 impl Totals {
-    fn add(&mut self, f: &FlowRecord, flagged: bool) {
+    pub(super) fn add(&mut self, f: &FlowRecord, flagged: bool) {
         let s = f.sides();
         self.flows += 1;
         self.bytes_out += s.sent.bytes;
@@ -133,34 +130,9 @@ pub struct Aggregates {
     pub by_local_host: BTreeMap<IpAddr, Totals>,
 }
 
-/// Indices of flows with a finding at or above [`RESTRICTED`].
-fn flagged_flows(r: &AuditReport) -> BTreeSet<usize> {
-    r.finding_views().filter(|v| v.rule.severity >= RESTRICTED).map(|v| v.finding.flow).collect()
-}
-
-pub fn aggregate(r: &AuditReport) -> Aggregates {
-    let flagged = flagged_flows(r);
-    let mut a = Aggregates::default();
-    for (index, f) in r.flows.iter().enumerate() {
-        let Some(remote) = f.remote() else { continue };
-        let is_flagged = flagged.contains(&index);
-        let intel = r.remote_intel.get(&remote.ip);
-        let code = |c: Option<crate::intel::CountryCode>| {
-            c.map_or_else(|| "unknown".to_owned(), |c| c.to_string())
-        };
-        let jurisdiction = code(intel.and_then(|i| i.jurisdiction));
-        let country = code(intel.and_then(|i| i.country));
-        let provider = match intel {
-            None => "unknown".to_owned(),
-            Some(i) => i.provider.as_deref().unwrap_or("none").to_owned(),
-        };
-        a.all.add(f, is_flagged);
-        a.by_jurisdiction.entry(jurisdiction).or_default().add(f, is_flagged);
-        a.by_hosting_country.entry(country).or_default().add(f, is_flagged);
-        a.by_provider.entry(provider).or_default().add(f, is_flagged);
-        a.by_local_host.entry(f.sides().local.ip).or_default().add(f, is_flagged);
-    }
-    a
+/// The aggregates of every flow of the run.
+pub fn aggregate(r: &AuditReport) -> &Aggregates {
+    &r.digest.aggregates
 }
 
 /// How many countries a headline names; the rest are "N more".
@@ -195,50 +167,35 @@ pub struct CountryShare {
 }
 
 impl Headline {
-    /// Of the restricted findings `views` holds (each flow counted once
-    /// per country).
-    fn of<'a>(views: impl Iterator<Item = FindingView<'a>>) -> Self {
-        #[derive(Default)]
-        struct Share {
-            bytes: u64,
-            operators: HashMap<String, u64>,
-        }
-        let mut hosts = BTreeSet::new();
-        let mut flows = BTreeSet::new();
-        let mut bytes_out = 0;
-        let mut countries: HashMap<String, Share> = HashMap::new();
-        let mut seen = BTreeSet::new();
-        for v in views.filter(|v| v.rule.severity >= RESTRICTED) {
-            hosts.insert(v.sides.local.ip);
-            if flows.insert(v.finding.flow) {
-                bytes_out += v.sides.sent.bytes;
-            }
-            let country = v.finding.country.map_or_else(|| "unknown".to_owned(), |c| c.to_string());
-            if !seen.insert((country.clone(), v.finding.flow)) {
-                continue;
-            }
-            let c = countries.entry(country).or_default();
-            c.bytes += v.sides.sent.bytes;
-            let operator = v.subject().unwrap_or("unattributed").to_owned();
-            *c.operators.entry(operator).or_default() += v.sides.sent.bytes;
-        }
-        let mut countries: Vec<(String, Share)> = countries.into_iter().collect();
-        countries.sort_by(|a, b| b.1.bytes.cmp(&a.1.bytes).then_with(|| a.0.cmp(&b.0)));
+    /// Of the restricted findings a tally took in.
+    pub(super) fn of_tally(t: &HeadlineTally) -> Self {
+        let mut countries: Vec<(&String, &CountryTally)> = t.countries.iter().collect();
+        countries.sort_by(|a, b| b.1.bytes.cmp(&a.1.bytes).then_with(|| a.0.cmp(b.0)));
         let more_countries = countries.len().saturating_sub(HEADLINE_COUNTRIES);
         let countries = countries
             .into_iter()
             .take(HEADLINE_COUNTRIES)
-            .map(|(country, share)| {
-                let mut ops: Vec<(String, u64)> = share.operators.into_iter().collect();
-                ops.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            .map(|(country, tally)| {
+                let mut ops: Vec<(&String, &u64)> = tally.operators.iter().collect();
+                ops.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
                 let more_operators = ops.len().saturating_sub(HEADLINE_OPERATORS);
-                let operators = ops.into_iter().take(HEADLINE_OPERATORS).map(|(n, _)| n).collect();
-                CountryShare { country, bytes_out: share.bytes, operators, more_operators }
+                let operators =
+                    ops.into_iter().take(HEADLINE_OPERATORS).map(|(n, _)| n.clone()).collect();
+                CountryShare {
+                    country: country.clone(),
+                    bytes_out: tally.bytes,
+                    operators,
+                    more_operators,
+                }
             })
             .collect();
-        Headline { local_hosts: hosts.len(), bytes_out, countries, more_countries }
+        Headline {
+            local_hosts: t.local_hosts.len(),
+            bytes_out: t.bytes_out,
+            countries,
+            more_countries,
+        }
     }
-
     /// "CN (A, B, 2 more), RU (C), and 3 more countries".
     pub fn places(&self) -> String {
         let mut parts: Vec<String> = self
@@ -282,8 +239,7 @@ pub fn regime_headlines(r: &AuditReport) -> Vec<RegimeHeadline> {
         .iter()
         .enumerate()
         .filter_map(|(index, pack)| {
-            let views = r.finding_views().filter(|v| v.finding.matched.pack == index);
-            let h = Headline::of(views);
+            let h = r.digest.regimes.get(index)?.headline();
             (h.local_hosts > 0).then(|| RegimeHeadline {
                 pack: pack.name.clone(),
                 text: format!(
@@ -303,10 +259,10 @@ pub fn regime_headlines(r: &AuditReport) -> Vec<RegimeHeadline> {
 /// One sentence a manager can read: who sent how much where, over every
 /// pack (at most [`HEADLINE_COUNTRIES`] countries are named).
 pub fn headline(r: &AuditReport) -> String {
-    let h = Headline::of(r.finding_views());
+    let h = r.digest.headline.headline();
     if h.local_hosts == 0 {
         let a = aggregate(r);
-        let info = r.findings.len();
+        let info = r.digest.findings as usize;
         return format!(
             "No flow matched a rule at severity {RESTRICTED} or above: {} local host{} sent {} \
              to remote endpoints{}.",
@@ -388,13 +344,25 @@ fn csv_field(out: &mut String, value: &str) {
 
 /// One row per finding, with a header; values exact (bytes, RFC 3339 UTC).
 pub fn write_csv(r: &AuditReport, out: &mut dyn Write) -> io::Result<()> {
+    write_csv_header(r, out)?;
+    write_csv_rows(r, out)?;
+    out.flush()
+}
+
+/// The header row of [`write_csv`].
+pub fn write_csv_header(r: &AuditReport, out: &mut dyn Write) -> io::Result<()> {
     let mut line = CSV_COLUMNS.join(",");
     // With --observer, one column more: who saw it.
     if r.observer.is_some() {
         line.push_str(",observer");
     }
     line.push_str("\r\n");
-    out.write_all(line.as_bytes())?;
+    out.write_all(line.as_bytes())
+}
+
+/// The rows of the findings of `r`'s flows (a part of a run).
+pub fn write_csv_rows(r: &AuditReport, out: &mut dyn Write) -> io::Result<()> {
+    let mut line = String::new();
     for v in r.finding_views() {
         let i = v.intel;
         let opt = |s: Option<&str>| s.unwrap_or("").to_owned();
@@ -451,7 +419,7 @@ pub fn write_csv(r: &AuditReport, out: &mut dyn Write) -> io::Result<()> {
         line.push_str("\r\n");
         out.write_all(line.as_bytes())?;
     }
-    out.flush()
+    Ok(())
 }
 
 #[cfg(test)]

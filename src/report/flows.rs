@@ -388,7 +388,19 @@ pub fn write_jsonl(
     records: Records,
     out: &mut dyn Write,
 ) -> io::Result<()> {
-    write_records(report, cached, records, false, out)
+    write_records(report, cached, records, None, out)
+}
+
+/// The records of `report` as elements of a JSON array; `first`: none is
+/// in the array yet (set to `false` once one is written).
+pub fn write_array_records(
+    report: &AuditReport,
+    cached: &IntelJsonCache,
+    records: Records,
+    first: &mut bool,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    write_records(report, cached, records, Some(first), out)
 }
 
 /// How many records' intelligence [`fetch_ahead`] looks up at once.
@@ -420,7 +432,9 @@ const RENDER_CHUNK: usize = 1024;
 const RENDER_THREADS: usize = 4;
 
 /// The records of [`write_jsonl`]: one per line, or (`array`) separated
-/// by commas as the elements of a JSON array.
+/// by commas as the elements of a JSON array that holds a record already
+/// unless `array` is `Some(true)` (set to `false` once one is written; a
+/// run's parts go into one array this way).
 ///
 /// Rendering the records is most of the time of writing them; it is
 /// spread over the cores (the capture is read and the addresses looked
@@ -429,7 +443,7 @@ pub(super) fn write_records(
     report: &AuditReport,
     cached: &IntelJsonCache,
     records: Records,
-    array: bool,
+    mut array: Option<&mut bool>,
     out: &mut dyn Write,
 ) -> io::Result<()> {
     // Each input's path is escaped once, not once per record.
@@ -447,16 +461,17 @@ pub(super) fn write_records(
         escape_into(&mut b, o);
         b
     });
-    let pieces = RecordPieces { report, cached, files, records, array, observer };
+    let pieces = RecordPieces { report, cached, files, records, array: array.is_some(), observer };
     let chunks = report.flows.len().div_ceil(RENDER_CHUNK);
     // In an array each record comes after a comma, except the first.
-    let mut first = true;
     let mut emit = |buf: &[u8]| -> io::Result<()> {
-        let bytes = match buf.split_first() {
-            Some((b',', rest)) if array && first => rest,
+        let bytes = match (buf.split_first(), array.as_deref_mut()) {
+            (Some((b',', rest)), Some(first @ true)) => {
+                *first = false;
+                rest
+            }
             _ => buf,
         };
-        first &= buf.is_empty();
         out.write_all(bytes)
     };
     // One thread (a single chunk, or a single core): no helpers.
@@ -753,11 +768,17 @@ mod tests {
         for flows in [&report.flows[..0], &report.flows[..1], &report.flows[..]] {
             let part = AuditReport { flows: flows.to_vec(), ..AuditReport::default() };
             let mut out = b"[".to_vec();
-            write_records(&part, &IntelJsonCache::default(), records, true, &mut out).unwrap();
+            let mut first = true;
+            write_records(&part, &IntelJsonCache::default(), records, Some(&mut first), &mut out)
+                .unwrap();
+            // The next part of the run into the same array.
+            let next = AuditReport { flows: flows.to_vec(), ..AuditReport::default() };
+            write_records(&next, &IntelJsonCache::default(), records, Some(&mut first), &mut out)
+                .unwrap();
             out.push(b']');
             let array: Vec<serde_json::Value> = serde_json::from_slice(&out).unwrap();
-            assert_eq!(array.len(), flows.len());
-            for (element, rec) in array.iter().zip(flows) {
+            assert_eq!(array.len(), flows.len() * 2);
+            for (element, rec) in array.iter().zip(flows.iter().chain(flows)) {
                 assert_eq!(element["xborder"]["flow"]["first_frame"], rec.first_frame.frame);
             }
         }

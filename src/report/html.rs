@@ -26,7 +26,7 @@ use std::io::{self, Write};
 
 use serde_json::{json, Value};
 
-use super::findings::{aggregate, headline, regime_headlines, FindingView, RESTRICTED};
+use super::findings::{aggregate, headline, regime_headlines, FindingView};
 use super::summary::{grouped, human_bytes};
 use super::AuditReport;
 use crate::flow::protocol_name;
@@ -80,10 +80,10 @@ pub const COLUMNS: &[&str] = &[
 /// finding (the most severe first, then report order), at most
 /// [`MAX_ROWS`].
 pub fn findings_data(r: &AuditReport) -> Value {
-    let mut views: Vec<FindingView<'_>> = r.finding_views().collect();
-    // Stable: report order within a severity.
-    views.sort_by_key(|v| std::cmp::Reverse(v.rule.severity));
-    let total = views.len();
+    // Most severe first, report order within a severity.
+    let views: Vec<FindingView<'_>> =
+        r.digest.most_severe.values().flatten().map(|k| k.view(r)).collect();
+    let total = r.digest.findings;
     let mut rules: Vec<Value> = Vec::new();
     let mut rule_index: HashMap<(usize, usize), usize> = HashMap::new();
     let files: Vec<String> = r
@@ -206,14 +206,10 @@ fn timeline(r: &AuditReport) -> Option<String> {
     let (first, last) = (r.totals.first?, r.totals.last?);
     let span = last.as_nanos().saturating_sub(first.as_nanos()).max(1) as f64;
     let mut buckets = [0u64; TIMELINE_BUCKETS];
-    let mut seen = std::collections::HashSet::new();
-    for v in r.finding_views().filter(|v| v.rule.severity >= RESTRICTED) {
-        if !seen.insert(v.finding.flow) {
-            continue;
-        }
-        let at = v.flow.start.as_nanos().saturating_sub(first.as_nanos()) as f64 / span;
+    for (start, bytes) in r.digest.timeline_points() {
+        let at = start.saturating_sub(first.as_nanos()) as f64 / span;
         let b = ((at * TIMELINE_BUCKETS as f64) as usize).min(TIMELINE_BUCKETS - 1);
-        buckets[b] += v.sides.sent.bytes;
+        buckets[b] += bytes;
     }
     let max = *buckets.iter().max()?;
     if max == 0 {
@@ -251,26 +247,15 @@ type Shares = Vec<(String, u64)>;
 /// Per rule pack: flagged bytes by the provider's jurisdiction and, apart,
 /// by hosting country, and by local host.
 fn regime_split(r: &AuditReport, pack: usize) -> (Shares, Shares, Shares) {
-    let mut law: HashMap<String, u64> = HashMap::new();
-    let mut hosted: HashMap<String, u64> = HashMap::new();
-    let mut hosts: HashMap<String, u64> = HashMap::new();
-    let mut seen = std::collections::HashSet::new();
-    for v in r.finding_views().filter(|v| v.finding.matched.pack == pack) {
-        if v.rule.severity < RESTRICTED || !seen.insert(v.finding.flow) {
-            continue;
-        }
-        let code =
-            |c: Option<crate::intel::CountryCode>| c.map_or("unknown".into(), |c| c.to_string());
-        *law.entry(code(v.intel.and_then(|i| i.jurisdiction))).or_default() += v.sides.sent.bytes;
-        *hosted.entry(code(v.intel.and_then(|i| i.country))).or_default() += v.sides.sent.bytes;
-        *hosts.entry(v.sides.local.ip.to_string()).or_default() += v.sides.sent.bytes;
-    }
-    let sorted = |m: HashMap<String, u64>| {
-        let mut v: Vec<(String, u64)> = m.into_iter().collect();
+    let sorted = |m: &HashMap<String, u64>| {
+        let mut v: Vec<(String, u64)> = m.iter().map(|(k, b)| (k.clone(), *b)).collect();
         v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         v
     };
-    (sorted(law), sorted(hosted), sorted(hosts))
+    match r.digest.splits.get(pack) {
+        Some(split) => (sorted(&split.law), sorted(&split.hosted), sorted(&split.hosts)),
+        None => Default::default(),
+    }
 }
 
 fn shares(list: &[(String, u64)]) -> String {
@@ -323,8 +308,8 @@ pub fn write_html(r: &AuditReport, out: &mut dyn Write) -> io::Result<()> {
             escape(&first.to_string()),
             escape(&last.to_string()),
             grouped(r.totals.packets),
-            grouped(r.flows.len() as u64),
-            grouped(r.findings.len() as u64),
+            grouped(r.digest.flows),
+            grouped(r.digest.findings),
             env!("CARGO_PKG_VERSION")
         ));
     }
@@ -366,16 +351,10 @@ pub fn write_html(r: &AuditReport, out: &mut dyn Write) -> io::Result<()> {
         };
         h.push_str(&bar_chart("Bytes out by provider jurisdiction", &rows(&a.by_jurisdiction)));
         // Providers by name (the aggregates are keyed by id).
-        let names: HashMap<&str, &str> = r
-            .remote_intel
-            .values()
-            .filter_map(|i| Some((i.provider.as_deref()?, i.provider_name.as_deref()?)))
-            .collect();
+        let names = &r.digest.provider_names;
         let by_provider: Vec<(String, u64, u64)> = rows(&a.by_provider)
             .into_iter()
-            .map(|(id, all, flagged)| {
-                (names.get(id.as_str()).map_or(id, |n| (*n).to_owned()), all, flagged)
-            })
+            .map(|(id, all, flagged)| (names.get(&id).map_or(id, Clone::clone), all, flagged))
             .collect();
         h.push_str(&bar_chart("Bytes out by provider", &by_provider));
         h.push_str(&bar_chart("Bytes out by hosting country", &rows(&a.by_hosting_country)));

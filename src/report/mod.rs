@@ -7,6 +7,7 @@
 //! - [`text`]: the report for people; [`document`]: the same as one JSON
 //!   document for machines; [`html`]: one self-contained page to hand on.
 
+pub mod digest;
 pub mod document;
 pub mod findings;
 pub mod flows;
@@ -73,7 +74,9 @@ pub struct AuditReport {
     pub anomalies: AnomalyCounter,
     /// Packets per link type that is not supported.
     pub unsupported_link_types: BTreeMap<LinkType, u64>,
-    /// Finished flows in order of their first packet.
+    /// Finished flows, in record order: in a live period all of them, in
+    /// an audit's parts those of the part (see `pipeline`), in its final
+    /// report none (its [`Self::digest`] holds what the reports need).
     pub flows: Vec<FlowRecord>,
     /// The most flows alive at once.
     pub peak_live_flows: usize,
@@ -90,8 +93,12 @@ pub struct AuditReport {
     pub vendors: HashMap<u64, VendorMatch>,
     /// The rule packs the flows were checked against.
     pub policy: Policy,
-    /// Rule matches in flow order (then pack and rule order).
+    /// Rule matches of [`Self::flows`] in flow order (then pack and rule
+    /// order).
     pub findings: Vec<Finding>,
+    /// Counts, aggregates and bounded lists over every flow of the run,
+    /// which the reports are made of.
+    pub digest: digest::Digest,
     /// The intelligence datasets in use (empty when the run had none).
     pub provenance: Vec<DatasetInfo>,
     /// Set for the reports of `xborder live`.

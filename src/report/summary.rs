@@ -1,10 +1,10 @@
 //! The terminal summary of an audit run: inputs, packets, flows, bytes,
 //! anomalies, unsupported link types and the top remote endpoints.
 
-use std::collections::HashMap;
 use std::fmt::Write;
 use std::net::IpAddr;
 
+use super::digest::RemoteTotals;
 use super::AuditReport;
 use crate::flow::protocol_name;
 
@@ -12,13 +12,6 @@ use crate::flow::protocol_name;
 pub const TOP_REMOTES: usize = 10;
 
 pub use crate::units::{grouped, human_bytes};
-
-#[derive(Default)]
-struct RemoteTotals {
-    flows: u64,
-    bytes_out: u64,
-    bytes_in: u64,
-}
 
 /// Renders the summary as plain text.
 pub fn render(report: &AuditReport) -> String {
@@ -123,13 +116,7 @@ fn write_summary(r: &AuditReport, s: &mut String) -> std::fmt::Result {
     if t.cut_by_snaplen > 0 {
         writeln!(s, "           {} cut by the snapshot length", grouped(t.cut_by_snaplen))?;
     }
-    let mut by_proto: Vec<(u8, u64)> = Vec::new();
-    for f in &r.flows {
-        match by_proto.iter_mut().find(|(p, _)| *p == f.protocol) {
-            Some((_, n)) => *n += 1,
-            None => by_proto.push((f.protocol, 1)),
-        }
-    }
+    let mut by_proto = r.digest.by_protocol.clone();
     by_proto.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     let protos: Vec<String> = by_proto
         .iter()
@@ -144,7 +131,7 @@ fn write_summary(r: &AuditReport, s: &mut String) -> std::fmt::Result {
     writeln!(
         s,
         "Flows      {}{}",
-        grouped(r.flows.len() as u64),
+        grouped(r.digest.flows),
         if protos.is_empty() { String::new() } else { format!(" ({})", protos.join(", ")) }
     )?;
     if r.peak_live_flows > 0 {
@@ -157,8 +144,7 @@ fn write_summary(r: &AuditReport, s: &mut String) -> std::fmt::Result {
             grouped(r.evicted_flows)
         )?;
     }
-    let bytes: u64 = r.flows.iter().map(|f| f.total_bytes()).sum();
-    writeln!(s, "Bytes      {} at the IP layer", human_bytes(bytes))?;
+    writeln!(s, "Bytes      {} at the IP layer", human_bytes(r.digest.bytes))?;
 
     if r.anomalies.total() > 0 {
         writeln!(s, "\nAnomalies  {}", grouped(r.anomalies.total()))?;
@@ -178,30 +164,24 @@ fn write_summary(r: &AuditReport, s: &mut String) -> std::fmt::Result {
 }
 
 fn write_top_remotes(r: &AuditReport, s: &mut String) -> std::fmt::Result {
-    let mut remotes: HashMap<IpAddr, RemoteTotals> = HashMap::new();
-    // Internal flows have no remote end.
-    for f in r.flows.iter().filter(|f| f.remote().is_some()) {
-        let sides = f.sides();
-        let t = remotes.entry(sides.remote.ip).or_default();
-        t.flows += 1;
-        t.bytes_out += sides.sent.bytes;
-        t.bytes_in += sides.received.bytes;
-    }
+    let remotes = &r.digest.remotes;
     if remotes.is_empty() {
         return Ok(());
     }
-    let mut top: Vec<(IpAddr, RemoteTotals)> = remotes.into_iter().collect();
+    let mut top: Vec<(&IpAddr, &RemoteTotals)> = remotes.iter().collect();
     top.sort_by(|a, b| {
-        (b.1.bytes_out + b.1.bytes_in).cmp(&(a.1.bytes_out + a.1.bytes_in)).then(a.0.cmp(&b.0))
+        (b.1.bytes_out + b.1.bytes_in).cmp(&(a.1.bytes_out + a.1.bytes_in)).then(a.0.cmp(b.0))
     });
-    writeln!(
-        s,
-        "\nTop remote endpoints by bytes ({} in all; out = sent to them)",
+    let in_all = if r.digest.remotes_forgotten > 0 {
+        // Past the digest's bound the lighter endpoints were forgotten.
+        format!("more than {}", grouped(top.len() as u64 + r.digest.remotes_forgotten))
+    } else {
         grouped(top.len() as u64)
-    )?;
+    };
+    writeln!(s, "\nTop remote endpoints by bytes ({in_all} in all; out = sent to them)")?;
     let shown = &top[..top.len().min(TOP_REMOTES)];
     let width = shown.iter().map(|(ip, _)| ip.to_string().len()).max().unwrap_or(6).max(6);
-    let with_intel = !r.remote_intel.is_empty();
+    let with_intel = remotes.values().any(|t| t.intel.is_some());
     write!(s, "  {:<width$} {:>6} {:>9} {:>9}", "remote", "flows", "out", "in")?;
     if with_intel {
         write!(s, "  where  provider (law)")?;
@@ -216,7 +196,7 @@ fn write_top_remotes(r: &AuditReport, s: &mut String) -> std::fmt::Result {
             human_bytes(t.bytes_out),
             human_bytes(t.bytes_in)
         )?;
-        if let Some(i) = r.remote_intel.get(ip) {
+        if let Some(i) = &t.intel {
             let country = i.country.map_or("--".to_owned(), |c| c.to_string());
             let provider = match (&i.provider_name, i.jurisdiction) {
                 (Some(name), Some(j)) => format!("{name} ({j})"),

@@ -3,11 +3,11 @@
 //! then the capture summary. Fits 80 columns; colour only when asked
 //! (the binary asks on a terminal).
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 use std::net::IpAddr;
 
-use super::findings::{headline, regime_headlines, FindingView};
+use super::digest::{EndpointTally, HostTally};
+use super::findings::{headline, regime_headlines};
 use super::summary::{self, grouped, human_bytes};
 use super::AuditReport;
 use crate::policy::Severity;
@@ -75,23 +75,6 @@ fn fit(text: &str, width: usize) -> String {
     }
 }
 
-#[derive(Default)]
-struct Endpoint<'a> {
-    flows: u64,
-    bytes_out: u64,
-    bytes_in: u64,
-    ports: BTreeSet<u16>,
-    first: Option<FindingView<'a>>,
-}
-
-#[derive(Default)]
-struct Host<'a> {
-    flows: u64,
-    bytes_out: u64,
-    bytes_in: u64,
-    remotes: BTreeMap<IpAddr, Endpoint<'a>>,
-}
-
 fn write_report(r: &AuditReport, colour: bool, s: &mut String) -> std::fmt::Result {
     wrap(s, 0, &headline(r));
     // Each regime's own answer, when there is more than the one above.
@@ -119,32 +102,14 @@ fn write_report(r: &AuditReport, colour: bool, s: &mut String) -> std::fmt::Resu
     )?;
 
     // Rule (most severe first, then pack and rule order) → local host.
-    let mut groups: BTreeMap<(std::cmp::Reverse<Severity>, usize, usize), BTreeMap<IpAddr, Host>> =
-        BTreeMap::new();
-    for v in r.finding_views() {
-        let m = &v.finding.matched;
-        let host = groups
-            .entry((std::cmp::Reverse(v.rule.severity), m.pack, m.rule))
-            .or_default()
-            .entry(v.sides.local.ip)
-            .or_default();
-        host.flows += 1;
-        host.bytes_out += v.sides.sent.bytes;
-        host.bytes_in += v.sides.received.bytes;
-        let e = host.remotes.entry(v.sides.remote.ip).or_default();
-        e.flows += 1;
-        e.bytes_out += v.sides.sent.bytes;
-        e.bytes_in += v.sides.received.bytes;
-        e.ports.extend(v.sides.remote.port);
-        e.first.get_or_insert(v);
-    }
-    for ((severity, pack, rule), hosts) in &groups {
+    let groups = &r.digest.groups;
+    for ((severity, pack, rule), hosts) in groups {
         let pack = &r.policy.packs[*pack];
         let rule = &pack.rules[*rule];
         let label = paint(colour, severity.0, &severity.0.as_str().to_uppercase());
         writeln!(s, "\n{label} {} [{}]", rule.id, pack.name)?;
         wrap(s, 2, &rule.title);
-        let mut hosts: Vec<(&IpAddr, &Host)> = hosts.iter().collect();
+        let mut hosts: Vec<(&IpAddr, &HostTally)> = hosts.iter().collect();
         hosts.sort_by(|a, b| b.1.bytes_out.cmp(&a.1.bytes_out).then(a.0.cmp(b.0)));
         for (ip, h) in hosts.iter().take(TOP_HOSTS) {
             writeln!(
@@ -155,12 +120,25 @@ fn write_report(r: &AuditReport, colour: bool, s: &mut String) -> std::fmt::Resu
                 human_bytes(h.bytes_out),
                 human_bytes(h.bytes_in)
             )?;
-            let mut remotes: Vec<(&IpAddr, &Endpoint)> = h.remotes.iter().collect();
+            let mut remotes: Vec<(&IpAddr, &EndpointTally)> =
+                h.remotes.iter().map(|(ip, e)| (ip, e)).collect();
             remotes.sort_by(|a, b| b.1.bytes_out.cmp(&a.1.bytes_out).then(a.0.cmp(b.0)));
             for (ip, e) in remotes.iter().take(TOP_ENDPOINTS) {
-                write_endpoint(s, ip, e)?;
+                write_endpoint(s, r, ip, e)?;
             }
-            if remotes.len() > TOP_ENDPOINTS {
+            if h.forgotten > 0 {
+                // More endpoints than the digest tracks (report::digest):
+                // what the rest sent, which is exact, not how many they are.
+                let shown = &remotes[..remotes.len().min(TOP_ENDPOINTS)];
+                let flows = h.flows - shown.iter().map(|(_, e)| e.flows).sum::<u64>();
+                let out = h.bytes_out - shown.iter().map(|(_, e)| e.bytes_out).sum::<u64>();
+                writeln!(
+                    s,
+                    "    … and more remote endpoints: {} flows, {} out",
+                    grouped(flows),
+                    human_bytes(out)
+                )?;
+            } else if remotes.len() > TOP_ENDPOINTS {
                 let more = (remotes.len() - TOP_ENDPOINTS) as u64;
                 writeln!(s, "    … and {} more remote endpoints", grouped(more))?;
             }
@@ -201,7 +179,12 @@ fn write_report(r: &AuditReport, colour: bool, s: &mut String) -> std::fmt::Resu
     Ok(())
 }
 
-fn write_endpoint(s: &mut String, ip: &IpAddr, e: &Endpoint<'_>) -> std::fmt::Result {
+fn write_endpoint(
+    s: &mut String,
+    r: &AuditReport,
+    ip: &IpAddr,
+    e: &EndpointTally,
+) -> std::fmt::Result {
     let ports: Vec<String> = e.ports.iter().take(3).map(u16::to_string).collect();
     let more = if e.ports.len() > 3 { ",…" } else { "" };
     let at = if ports.is_empty() {
@@ -217,7 +200,7 @@ fn write_endpoint(s: &mut String, ip: &IpAddr, e: &Endpoint<'_>) -> std::fmt::Re
         if e.flows == 1 { "" } else { "s" }
     );
     writeln!(s, "{}", fit(&line, WIDTH))?;
-    let Some(v) = &e.first else { return Ok(()) };
+    let Some(v) = e.first.as_ref().map(|k| k.view(r)) else { return Ok(()) };
     // Who and where, then the name and the evidence of the first flow.
     line.clear();
     // Where first (it is what the rules are about), then who.
@@ -332,7 +315,23 @@ mod tests {
                 r.findings.push(Finding { flow: index, matched, country: None, early: false });
             }
         }
+        r.digest = crate::report::digest::Digest::of(&r);
         let out = render(&r, false);
+        // The same report from a run handed on in parts of 7 flows.
+        let mut parts = crate::report::digest::Digest::default();
+        for (n, flows) in r.flows.chunks(7).enumerate() {
+            let findings = r.findings.iter().filter(|f| f.flow / 7 == n);
+            let part = AuditReport {
+                flows: flows.to_vec(),
+                findings: findings.map(|f| Finding { flow: f.flow % 7, ..f.clone() }).collect(),
+                policy: r.policy.clone(),
+                ..Default::default()
+            };
+            parts.add(&part);
+        }
+        let whole = std::mem::replace(&mut r.digest, parts);
+        assert_eq!(render(&r, false), out);
+        r.digest = whole;
         assert!(out.lines().all(|l| l.chars().count() <= WIDTH), "{out}");
         assert!(out.contains("  … and 2 more local hosts: 12 flows, 12.0 kB out\n"), "{out}");
         assert!(out.contains("    … and 1 more remote endpoints\n"), "{out}");

@@ -1,0 +1,417 @@
+//! What the reports keep of a run's finished flows: counts, aggregates and
+//! bounded lists, fed one part of the run at a time, so that a run's
+//! memory does not grow with its flows or findings.
+//!
+//! Contract:
+//! - [`Digest::add`] takes a part of the run (an [`AuditReport`] holding
+//!   some finished flows, their names, vendors, intelligence and findings;
+//!   all of a flow's findings in the same part). Adding the parts of a run
+//!   one by one gives the digest that adding them as one part gives,
+//!   except where a bound below was reached.
+//! - Exact, whatever the run's size: every count and sum, the aggregates
+//!   (keyed by jurisdiction, hosting country, provider, local host), the
+//!   headlines, each rule pack's split, the findings per rule and local
+//!   host.
+//! - Bounded, each with what happens past its bound:
+//!   - remote endpoints per rule and local host: [`ENDPOINTS_PER_HOST`];
+//!     past it the lightest (fewest bytes out) is forgotten for the new
+//!     one, the host's totals stay exact, and the text report gives the
+//!     flows and bytes of the endpoints it does not list instead of their
+//!     number;
+//!   - the top remote endpoints by bytes: [`TRACKED_REMOTES`]; past it the
+//!     lighter half is forgotten (the list keeps the heavy hitters, its "in
+//!     all" becomes a lower bound, and says so);
+//!   - the most severe findings the HTML report lists: its `MAX_ROWS`;
+//!   - the timeline of flagged bytes: [`TIMELINE_POINTS`] distinct start
+//!     times, past which times are merged in ever wider steps (a bar's
+//!     edge may move by at most a step).
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use super::findings::{Aggregates, FindingView, Headline, RESTRICTED};
+use super::{AuditReport, Finding};
+use crate::flow::FlowRecord;
+use crate::intel::{CountryCode, Intel, VendorMatch};
+use crate::names::FlowNames;
+use crate::policy::Severity;
+
+/// Remote endpoints tracked per rule and local host (the text report
+/// lists five).
+pub const ENDPOINTS_PER_HOST: usize = 16;
+/// Remote endpoints tracked for the top list by bytes.
+pub const TRACKED_REMOTES: usize = 100_000;
+/// Distinct flow start times the timeline holds before it merges them.
+pub const TIMELINE_POINTS: usize = 1 << 16;
+
+/// A finding with its own copy of what a report shows about it.
+#[derive(Clone, Debug)]
+pub struct KeptFinding {
+    pub finding: Finding,
+    pub flow: FlowRecord,
+    pub intel: Option<Arc<Intel>>,
+    pub names: Option<FlowNames>,
+    pub vendor: Option<VendorMatch>,
+}
+
+impl KeptFinding {
+    fn of(v: &FindingView<'_>, intel: Option<&Arc<Intel>>) -> Self {
+        KeptFinding {
+            finding: v.finding.clone(),
+            flow: v.flow.clone(),
+            intel: intel.cloned(),
+            names: v.names.cloned(),
+            vendor: v.vendor.cloned(),
+        }
+    }
+
+    /// The finding's view, with the rule and input of `r`'s run.
+    pub fn view<'a>(&'a self, r: &'a AuditReport) -> FindingView<'a> {
+        let (pack, rule) = r.policy.rule(&self.finding.matched);
+        FindingView {
+            finding: &self.finding,
+            flow: &self.flow,
+            pack,
+            rule,
+            sides: self.flow.sides(),
+            intel: self.intel.as_deref(),
+            names: self.names.as_ref(),
+            vendor: self.vendor.as_ref(),
+            file: r.input_path(self.flow.first_frame.file),
+        }
+    }
+}
+
+/// Countries and operators of restricted findings, as they come in; see
+/// [`Headline`].
+#[derive(Clone, Debug, Default)]
+pub struct HeadlineTally {
+    pub local_hosts: BTreeSet<IpAddr>,
+    /// Bytes the flows sent, each flow once.
+    pub bytes_out: u64,
+    /// Each flow once per country.
+    pub countries: HashMap<String, CountryTally>,
+}
+
+/// Bytes out to one country of a headline, and per operator.
+#[derive(Clone, Debug, Default)]
+pub struct CountryTally {
+    pub bytes: u64,
+    pub operators: HashMap<String, u64>,
+}
+
+impl HeadlineTally {
+    /// Adds the restricted findings of `views`, one part's.
+    fn add<'a>(&mut self, views: impl Iterator<Item = &'a FindingView<'a>>) {
+        let mut flows = HashSet::new();
+        let mut seen = HashSet::new();
+        for v in views.filter(|v| v.rule.severity >= RESTRICTED) {
+            self.local_hosts.insert(v.sides.local.ip);
+            if flows.insert(v.finding.flow) {
+                self.bytes_out += v.sides.sent.bytes;
+            }
+            let country = country_key(v.finding.country);
+            if !seen.insert((country.clone(), v.finding.flow)) {
+                continue;
+            }
+            let c = self.countries.entry(country).or_default();
+            c.bytes += v.sides.sent.bytes;
+            let operator = v.subject().unwrap_or("unattributed").to_owned();
+            *c.operators.entry(operator).or_default() += v.sides.sent.bytes;
+        }
+    }
+
+    pub fn headline(&self) -> Headline {
+        Headline::of_tally(self)
+    }
+}
+
+/// One rule pack's flagged bytes by the provider's jurisdiction, by
+/// hosting country and by local host (each flow once).
+#[derive(Clone, Debug, Default)]
+pub struct RegimeSplit {
+    pub law: HashMap<String, u64>,
+    pub hosted: HashMap<String, u64>,
+    pub hosts: HashMap<String, u64>,
+}
+
+/// A remote endpoint of a rule's findings from one local host.
+#[derive(Clone, Debug, Default)]
+pub struct EndpointTally {
+    pub flows: u64,
+    pub bytes_out: u64,
+    pub bytes_in: u64,
+    /// The four lowest remote ports (a report shows three, and whether
+    /// there were more).
+    pub ports: BTreeSet<u16>,
+    pub first: Option<Box<KeptFinding>>,
+}
+
+/// A local host of a rule's findings.
+#[derive(Clone, Debug, Default)]
+pub struct HostTally {
+    pub flows: u64,
+    pub bytes_out: u64,
+    pub bytes_in: u64,
+    /// At most [`ENDPOINTS_PER_HOST`], in no order (a few: a list is
+    /// smaller than a map's nodes, per host of every rule).
+    pub remotes: Vec<(IpAddr, EndpointTally)>,
+    /// Remote endpoints forgotten to keep [`ENDPOINTS_PER_HOST`].
+    pub forgotten: u64,
+}
+
+/// Ports an endpoint keeps: the three shown and one to tell "more".
+const PORTS_KEPT: usize = 4;
+
+/// Flows and bytes of one remote endpoint, with its intelligence.
+#[derive(Clone, Debug, Default)]
+pub struct RemoteTotals {
+    pub flows: u64,
+    pub bytes_out: u64,
+    pub bytes_in: u64,
+    pub intel: Option<Arc<Intel>>,
+}
+
+/// Rule (most severe first, then pack and rule order).
+pub type RuleKey = (Reverse<Severity>, usize, usize);
+
+/// See the module's contract.
+#[derive(Clone, Debug, Default)]
+pub struct Digest {
+    pub flows: u64,
+    /// At the IP layer, every flow.
+    pub bytes: u64,
+    pub findings: u64,
+    pub by_severity: BTreeMap<Severity, u64>,
+    /// Flows per IP protocol, in order of first appearance.
+    pub by_protocol: Vec<(u8, u64)>,
+    pub aggregates: Aggregates,
+    /// Over every rule pack.
+    pub headline: HeadlineTally,
+    /// Per rule pack, by its index.
+    pub regimes: Vec<HeadlineTally>,
+    pub splits: Vec<RegimeSplit>,
+    /// The findings per rule and local host.
+    pub groups: BTreeMap<RuleKey, BTreeMap<IpAddr, HostTally>>,
+    /// Remote endpoints by address (see [`TRACKED_REMOTES`]).
+    pub remotes: HashMap<IpAddr, RemoteTotals, ahash::RandomState>,
+    /// Remote endpoints forgotten to keep the bound.
+    pub remotes_forgotten: u64,
+    /// Provider id → name, of every provider seen.
+    pub provider_names: BTreeMap<String, String>,
+    /// Flagged bytes out by flow start (nanoseconds, shifted right by
+    /// `timeline_shift`).
+    pub timeline: BTreeMap<i64, u64>,
+    pub timeline_shift: u32,
+    /// The most severe findings, in report order within a severity, at
+    /// most `limit` of them.
+    pub most_severe: BTreeMap<Reverse<Severity>, Vec<KeptFinding>>,
+    most_severe_kept: usize,
+}
+
+/// Findings the digest keeps in [`Digest::most_severe`].
+const MOST_SEVERE: usize = super::html::MAX_ROWS;
+
+fn country_key(c: Option<CountryCode>) -> String {
+    c.map_or_else(|| "unknown".to_owned(), |c| c.to_string())
+}
+
+impl Digest {
+    /// The digest of one report (a live period, a test's report).
+    pub fn of(r: &AuditReport) -> Self {
+        let mut d = Digest::default();
+        d.add(r);
+        d
+    }
+
+    /// Adds a part of the run.
+    pub fn add(&mut self, part: &AuditReport) {
+        let views: Vec<FindingView<'_>> = part.finding_views().collect();
+        let flagged: HashSet<usize> = views
+            .iter()
+            .filter(|v| v.rule.severity >= RESTRICTED)
+            .map(|v| v.finding.flow)
+            .collect();
+        for (index, f) in part.flows.iter().enumerate() {
+            self.add_flow(part, f, flagged.contains(&index));
+        }
+        self.findings += views.len() as u64;
+        for v in &views {
+            *self.by_severity.entry(v.rule.severity).or_default() += 1;
+        }
+        self.headline.add(views.iter());
+        let packs = part.policy.packs.len();
+        if self.regimes.len() < packs {
+            self.regimes.resize_with(packs, HeadlineTally::default);
+            self.splits.resize_with(packs, RegimeSplit::default);
+        }
+        for (pack, tally) in self.regimes.iter_mut().enumerate() {
+            tally.add(views.iter().filter(|v| v.finding.matched.pack == pack));
+        }
+        let mut seen = HashSet::new();
+        for v in views.iter().filter(|v| v.rule.severity >= RESTRICTED) {
+            if let Some(split) = self.splits.get_mut(v.finding.matched.pack) {
+                if seen.insert((v.finding.matched.pack, v.finding.flow)) {
+                    let bytes = v.sides.sent.bytes;
+                    let law = v.intel.and_then(|i| i.jurisdiction);
+                    *split.law.entry(country_key(law)).or_default() += bytes;
+                    let hosted = v.intel.and_then(|i| i.country);
+                    *split.hosted.entry(country_key(hosted)).or_default() += bytes;
+                    *split.hosts.entry(v.sides.local.ip.to_string()).or_default() += bytes;
+                }
+            }
+        }
+        let mut timed = HashSet::new();
+        for v in views.iter().filter(|v| v.rule.severity >= RESTRICTED) {
+            if timed.insert(v.finding.flow) {
+                self.add_to_timeline(v.flow.start.as_nanos(), v.sides.sent.bytes);
+            }
+        }
+        for v in &views {
+            let intel = v.flow.remote().and_then(|r| part.remote_intel.get(&r.ip));
+            self.add_to_group(v, intel);
+            self.keep_if_severe(v, intel);
+        }
+    }
+
+    fn add_flow(&mut self, part: &AuditReport, f: &FlowRecord, flagged: bool) {
+        self.flows += 1;
+        self.bytes += f.total_bytes();
+        match self.by_protocol.iter_mut().find(|(p, _)| *p == f.protocol) {
+            Some((_, n)) => *n += 1,
+            None => self.by_protocol.push((f.protocol, 1)),
+        }
+        let Some(remote) = f.remote() else { return };
+        let intel = part.remote_intel.get(&remote.ip);
+        let jurisdiction = country_key(intel.and_then(|i| i.jurisdiction));
+        let country = country_key(intel.and_then(|i| i.country));
+        let provider = match intel {
+            None => "unknown".to_owned(),
+            Some(i) => i.provider.as_deref().unwrap_or("none").to_owned(),
+        };
+        if let Some(i) = intel {
+            if let (Some(id), Some(name)) = (&i.provider, &i.provider_name) {
+                if !self.provider_names.contains_key(&**id) {
+                    self.provider_names.insert(id.to_string(), name.to_string());
+                }
+            }
+        }
+        let a = &mut self.aggregates;
+        a.all.add(f, flagged);
+        a.by_jurisdiction.entry(jurisdiction).or_default().add(f, flagged);
+        a.by_hosting_country.entry(country).or_default().add(f, flagged);
+        a.by_provider.entry(provider).or_default().add(f, flagged);
+        let sides = f.sides();
+        a.by_local_host.entry(sides.local.ip).or_default().add(f, flagged);
+        if self.remotes.len() >= TRACKED_REMOTES && !self.remotes.contains_key(&remote.ip) {
+            self.forget_light_remotes();
+        }
+        let t = self.remotes.entry(remote.ip).or_default();
+        t.flows += 1;
+        t.bytes_out += sides.sent.bytes;
+        t.bytes_in += sides.received.bytes;
+        if t.intel.is_none() {
+            t.intel = intel.cloned();
+        }
+    }
+
+    /// Keeps the heavier half of the tracked remote endpoints.
+    fn forget_light_remotes(&mut self) {
+        let mut bytes: Vec<u64> = self.remotes.values().map(|t| t.bytes_out + t.bytes_in).collect();
+        let half = bytes.len() / 2;
+        let (_, &mut cut, _) = bytes.select_nth_unstable_by(half, |a, b| b.cmp(a));
+        let before = self.remotes.len();
+        self.remotes.retain(|_, t| t.bytes_out + t.bytes_in > cut);
+        self.remotes_forgotten += (before - self.remotes.len()) as u64;
+    }
+
+    fn add_to_timeline(&mut self, start: i64, bytes: u64) {
+        *self.timeline.entry(start >> self.timeline_shift).or_default() += bytes;
+        while self.timeline.len() > TIMELINE_POINTS {
+            self.timeline_shift += 1;
+            let mut merged = BTreeMap::new();
+            for (at, b) in std::mem::take(&mut self.timeline) {
+                *merged.entry(at >> 1).or_default() += b;
+            }
+            self.timeline = merged;
+        }
+    }
+
+    fn add_to_group(&mut self, v: &FindingView<'_>, intel: Option<&Arc<Intel>>) {
+        let m = &v.finding.matched;
+        let host = self
+            .groups
+            .entry((Reverse(v.rule.severity), m.pack, m.rule))
+            .or_default()
+            .entry(v.sides.local.ip)
+            .or_default();
+        host.flows += 1;
+        host.bytes_out += v.sides.sent.bytes;
+        host.bytes_in += v.sides.received.bytes;
+        let remote = v.sides.remote.ip;
+        let at = match host.remotes.iter().position(|(ip, _)| *ip == remote) {
+            Some(at) => at,
+            None => {
+                if host.remotes.len() >= ENDPOINTS_PER_HOST {
+                    // The last in the report's order (fewest bytes out,
+                    // then the highest address) makes room.
+                    let lightest = (0..host.remotes.len()).min_by(|&a, &b| {
+                        let (a, b) = (&host.remotes[a], &host.remotes[b]);
+                        a.1.bytes_out.cmp(&b.1.bytes_out).then(b.0.cmp(&a.0))
+                    });
+                    if let Some(at) = lightest {
+                        host.remotes.swap_remove(at);
+                        host.forgotten += 1;
+                    }
+                }
+                host.remotes.push((remote, EndpointTally::default()));
+                host.remotes.len() - 1
+            }
+        };
+        let e = &mut host.remotes[at].1;
+        e.flows += 1;
+        e.bytes_out += v.sides.sent.bytes;
+        e.bytes_in += v.sides.received.bytes;
+        if let Some(port) = v.sides.remote.port {
+            e.ports.insert(port);
+            if e.ports.len() > PORTS_KEPT {
+                e.ports.pop_last();
+            }
+        }
+        if e.first.is_none() {
+            e.first = Some(Box::new(KeptFinding::of(v, intel)));
+        }
+    }
+
+    fn keep_if_severe(&mut self, v: &FindingView<'_>, intel: Option<&Arc<Intel>>) {
+        let severity = Reverse(v.rule.severity);
+        if self.most_severe_kept >= MOST_SEVERE {
+            // Full: a finding gets in only ahead of the least severe kept.
+            let Some((&least, _)) = self.most_severe.last_key_value() else { return };
+            if severity >= least {
+                return;
+            }
+            if let Some(list) = self.most_severe.get_mut(&least) {
+                list.pop();
+                if list.is_empty() {
+                    self.most_severe.remove(&least);
+                }
+            }
+            self.most_severe_kept -= 1;
+        }
+        self.most_severe.entry(severity).or_default().push(KeptFinding::of(v, intel));
+        self.most_severe_kept += 1;
+    }
+
+    /// The most severe finding, if any.
+    pub fn worst_severity(&self) -> Option<Severity> {
+        self.by_severity.keys().next_back().copied()
+    }
+
+    /// Bytes out of flagged flows per start time (nanoseconds), in order.
+    pub fn timeline_points(&self) -> impl Iterator<Item = (i64, u64)> + '_ {
+        self.timeline.iter().map(|(at, b)| (at << self.timeline_shift, *b))
+    }
+}
