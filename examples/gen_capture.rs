@@ -3,7 +3,9 @@
 //! `cargo run --release --example gen_capture -- PACKETS FLOWS FILE
 //! [--documentation]` (defaults: 1000000 100000 mix.pcap); with
 //! `--documentation` every address is a documentation address, for
-//! captures that are replayed onto a (virtual) network.
+//! captures that are replayed onto a (virtual) network; with `--gateway`
+//! the benchmark's gateway traffic (tests/support/traffic.rs) instead;
+//! `--vxlan` puts every frame inside a VXLAN mirror.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -15,8 +17,8 @@ fn main() -> std::io::Result<()> {
     let all: Vec<String> = std::env::args().skip(1).collect();
     let documentation_only = all.iter().any(|a| a == "--documentation");
     let vxlan_mirror = all.iter().any(|a| a == "--vxlan");
-    let args: Vec<&String> =
-        all.iter().filter(|a| *a != "--documentation" && *a != "--vxlan").collect();
+    let gateway = all.iter().any(|a| a == "--gateway");
+    let args: Vec<&String> = all.iter().filter(|a| !a.starts_with("--")).collect();
     let num = |i: usize, default: u64| args.get(i).and_then(|s| s.parse().ok()).unwrap_or(default);
     let mix = support::generator::Mix {
         packets: num(0, 1_000_000),
@@ -26,7 +28,11 @@ fn main() -> std::io::Result<()> {
     };
     let path = args.get(2).map_or("mix.pcap", |s| s.as_str());
     let out = BufWriter::with_capacity(1 << 20, File::create(path)?);
-    let g = support::generator::generate(mix, out)?;
+    let g = if gateway {
+        support::traffic::generate(mix.packets, mix.flows, vxlan_mirror, out)?
+    } else {
+        support::generator::generate(mix, out)?
+    };
     println!("{path}: {} packets, {} bytes, {} flows", g.packets, g.bytes, g.flows);
     Ok(())
 }

@@ -493,28 +493,35 @@ impl FlowTable {
         self.evicted
     }
 
-    /// Ends the idlest 1/64 of the table (at least one flow): one pass over
-    /// the table per that many new flows, not one per flow.
+    /// Ends the idlest 1/16 of the table (at least one flow): two passes
+    /// over the table per that many new flows, not one per flow.
     fn evict(&mut self) {
-        let n = (self.flows.len() / 64).max(1);
+        let n = (self.flows.len() / 16).max(1);
         // Ties on the last packet are broken by flow id: the table's hash
         // order is random, and the same input must evict the same flows
-        // (the evidence pass replays it).
-        let mut idle: Vec<(Timestamp, u64, FlowKey)> =
-            self.flows.iter().map(|(k, s)| (s.last, s.id, *k)).collect();
-        if n < idle.len() {
-            idle.select_nth_unstable_by_key(n, |(last, id, _)| (*last, *id));
-            idle.truncate(n);
-        }
-        idle.sort_unstable_by_key(|(last, id, _)| (*last, *id));
-        for (_, _, key) in idle {
-            if let Some(state) = self.flows.remove(&key) {
-                let chain = self.tunnels.take_chain(state.id, key.tunnel());
-                let evicted = record(&key, &state, EndReason::Evicted, &self.local, chain);
-                self.finished.push(evicted);
-                self.evicted += 1;
+        // (the evidence pass replays it). Only (last, id) is gathered: 16 MB
+        // for a full table of a million flows.
+        let mut idle: Vec<(Timestamp, u64)> = self.flows.values().map(|s| (s.last, s.id)).collect();
+        let cut = match n.checked_sub(1).filter(|&i| i < idle.len()) {
+            Some(i) => Some(*idle.select_nth_unstable(i).1),
+            None => idle.iter().max().copied(),
+        };
+        drop(idle);
+        let Some(cut) = cut else { return };
+        let (local, tunnels) = (&self.local, &mut self.tunnels);
+        let mut evicted = Vec::with_capacity(n);
+        self.flows.retain(|key, state| {
+            if (state.last, state.id) > cut {
+                return true;
             }
-        }
+            let chain = tunnels.take_chain(state.id, key.tunnel());
+            evicted.push(record(key, state, EndReason::Evicted, local, chain));
+            false
+        });
+        // In the order they were idle, not the table's (random) one.
+        evicted.sort_unstable_by_key(|r| (r.end, r.id));
+        self.evicted += evicted.len() as u64;
+        self.finished.append(&mut evicted);
     }
 
     /// Ends the flows idle at `now` (live mode calls this while no packet
@@ -556,6 +563,11 @@ impl FlowTable {
     }
 
     /// Finished flows since the last call.
+    /// How many finished flows wait for [`Self::drain_finished`].
+    pub fn finished_count(&self) -> usize {
+        self.finished.len()
+    }
+
     pub fn drain_finished(&mut self) -> std::vec::Drain<'_, FlowRecord> {
         self.finished.drain(..)
     }
@@ -569,6 +581,51 @@ impl FlowTable {
             self.finished.push(ended);
         }
         self.finished
+    }
+
+    /// [`FlowTable::finish`] in parts of at most `part` flows, in the order
+    /// of their first packet (start, first frame, id), so that the flows
+    /// alive at the end of a capture never all exist as records at once:
+    /// only their sort keys do (40 bytes a flow).
+    pub fn finish_in_parts(
+        mut self,
+        anomalies: &mut AnomalyCounter,
+        part: usize,
+        mut hand: impl FnMut(Vec<FlowRecord>),
+    ) {
+        self.release_fragments(anomalies);
+        // A finished record is found by its index, a live flow by its key.
+        enum Ended {
+            Record(usize),
+            Live(FlowKey),
+        }
+        let mut ended: Vec<(Timestamp, u64, u64, Ended)> =
+            Vec::with_capacity(self.finished.len() + self.flows.len());
+        for (i, r) in self.finished.iter().enumerate() {
+            let first = pack_frame(r.first_frame);
+            ended.push((r.start, first, r.id, Ended::Record(i)));
+        }
+        for (key, state) in &self.flows {
+            ended.push((state.start, state.first, state.id, Ended::Live(*key)));
+        }
+        ended.sort_unstable_by_key(|(start, first, id, _)| (*start, *first, *id));
+        let mut finished: Vec<Option<FlowRecord>> =
+            std::mem::take(&mut self.finished).into_iter().map(Some).collect();
+        for chunk in ended.chunks(part.max(1)) {
+            let mut records = Vec::with_capacity(chunk.len());
+            for (_, _, _, e) in chunk {
+                match e {
+                    Ended::Record(i) => records.extend(finished.get_mut(*i).and_then(Option::take)),
+                    Ended::Live(key) => {
+                        let Some(state) = self.flows.remove(key) else { continue };
+                        let chain = self.tunnels.take_chain(state.id, key.tunnel());
+                        let reason = EndReason::EndOfCapture;
+                        records.push(record(key, &state, reason, &self.local, chain));
+                    }
+                }
+            }
+            hand(records);
+        }
     }
 
     /// What [`FlowTable::finish`] does before it ends the live flows: the

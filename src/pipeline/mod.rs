@@ -7,7 +7,8 @@
 //! - [`audit`] reads every input in order through one flow table (a
 //!   connection spanning rotated capture files stays one flow) on the
 //!   calling thread. Finished flows leave it in parts, every
-//!   [`HANDOVER_PACKETS`] packets and at the end, for a second thread,
+//!   [`HANDOVER_PACKETS`] packets (or sooner, once [`PART_FLOWS`] flows
+//!   have finished) and at the end, for a second thread,
 //!   which loads the intelligence meanwhile, then for each part looks the
 //!   remote addresses up, attributes vendors, applies the policy, adds the
 //!   part to the run's [`Digest`] and hands it to every [`Sink`].
@@ -18,10 +19,10 @@
 //!   by first packet (start time, then input and frame, then flow id).
 //!   A part holds the flows that finished (idle, closed, evicted) since
 //!   the one before, and the last one every flow still alive at the end.
-//!   Parts are cut by packet count, so the same input gives the same
-//!   records in the same order. A run of fewer than
-//!   [`HANDOVER_PACKETS`] packets is one part: its records are in first
-//!   packet order.
+//!   Parts are cut by packet and flow counts, so the same input gives the
+//!   same records in the same order. A run of fewer than
+//!   [`HANDOVER_PACKETS`] packets and [`PART_FLOWS`] finished flows is
+//!   one part: its records are in first packet order.
 //! - Damaged inputs never stop the run: their errors are in the report's
 //!   inputs. Only the intelligence failing to load is an error, and it is
 //!   raised before the first packet is read when a file the user named is
@@ -38,7 +39,9 @@ pub mod sink;
 
 pub use evidence::{EvidenceCounts, EvidenceSink};
 pub use packets::{observe_frame, observe_packet, Counts, Frame};
-pub use read::{apply_policy, attribute_vendors, AuditConfig, AuditProgress, HANDOVER_PACKETS};
+pub use read::{
+    apply_policy, attribute_vendors, AuditConfig, AuditProgress, HANDOVER_PACKETS, PART_FLOWS,
+};
 pub use sink::{ReportFormat, ReportSink, Sink};
 
 use std::io;
@@ -91,7 +94,7 @@ pub type SinkOutcomes = Vec<io::Result<()>>;
 
 /// Addresses whose intelligence is kept between parts, at most: past it
 /// the cache starts again (a flood from random sources must not grow it).
-const INTEL_CACHE: usize = 1 << 16;
+const INTEL_CACHE: usize = 1 << 14;
 
 /// Parts in flight between the reader and the thread that finishes them:
 /// the reader waits when the other is behind, so memory stays bounded.

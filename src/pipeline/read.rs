@@ -46,8 +46,12 @@ pub struct AuditProgress {
     pub flows: AtomicU64,
 }
 
-/// How many packets go by between parts of the run.
+/// How many packets go by between parts of the run, at most.
 pub const HANDOVER_PACKETS: u64 = 1 << 16;
+
+/// How many finished flows make a part early (a flood, where every packet
+/// is a flow, would otherwise make parts of 65,536 flows).
+pub const PART_FLOWS: usize = 8192;
 
 /// What the reader hands on as it goes.
 pub(super) enum Handed {
@@ -127,10 +131,15 @@ pub(super) fn read_inputs(config: &AuditConfig, hand: &mut dyn FnMut(Handed)) ->
     }
     report.peak_live_flows = reader.table.peak_flows();
     report.evicted_flows = reader.table.evicted();
-    let Reader { table, mut names, mut finished, hand, .. } = reader;
-    let last = table.finish(&mut report.anomalies).into_iter();
-    finished.extend(last.map(|f| named(names.as_mut(), f)));
-    hand(Handed::Flows(finished));
+    let Reader { table, mut names, finished, hand, .. } = reader;
+    if !finished.is_empty() {
+        hand(Handed::Flows(finished));
+    }
+    // The flows alive at the end leave in parts too: a table of a million
+    // flows must not become a million records at once.
+    table.finish_in_parts(&mut report.anomalies, PART_FLOWS, |last| {
+        hand(Handed::Flows(last.into_iter().map(|f| named(names.as_mut(), f)).collect()));
+    });
     report
 }
 
@@ -172,7 +181,9 @@ impl Reader<'_> {
     ) -> Result<(), CaptureError> {
         while let Some(packet) = capture.next_packet()? {
             summary.packets += 1;
-            if (report.totals.packets + 1) % HANDOVER_PACKETS == 0 {
+            if (report.totals.packets + 1) % HANDOVER_PACKETS == 0
+                || self.table.finished_count() >= PART_FLOWS
+            {
                 let names = &mut self.names;
                 let done = self.table.drain_finished().map(|f| named(names.as_mut(), f));
                 self.finished.extend(done);

@@ -13,11 +13,11 @@
 //!   headlines, each rule pack's split, the findings per rule and local
 //!   host.
 //! - Bounded, each with what happens past its bound:
-//!   - remote endpoints per rule and local host: [`ENDPOINTS_PER_HOST`];
-//!     past it the lightest (fewest bytes out) is forgotten for the new
-//!     one, the host's totals stay exact, and the text report gives the
-//!     flows and bytes of the endpoints it does not list instead of their
-//!     number;
+//!   - (local host, remote endpoint) pairs per rule:
+//!     [`ENDPOINTS_PER_RULE`]; past it the lighter half (fewest bytes out)
+//!     is forgotten, the hosts' totals stay exact, and for a host that
+//!     lost some the text report gives the flows and bytes of the
+//!     endpoints it does not list instead of their number;
 //!   - the top remote endpoints by bytes: [`TRACKED_REMOTES`]; past it the
 //!     lighter half is forgotten (the list keeps the heavy hitters, its "in
 //!     all" becomes a lower bound, and says so);
@@ -31,16 +31,18 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use super::findings::{Aggregates, FindingView, Headline, RESTRICTED};
+use super::findings::{Aggregates, FindingView, Headline, Totals, RESTRICTED};
 use super::{AuditReport, Finding};
+use crate::decode::{FrameRef, TunnelLayer};
 use crate::flow::FlowRecord;
 use crate::intel::{CountryCode, Intel, VendorMatch};
 use crate::names::FlowNames;
 use crate::policy::Severity;
+use crate::time::Timestamp;
 
-/// Remote endpoints tracked per rule and local host (the text report
-/// lists five).
-pub const ENDPOINTS_PER_HOST: usize = 16;
+/// (Local host, remote endpoint) pairs tracked per rule (the text report
+/// lists five endpoints for each of ten hosts).
+pub const ENDPOINTS_PER_RULE: usize = 4096;
 /// Remote endpoints tracked for the top list by bytes.
 pub const TRACKED_REMOTES: usize = 100_000;
 /// Distinct flow start times the timeline holds before it merges them.
@@ -91,35 +93,40 @@ pub struct HeadlineTally {
     pub local_hosts: BTreeSet<IpAddr>,
     /// Bytes the flows sent, each flow once.
     pub bytes_out: u64,
-    /// Each flow once per country.
-    pub countries: HashMap<String, CountryTally>,
+    /// Each flow once per country (`None`: unknown).
+    pub countries: HashMap<Option<CountryCode>, CountryTally, ahash::RandomState>,
 }
 
 /// Bytes out to one country of a headline, and per operator.
 #[derive(Clone, Debug, Default)]
 pub struct CountryTally {
     pub bytes: u64,
-    pub operators: HashMap<String, u64>,
+    pub operators: HashMap<String, u64, ahash::RandomState>,
 }
 
 impl HeadlineTally {
     /// Adds the restricted findings of `views`, one part's.
     fn add<'a>(&mut self, views: impl Iterator<Item = &'a FindingView<'a>>) {
-        let mut flows = HashSet::new();
-        let mut seen = HashSet::new();
+        let mut flows = FastSet::default();
+        let mut seen = FastSet::default();
         for v in views.filter(|v| v.rule.severity >= RESTRICTED) {
             self.local_hosts.insert(v.sides.local.ip);
             if flows.insert(v.finding.flow) {
                 self.bytes_out += v.sides.sent.bytes;
             }
-            let country = country_key(v.finding.country);
-            if !seen.insert((country.clone(), v.finding.flow)) {
+            if !seen.insert((v.finding.country, v.finding.flow)) {
                 continue;
             }
-            let c = self.countries.entry(country).or_default();
-            c.bytes += v.sides.sent.bytes;
-            let operator = v.subject().unwrap_or("unattributed").to_owned();
-            *c.operators.entry(operator).or_default() += v.sides.sent.bytes;
+            let c = self.countries.entry(v.finding.country).or_default();
+            let bytes = v.sides.sent.bytes;
+            c.bytes += bytes;
+            let operator = v.subject().unwrap_or("unattributed");
+            match c.operators.get_mut(operator) {
+                Some(b) => *b += bytes,
+                None => {
+                    c.operators.insert(operator.to_owned(), bytes);
+                }
+            }
         }
     }
 
@@ -129,41 +136,134 @@ impl HeadlineTally {
 }
 
 /// One rule pack's flagged bytes by the provider's jurisdiction, by
-/// hosting country and by local host (each flow once).
+/// hosting country and by local host (each flow once; `None`: unknown).
 #[derive(Clone, Debug, Default)]
 pub struct RegimeSplit {
-    pub law: HashMap<String, u64>,
-    pub hosted: HashMap<String, u64>,
-    pub hosts: HashMap<String, u64>,
+    pub law: HashMap<Option<CountryCode>, u64, ahash::RandomState>,
+    pub hosted: HashMap<Option<CountryCode>, u64, ahash::RandomState>,
+    pub hosts: HashMap<IpAddr, u64, ahash::RandomState>,
+}
+
+/// A set hashed with ahash, for the keys of one part.
+type FastSet<T> = HashSet<T, ahash::RandomState>;
+
+/// Who runs a remote endpoint, as the aggregates key it: `None` when
+/// intelligence had no answer, `Some(None)` for an address no provider
+/// runs.
+type ProviderKey = Option<Option<Arc<str>>>;
+
+/// The aggregates as they are added up (typed keys; see [`Aggregates`]
+/// for the keys they are written with).
+#[derive(Clone, Debug, Default)]
+pub struct AggregateTally {
+    pub all: Totals,
+    pub by_jurisdiction: HashMap<Option<CountryCode>, Totals, ahash::RandomState>,
+    pub by_hosting_country: HashMap<Option<CountryCode>, Totals, ahash::RandomState>,
+    pub by_provider: HashMap<ProviderKey, Totals, ahash::RandomState>,
+    pub by_local_host: HashMap<IpAddr, Totals, ahash::RandomState>,
+}
+
+impl AggregateTally {
+    /// The aggregates keyed as reports write them.
+    pub fn aggregates(&self) -> Aggregates {
+        let countries = |m: &HashMap<Option<CountryCode>, Totals, ahash::RandomState>| {
+            m.iter().map(|(c, t)| (country_key(*c), t.clone())).collect()
+        };
+        Aggregates {
+            all: self.all.clone(),
+            by_jurisdiction: countries(&self.by_jurisdiction),
+            by_hosting_country: countries(&self.by_hosting_country),
+            by_provider: self
+                .by_provider
+                .iter()
+                .map(|(p, t)| {
+                    let key = match p {
+                        None => "unknown".to_owned(),
+                        Some(None) => "none".to_owned(),
+                        Some(Some(id)) => id.to_string(),
+                    };
+                    (key, t.clone())
+                })
+                .collect(),
+            by_local_host: self.by_local_host.iter().map(|(ip, t)| (*ip, t.clone())).collect(),
+        }
+    }
+}
+
+/// What the text report says of the first finding of a rule for a local
+/// host and remote endpoint: where, who, what name, which frame.
+#[derive(Clone, Debug)]
+pub struct FirstSeen {
+    pub frame: FrameRef,
+    pub start: Timestamp,
+    pub intel: Option<Arc<Intel>>,
+    /// The server name, else the first DNS name.
+    pub name: Option<Box<str>>,
+    pub vendor: Option<Box<VendorMatch>>,
+    /// Facts the rule could not decide.
+    pub unknown: Vec<&'static str>,
+    pub tunnels: Vec<TunnelLayer>,
 }
 
 /// A remote endpoint of a rule's findings from one local host.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct EndpointTally {
     pub flows: u64,
     pub bytes_out: u64,
     pub bytes_in: u64,
-    /// The four lowest remote ports (a report shows three, and whether
-    /// there were more).
-    pub ports: BTreeSet<u16>,
-    pub first: Option<Box<KeptFinding>>,
+    /// The lowest remote ports, at most [`PORTS_KEPT`] (a report shows
+    /// three, and whether there were more).
+    pub ports: Vec<u16>,
+    pub first: FirstSeen,
 }
 
-/// A local host of a rule's findings.
+/// A local host of a rule's findings: exact, whatever the bound on its
+/// endpoints.
 #[derive(Clone, Debug, Default)]
 pub struct HostTally {
     pub flows: u64,
     pub bytes_out: u64,
     pub bytes_in: u64,
-    /// At most [`ENDPOINTS_PER_HOST`], in no order (a few: a list is
-    /// smaller than a map's nodes, per host of every rule).
-    pub remotes: Vec<(IpAddr, EndpointTally)>,
-    /// Remote endpoints forgotten to keep [`ENDPOINTS_PER_HOST`].
-    pub forgotten: u64,
+    /// Some of its remote endpoints were forgotten ([`ENDPOINTS_PER_RULE`]).
+    pub forgotten: bool,
+}
+
+/// One rule's findings: per local host, and per local host and remote
+/// endpoint (at most [`ENDPOINTS_PER_RULE`] of those).
+#[derive(Clone, Debug, Default)]
+pub struct RuleTally {
+    pub hosts: HashMap<IpAddr, HostTally, ahash::RandomState>,
+    /// By (local host, remote endpoint).
+    pub endpoints: HashMap<(IpAddr, IpAddr), EndpointTally, ahash::RandomState>,
 }
 
 /// Ports an endpoint keeps: the three shown and one to tell "more".
-const PORTS_KEPT: usize = 4;
+pub const PORTS_KEPT: usize = 4;
+
+impl RuleTally {
+    /// Forgets the lighter half of the endpoints (fewest bytes out, then
+    /// the highest addresses: a deterministic choice), marking their hosts.
+    fn forget_light_endpoints(&mut self) {
+        let mut order: Vec<(u64, Reverse<(IpAddr, IpAddr)>)> =
+            self.endpoints.iter().map(|(k, e)| (e.bytes_out, Reverse(*k))).collect();
+        let half = order.len() / 2;
+        if half == 0 {
+            return;
+        }
+        let cut = *order.select_nth_unstable(half - 1).1;
+        drop(order);
+        let hosts = &mut self.hosts;
+        self.endpoints.retain(|k, e| {
+            let keep = (e.bytes_out, Reverse(*k)) > cut;
+            if !keep {
+                if let Some(h) = hosts.get_mut(&k.0) {
+                    h.forgotten = true;
+                }
+            }
+            keep
+        });
+    }
+}
 
 /// Flows and bytes of one remote endpoint, with its intelligence.
 #[derive(Clone, Debug, Default)]
@@ -187,14 +287,14 @@ pub struct Digest {
     pub by_severity: BTreeMap<Severity, u64>,
     /// Flows per IP protocol, in order of first appearance.
     pub by_protocol: Vec<(u8, u64)>,
-    pub aggregates: Aggregates,
+    pub aggregates: AggregateTally,
     /// Over every rule pack.
     pub headline: HeadlineTally,
     /// Per rule pack, by its index.
     pub regimes: Vec<HeadlineTally>,
     pub splits: Vec<RegimeSplit>,
-    /// The findings per rule and local host.
-    pub groups: BTreeMap<RuleKey, BTreeMap<IpAddr, HostTally>>,
+    /// The findings per rule.
+    pub groups: BTreeMap<RuleKey, RuleTally>,
     /// Remote endpoints by address (see [`TRACKED_REMOTES`]).
     pub remotes: HashMap<IpAddr, RemoteTotals, ahash::RandomState>,
     /// Remote endpoints forgotten to keep the bound.
@@ -214,7 +314,8 @@ pub struct Digest {
 /// Findings the digest keeps in [`Digest::most_severe`].
 const MOST_SEVERE: usize = super::html::MAX_ROWS;
 
-fn country_key(c: Option<CountryCode>) -> String {
+/// A country as reports key it: its ISO code, or `unknown`.
+pub fn country_key(c: Option<CountryCode>) -> String {
     c.map_or_else(|| "unknown".to_owned(), |c| c.to_string())
 }
 
@@ -229,7 +330,7 @@ impl Digest {
     /// Adds a part of the run.
     pub fn add(&mut self, part: &AuditReport) {
         let views: Vec<FindingView<'_>> = part.finding_views().collect();
-        let flagged: HashSet<usize> = views
+        let flagged: FastSet<usize> = views
             .iter()
             .filter(|v| v.rule.severity >= RESTRICTED)
             .map(|v| v.finding.flow)
@@ -250,20 +351,18 @@ impl Digest {
         for (pack, tally) in self.regimes.iter_mut().enumerate() {
             tally.add(views.iter().filter(|v| v.finding.matched.pack == pack));
         }
-        let mut seen = HashSet::new();
+        let mut seen = FastSet::default();
         for v in views.iter().filter(|v| v.rule.severity >= RESTRICTED) {
             if let Some(split) = self.splits.get_mut(v.finding.matched.pack) {
                 if seen.insert((v.finding.matched.pack, v.finding.flow)) {
                     let bytes = v.sides.sent.bytes;
-                    let law = v.intel.and_then(|i| i.jurisdiction);
-                    *split.law.entry(country_key(law)).or_default() += bytes;
-                    let hosted = v.intel.and_then(|i| i.country);
-                    *split.hosted.entry(country_key(hosted)).or_default() += bytes;
-                    *split.hosts.entry(v.sides.local.ip.to_string()).or_default() += bytes;
+                    *split.law.entry(v.intel.and_then(|i| i.jurisdiction)).or_default() += bytes;
+                    *split.hosted.entry(v.intel.and_then(|i| i.country)).or_default() += bytes;
+                    *split.hosts.entry(v.sides.local.ip).or_default() += bytes;
                 }
             }
         }
-        let mut timed = HashSet::new();
+        let mut timed = FastSet::default();
         for v in views.iter().filter(|v| v.rule.severity >= RESTRICTED) {
             if timed.insert(v.finding.flow) {
                 self.add_to_timeline(v.flow.start.as_nanos(), v.sides.sent.bytes);
@@ -285,12 +384,9 @@ impl Digest {
         }
         let Some(remote) = f.remote() else { return };
         let intel = part.remote_intel.get(&remote.ip);
-        let jurisdiction = country_key(intel.and_then(|i| i.jurisdiction));
-        let country = country_key(intel.and_then(|i| i.country));
-        let provider = match intel {
-            None => "unknown".to_owned(),
-            Some(i) => i.provider.as_deref().unwrap_or("none").to_owned(),
-        };
+        let jurisdiction = intel.and_then(|i| i.jurisdiction);
+        let country = intel.and_then(|i| i.country);
+        let provider: ProviderKey = intel.map(|i| i.provider.clone());
         if let Some(i) = intel {
             if let (Some(id), Some(name)) = (&i.provider, &i.provider_name) {
                 if !self.provider_names.contains_key(&**id) {
@@ -341,47 +437,42 @@ impl Digest {
 
     fn add_to_group(&mut self, v: &FindingView<'_>, intel: Option<&Arc<Intel>>) {
         let m = &v.finding.matched;
-        let host = self
-            .groups
-            .entry((Reverse(v.rule.severity), m.pack, m.rule))
-            .or_default()
-            .entry(v.sides.local.ip)
-            .or_default();
+        let rule = self.groups.entry((Reverse(v.rule.severity), m.pack, m.rule)).or_default();
+        let (local, remote) = (v.sides.local.ip, v.sides.remote.ip);
+        let host = rule.hosts.entry(local).or_default();
         host.flows += 1;
         host.bytes_out += v.sides.sent.bytes;
         host.bytes_in += v.sides.received.bytes;
-        let remote = v.sides.remote.ip;
-        let at = match host.remotes.iter().position(|(ip, _)| *ip == remote) {
-            Some(at) => at,
-            None => {
-                if host.remotes.len() >= ENDPOINTS_PER_HOST {
-                    // The last in the report's order (fewest bytes out,
-                    // then the highest address) makes room.
-                    let lightest = (0..host.remotes.len()).min_by(|&a, &b| {
-                        let (a, b) = (&host.remotes[a], &host.remotes[b]);
-                        a.1.bytes_out.cmp(&b.1.bytes_out).then(b.0.cmp(&a.0))
-                    });
-                    if let Some(at) = lightest {
-                        host.remotes.swap_remove(at);
-                        host.forgotten += 1;
-                    }
-                }
-                host.remotes.push((remote, EndpointTally::default()));
-                host.remotes.len() - 1
-            }
-        };
-        let e = &mut host.remotes[at].1;
+        if rule.endpoints.len() >= ENDPOINTS_PER_RULE
+            && !rule.endpoints.contains_key(&(local, remote))
+        {
+            rule.forget_light_endpoints();
+        }
+        let e = rule.endpoints.entry((local, remote)).or_insert_with(|| EndpointTally {
+            flows: 0,
+            bytes_out: 0,
+            bytes_in: 0,
+            ports: Vec::new(),
+            first: FirstSeen {
+                frame: v.flow.first_frame,
+                start: v.flow.start,
+                intel: intel.cloned(),
+                name: v.name().map(Into::into),
+                vendor: v.vendor.cloned().map(Box::new),
+                unknown: v.finding.matched.unknown.clone(),
+                tunnels: v.flow.tunnels.clone(),
+            },
+        });
         e.flows += 1;
         e.bytes_out += v.sides.sent.bytes;
         e.bytes_in += v.sides.received.bytes;
         if let Some(port) = v.sides.remote.port {
-            e.ports.insert(port);
-            if e.ports.len() > PORTS_KEPT {
-                e.ports.pop_last();
+            if let Err(at) = e.ports.binary_search(&port) {
+                if at < PORTS_KEPT {
+                    e.ports.insert(at, port);
+                    e.ports.truncate(PORTS_KEPT);
+                }
             }
-        }
-        if e.first.is_none() {
-            e.first = Some(Box::new(KeptFinding::of(v, intel)));
         }
     }
 

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::digest::{CountryTally, HeadlineTally};
+use super::digest::{country_key, CountryTally, HeadlineTally};
 use super::summary::{grouped, human_bytes};
 use super::{AuditReport, Finding};
 use crate::flow::{protocol_name, FlowRecord, Sides};
@@ -131,8 +131,8 @@ pub struct Aggregates {
 }
 
 /// The aggregates of every flow of the run.
-pub fn aggregate(r: &AuditReport) -> &Aggregates {
-    &r.digest.aggregates
+pub fn aggregate(r: &AuditReport) -> Aggregates {
+    r.digest.aggregates.aggregates()
 }
 
 /// How many countries a headline names; the rest are "N more".
@@ -169,8 +169,9 @@ pub struct CountryShare {
 impl Headline {
     /// Of the restricted findings a tally took in.
     pub(super) fn of_tally(t: &HeadlineTally) -> Self {
-        let mut countries: Vec<(&String, &CountryTally)> = t.countries.iter().collect();
-        countries.sort_by(|a, b| b.1.bytes.cmp(&a.1.bytes).then_with(|| a.0.cmp(b.0)));
+        let mut countries: Vec<(String, &CountryTally)> =
+            t.countries.iter().map(|(c, tally)| (country_key(*c), tally)).collect();
+        countries.sort_by(|a, b| b.1.bytes.cmp(&a.1.bytes).then_with(|| a.0.cmp(&b.0)));
         let more_countries = countries.len().saturating_sub(HEADLINE_COUNTRIES);
         let countries = countries
             .into_iter()

@@ -26,10 +26,12 @@ use std::io::{self, Write};
 
 use serde_json::{json, Value};
 
+use super::digest::country_key;
 use super::findings::{aggregate, headline, regime_headlines, FindingView};
 use super::summary::{grouped, human_bytes};
 use super::AuditReport;
 use crate::flow::protocol_name;
+use crate::intel::CountryCode;
 
 /// Findings in the table at most.
 pub const MAX_ROWS: usize = 20_000;
@@ -247,15 +249,16 @@ type Shares = Vec<(String, u64)>;
 /// Per rule pack: flagged bytes by the provider's jurisdiction and, apart,
 /// by hosting country, and by local host.
 fn regime_split(r: &AuditReport, pack: usize) -> (Shares, Shares, Shares) {
-    let sorted = |m: &HashMap<String, u64>| {
-        let mut v: Vec<(String, u64)> = m.iter().map(|(k, b)| (k.clone(), *b)).collect();
+    let sorted = |mut v: Vec<(String, u64)>| {
         v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         v
     };
-    match r.digest.splits.get(pack) {
-        Some(split) => (sorted(&split.law), sorted(&split.hosted), sorted(&split.hosts)),
-        None => Default::default(),
-    }
+    let Some(split) = r.digest.splits.get(pack) else { return Default::default() };
+    let countries = |m: &HashMap<Option<CountryCode>, u64, ahash::RandomState>| {
+        sorted(m.iter().map(|(c, b)| (country_key(*c), *b)).collect())
+    };
+    let hosts = sorted(split.hosts.iter().map(|(ip, b)| (ip.to_string(), *b)).collect());
+    (countries(&split.law), countries(&split.hosted), hosts)
 }
 
 fn shares(list: &[(String, u64)]) -> String {

@@ -3,6 +3,7 @@
 //! then the capture summary. Fits 80 columns; colour only when asked
 //! (the binary asks on a terminal).
 
+use std::collections::HashMap;
 use std::fmt::Write;
 use std::net::IpAddr;
 
@@ -102,15 +103,18 @@ fn write_report(r: &AuditReport, colour: bool, s: &mut String) -> std::fmt::Resu
     )?;
 
     // Rule (most severe first, then pack and rule order) → local host.
-    let groups = &r.digest.groups;
-    for ((severity, pack, rule), hosts) in groups {
+    for ((severity, pack, rule), tally) in &r.digest.groups {
         let pack = &r.policy.packs[*pack];
         let rule = &pack.rules[*rule];
         let label = paint(colour, severity.0, &severity.0.as_str().to_uppercase());
         writeln!(s, "\n{label} {} [{}]", rule.id, pack.name)?;
         wrap(s, 2, &rule.title);
-        let mut hosts: Vec<(&IpAddr, &HostTally)> = hosts.iter().collect();
+        let mut hosts: Vec<(&IpAddr, &HostTally)> = tally.hosts.iter().collect();
         hosts.sort_by(|a, b| b.1.bytes_out.cmp(&a.1.bytes_out).then(a.0.cmp(b.0)));
+        let mut remotes_of: HashMap<IpAddr, Vec<(&IpAddr, &EndpointTally)>> = HashMap::new();
+        for ((local, remote), e) in &tally.endpoints {
+            remotes_of.entry(*local).or_default().push((remote, e));
+        }
         for (ip, h) in hosts.iter().take(TOP_HOSTS) {
             writeln!(
                 s,
@@ -120,13 +124,12 @@ fn write_report(r: &AuditReport, colour: bool, s: &mut String) -> std::fmt::Resu
                 human_bytes(h.bytes_out),
                 human_bytes(h.bytes_in)
             )?;
-            let mut remotes: Vec<(&IpAddr, &EndpointTally)> =
-                h.remotes.iter().map(|(ip, e)| (ip, e)).collect();
+            let mut remotes = remotes_of.remove(ip).unwrap_or_default();
             remotes.sort_by(|a, b| b.1.bytes_out.cmp(&a.1.bytes_out).then(a.0.cmp(b.0)));
             for (ip, e) in remotes.iter().take(TOP_ENDPOINTS) {
                 write_endpoint(s, r, ip, e)?;
             }
-            if h.forgotten > 0 {
+            if h.forgotten {
                 // More endpoints than the digest tracks (report::digest):
                 // what the rest sent, which is exact, not how many they are.
                 let shown = &remotes[..remotes.len().min(TOP_ENDPOINTS)];
@@ -200,11 +203,11 @@ fn write_endpoint(
         if e.flows == 1 { "" } else { "s" }
     );
     writeln!(s, "{}", fit(&line, WIDTH))?;
-    let Some(v) = e.first.as_ref().map(|k| k.view(r)) else { return Ok(()) };
+    let v = &e.first;
     // Who and where, then the name and the evidence of the first flow.
     line.clear();
     // Where first (it is what the rules are about), then who.
-    if let Some(i) = v.intel {
+    if let Some(i) = &v.intel {
         match i.country {
             Some(c) => write!(line, "hosted in {c}")?,
             None => line.push_str("hosting country unknown"),
@@ -212,7 +215,8 @@ fn write_endpoint(
         if let Some(region) = &i.region {
             write!(line, " ({region})")?;
         }
-        match (v.operator(), i.jurisdiction) {
+        let operator = i.provider_name.as_deref().or(i.as_org.as_deref());
+        match (operator, i.jurisdiction) {
             (Some(op), Some(j)) if i.provider.is_some() => write!(line, "; {j}-law provider {op}")?,
             (Some(op), _) => write!(line, "; {op}")?,
             _ => {}
@@ -221,13 +225,13 @@ fn write_endpoint(
             write!(line, "; AS{asn}")?;
         }
     }
-    if !v.finding.matched.unknown.is_empty() {
-        write!(line, "; unknown: {}", v.finding.matched.unknown.join(", "))?;
+    if !v.unknown.is_empty() {
+        write!(line, "; unknown: {}", v.unknown.join(", "))?;
     }
     if !line.is_empty() {
         writeln!(s, "{}", fit(&format!("      {line}"), WIDTH))?;
     }
-    if let Some(m) = v.vendor {
+    if let Some(m) = &v.vendor {
         let vendor = format!(
             "      vendor {} ({} law): {}",
             m.vendor.name,
@@ -236,9 +240,8 @@ fn write_endpoint(
         );
         writeln!(s, "{}", fit(&vendor, WIDTH))?;
     }
-    if !v.flow.tunnels.is_empty() {
+    if !v.tunnels.is_empty() {
         let layers: Vec<String> = v
-            .flow
             .tunnels
             .iter()
             .map(|t| {
@@ -248,13 +251,12 @@ fn write_endpoint(
             .collect();
         writeln!(s, "{}", fit(&format!("      inside {}", layers.join(", in it ")), WIDTH))?;
     }
-    let file = v
-        .file
+    let path = r.input_path(v.frame.file);
+    let file = path
         .file_name()
-        .map_or_else(|| v.file.display().to_string(), |n| n.to_string_lossy().into_owned());
-    let evidence =
-        format!("{file} frame {} at {}", v.flow.first_frame.frame, seconds(v.flow.start));
-    let text = match v.name() {
+        .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let evidence = format!("{file} frame {} at {}", v.frame.frame, seconds(v.start));
+    let text = match &v.name {
         Some(name) => format!("      {name} · first: {evidence}"),
         None => format!("      first: {evidence}"),
     };

@@ -17,7 +17,7 @@ pub fn median(mut v: Vec<Duration>) -> Duration {
 
 /// The generated capture of `packets` and `flows` in target/xborder-bench
 /// (made once; the generator's version is part of the name, so a change
-/// makes a new file).
+/// makes a new file): a gateway's traffic ([`super::traffic`]).
 pub fn capture(packets: u64, flows: u64) -> PathBuf {
     generated(packets, flows, false)
 }
@@ -31,15 +31,11 @@ fn generated(packets: u64, flows: u64, vxlan_mirror: bool) -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/xborder-bench");
     std::fs::create_dir_all(&dir).unwrap();
     let kind = if vxlan_mirror { "vxlan-" } else { "" };
-    let path = dir.join(format!("mix-v2-{kind}{packets}p-{flows}f.pcap"));
+    let path = dir.join(format!("gateway-v1-{kind}{packets}p-{flows}f.pcap"));
     if !path.exists() {
         let tmp = path.with_extension("tmp");
         let out = BufWriter::with_capacity(1 << 20, File::create(&tmp).unwrap());
-        let g = super::generator::generate(
-            super::generator::Mix { packets, flows, documentation_only: false, vxlan_mirror },
-            out,
-        )
-        .unwrap();
+        let g = super::traffic::generate(packets, flows, vxlan_mirror, out).unwrap();
         std::fs::rename(&tmp, &path).unwrap();
         eprintln!("generated {}: {} packets, {} bytes", path.display(), g.packets, g.bytes);
     }

@@ -11,6 +11,7 @@ pub mod fixtures;
 pub mod generator;
 pub mod mmdb;
 pub mod quic;
+pub mod traffic;
 
 use std::io::Write;
 use std::net::IpAddr;
