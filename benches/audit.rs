@@ -1,27 +1,36 @@
 //! `cargo bench --bench audit`: xborder against tcpdump on the same large
-//! generated capture, in the same run, reported as a ratio of wall times
+//! generated captures, in the same run, reported as ratios of wall times
 //! (these machines are shared and noisy; absolute times are not comparable
 //! between runs).
 //!
-//! For each round it runs `tcpdump -n -r FILE -w /dev/null` and
-//! `xborder audit FILE --flows jsonl -o /dev/null` alternately and reports
-//! medians, packets per second, and xborder's peak memory per live flow
-//! (GNU time's maximum RSS beyond that of a run on a tiny capture, divided
-//! by the most flows alive at once).
+//! The capture is a gateway's traffic (tests/support/traffic.rs: the
+//! shares of TCP, DNS, QUIC, NTP, ICMP and IPv6 of the pipeline issue's
+//! external captures, remotes in clouds and restricted countries, about
+//! 1.3 findings per flow with the shipped rule packs). Every round runs
+//! `tcpdump -n -r FILE -w /dev/null` and each xborder variant alternately;
+//! the figures are medians. What it reports:
 //!
-//! The same traffic inside a VXLAN mirror (every frame in UDP 4789 from one
-//! mirror source, as AWS Traffic Mirroring delivers it) is measured the
-//! same way, against tcpdump on that file.
+//! - the default audit (`xborder audit FILE -o /dev/null`: names,
+//!   intelligence, the shipped rule packs, the text report) on every core,
+//!   and both pinned to one core (`taskset -c 0`);
+//! - `--format jsonl --flows -o /dev/null`, and what each stage adds to it
+//!   (names, intelligence, the rule packs);
+//! - the same traffic inside a VXLAN mirror (AWS Traffic Mirroring);
+//! - a capture ten times larger: its time as a multiple of the first's,
+//!   and its peak memory (GNU time's maximum RSS);
+//! - bytes per live flow: a SYN flood's peak memory beyond a tiny run's,
+//!   per flow alive at once.
 //!
 //! Environment: `XBORDER_BENCH_PACKETS` (default 1000000),
 //! `XBORDER_BENCH_FLOWS` (100000), `XBORDER_BENCH_ROUNDS` (7),
-//! `XBORDER_BENCH_ARGS` (extra arguments for xborder, e.g. to compare
-//! options).
+//! `XBORDER_BENCH_LARGE` (1: also the ten times larger capture, ~6 GB in
+//! target/xborder-bench; 0: not), `XBORDER_BENCH_ARGS` (extra arguments
+//! for every xborder run, e.g. to compare options).
 
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use support::bench::{capture, env_u64, median, vxlan_capture};
+use support::bench::{capture, env_u64, flood_capture, median, vxlan_capture};
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -46,6 +55,30 @@ fn peak_rss_kib(cmd: &[&str]) -> Option<u64> {
     String::from_utf8_lossy(&out.stderr).lines().last()?.trim().parse().ok()
 }
 
+/// `cmd` with its arguments, pinned to the first core when `pinned`.
+fn command(pinned: bool, program: &str, args: &[&str]) -> Command {
+    if pinned {
+        let mut c = Command::new("taskset");
+        c.args(["-c", "0", program]).args(args);
+        c
+    } else {
+        let mut c = Command::new(program);
+        c.args(args);
+        c
+    }
+}
+
+/// The most flows alive at once, from a text report.
+fn live_flows(report: &str) -> u64 {
+    report
+        .lines()
+        .find_map(|l| {
+            l.trim().strip_prefix("at most ")?.split(' ').next().map(|n| n.replace(',', ""))
+        })
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
 fn main() {
     // `cargo bench` passes --bench; under `cargo test --benches` there is
     // nothing to measure.
@@ -55,13 +88,18 @@ fn main() {
     let packets = env_u64("XBORDER_BENCH_PACKETS", 1_000_000);
     let flows = env_u64("XBORDER_BENCH_FLOWS", 100_000);
     let rounds = env_u64("XBORDER_BENCH_ROUNDS", 7).max(1);
+    let large = env_u64("XBORDER_BENCH_LARGE", 1) != 0;
     let extra = std::env::var("XBORDER_BENCH_ARGS").unwrap_or_default();
     let extra: Vec<&str> = extra.split_whitespace().collect();
+    let xborder = env!("CARGO_BIN_EXE_xborder");
+    let have_tcpdump = Command::new("tcpdump").arg("--version").output().is_ok();
+    if !have_tcpdump {
+        println!("tcpdump not installed: no reference (apt-get install tcpdump)");
+        return;
+    }
     let file = capture(packets, flows);
     let file_str = file.to_str().unwrap();
-    let xborder = env!("CARGO_BIN_EXE_xborder");
-    // The policy stage adds finding records to the output: the first three
-    // variants run an empty rule pack so that each measures one stage.
+    // The stages: an empty rule pack so that each measures one stage.
     let no_rules = file.with_file_name("no-rules.toml");
     std::fs::write(
         &no_rules,
@@ -69,75 +107,67 @@ fn main() {
     )
     .unwrap();
     let no_rules = no_rules.to_str().unwrap();
-    let mut with_rules = vec![
-        "audit",
-        file_str,
-        "--format",
-        "jsonl",
-        "--flows",
-        "-o",
-        "/dev/null",
-        "-q",
-        "--fail-on",
-        "none",
-    ];
-    with_rules.extend(&extra);
-    let mut with_intel = with_rules.clone();
+    let quiet = ["-o", "/dev/null", "-q", "--fail-on", "none"];
+    let mut default = vec!["audit", file_str];
+    default.extend(quiet);
+    default.extend(&extra);
+    let mut jsonl = default.clone();
+    jsonl.extend(["--format", "jsonl", "--flows"]);
+    let mut with_intel = jsonl.clone();
     with_intel.extend(["--rules", no_rules]);
-    let mut flows_only = with_intel.clone();
-    flows_only.push("--no-intel");
-    let mut bare = flows_only.clone();
+    let mut with_names = with_intel.clone();
+    with_names.push("--no-intel");
+    let mut bare = with_names.clone();
     bare.push("--no-names");
     let vxlan = vxlan_capture(packets, flows);
     let vxlan_str = vxlan.to_str().unwrap();
-    let mut vxlan_rules = with_rules.clone();
-    vxlan_rules[1] = vxlan_str;
+    let mut vxlan_default = default.clone();
+    vxlan_default[1] = vxlan_str;
     // Warm the page cache so every command reads from memory.
     std::fs::read(&file).map(drop).unwrap();
     std::fs::read(&vxlan).map(drop).unwrap();
 
-    // tcpdump and the xborder variants alternate in every round, so that
-    // all see the same machine.
-    let have_tcpdump = Command::new("tcpdump").arg("--version").output().is_ok();
-    let variants = [
-        ("flows only (--no-intel --no-names)", &bare),
-        ("with names (--no-intel)", &flows_only),
-        ("with names and endpoint intelligence", &with_intel),
-        ("with names, intelligence and the shipped rule packs", &with_rules),
+    // (name, capture for tcpdump, pinned, xborder arguments)
+    let variants: Vec<(&str, &str, bool, &Vec<&str>)> = vec![
+        ("default (text report), every core", file_str, false, &default),
+        ("default, both pinned to one core", file_str, true, &default),
+        ("--format jsonl --flows", file_str, false, &jsonl),
+        ("  jsonl, flows only (--no-intel --no-names, no rules)", file_str, false, &bare),
+        ("  jsonl, with names (--no-intel, no rules)", file_str, false, &with_names),
+        ("  jsonl, with names and intelligence (no rules)", file_str, false, &with_intel),
+        ("default, inside a VXLAN mirror", vxlan_str, false, &vxlan_default),
     ];
-    let mut ref_times = Vec::new();
     let mut times = vec![Vec::new(); variants.len()];
-    let (mut vxlan_ref, mut vxlan_times) = (Vec::new(), Vec::new());
-    let tcpdump = |f: &str| time(Command::new("tcpdump").args(["-n", "-r", f, "-w", "/dev/null"]));
+    let mut refs = vec![Vec::new(); variants.len()];
+    let tcpdump = |pinned: bool, f: &str| {
+        time(&mut command(pinned, "tcpdump", &["-n", "-r", f, "-w", "/dev/null"]))
+    };
     for _ in 0..rounds {
-        if have_tcpdump {
-            ref_times.push(tcpdump(file_str));
+        for (i, (_, capture, pinned, args)) in variants.iter().enumerate() {
+            refs[i].push(tcpdump(*pinned, capture));
+            times[i].push(time(&mut command(*pinned, xborder, args)));
         }
-        for (i, (_, args)) in variants.iter().enumerate() {
-            times[i].push(time(Command::new(xborder).args(args.iter())));
-        }
-        if have_tcpdump {
-            vxlan_ref.push(tcpdump(vxlan_str));
-        }
-        vxlan_times.push(time(Command::new(xborder).args(vxlan_rules.iter())));
     }
     let size = std::fs::metadata(&file).unwrap().len();
     println!(
-        "capture: {} ({packets} packets, {flows} flows, {:.0} MB)",
+        "capture: {} ({packets} packets, {flows} flows, {:.0} MB), {rounds} rounds",
         file.display(),
         size as f64 / 1e6
     );
-    let reference = have_tcpdump.then(|| median(ref_times));
-    match reference {
-        Some(r) => println!(
-            "tcpdump -n -r FILE -w /dev/null: median {:.3} s over {rounds} rounds",
-            r.as_secs_f64()
-        ),
-        None => println!("tcpdump not installed: no reference ratio (apt-get install tcpdump)"),
+    let mut medians = Vec::new();
+    for (i, (name, _, _, _)) in variants.iter().enumerate() {
+        let (xb, r) = (median(times[i].clone()), median(refs[i].clone()));
+        medians.push(xb);
+        println!(
+            "{name}: {:.3} s, tcpdump {:.3} s, ratio to tcpdump {:.2}, {:.2} M packets/s",
+            xb.as_secs_f64(),
+            r.as_secs_f64(),
+            xb.as_secs_f64() / r.as_secs_f64(),
+            packets as f64 / xb.as_secs_f64() / 1e6
+        );
     }
     // Each stage's cost also as the median of the rounds' own ratios: the
-    // two runs of a round are seconds apart, so a busy spell on the host
-    // moves both.
+    // runs of a round are seconds apart, so a busy spell moves both.
     let paired = |a: usize, b: usize| {
         let mut r: Vec<f64> = times[a]
             .iter()
@@ -147,80 +177,67 @@ fn main() {
         r.sort_by(f64::total_cmp);
         r[r.len() / 2]
     };
-    let paired = [paired(0, 1), paired(1, 2), paired(2, 3)];
-    let mut medians = Vec::new();
-    for ((name, _), t) in variants.iter().zip(times) {
-        let xb = median(t);
-        medians.push(xb);
-        print!(
-            "xborder audit --format jsonl --flows -o /dev/null, {name}: median {:.3} s",
-            xb.as_secs_f64()
-        );
-        if let Some(r) = reference {
-            print!(", ratio to tcpdump {:.2}", xb.as_secs_f64() / r.as_secs_f64());
-        }
-        println!(", {:.2} M packets/s", packets as f64 / xb.as_secs_f64() / 1e6);
-    }
-    let xb = median(vxlan_times);
-    print!(
-        "the same inside a VXLAN mirror ({}), with names, intelligence and the shipped rule packs: median {:.3} s",
-        vxlan.display(),
-        xb.as_secs_f64()
-    );
-    if have_tcpdump {
-        let r = median(vxlan_ref);
-        print!(
-            ", tcpdump {:.3} s, ratio to tcpdump {:.2}",
-            r.as_secs_f64(),
-            xb.as_secs_f64() / r.as_secs_f64()
-        );
-    }
-    println!(", {:.2} M packets/s", packets as f64 / xb.as_secs_f64() / 1e6);
-    let change = |a: Duration, b: Duration| (b.as_secs_f64() / a.as_secs_f64() - 1.0) * 100.0;
-    println!(
-        "names add {:+.1}% to the flows-only run (median of rounds: {:+.1}%)",
-        change(medians[0], medians[1]),
-        paired[0]
-    );
-    println!(
-        "endpoint intelligence adds {:+.1}% to the run with names (median of rounds: {:+.1}%)",
-        change(medians[1], medians[2]),
-        paired[1]
-    );
-    println!(
-        "the shipped rule packs (and their finding records) add {:+.1}% to that (median of rounds: {:+.1}%)",
-        change(medians[2], medians[3]),
-        paired[2]
-    );
+    println!("names add {:+.1}% to the flows-only jsonl run", paired(3, 4));
+    println!("intelligence adds {:+.1}% to the run with names", paired(4, 5));
+    println!("the shipped rule packs and their finding records add {:+.1}%", paired(5, 2));
 
-    // Memory of the flow stage: peak RSS beyond a run on a tiny capture,
-    // both without intelligence (whose data is a fixed ~40 MB).
-    let tiny = capture(1000, 100);
-    let summary = Command::new(xborder).args(["audit", "--no-intel", file_str]).output().unwrap();
-    let summary = String::from_utf8_lossy(&summary.stdout);
-    let live: u64 = summary
-        .lines()
-        .find_map(|l| {
-            l.trim().strip_prefix("at most ")?.split(' ').next().map(|n| n.replace(',', ""))
-        })
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
-    let mut tiny_args = flows_only.clone();
-    tiny_args[1] = tiny.to_str().unwrap();
-    let (Some(big), Some(small)) = (
-        peak_rss_kib(&[&[xborder][..], &flows_only].concat()),
-        peak_rss_kib(&[&[xborder][..], &tiny_args].concat()),
-    ) else {
-        println!("GNU time not installed: no memory figures (apt-get install time)");
-        return;
-    };
-    println!(
-        "peak RSS {big} KiB ({small} KiB on a tiny capture); at most {live} flows alive at once"
-    );
-    if live > 0 {
+    // Ten times the packets and flows: time against the default run, and
+    // peak memory.
+    if large {
+        let big = capture(packets * 10, flows * 10);
+        let big_str = big.to_str().unwrap();
+        let mut big_default = default.clone();
+        big_default[1] = big_str;
+        let big_rounds = rounds.div_ceil(2);
+        let (mut small_t, mut big_t, mut big_ref) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..big_rounds {
+            small_t.push(time(&mut command(false, xborder, &default)));
+            big_t.push(time(&mut command(false, xborder, &big_default)));
+            big_ref.push(tcpdump(false, big_str));
+        }
+        let (s, b, r) = (median(small_t), median(big_t), median(big_ref));
         println!(
-            "  {:.0} bytes per live flow (all of the growth, including the finished flow records kept for the report)",
-            (big.saturating_sub(small) * 1024) as f64 / live as f64
+            "ten times larger ({} packets, {} flows): default {:.3} s, {:.2}x the {packets}-packet run, ratio to tcpdump {:.2} ({big_rounds} rounds)",
+            packets * 10,
+            flows * 10,
+            b.as_secs_f64(),
+            b.as_secs_f64() / s.as_secs_f64(),
+            b.as_secs_f64() / r.as_secs_f64()
+        );
+        match peak_rss_kib(&[&[xborder][..], &big_default].concat()) {
+            Some(kib) => println!("  peak RSS {:.0} MiB", kib as f64 / 1024.0),
+            None => println!("  GNU time not installed: no memory figure (apt-get install time)"),
+        }
+    }
+    match peak_rss_kib(&[&[xborder][..], &default].concat()) {
+        Some(kib) => println!(
+            "default run on the {packets}-packet capture: peak RSS {:.0} MiB",
+            kib as f64 / 1024.0
+        ),
+        None => println!("GNU time not installed: no memory figures (apt-get install time)"),
+    }
+
+    // Bytes per live flow: a flood of a million flows, all alive at the
+    // end (the default --max-flows is a million), flows only.
+    let flood = flood_capture(1_000_000);
+    let flood_str = flood.to_str().unwrap();
+    let tiny = capture(1000, 100);
+    let flood_args = ["audit", flood_str, "--no-intel", "--no-names", "-q", "--fail-on", "none"];
+    let report = Command::new(xborder).args(flood_args).output().unwrap();
+    let live = live_flows(&String::from_utf8_lossy(&report.stdout));
+    let mut tiny_args = flood_args;
+    tiny_args[1] = tiny.to_str().unwrap();
+    if let (Some(big), Some(small)) = (
+        peak_rss_kib(&[&[xborder][..], &flood_args[..], &["-o", "/dev/null"]].concat()),
+        peak_rss_kib(&[&[xborder][..], &tiny_args[..], &["-o", "/dev/null"]].concat()),
+    ) {
+        println!(
+            "SYN flood ({}): peak RSS {big} KiB ({small} KiB on a tiny capture), at most {live} flows alive at once: {:.0} bytes per live flow",
+            flood.display(),
+            (big.saturating_sub(small) * 1024) as f64 / live.max(1) as f64
         );
     }
+    println!(
+        "a directory of 8 captures with --threads 2 against --threads 1: not measured (the audit has no --threads: packets are not sharded across cores)"
+    );
 }

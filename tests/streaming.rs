@@ -11,52 +11,9 @@
 mod support;
 
 use std::fs::File;
-use std::io::BufWriter;
-use std::path::Path;
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
-use support::{ethernet, PcapFormat, PcapWriter, XorShift};
-
-/// `packets` SYNs from random public IPv4 sources and ports to one local
-/// server, 10.0.0.80:443, 1 µs apart: every packet starts a flow.
-fn syn_flood(path: &Path, packets: u64) {
-    let mut w = PcapWriter::new(
-        BufWriter::with_capacity(1 << 20, File::create(path).unwrap()),
-        PcapFormat::new(1),
-    )
-    .unwrap();
-    let mut rng = XorShift(0x5eed_f100d);
-    let sources = support::random_public_addresses(7, 65_536);
-    // One frame made by the builder, then only the source address and port
-    // change (xborder does not verify checksums).
-    let template = support::ip_packet(
-        "192.0.2.1",
-        "10.0.0.80",
-        support::L4::Tcp { sport: 1, dport: 443, flags: "S" },
-        &[],
-    );
-    let v4: Vec<[u8; 4]> = sources
-        .iter()
-        .filter_map(|ip| match ip {
-            std::net::IpAddr::V4(v4) => Some(v4.octets()),
-            std::net::IpAddr::V6(_) => None,
-        })
-        .collect();
-    let mut ip = template;
-    for i in 0..packets {
-        let r = rng.next();
-        let mut src = v4[(r % v4.len() as u64) as usize];
-        // Each source address many times over, each time another one: the
-        // last octet varies too.
-        src[3] = (r >> 32) as u8;
-        ip[12..16].copy_from_slice(&src);
-        ip[20..22].copy_from_slice(&(1024 + (r >> 40) as u16 % 60000).to_be_bytes());
-        let frame = ethernet(&[], &ip);
-        w.write(1_709_294_400_000_000_000 + i as i64 * 1000, &frame, frame.len() as u32).unwrap();
-    }
-    std::io::Write::flush(&mut w.into_inner()).unwrap();
-}
 
 /// Peak resident set in MiB of the largest child waited for so far.
 fn children_peak_mib() -> u64 {
@@ -93,7 +50,7 @@ fn a_syn_flood_from_random_sources_is_audited_in_bounded_memory_and_kept_whole()
     let dir = tempfile::tempdir().unwrap();
     let flood = dir.path().join("flood.pcap");
     let packets = 3_000_000;
-    syn_flood(&flood, packets);
+    support::traffic::syn_flood(&flood, packets);
     let flood = flood.to_str().unwrap();
 
     // The smaller bound first: the peak is of every child so far.

@@ -27,7 +27,7 @@
 //!     edge may move by at most a step).
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -90,7 +90,7 @@ impl KeptFinding {
 /// [`Headline`].
 #[derive(Clone, Debug, Default)]
 pub struct HeadlineTally {
-    pub local_hosts: BTreeSet<IpAddr>,
+    pub local_hosts: FastSet<IpAddr>,
     /// Bytes the flows sent, each flow once.
     pub bytes_out: u64,
     /// Each flow once per country (`None`: unknown).

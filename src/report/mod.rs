@@ -64,6 +64,10 @@ pub struct PacketTotals {
 /// it for every flow.
 pub type RemoteIntel = HashMap<IpAddr, Arc<Intel>, ahash::RandomState>;
 
+/// By flow id, hashed with ahash: every finding looks its flow's names
+/// and vendor up, several times.
+pub type ById<T> = HashMap<u64, T, ahash::RandomState>;
+
 /// Everything an audit run found, owned and ready to render.
 #[derive(Debug, Default)]
 pub struct AuditReport {
@@ -87,10 +91,10 @@ pub struct AuditReport {
     pub remote_intel: RemoteIntel,
     /// Names the traffic gave each flow, by flow id (flows without any are
     /// absent).
-    pub names: HashMap<u64, FlowNames>,
+    pub names: ById<FlowNames>,
     /// The vendor each flow's names belong to, by flow id (flows without
     /// one, and every flow of a run without intelligence, are absent).
-    pub vendors: HashMap<u64, VendorMatch>,
+    pub vendors: ById<VendorMatch>,
     /// The rule packs the flows were checked against.
     pub policy: Policy,
     /// Rule matches of [`Self::flows`] in flow order (then pack and rule

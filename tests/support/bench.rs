@@ -41,3 +41,17 @@ fn generated(packets: u64, flows: u64, vxlan_mirror: bool) -> PathBuf {
     }
     path
 }
+
+/// A SYN flood of `packets` packets from random sources (every packet a
+/// flow) in target/xborder-bench, made once.
+pub fn flood_capture(packets: u64) -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/xborder-bench");
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("syn-flood-v1-{packets}p.pcap"));
+    if !path.exists() {
+        let tmp = path.with_extension("tmp");
+        super::traffic::syn_flood(&tmp, packets);
+        std::fs::rename(&tmp, &path).unwrap();
+    }
+    path
+}

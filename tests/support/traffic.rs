@@ -15,6 +15,7 @@
 
 use std::io::{self, Write};
 use std::net::{Ipv4Addr, Ipv6Addr};
+use std::path::Path;
 
 use super::generator::Generated;
 use super::{ethernet, ip_packet, PcapFormat, PcapWriter, XorShift, L4};
@@ -354,4 +355,44 @@ pub fn generate(
     }
     w.into_inner().flush()?;
     Ok(generated)
+}
+
+/// `packets` SYNs from random public IPv4 sources and ports to one local
+/// server, 10.0.0.80:443, 1 µs apart: every packet starts a flow.
+pub fn syn_flood(path: &Path, packets: u64) {
+    let mut w = PcapWriter::new(
+        io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path).unwrap()),
+        PcapFormat::new(1),
+    )
+    .unwrap();
+    let mut rng = XorShift(0x5eed_f100d);
+    let sources = super::random_public_addresses(7, 65_536);
+    // One frame made by the builder, then only the source address and port
+    // change (xborder does not verify checksums).
+    let template = super::ip_packet(
+        "192.0.2.1",
+        "10.0.0.80",
+        L4::Tcp { sport: 1, dport: 443, flags: "S" },
+        &[],
+    );
+    let v4: Vec<[u8; 4]> = sources
+        .iter()
+        .filter_map(|ip| match ip {
+            std::net::IpAddr::V4(v4) => Some(v4.octets()),
+            std::net::IpAddr::V6(_) => None,
+        })
+        .collect();
+    let mut ip = template;
+    for i in 0..packets {
+        let r = rng.next();
+        let mut src = v4[(r % v4.len() as u64) as usize];
+        // Each source address many times over, each time another one: the
+        // last octet varies too.
+        src[3] = (r >> 32) as u8;
+        ip[12..16].copy_from_slice(&src);
+        ip[20..22].copy_from_slice(&(1024 + (r >> 40) as u16 % 60000).to_be_bytes());
+        let frame = ethernet(&[], &ip);
+        w.write(1_709_294_400_000_000_000 + i as i64 * 1000, &frame, frame.len() as u32).unwrap();
+    }
+    std::io::Write::flush(&mut w.into_inner()).unwrap();
 }
