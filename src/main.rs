@@ -269,7 +269,11 @@ fn run_audit(args: &AuditArgs) -> anyhow::Result<ExitCode> {
     if let Some(sink) = &mut store {
         sinks.push(sink);
     }
-    let display = progress::ProgressDisplay::start(&progress, args.quiet);
+    // Records streamed to a terminal would be cut by the progress line.
+    let streams_to_terminal = to_stdout
+        && matches!(format, ReportFormat::Jsonl | ReportFormat::Csv)
+        && io::stdout().is_terminal();
+    let display = progress::ProgressDisplay::start(&progress, args.quiet || streams_to_terminal);
     let (run, outcomes) = pipeline::audit(
         Audit {
             config,

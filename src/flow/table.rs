@@ -502,12 +502,10 @@ impl FlowTable {
         // (the evidence pass replays it). Only (last, id) is gathered: 16 MB
         // for a full table of a million flows.
         let mut idle: Vec<(Timestamp, u64)> = self.flows.values().map(|s| (s.last, s.id)).collect();
-        let cut = match n.checked_sub(1).filter(|&i| i < idle.len()) {
-            Some(i) => Some(*idle.select_nth_unstable(i).1),
-            None => idle.iter().max().copied(),
-        };
+        // n is at least 1 and at most the table's size, unless it is empty.
+        let Some(i) = n.checked_sub(1).filter(|&i| i < idle.len()) else { return };
+        let cut = *idle.select_nth_unstable(i).1;
         drop(idle);
-        let Some(cut) = cut else { return };
         let (local, tunnels) = (&self.local, &mut self.tunnels);
         let mut evicted = Vec::with_capacity(n);
         self.flows.retain(|key, state| {
@@ -562,12 +560,12 @@ impl FlowTable {
         Some(record(key, state, EndReason::Active, &self.local, chain))
     }
 
-    /// Finished flows since the last call.
     /// How many finished flows wait for [`Self::drain_finished`].
     pub fn finished_count(&self) -> usize {
         self.finished.len()
     }
 
+    /// Finished flows since the last call.
     pub fn drain_finished(&mut self) -> std::vec::Drain<'_, FlowRecord> {
         self.finished.drain(..)
     }
@@ -586,7 +584,7 @@ impl FlowTable {
     /// [`FlowTable::finish`] in parts of at most `part` flows, in the order
     /// of their first packet (start, first frame, id), so that the flows
     /// alive at the end of a capture never all exist as records at once:
-    /// only their sort keys do (40 bytes a flow).
+    /// only their sort keys do (72 bytes a flow).
     pub fn finish_in_parts(
         mut self,
         anomalies: &mut AnomalyCounter,

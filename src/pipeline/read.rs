@@ -64,12 +64,18 @@ pub(super) enum Handed {
 
 /// Reads every input, in order, through one flow table: a flow that spans
 /// rotated capture files stays one flow. Finished flows are handed on
-/// every [`HANDOVER_PACKETS`] packets and at the end; the report returned
-/// holds the inputs, the counts and the anomalies.
+/// every [`HANDOVER_PACKETS`] packets (sooner once [`PART_FLOWS`] have
+/// finished) and at the end, in parts of at most [`PART_FLOWS`]; the
+/// report returned holds the inputs, the counts and the anomalies. `hand`
+/// returns `false` when nothing takes the parts any more (the other thread
+/// stopped): reading stops.
 ///
 /// Errors never stop the run: a damaged file keeps the packets before the
 /// damage and its error is recorded in the report's inputs.
-pub(super) fn read_inputs(config: &AuditConfig, hand: &mut dyn FnMut(Handed)) -> AuditReport {
+pub(super) fn read_inputs(
+    config: &AuditConfig,
+    hand: &mut dyn FnMut(Handed) -> bool,
+) -> AuditReport {
     let mut report = AuditReport::default();
     let expanded = capture::expand_inputs(&config.paths);
     if let Some(p) = &config.progress {
@@ -79,7 +85,9 @@ pub(super) fn read_inputs(config: &AuditConfig, hand: &mut dyn FnMut(Handed)) ->
     let inputs = expanded.inputs;
     report.skipped.extend(expanded.skipped.into_iter().map(|s| (s.path, s.reason)));
     for err in expanded.errors {
-        hand(Handed::Input(err.path().to_owned()));
+        if !hand(Handed::Input(err.path().to_owned())) {
+            return report;
+        }
         report.inputs.push(InputSummary {
             path: err.path().to_owned(),
             format: None,
@@ -96,9 +104,14 @@ pub(super) fn read_inputs(config: &AuditConfig, hand: &mut dyn FnMut(Handed)) ->
         names: (!config.no_names).then(NameInspector::new),
         finished: Vec::new(),
         flows: 0,
+        gone: false,
         hand,
+        progress: config.progress.as_deref(),
     };
     for input in &inputs {
+        if reader.gone {
+            break;
+        }
         let index = report.inputs.len() as u32;
         let mut summary =
             InputSummary { path: input.path.clone(), format: None, packets: 0, error: None };
@@ -109,7 +122,7 @@ pub(super) fn read_inputs(config: &AuditConfig, hand: &mut dyn FnMut(Handed)) ->
                 continue;
             }
             Ok(Opened::Reader(mut capture)) => {
-                (reader.hand)(Handed::Input(input.path.clone()));
+                reader.gone |= !(reader.hand)(Handed::Input(input.path.clone()));
                 summary.format = Some(capture.format());
                 if let Err(err) = reader.read_capture(
                     &mut capture,
@@ -117,13 +130,12 @@ pub(super) fn read_inputs(config: &AuditConfig, hand: &mut dyn FnMut(Handed)) ->
                     &config.tunnels,
                     &mut report,
                     &mut summary,
-                    config.progress.as_deref(),
                 ) {
                     summary.error = Some(err.to_string());
                 }
             }
             Err(err) => {
-                (reader.hand)(Handed::Input(input.path.clone()));
+                reader.gone |= !(reader.hand)(Handed::Input(input.path.clone()));
                 summary.error = Some(err.to_string());
             }
         }
@@ -131,10 +143,10 @@ pub(super) fn read_inputs(config: &AuditConfig, hand: &mut dyn FnMut(Handed)) ->
     }
     report.peak_live_flows = reader.table.peak_flows();
     report.evicted_flows = reader.table.evicted();
-    let Reader { table, mut names, finished, hand, .. } = reader;
-    if !finished.is_empty() {
-        hand(Handed::Flows(finished));
+    if reader.gone {
+        return report;
     }
+    let Reader { table, mut names, hand, .. } = reader;
     // The flows alive at the end leave in parts too: a table of a million
     // flows must not become a million records at once.
     table.finish_in_parts(&mut report.anomalies, PART_FLOWS, |last| {
@@ -147,11 +159,14 @@ pub(super) fn read_inputs(config: &AuditConfig, hand: &mut dyn FnMut(Handed)) ->
 struct Reader<'h> {
     table: FlowTable,
     names: Option<NameInspector>,
-    /// Finished flows not handed on yet.
+    /// Finished flows being handed on.
     finished: Vec<(FlowRecord, Option<FlowNames>)>,
     /// Flows handed on so far.
     flows: u64,
-    hand: &'h mut dyn FnMut(Handed),
+    /// Nothing takes the parts any more.
+    gone: bool,
+    hand: &'h mut dyn FnMut(Handed) -> bool,
+    progress: Option<&'h AuditProgress>,
 }
 
 /// A finished flow with its names, from the names stage.
@@ -164,9 +179,23 @@ fn named(names: Option<&mut NameInspector>, flow: FlowRecord) -> (FlowRecord, Op
 }
 
 impl Reader<'_> {
+    /// Hands the finished flows on, in parts of at most [`PART_FLOWS`] (a
+    /// sweep or an eviction can end more at once), each in first-packet
+    /// order.
     fn hand_on(&mut self) {
         self.flows += self.finished.len() as u64;
-        (self.hand)(Handed::Flows(std::mem::take(&mut self.finished)));
+        let mut flows = std::mem::take(&mut self.finished);
+        if flows.len() > PART_FLOWS {
+            flows.sort_unstable_by_key(|(f, _)| (f.start, f.first_frame, f.id));
+            while flows.len() > PART_FLOWS {
+                let rest = flows.split_off(PART_FLOWS);
+                self.gone |= !(self.hand)(Handed::Flows(std::mem::replace(&mut flows, rest)));
+            }
+        }
+        self.gone |= !(self.hand)(Handed::Flows(flows));
+        if let Some(p) = self.progress {
+            p.flows.store(self.flows, Ordering::Relaxed);
+        }
     }
 
     /// The per-packet loop for one capture.
@@ -177,7 +206,6 @@ impl Reader<'_> {
         tunnels: &Decapsulation,
         report: &mut AuditReport,
         summary: &mut InputSummary,
-        progress: Option<&AuditProgress>,
     ) -> Result<(), CaptureError> {
         while let Some(packet) = capture.next_packet()? {
             summary.packets += 1;
@@ -188,9 +216,11 @@ impl Reader<'_> {
                 let done = self.table.drain_finished().map(|f| named(names.as_mut(), f));
                 self.finished.extend(done);
                 self.hand_on();
-                if let Some(p) = progress {
+                if self.gone {
+                    return Ok(());
+                }
+                if let Some(p) = self.progress {
                     p.packets.store(report.totals.packets, Ordering::Relaxed);
-                    p.flows.store(self.flows, Ordering::Relaxed);
                 }
             }
             let at = FrameRef { file, frame: packet.frame };

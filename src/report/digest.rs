@@ -11,7 +11,9 @@
 //! - Exact, whatever the run's size: every count and sum, the aggregates
 //!   (keyed by jurisdiction, hosting country, provider, local host), the
 //!   headlines, each rule pack's split, the findings per rule and local
-//!   host.
+//!   host. What is kept per local host (a few hundred bytes each, in all)
+//!   grows with the local hosts seen, which the local networks bound: a
+//!   scan of a large local network from outside grows it.
 //! - Bounded, each with what happens past its bound:
 //!   - (local host, remote endpoint) pairs per rule:
 //!     [`ENDPOINTS_PER_RULE`]; past it the lighter half (fewest bytes out)
@@ -27,6 +29,7 @@
 //!     edge may move by at most a step).
 
 use std::cmp::Reverse;
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -51,6 +54,7 @@ pub const TIMELINE_POINTS: usize = 1 << 16;
 /// A finding with its own copy of what a report shows about it.
 #[derive(Clone, Debug)]
 pub struct KeptFinding {
+    /// Its `flow` index is of the part it came in, meaningless here.
     pub finding: Finding,
     pub flow: FlowRecord,
     pub intel: Option<Arc<Intel>>,
@@ -173,18 +177,20 @@ impl AggregateTally {
             all: self.all.clone(),
             by_jurisdiction: countries(&self.by_jurisdiction),
             by_hosting_country: countries(&self.by_hosting_country),
-            by_provider: self
-                .by_provider
-                .iter()
-                .map(|(p, t)| {
+            by_provider: {
+                // A provider whose id is "unknown" or "none" adds to those,
+                // as the reports always keyed it.
+                let mut m: BTreeMap<String, Totals> = BTreeMap::new();
+                for (p, t) in &self.by_provider {
                     let key = match p {
                         None => "unknown".to_owned(),
                         Some(None) => "none".to_owned(),
                         Some(Some(id)) => id.to_string(),
                     };
-                    (key, t.clone())
-                })
-                .collect(),
+                    m.entry(key).or_default().merge(t);
+                }
+                m
+            },
             by_local_host: self.by_local_host.iter().map(|(ip, t)| (*ip, t.clone())).collect(),
         }
     }
@@ -194,6 +200,9 @@ impl AggregateTally {
 /// host and remote endpoint: where, who, what name, which frame.
 #[derive(Clone, Debug)]
 pub struct FirstSeen {
+    /// The flow's place in first-packet order (start, first frame, id): a
+    /// later part may bring an earlier flow (a long one that ended last).
+    pub order: (Timestamp, FrameRef, u64),
     pub frame: FrameRef,
     pub start: Timestamp,
     pub intel: Option<Arc<Intel>>,
@@ -277,6 +286,10 @@ pub struct RemoteTotals {
 /// Rule (most severe first, then pack and rule order).
 pub type RuleKey = (Reverse<Severity>, usize, usize);
 
+/// A finding's place among the most severe: severity (most first), then
+/// its flow's first packet (start, frame, id), then pack and rule.
+pub type SevereKey = (Reverse<Severity>, Timestamp, FrameRef, u64, usize, usize);
+
 /// See the module's contract.
 #[derive(Clone, Debug, Default)]
 pub struct Digest {
@@ -305,10 +318,9 @@ pub struct Digest {
     /// `timeline_shift`).
     pub timeline: BTreeMap<i64, u64>,
     pub timeline_shift: u32,
-    /// The most severe findings, in report order within a severity, at
-    /// most `limit` of them.
-    pub most_severe: BTreeMap<Reverse<Severity>, Vec<KeptFinding>>,
-    most_severe_kept: usize,
+    /// The most severe findings, in first-packet order within a severity
+    /// (then pack and rule order), at most the HTML report's `MAX_ROWS`.
+    pub most_severe: BTreeMap<SevereKey, KeptFinding>,
 }
 
 /// Findings the digest keeps in [`Digest::most_severe`].
@@ -448,21 +460,32 @@ impl Digest {
         {
             rule.forget_light_endpoints();
         }
-        let e = rule.endpoints.entry((local, remote)).or_insert_with(|| EndpointTally {
-            flows: 0,
-            bytes_out: 0,
-            bytes_in: 0,
-            ports: Vec::new(),
-            first: FirstSeen {
-                frame: v.flow.first_frame,
-                start: v.flow.start,
-                intel: intel.cloned(),
-                name: v.name().map(Into::into),
-                vendor: v.vendor.cloned().map(Box::new),
-                unknown: v.finding.matched.unknown.clone(),
-                tunnels: v.flow.tunnels.clone(),
-            },
-        });
+        let first = || FirstSeen {
+            order: (v.flow.start, v.flow.first_frame, v.flow.id),
+            frame: v.flow.first_frame,
+            start: v.flow.start,
+            intel: intel.cloned(),
+            name: v.name().map(Into::into),
+            vendor: v.vendor.cloned().map(Box::new),
+            unknown: v.finding.matched.unknown.clone(),
+            tunnels: v.flow.tunnels.clone(),
+        };
+        let e = match rule.endpoints.entry((local, remote)) {
+            Entry::Occupied(e) => {
+                let e = e.into_mut();
+                if (v.flow.start, v.flow.first_frame, v.flow.id) < e.first.order {
+                    e.first = first();
+                }
+                e
+            }
+            Entry::Vacant(e) => e.insert(EndpointTally {
+                flows: 0,
+                bytes_out: 0,
+                bytes_in: 0,
+                ports: Vec::new(),
+                first: first(),
+            }),
+        };
         e.flows += 1;
         e.bytes_out += v.sides.sent.bytes;
         e.bytes_in += v.sides.received.bytes;
@@ -477,23 +500,19 @@ impl Digest {
     }
 
     fn keep_if_severe(&mut self, v: &FindingView<'_>, intel: Option<&Arc<Intel>>) {
-        let severity = Reverse(v.rule.severity);
-        if self.most_severe_kept >= MOST_SEVERE {
-            // Full: a finding gets in only ahead of the least severe kept.
-            let Some((&least, _)) = self.most_severe.last_key_value() else { return };
-            if severity >= least {
-                return;
-            }
-            if let Some(list) = self.most_severe.get_mut(&least) {
-                list.pop();
-                if list.is_empty() {
-                    self.most_severe.remove(&least);
+        let m = &v.finding.matched;
+        let key =
+            (Reverse(v.rule.severity), v.flow.start, v.flow.first_frame, v.flow.id, m.pack, m.rule);
+        if self.most_severe.len() >= MOST_SEVERE {
+            // Full: a finding gets in only ahead of the last kept.
+            match self.most_severe.last_key_value() {
+                Some((last, _)) if key < *last => {
+                    self.most_severe.pop_last();
                 }
+                _ => return,
             }
-            self.most_severe_kept -= 1;
         }
-        self.most_severe.entry(severity).or_default().push(KeptFinding::of(v, intel));
-        self.most_severe_kept += 1;
+        self.most_severe.insert(key, KeptFinding::of(v, intel));
     }
 
     /// The most severe finding, if any.

@@ -106,6 +106,15 @@ pub struct Totals {
 }
 
 impl Totals {
+    /// Adds `other`'s counts.
+    pub(super) fn merge(&mut self, other: &Totals) {
+        self.flows += other.flows;
+        self.bytes_out += other.bytes_out;
+        self.bytes_in += other.bytes_in;
+        self.flagged_flows += other.flagged_flows;
+        self.flagged_bytes_out += other.flagged_bytes_out;
+    }
+
     pub(super) fn add(&mut self, f: &FlowRecord, flagged: bool) {
         let s = f.sides();
         self.flows += 1;

@@ -83,8 +83,7 @@ pub const COLUMNS: &[&str] = &[
 /// [`MAX_ROWS`].
 pub fn findings_data(r: &AuditReport) -> Value {
     // Most severe first, report order within a severity.
-    let views: Vec<FindingView<'_>> =
-        r.digest.most_severe.values().flatten().map(|k| k.view(r)).collect();
+    let views: Vec<FindingView<'_>> = r.digest.most_severe.values().map(|k| k.view(r)).collect();
     let total = r.digest.findings;
     let mut rules: Vec<Value> = Vec::new();
     let mut rule_index: HashMap<(usize, usize), usize> = HashMap::new();

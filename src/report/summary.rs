@@ -173,8 +173,9 @@ fn write_top_remotes(r: &AuditReport, s: &mut String) -> std::fmt::Result {
         (b.1.bytes_out + b.1.bytes_in).cmp(&(a.1.bytes_out + a.1.bytes_in)).then(a.0.cmp(b.0))
     });
     let in_all = if r.digest.remotes_forgotten > 0 {
-        // Past the digest's bound the lighter endpoints were forgotten.
-        format!("more than {}", grouped(top.len() as u64 + r.digest.remotes_forgotten))
+        // Past the digest's bound the lighter endpoints were forgotten: at
+        // least one more than are tracked.
+        format!("more than {}", grouped(top.len() as u64))
     } else {
         grouped(top.len() as u64)
     };

@@ -281,6 +281,54 @@ mod tests {
     use crate::report::Finding;
     use crate::time::Timestamp;
 
+    /// A long flow that ends last comes in a later part than a short one to
+    /// the same endpoint that started after it: the report's "first:" is
+    /// still the long one, as in a report made from every flow at once.
+    #[test]
+    fn the_first_flow_shown_is_the_earliest_whatever_part_brought_it() {
+        let text = "[pack]\nname = \"p\"\ndescription = \"d\"\nsource = \"s\"\nversion = \"1\"\n\
+                    [[rule]]\nid = \"out\"\ntitle = \"Outbound\"\nseverity = \"low\"\n\
+                    [rule.match]\ndirection = \"outbound\"\n";
+        let (providers, vendors) = Default::default();
+        let catalogues = crate::policy::Catalogues { providers: &providers, vendors: &vendors };
+        let (pack, _) = RulePack::parse(text, Path::new("p.toml"), catalogues).unwrap();
+        let policy = Policy { packs: vec![pack] };
+        let stats = SideStats { packets: 1, bytes: 100, payload_bytes: 0, tcp_flags: 0 };
+        let flow = |id: u64, port: u16, start: i64| FlowRecord {
+            id,
+            protocol: 6,
+            source: Endpoint { ip: [10, 0, 0, 1].into(), port: Some(port) },
+            destination: Endpoint { ip: [192, 0, 2, 1].into(), port: Some(443) },
+            source_stats: stats,
+            destination_stats: stats,
+            start: Timestamp::from_parts(start, 0),
+            end: Timestamp::from_parts(start + 1, 0),
+            first_frame: FrameRef { file: 0, frame: id },
+            direction: Direction::Outbound,
+            end_reason: EndReason::TcpClosed,
+            tunnels: Vec::new(),
+            carries: None,
+        };
+        let mut r = AuditReport { policy, ..Default::default() };
+        for part in [flow(2, 40002, 5), flow(1, 40001, 0)] {
+            let facts = FlowFacts { flow: &part, intel: None, names: None, vendor: None };
+            let findings = r.policy.evaluate(&facts);
+            let part = AuditReport {
+                flows: vec![part],
+                findings: findings
+                    .into_iter()
+                    .map(|matched| Finding { flow: 0, matched, country: None, early: false })
+                    .collect(),
+                policy: r.policy.clone(),
+                ..Default::default()
+            };
+            r.digest.add(&part);
+        }
+        let out = render(&r, false);
+        assert!(out.contains("first:  frame 1 at 1970-01-01 00:00:00Z"), "{out}");
+        assert!(out.contains("192.0.2.1 port 443  200 B out, 200 B in, 2 flows"), "{out}");
+    }
+
     #[test]
     fn long_reports_stay_within_80_columns_and_list_the_top_hosts() {
         let text = "[pack]\nname = \"p\"\ndescription = \"d\"\nsource = \"s\"\nversion = \"1\"\n\
@@ -319,20 +367,29 @@ mod tests {
         }
         r.digest = crate::report::digest::Digest::of(&r);
         let out = render(&r, false);
-        // The same report from a run handed on in parts of 7 flows.
-        let mut parts = crate::report::digest::Digest::default();
-        for (n, flows) in r.flows.chunks(7).enumerate() {
-            let findings = r.findings.iter().filter(|f| f.flow / 7 == n);
-            let part = AuditReport {
-                flows: flows.to_vec(),
-                findings: findings.map(|f| Finding { flow: f.flow % 7, ..f.clone() }).collect(),
-                policy: r.policy.clone(),
-                ..Default::default()
-            };
-            parts.add(&part);
+        // The same report from a run handed on in parts of 7 flows, in
+        // either order: a later part may bring an earlier flow (a long one
+        // that ended last), whose finding is then the first seen.
+        let whole = std::mem::take(&mut r.digest);
+        for reversed in [false, true] {
+            let mut parts = crate::report::digest::Digest::default();
+            let mut chunks: Vec<(usize, &[FlowRecord])> = r.flows.chunks(7).enumerate().collect();
+            if reversed {
+                chunks.reverse();
+            }
+            for (n, flows) in chunks {
+                let findings = r.findings.iter().filter(|f| f.flow / 7 == n);
+                let part = AuditReport {
+                    flows: flows.to_vec(),
+                    findings: findings.map(|f| Finding { flow: f.flow % 7, ..f.clone() }).collect(),
+                    policy: r.policy.clone(),
+                    ..Default::default()
+                };
+                parts.add(&part);
+            }
+            r.digest = parts;
+            assert_eq!(render(&r, false), out, "parts reversed: {reversed}");
         }
-        let whole = std::mem::replace(&mut r.digest, parts);
-        assert_eq!(render(&r, false), out);
         r.digest = whole;
         assert!(out.lines().all(|l| l.chars().count() <= WIDTH), "{out}");
         assert!(out.contains("  … and 2 more local hosts: 12 flows, 12.0 kB out\n"), "{out}");
