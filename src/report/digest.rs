@@ -114,8 +114,8 @@ impl HeadlineTally {
         let mut flows = FastSet::default();
         let mut seen = FastSet::default();
         for v in views.filter(|v| v.rule.severity >= RESTRICTED) {
-            self.local_hosts.insert(v.sides.local.ip);
             if flows.insert(v.finding.flow) {
+                self.local_hosts.insert(v.sides.local.ip);
                 self.bytes_out += v.sides.sent.bytes;
             }
             if !seen.insert((v.finding.country, v.finding.flow)) {
