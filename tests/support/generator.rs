@@ -40,6 +40,14 @@ enum Kind {
     Icmp,
 }
 
+/// Flow `flow`'s packet `ip` as a VXLAN mirror delivers it (see
+/// [`Mix::vxlan_mirror`]).
+pub fn mirrored(flow: u64, ip: &[u8]) -> Vec<u8> {
+    let sport = 49152 + (flow % 16384) as u16;
+    let outer = super::encap::vxlan("192.0.2.50", "192.0.2.60", sport, 100 + (flow % 4) as u32, ip);
+    ethernet(&[], &outer)
+}
+
 /// Writes the capture (Ethernet, microseconds) to `out`.
 ///
 /// Flows are generated in blocks: each block of `packets / flows * 1000`
@@ -133,19 +141,7 @@ pub fn generate(mix: Mix, out: impl Write) -> io::Result<Generated> {
             Kind::Icmp => L4::Icmp,
         };
         let ip = ip_packet(src, dst, l4, payload);
-        let frame = if mix.vxlan_mirror {
-            let sport = 49152 + (flow % 16384) as u16;
-            let outer = super::encap::vxlan(
-                "192.0.2.50",
-                "192.0.2.60",
-                sport,
-                100 + (flow % 4) as u32,
-                &ip,
-            );
-            ethernet(&[], &outer)
-        } else {
-            ethernet(&[], &ip)
-        };
+        let frame = if mix.vxlan_mirror { mirrored(flow, &ip) } else { ethernet(&[], &ip) };
         let ts = 1_709_294_400_000_000_000 + i as i64 * 100_000;
         w.write(ts, &frame, frame.len() as u32)?;
         generated.packets += 1;

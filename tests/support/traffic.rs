@@ -334,16 +334,7 @@ pub fn generate(
                 generated.flows += 1;
             }
             let frame = if vxlan_mirror {
-                let n = next_flow - 1000 + slot as u64;
-                let sport = 49152 + (n % 16384) as u16;
-                let outer = super::encap::vxlan(
-                    "192.0.2.50",
-                    "192.0.2.60",
-                    sport,
-                    100 + (n % 4) as u32,
-                    ip,
-                );
-                ethernet(&[], &outer)
+                super::generator::mirrored(next_flow - 1000 + slot as u64, ip)
             } else {
                 ethernet(&[], ip)
             };
