@@ -588,7 +588,7 @@ mod tests {
         assert!(layers_cache::read_checked(&path).is_err());
         // Another build's: a source digest differs (the file's own digest
         // made to hold).
-        let mut foreign = good[..good.len() - 32].to_vec();
+        let mut foreign = good[..good.len() - layers_cache::SEAL_LEN].to_vec();
         foreign[8 + 40] ^= 1;
         let digest = layers_cache::sealed(&foreign);
         foreign.extend_from_slice(&digest);
