@@ -427,11 +427,19 @@ impl Digest {
 
     /// Keeps the heavier half of the tracked remote endpoints.
     fn forget_light_remotes(&mut self) {
-        let mut bytes: Vec<u64> = self.remotes.values().map(|t| t.bytes_out + t.bytes_in).collect();
-        let half = bytes.len() / 2;
-        let (_, &mut cut, _) = bytes.select_nth_unstable_by(half, |a, b| b.cmp(a));
+        // By bytes, then the higher address first: exactly half goes, even
+        // when all are alike (a flood's SYNs).
+        let weight = |ip: &IpAddr, t: &RemoteTotals| (t.bytes_out + t.bytes_in, Reverse(*ip));
+        let mut order: Vec<(u64, Reverse<IpAddr>)> =
+            self.remotes.iter().map(|(ip, t)| weight(ip, t)).collect();
+        let half = order.len() / 2;
+        if half == 0 {
+            return;
+        }
+        let cut = *order.select_nth_unstable(half - 1).1;
+        drop(order);
         let before = self.remotes.len();
-        self.remotes.retain(|_, t| t.bytes_out + t.bytes_in > cut);
+        self.remotes.retain(|ip, t| weight(ip, t) > cut);
         self.remotes_forgotten += (before - self.remotes.len()) as u64;
     }
 
@@ -523,5 +531,52 @@ impl Digest {
     /// Bytes out of flagged flows per start time (nanoseconds), in order.
     pub fn timeline_points(&self) -> impl Iterator<Item = (i64, u64)> + '_ {
         self.timeline.iter().map(|(at, b)| (at << self.timeline_shift, *b))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::FrameRef;
+    use crate::flow::{Direction, EndReason, Endpoint, SideStats};
+
+    fn flow(n: u32) -> FlowRecord {
+        let stats = SideStats { packets: 1, bytes: 40, payload_bytes: 0, tcp_flags: 0 };
+        FlowRecord {
+            id: u64::from(n) + 1,
+            protocol: 6,
+            source: Endpoint { ip: IpAddr::from((0x0100_0000 + n).to_be_bytes()), port: Some(1) },
+            destination: Endpoint { ip: [10, 0, 0, 80].into(), port: Some(443) },
+            source_stats: stats,
+            destination_stats: SideStats::default(),
+            start: Timestamp::from_parts(i64::from(n), 0),
+            end: Timestamp::from_parts(i64::from(n), 0),
+            first_frame: FrameRef { file: 0, frame: u64::from(n) + 1 },
+            direction: Direction::Inbound,
+            end_reason: EndReason::IdleTimeout,
+            tunnels: Vec::new(),
+            carries: None,
+        }
+    }
+
+    /// A flood's sources all weigh the same: the bound still keeps half of
+    /// them (by address), not none; every flow is still counted.
+    #[test]
+    fn remote_endpoints_past_the_bound_lose_exactly_the_lighter_half() {
+        let mut digest = Digest::default();
+        let n = TRACKED_REMOTES as u32 + 1;
+        for chunk in (0..n).collect::<Vec<_>>().chunks(8192) {
+            let part = AuditReport {
+                flows: chunk.iter().map(|&i| flow(i)).collect(),
+                ..Default::default()
+            };
+            digest.add(&part);
+        }
+        assert_eq!(digest.flows, u64::from(n));
+        assert_eq!(digest.remotes.len(), TRACKED_REMOTES / 2 + 1);
+        assert_eq!(digest.remotes_forgotten, (TRACKED_REMOTES / 2) as u64);
+        // Of equal weight, the lower addresses stay.
+        assert!(digest.remotes.contains_key(&IpAddr::from(0x0100_0000u32.to_be_bytes())));
+        assert_eq!(digest.aggregates.all.flows, u64::from(n));
     }
 }
