@@ -281,6 +281,7 @@ fn run_audit(args: &AuditArgs) -> anyhow::Result<ExitCode> {
             policy,
             render_intel_json,
             observer: args.fleet.observer.clone(),
+            keep: format.digest(),
         },
         &mut sinks,
     )?;

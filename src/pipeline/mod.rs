@@ -55,7 +55,7 @@ use crate::flow::FlowRecord;
 use crate::intel::{IntelDb, IntelError, IntelSources};
 use crate::names::FlowNames;
 use crate::policy::Policy;
-use crate::report::digest::Digest;
+use crate::report::digest::{Digest, Keep};
 use crate::report::flows::IntelJsonCache;
 use crate::report::{AuditReport, InputSummary};
 
@@ -82,6 +82,8 @@ pub struct Audit {
     pub render_intel_json: bool,
     /// The gateway or machine that saw the traffic (`--observer`).
     pub observer: Option<String>,
+    /// What the outputs need of the digest ([`ReportFormat::digest`]).
+    pub keep: Keep,
 }
 
 /// A finished audit: its report holds no flows, its digest all of them.
@@ -111,7 +113,7 @@ pub fn audit(
     job: Audit,
     sinks: &mut [&mut (dyn Sink + Send)],
 ) -> Result<(AuditRun, SinkOutcomes), PipelineError> {
-    let Audit { config, intel, policy, render_intel_json, observer } = job;
+    let Audit { config, intel, policy, render_intel_json, observer, keep } = job;
     if let Some(sources) = &intel {
         sources.check_files()?;
     }
@@ -120,7 +122,7 @@ pub fn audit(
     let part = AuditReport { policy, observer: observer.clone(), ..AuditReport::default() };
     let mut finisher = Finisher {
         part,
-        digest: Digest::default(),
+        digest: Digest::keeping(keep),
         json: IntelJsonCache::default(),
         render_json: render_intel_json,
         db: None,

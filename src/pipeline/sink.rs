@@ -10,6 +10,7 @@ use std::fs::File;
 use std::io::{self, Read, Seek, Write};
 
 use super::AuditRun;
+use crate::report::digest::Keep;
 use crate::report::document::{self, DocumentRecords};
 use crate::report::flows::{self, IntelJsonCache, Records};
 use crate::report::{findings, html, text, AuditReport};
@@ -46,6 +47,13 @@ impl ReportFormat {
     /// Does the format carry each remote address's intelligence as JSON?
     pub fn renders_intel_json(self) -> bool {
         matches!(self, Self::Json | Self::Jsonl)
+    }
+
+    /// What the format shows of the digest beyond its counts, aggregates
+    /// and headlines (which every run needs: the exit status, the headline
+    /// on standard error).
+    pub fn digest(self) -> Keep {
+        Keep { text: self == Self::Text, html: self == Self::Html }
     }
 }
 

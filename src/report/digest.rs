@@ -14,6 +14,9 @@
 //!   host. What is kept per local host (a few hundred bytes each, in all)
 //!   grows with the local hosts seen, which the local networks bound: a
 //!   scan of a large local network from outside grows it.
+//! - The lists only one report format shows are kept when the run asks
+//!   ([`Keep`]: the text report's per-rule findings and top endpoints, the
+//!   HTML report's most severe findings, splits and timeline).
 //! - Bounded, each with what happens past its bound:
 //!   - (local host, remote endpoint) pairs per rule:
 //!     [`ENDPOINTS_PER_RULE`]; past it the lighter half (fewest bytes out)
@@ -290,9 +293,31 @@ pub type RuleKey = (Reverse<Severity>, usize, usize);
 /// its flow's first packet (start, frame, id), then pack and rule.
 pub type SevereKey = (Reverse<Severity>, Timestamp, FrameRef, u64, usize, usize);
 
+/// Which of the digest's lists a run keeps: its counts, aggregates and
+/// headlines always are; each report format needs some of the rest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Keep {
+    /// The findings per rule, local host and endpoint, and the top remote
+    /// endpoints (the text report).
+    pub text: bool,
+    /// The most severe findings, each pack's split, the timeline (the HTML
+    /// report).
+    pub html: bool,
+}
+
+impl Default for Keep {
+    /// Everything.
+    fn default() -> Self {
+        Keep { text: true, html: true }
+    }
+}
+
 /// See the module's contract.
 #[derive(Clone, Debug, Default)]
 pub struct Digest {
+    /// What this digest keeps beyond counts and aggregates; a report
+    /// format it does not keep for shows empty lists.
+    pub keep: Keep,
     pub flows: u64,
     /// At the IP layer, every flow.
     pub bytes: u64,
@@ -332,7 +357,13 @@ pub fn country_key(c: Option<CountryCode>) -> String {
 }
 
 impl Digest {
-    /// The digest of one report (a live period, a test's report).
+    /// An empty digest keeping `keep`.
+    pub fn keeping(keep: Keep) -> Self {
+        Digest { keep, ..Digest::default() }
+    }
+
+    /// The digest of one report (a live period, a test's report), keeping
+    /// everything.
     pub fn of(r: &AuditReport) -> Self {
         let mut d = Digest::default();
         d.add(r);
@@ -363,6 +394,22 @@ impl Digest {
         for (pack, tally) in self.regimes.iter_mut().enumerate() {
             tally.add(views.iter().filter(|v| v.finding.matched.pack == pack));
         }
+        if self.keep.html {
+            self.add_html(&views);
+        }
+        for v in &views {
+            let intel = v.flow.remote().and_then(|r| part.remote_intel.get(&r.ip));
+            if self.keep.text {
+                self.add_to_group(v, intel);
+            }
+            if self.keep.html {
+                self.keep_if_severe(v, intel);
+            }
+        }
+    }
+
+    /// What only the HTML report shows: each pack's split, the timeline.
+    fn add_html(&mut self, views: &[FindingView<'_>]) {
         let mut seen = FastSet::default();
         for v in views.iter().filter(|v| v.rule.severity >= RESTRICTED) {
             if let Some(split) = self.splits.get_mut(v.finding.matched.pack) {
@@ -379,11 +426,6 @@ impl Digest {
             if timed.insert(v.finding.flow) {
                 self.add_to_timeline(v.flow.start.as_nanos(), v.sides.sent.bytes);
             }
-        }
-        for v in &views {
-            let intel = v.flow.remote().and_then(|r| part.remote_intel.get(&r.ip));
-            self.add_to_group(v, intel);
-            self.keep_if_severe(v, intel);
         }
     }
 
@@ -413,6 +455,9 @@ impl Digest {
         a.by_provider.entry(provider).or_default().add(f, flagged);
         let sides = f.sides();
         a.by_local_host.entry(sides.local.ip).or_default().add(f, flagged);
+        if !self.keep.text {
+            return;
+        }
         if self.remotes.len() >= TRACKED_REMOTES && !self.remotes.contains_key(&remote.ip) {
             self.forget_light_remotes();
         }
