@@ -86,11 +86,12 @@ pub struct AuditReport {
     pub peak_live_flows: usize,
     /// Flows ended early because the table was full (`--max-flows`).
     pub evicted_flows: u64,
-    /// What intelligence says about each remote endpoint (empty when the
-    /// run had none).
+    /// What intelligence says about the remote endpoints of
+    /// [`Self::flows`] (at least; in an audit's parts, the bounded cache)
+    /// (empty when the run had none).
     pub remote_intel: RemoteIntel,
-    /// Names the traffic gave each flow, by flow id (flows without any are
-    /// absent).
+    /// Names the traffic gave each of [`Self::flows`], by flow id (flows
+    /// without any are absent).
     pub names: ById<FlowNames>,
     /// The vendor each flow's names belong to, by flow id (flows without
     /// one, and every flow of a run without intelligence, are absent).
