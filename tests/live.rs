@@ -241,6 +241,16 @@ impl Drop for Kill {
     }
 }
 
+/// Live tests need root (network namespaces, capture); without it they
+/// say so and pass.
+fn as_root() -> bool {
+    let root = nix::unistd::Uid::effective().is_root();
+    if !root {
+        eprintln!("live test skipped: needs root for network namespaces and capture");
+    }
+    root
+}
+
 /// Waits at most 10 s for the process to exit.
 fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
     let start = Instant::now();
@@ -263,8 +273,7 @@ fn signal(child: &Child, name: &str) {
 
 #[test]
 fn live_capture_alerts_reports_reloads_and_stops_cleanly() {
-    if !nix::unistd::Uid::effective().is_root() {
-        eprintln!("live test skipped: needs root for network namespaces and capture");
+    if !as_root() {
         return;
     }
     let net = Net::new();
@@ -481,8 +490,7 @@ fn uid_of(pid: u32) -> String {
 
 #[test]
 fn runs_unprivileged_with_user_or_capabilities() {
-    if !nix::unistd::Uid::effective().is_root() {
-        eprintln!("live test skipped: needs root for network namespaces and capture");
+    if !as_root() {
         return;
     }
     let net = Net::new();
@@ -553,8 +561,7 @@ fn runs_unprivileged_with_user_or_capabilities() {
 /// findings of the reports.
 #[test]
 fn live_records_reach_clickhouse_across_a_server_restart() {
-    if !nix::unistd::Uid::effective().is_root() {
-        eprintln!("live test skipped: needs root for network namespaces and capture");
+    if !as_root() {
         return;
     }
     if !Path::new(support::clickhouse::SERVER).exists() {
@@ -650,8 +657,7 @@ fn live_records_reach_clickhouse_across_a_server_restart() {
 /// and carries the tunnel.
 #[test]
 fn live_audits_the_flow_inside_a_vxlan_tunnel() {
-    if !nix::unistd::Uid::effective().is_root() {
-        eprintln!("live test skipped: needs root for network namespaces and capture");
+    if !as_root() {
         return;
     }
     let net = Net::new();

@@ -127,13 +127,17 @@ impl<W: Write> Sink for ReportSink<W> {
 
 /// Records held until they can be written: in memory up to
 /// [`SPILL_MEMORY`], then in an anonymous temporary file (`$TMPDIR`).
-#[derive(Default)]
 struct Spill {
     memory: Vec<u8>,
     file: Option<File>,
     /// No record yet (the array's first has no comma before it).
     first: bool,
-    started: bool,
+}
+
+impl Default for Spill {
+    fn default() -> Self {
+        Spill { memory: Vec::new(), file: None, first: true }
+    }
 }
 
 /// Bytes of records a spill holds in memory.
@@ -146,9 +150,6 @@ impl Spill {
         json: &IntelJsonCache,
         records: Records,
     ) -> io::Result<()> {
-        if !std::mem::replace(&mut self.started, true) {
-            self.first = true;
-        }
         flows::write_array_records(part, json, records, &mut self.first, &mut self.memory)?;
         if self.memory.len() >= SPILL_MEMORY {
             let file = match &mut self.file {
