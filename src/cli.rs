@@ -263,6 +263,13 @@ pub struct AuditArgs {
     #[arg(long, value_name = "N", default_value_t = 1_000_000)]
     pub max_flows: usize,
 
+    /// Threads for the packets' flows and names: each shard of address
+    /// pairs has its own (default: the available cores). The answers are
+    /// the same for any number, unless --max-flows is reached (each shard
+    /// holds its share).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub threads: Option<u16>,
+
     /// Also write the packets of the flows with findings to FILE (pcapng,
     /// for Wireshark): original bytes and timestamps, each packet's
     /// comment naming its findings. Reads the inputs a second time, so not

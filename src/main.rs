@@ -160,6 +160,11 @@ fn load_policy(rules: &[std::path::PathBuf], sources: &IntelSources) -> anyhow::
     Ok(policy)
 }
 
+/// The cores this process may run on (1 when that cannot be told).
+fn available_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 fn run_audit(args: &AuditArgs) -> anyhow::Result<ExitCode> {
     let a = &args.analysis;
     let (timeouts, local, tunnels) = flow_settings(a)?;
@@ -176,6 +181,7 @@ fn run_audit(args: &AuditArgs) -> anyhow::Result<ExitCode> {
         tunnels,
         max_flows: Some(args.max_flows),
         progress: Some(progress.clone()),
+        threads: args.threads.map_or_else(available_cores, usize::from),
     };
     // Rules, the intelligence files and the output are checked before the
     // captures are read: a typo should not cost a long run.

@@ -489,8 +489,10 @@ fn max_flows_bounds_the_table_by_ending_the_idlest_flows() {
     let path = dir.path().join("flood.pcap");
     std::fs::write(&path, pcap(PcapFormat::new(1), &records)).unwrap();
 
-    let (flows, out) =
-        audit_flows(std::slice::from_ref(&path), &["--max-flows", "100", "--no-intel"]);
+    let (flows, out) = audit_flows(
+        std::slice::from_ref(&path),
+        &["--max-flows", "100", "--no-intel", "--threads", "1"],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let reasons =
         |r: &str| flows.iter().filter(|f| f["xborder"]["flow"]["end_reason"] == r).count();
@@ -504,12 +506,33 @@ fn max_flows_bounds_the_table_by_ending_the_idlest_flows() {
     assert_eq!(packets, 1001);
 
     let path = path.to_str().unwrap();
-    let text = stdout(&xborder(&["audit", "--max-flows", "100", "--no-intel", path]));
+    let text =
+        stdout(&xborder(&["audit", "--max-flows", "100", "--no-intel", "--threads", "1", path]));
     assert!(text.contains("at most 100 alive at once"), "{text}");
     assert!(text.contains("906 ended early: more than --max-flows alive at once"), "{text}");
-    let json = stdout(&xborder(&["audit", "--format", "json", "--max-flows", "100", path]));
+    let json = stdout(&xborder(&[
+        "audit",
+        "--format",
+        "json",
+        "--max-flows",
+        "100",
+        "--threads",
+        "1",
+        path,
+    ]));
     let doc: Value = serde_json::from_str(&json).unwrap();
     assert_eq!(doc["totals"]["evicted_flows"], 906);
+    // Two shards hold 50 each: still at most 100, every packet in a flow.
+    let (flows, _) = audit_flows(
+        &[PathBuf::from(path)],
+        &["--max-flows", "100", "--no-intel", "--threads", "2"],
+    );
+    let packets: u64 = flows.iter().map(|f| f["network"]["packets"].as_u64().unwrap()).sum();
+    assert_eq!(packets, 1001);
+    let text =
+        stdout(&xborder(&["audit", "--max-flows", "100", "--no-intel", "--threads", "2", path]));
+    let peak = text.split("at most ").nth(1).and_then(|t| t.split(' ').next());
+    assert!(peak.and_then(|p| p.parse::<u64>().ok()).is_some_and(|p| p <= 100), "{text}");
     // Within the bound nothing changes: no line, no field.
     let text = stdout(&xborder(&["audit", "--no-intel", path]));
     assert!(

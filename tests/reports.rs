@@ -43,14 +43,18 @@ fn golden_reports_in_every_format() {
         ("jsonl", "gateway.jsonl"),
         ("csv", "gateway.csv"),
     ] {
-        let out = xborder(&["audit", CAPTURE, "--overlay", OVERLAY, "--format", format]);
-        assert_eq!(out.status.code(), Some(1), "{format}: {}", stderr(&out));
-        if format == "text" {
-            let text = String::from_utf8_lossy(&out.stdout);
-            assert!(text.lines().all(|l| l.chars().count() <= 80), "{text}");
-            assert!(!text.contains('\x1b'), "no colour when not on a terminal");
+        // The same with one thread and with several (issue 15).
+        for threads in ["1", "3"] {
+            let args = ["audit", CAPTURE, "--overlay", OVERLAY, "--format", format];
+            let out = xborder(&[&args[..], &["--threads", threads]].concat());
+            assert_eq!(out.status.code(), Some(1), "{format}: {}", stderr(&out));
+            if format == "text" {
+                let text = String::from_utf8_lossy(&out.stdout);
+                assert!(text.lines().all(|l| l.chars().count() <= 80), "{text}");
+                assert!(!text.contains('\x1b'), "no colour when not on a terminal");
+            }
+            golden(file, &out.stdout);
         }
-        golden(file, &out.stdout);
     }
 }
 

@@ -99,7 +99,20 @@ pub struct FrameRef {
 /// How many frames of each kind are kept.
 pub const FRAMES_KEPT: usize = 5;
 
-/// Anomaly counts by kind with the first few frames of each.
+/// `at` into the [`FRAMES_KEPT`] earliest frames, kept in order.
+fn keep_earliest(kept: &mut Vec<FrameRef>, at: FrameRef) {
+    // Frames mostly come in order: then this is one comparison.
+    if kept.len() == FRAMES_KEPT && kept.last().is_some_and(|&last| last <= at) {
+        return;
+    }
+    let i = kept.partition_point(|&k| k <= at);
+    kept.insert(i, at);
+    kept.truncate(FRAMES_KEPT);
+}
+
+/// Anomaly counts by kind with the earliest few frames of each (by input
+/// and frame, whenever they were counted: counters of several shards merge
+/// into what one would hold).
 #[derive(Clone, Debug, Default)]
 pub struct AnomalyCounter {
     counts: [u64; AnomalyKind::ALL.len()],
@@ -116,8 +129,16 @@ impl AnomalyCounter {
     pub fn add(&mut self, kind: AnomalyKind, n: u64, at: FrameRef) {
         let i = kind as usize;
         self.counts[i] += n;
-        if self.first[i].len() < FRAMES_KEPT {
-            self.first[i].push(at);
+        keep_earliest(&mut self.first[i], at);
+    }
+
+    /// Adds another counter's anomalies to these.
+    pub fn merge(&mut self, other: &AnomalyCounter) {
+        for (i, frames) in other.first.iter().enumerate() {
+            self.counts[i] += other.counts[i];
+            for &at in frames {
+                keep_earliest(&mut self.first[i], at);
+            }
         }
     }
 

@@ -92,6 +92,9 @@ impl FragmentTracker {
             }
             keep
         });
+        // In the order they came, not the map's (random) one: the first
+        // of them decides a new flow's initiator.
+        orphans.sort_by_key(|o| o.at);
         orphans
     }
 }

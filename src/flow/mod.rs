@@ -17,5 +17,7 @@ pub use fragments::FRAGMENT_TIMEOUT;
 pub use key::{Endpoint, FlowKey, TunnelId, Way};
 pub use local::{Direction, LocalNetworks, DEFAULT_LOCAL_NETWORKS};
 pub use record::{protocol_has_ports, protocol_name, EndReason, FlowRecord, SideStats, Sides};
-pub use table::{FlowTable, FlowTimeouts, Inspect, Observation, Place, INSPECTION_BUDGET};
+pub use table::{
+    FlowTable, FlowTimeouts, Inspect, Observation, Place, SweepClock, INSPECTION_BUDGET,
+};
 pub use tunnels::MAX_TUNNELS;

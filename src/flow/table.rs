@@ -86,10 +86,54 @@ pub struct Inspect {
     /// TCP: the sequence number of the client's first byte, when its SYN
     /// was seen (where its stream starts).
     pub stream_start: Option<u32>,
+    /// Where the packet is (DNS answers are applied in packet order).
+    pub frame: FrameRef,
 }
 
 /// How often, in trace time, idle flows are swept out.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(10);
+
+/// When the periodic sweeps run: at the first packet at or past the next
+/// sweep time, before it is applied. A table keeps its own; a sharded
+/// audit keeps one for every shard's table, so that each sweeps at the
+/// same packets as one table would ([`FlowTable::drive_sweeps`]).
+#[derive(Clone, Copy, Debug)]
+pub struct SweepClock {
+    next: Timestamp,
+    /// The latest packet time seen.
+    latest: Timestamp,
+}
+
+impl Default for SweepClock {
+    fn default() -> Self {
+        Self { next: Timestamp(i64::MIN), latest: Timestamp(i64::MIN) }
+    }
+}
+
+impl SweepClock {
+    /// A decoded packet at `ts`: whether the tables sweep at `ts` first.
+    pub fn tick(&mut self, ts: Timestamp) -> bool {
+        self.latest = self.latest.max(ts);
+        if ts >= self.next {
+            self.next = ts.plus(SWEEP_INTERVAL);
+            return true;
+        }
+        false
+    }
+
+    /// The latest packet time seen (where the last sweep of a capture runs).
+    pub fn latest(&self) -> Timestamp {
+        self.latest
+    }
+}
+
+/// A flow's id from the frame that started it and the packet's depth in
+/// tunnels (a tunnelled packet starts its tunnel's flow and one per layer
+/// inside; each packet of a frame is applied once): the same flow has the
+/// same id however the packets are spread over shards. Unique up to 2^21 inputs and 2^40 frames per input.
+fn flow_id(at: FrameRef, depth: u8) -> u64 {
+    (pack_frame(at) << 3) | u64::from(depth & 7)
+}
 
 /// Where a packet sits among tunnels: inside which ones, and whether it
 /// carries one itself.
@@ -100,6 +144,8 @@ pub struct Place {
     /// The tunnel this packet carries, when it was decapsulated: its payload
     /// is another packet, not for the names stage.
     pub carries: Option<TunnelKind>,
+    /// How many tunnels are around the packet (0 outside any).
+    pub depth: u8,
 }
 
 /// One packet's contribution to a flow.
@@ -178,7 +224,7 @@ struct FlowState {
     stream_start: u32,
     /// Packets with payload handed out for name inspection so far.
     inspected: u8,
-    /// Serial number of the flow in this table, from 1.
+    /// See [`flow_id`].
     id: u64,
 }
 
@@ -273,10 +319,12 @@ pub struct FlowTable {
     timeouts: FlowTimeouts,
     local: LocalNetworks,
     finished: Vec<FlowRecord>,
-    next_sweep: Timestamp,
-    /// The latest packet time seen.
-    latest: Timestamp,
+    clock: SweepClock,
+    /// The sweeps are run by the caller ([`FlowTable::drive_sweeps`]).
+    driven: bool,
     peak_flows: usize,
+    /// Flows started in the table so far (the live count grew by one).
+    inserted: u64,
     /// `None`: unbounded (audit); live mode bounds memory.
     max_flows: Option<usize>,
     evicted: u64,
@@ -288,7 +336,6 @@ pub struct FlowTable {
     frame_log: Option<Vec<(FrameRef, u64)>>,
     /// The flow of the last packet handed out for inspection.
     last_handout: Option<FlowKey>,
-    next_id: u64,
     /// Fragments queued to wait for the first of their datagram so far.
     queued_fragments: u64,
 }
@@ -303,15 +350,15 @@ impl FlowTable {
             timeouts,
             local,
             finished: Vec::new(),
-            next_sweep: Timestamp(i64::MIN),
-            latest: Timestamp(i64::MIN),
+            clock: SweepClock::default(),
+            driven: false,
             peak_flows: 0,
+            inserted: 0,
             max_flows: None,
             evicted: 0,
             frame_log: None,
             started: None,
             last_handout: None,
-            next_id: 1,
             queued_fragments: 0,
         }
     }
@@ -328,11 +375,9 @@ impl FlowTable {
         at: FrameRef,
         anomalies: &mut AnomalyCounter,
     ) -> Option<Inspect> {
-        if ts >= self.next_sweep {
+        if self.clock.tick(ts) && !self.driven {
             self.sweep(ts, anomalies);
-            self.next_sweep = ts.plus(SWEEP_INTERVAL);
         }
-        self.latest = self.latest.max(ts);
         let obs = Observation::of(packet, place, ts, at);
         let Some(fragment) = packet.fragment else {
             return self.apply(&obs);
@@ -374,23 +419,24 @@ impl FlowTable {
                     .expiry(key.protocol, obs.ts, &self.timeouts)
                     .or_else(|| (syn_only && state.tcp_closed()).then_some(EndReason::PortReuse));
                 if let Some(reason) = reason {
-                    let old = std::mem::replace(state, FlowState::new(obs, way, self.next_id));
+                    let id = flow_id(obs.at, obs.place.depth);
+                    let old = std::mem::replace(state, FlowState::new(obs, way, id));
                     let chain = self.tunnels.take_chain(old.id, key.tunnel());
                     self.finished.push(record(&key, &old, reason, &self.local, chain));
-                    self.tunnels.flow_started(self.next_id, key.tunnel());
-                    self.next_id += 1;
+                    self.tunnels.flow_started(id, key.tunnel());
                 }
                 let state = e.into_mut();
                 state.update(obs, way);
                 state
             }
             Entry::Vacant(e) => {
+                let id = flow_id(obs.at, obs.place.depth);
                 if let Some(started) = &mut self.started {
-                    started.push((key, self.next_id, obs.ts));
+                    started.push((key, id, obs.ts));
                 }
-                let state = e.insert(FlowState::new(obs, way, self.next_id));
-                self.tunnels.flow_started(self.next_id, key.tunnel());
-                self.next_id += 1;
+                let state = e.insert(FlowState::new(obs, way, id));
+                self.tunnels.flow_started(id, key.tunnel());
+                self.inserted += 1;
                 self.peak_flows = self.peak_flows.max(live + 1);
                 state.update(obs, way);
                 state
@@ -426,7 +472,7 @@ impl FlowTable {
         self.last_handout = Some(key);
         let stream_start =
             (state.inspected & STREAM_START_KNOWN != 0).then_some(state.stream_start);
-        Some(Inspect { flow: state.id, from_initiator, stream_start })
+        Some(Inspect { flow: state.id, from_initiator, stream_start, frame: obs.at })
     }
 
     /// The names stage has all it needs from the flow of the packet last
@@ -474,8 +520,9 @@ impl FlowTable {
         orphans: Vec<crate::flow::table::Observation>,
         anomalies: &mut AnomalyCounter,
     ) {
-        if let Some(first) = orphans.first() {
-            anomalies.add(AnomalyKind::OrphanFragments, orphans.len() as u64, first.at);
+        // Each frame counts: the earliest are kept, in whichever table.
+        for orphan in &orphans {
+            anomalies.record(AnomalyKind::OrphanFragments, orphan.at);
         }
         for obs in orphans {
             self.apply(&Observation { ports: None, ..obs });
@@ -526,7 +573,32 @@ impl FlowTable {
     /// arrives, so flows end on time in a quiet network).
     pub fn expire(&mut self, now: Timestamp, anomalies: &mut AnomalyCounter) {
         self.sweep(now, anomalies);
-        self.next_sweep = now.plus(SWEEP_INTERVAL);
+        self.clock.next = now.plus(SWEEP_INTERVAL);
+    }
+
+    /// The caller runs the periodic sweeps ([`FlowTable::sweep_now`]) from
+    /// a [`SweepClock`] it keeps over more packets than this table sees (a
+    /// shard's), and says at the end when the last packet was
+    /// ([`FlowTable::saw_until`]).
+    pub fn drive_sweeps(&mut self) {
+        self.driven = true;
+    }
+
+    /// The periodic sweep at `now`, for a caller driving them.
+    pub fn sweep_now(&mut self, now: Timestamp, anomalies: &mut AnomalyCounter) {
+        self.sweep(now, anomalies);
+    }
+
+    /// The latest packet time of the capture, where the last sweep runs
+    /// when the table finishes (for a table that saw only some packets).
+    pub fn saw_until(&mut self, latest: Timestamp) {
+        self.clock.latest = self.clock.latest.max(latest);
+    }
+
+    /// Flows started in the table so far; with [`FlowTable::live_flows`]
+    /// it tells how many ended since the last look.
+    pub fn started_count(&self) -> u64 {
+        self.inserted
     }
 
     /// Logs which flow each frame goes into (the evidence pass reads it
@@ -631,7 +703,7 @@ impl FlowTable {
     /// the last periodic sweep ran), and fragments still waiting for the
     /// first of their datagram go to their flows without ports.
     pub fn release_fragments(&mut self, anomalies: &mut AnomalyCounter) {
-        self.sweep(self.latest, anomalies);
+        self.sweep(self.clock.latest, anomalies);
         let orphans = self.fragments.expire(None);
         self.release_orphans(orphans, anomalies);
     }
@@ -719,7 +791,7 @@ mod tests {
                     &mut a,
                 );
             }
-            t.drain_finished().map(|f| f.id).collect::<Vec<u64>>()
+            t.drain_finished().map(|f| f.first_frame.frame).collect::<Vec<u64>>()
         };
         let first = run();
         assert_eq!(first, (1..=8).collect::<Vec<u64>>());

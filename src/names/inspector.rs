@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{dns, http, quic, tls, Parsed};
+use crate::decode::FrameRef;
 use crate::decode::IpPacket;
 use crate::flow::{Inspect, INSPECTION_BUDGET};
 use crate::time::Timestamp;
@@ -111,6 +112,92 @@ struct DnsEntry {
     until: Timestamp,
 }
 
+/// What one DNS response said: each address with the names that lead to
+/// it and its TTL, seen at `ts` in frame `at`.
+#[derive(Clone, Debug)]
+pub struct DnsResponse {
+    pub at: FrameRef,
+    pub ts: Timestamp,
+    pub addresses: Vec<(IpAddr, Vec<Arc<str>>, u32)>,
+}
+
+/// What DNS answers said each address is called: bounded
+/// ([`MAX_DNS_ADDRESSES`]), TTL-aware. The same responses in the same order
+/// give the same map, wherever they were parsed.
+#[derive(Default)]
+pub struct DnsMap {
+    map: HashMap<IpAddr, Vec<DnsEntry>, ahash::RandomState>,
+}
+
+impl DnsMap {
+    pub fn insert(&mut self, response: &DnsResponse) {
+        let ts = response.ts;
+        for (ip, names, ttl) in &response.addresses {
+            let entry = DnsEntry {
+                names: names.clone(),
+                seen: ts,
+                until: ts.plus(Duration::from_secs(u64::from(*ttl))).plus(DNS_GRACE),
+            };
+            let list = self.map.entry(*ip).or_default();
+            list.retain(|e| e.until >= ts && e.names != entry.names);
+            list.push(entry);
+        }
+        if self.map.len() > MAX_DNS_ADDRESSES {
+            self.evict(ts);
+        }
+    }
+
+    /// Drops expired answers; if that is not enough, the older half.
+    fn evict(&mut self, now: Timestamp) {
+        self.map.retain(|_, list| {
+            list.retain(|e| e.until >= now);
+            !list.is_empty()
+        });
+        if self.map.len() > MAX_DNS_ADDRESSES * 3 / 4 {
+            let mut seen: Vec<Timestamp> =
+                self.map.values().filter_map(|l| l.last()).map(|e| e.seen).collect();
+            seen.sort_unstable();
+            let cut = seen[seen.len() / 2];
+            self.map.retain(|_, list| list.last().is_some_and(|e| e.seen > cut));
+        }
+    }
+
+    /// The names DNS answers valid at `start` gave `remote`.
+    pub fn names_at(&self, remote: Option<IpAddr>, start: Timestamp) -> Vec<Arc<str>> {
+        let mut dns: Vec<Arc<str>> = Vec::new();
+        if let Some(list) = remote.and_then(|ip| self.map.get(&ip)) {
+            for e in list.iter().filter(|e| e.seen <= start && start <= e.until) {
+                for n in &e.names {
+                    if !dns.contains(n) {
+                        dns.push(n.clone());
+                    }
+                }
+            }
+        }
+        dns
+    }
+
+    /// Every name DNS answers gave `ip`, whenever they were seen.
+    pub fn names(&self, ip: IpAddr) -> Vec<Arc<str>> {
+        let mut out: Vec<Arc<str>> = Vec::new();
+        for n in self.map.get(&ip).into_iter().flatten().flat_map(|e| &e.names) {
+            if !out.contains(n) {
+                out.push(n.clone());
+            }
+        }
+        out
+    }
+
+    /// Addresses held.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}
+
 /// The names stage of an audit.
 #[derive(Default)]
 pub struct NameInspector {
@@ -122,7 +209,10 @@ pub struct NameInspector {
     /// stream on port 53 turned out not to be DNS.
     dns_tcp: HashMap<u64, Option<Vec<u8>>, ahash::RandomState>,
     found: HashMap<u64, (String, NameSource), ahash::RandomState>,
-    dns: HashMap<IpAddr, Vec<DnsEntry>, ahash::RandomState>,
+    dns: DnsMap,
+    /// With [`NameInspector::deferring`]: the responses parsed since the
+    /// last [`NameInspector::take_responses`], not in `dns`.
+    deferred: Option<Vec<DnsResponse>>,
     /// DNS responses that could not be parsed.
     pub dns_errors: u64,
 }
@@ -130,6 +220,20 @@ pub struct NameInspector {
 impl NameInspector {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A names stage that keeps no DNS map: it hands the responses it
+    /// parses to the caller ([`NameInspector::take_responses`]), whose map
+    /// (over every shard's responses, in packet order) names the flows'
+    /// remote addresses; [`NameInspector::finish`] gives only server names.
+    pub fn deferring() -> Self {
+        Self { deferred: Some(Vec::new()), ..Self::default() }
+    }
+
+    /// The DNS responses parsed since the last call, in packet order
+    /// (with [`NameInspector::deferring`]).
+    pub fn take_responses(&mut self) -> Vec<DnsResponse> {
+        self.deferred.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
     /// Looks at one packet the flow table handed out. Returns whether more
@@ -140,9 +244,9 @@ impl NameInspector {
         // DNS flows are followed whole.
         let dns = sport == DNS_PORT || dport == DNS_PORT;
         match packet.protocol {
-            17 if sport == DNS_PORT => self.dns_response(packet.payload, ts),
+            17 if sport == DNS_PORT => self.dns_response(packet.payload, ts, at.frame),
             6 if sport == DNS_PORT && !at.from_initiator => {
-                self.dns_tcp_segment(at.flow, packet.payload, ts)
+                self.dns_tcp_segment(at.flow, packet.payload, ts, at.frame)
             }
             17 if at.from_initiator && quic::looks_like_quic(packet.payload) => {
                 return self.quic_datagram(at.flow, packet.payload) || dns;
@@ -219,7 +323,7 @@ impl NameInspector {
     /// DNS over TCP (RFC 7766): messages each behind a two-byte length, in
     /// the server's stream (taken in arrival order); a message may span
     /// segments.
-    fn dns_tcp_segment(&mut self, flow: u64, payload: &[u8], ts: Timestamp) {
+    fn dns_tcp_segment(&mut self, flow: u64, payload: &[u8], ts: Timestamp, frame: FrameRef) {
         let Some(buf) = self.dns_tcp.entry(flow).or_insert_with(|| Some(Vec::new())) else {
             return; // not DNS after all
         };
@@ -248,7 +352,7 @@ impl NameInspector {
                 self.dns_errors += 1;
                 return;
             }
-            self.dns_response(&m, ts);
+            self.dns_response(&m, ts, frame);
         }
     }
 
@@ -275,38 +379,22 @@ impl NameInspector {
         }
     }
 
-    fn dns_response(&mut self, message: &[u8], ts: Timestamp) {
+    fn dns_response(&mut self, message: &[u8], ts: Timestamp, at: FrameRef) {
         let Ok(response) = dns::parse_response(message) else {
             self.dns_errors += 1;
             return;
         };
-        for (ip, names, ttl) in response.names_by_address() {
-            let entry = DnsEntry {
-                names: names.iter().map(|n| Arc::from(n.as_str())).collect(),
-                seen: ts,
-                until: ts.plus(Duration::from_secs(u64::from(ttl))).plus(DNS_GRACE),
-            };
-            let list = self.dns.entry(ip).or_default();
-            list.retain(|e| e.until >= ts && e.names != entry.names);
-            list.push(entry);
-        }
-        if self.dns.len() > MAX_DNS_ADDRESSES {
-            self.evict(ts);
-        }
-    }
-
-    /// Drops expired answers; if that is not enough, the older half.
-    fn evict(&mut self, now: Timestamp) {
-        self.dns.retain(|_, list| {
-            list.retain(|e| e.until >= now);
-            !list.is_empty()
-        });
-        if self.dns.len() > MAX_DNS_ADDRESSES * 3 / 4 {
-            let mut seen: Vec<Timestamp> =
-                self.dns.values().filter_map(|l| l.last()).map(|e| e.seen).collect();
-            seen.sort_unstable();
-            let cut = seen[seen.len() / 2];
-            self.dns.retain(|_, list| list.last().is_some_and(|e| e.seen > cut));
+        let addresses = response
+            .names_by_address()
+            .into_iter()
+            .map(|(ip, names, ttl)| {
+                (ip, names.iter().map(|n| Arc::from(n.as_str())).collect(), ttl)
+            })
+            .collect();
+        let response = DnsResponse { at, ts, addresses };
+        match &mut self.deferred {
+            Some(deferred) => deferred.push(response),
+            None => self.dns.insert(&response),
         }
     }
 
@@ -323,39 +411,18 @@ impl NameInspector {
             self.dns_tcp.remove(&flow);
         }
         let server_name = if self.found.is_empty() { None } else { self.found.remove(&flow) };
-        FlowNames { server_name, dns: self.dns_before(remote, start) }
+        FlowNames { server_name, dns: self.dns.names_at(remote, start) }
     }
 
     /// The names of a live flow so far, keeping its state.
     pub fn peek(&self, flow: u64, remote: Option<IpAddr>, start: Timestamp) -> FlowNames {
         let server_name = if self.found.is_empty() { None } else { self.found.get(&flow).cloned() };
-        FlowNames { server_name, dns: self.dns_before(remote, start) }
-    }
-
-    /// The names DNS answers valid at `start` gave `remote`.
-    fn dns_before(&self, remote: Option<IpAddr>, start: Timestamp) -> Vec<Arc<str>> {
-        let mut dns: Vec<Arc<str>> = Vec::new();
-        if let Some(list) = remote.and_then(|ip| self.dns.get(&ip)) {
-            for e in list.iter().filter(|e| e.seen <= start && start <= e.until) {
-                for n in &e.names {
-                    if !dns.contains(n) {
-                        dns.push(n.clone());
-                    }
-                }
-            }
-        }
-        dns
+        FlowNames { server_name, dns: self.dns.names_at(remote, start) }
     }
 
     /// Every name DNS answers gave `ip`, whenever they were seen.
     pub fn dns_names(&self, ip: IpAddr) -> Vec<Arc<str>> {
-        let mut out: Vec<Arc<str>> = Vec::new();
-        for n in self.dns.get(&ip).into_iter().flatten().flat_map(|e| &e.names) {
-            if !out.contains(n) {
-                out.push(n.clone());
-            }
-        }
-        out
+        self.dns.names(ip)
     }
 
     /// Per-flow states held now (for tests of the memory bound).
@@ -370,6 +437,8 @@ mod tests {
     use crate::capture::LinkType;
     use crate::decode::{decode, Decoded};
     use etherparse::PacketBuilder;
+
+    const FRAME: FrameRef = FrameRef { file: 0, frame: 1 };
 
     fn udp(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
@@ -398,7 +467,7 @@ mod tests {
             let Decoded::Ip(p, _) = decode(LinkType::RAW, &ip, ip.len() as u32) else { panic!() };
             // Answers a second apart, all within their TTL.
             names.inspect(
-                Inspect { flow: 1, from_initiator: false, stream_start: None },
+                Inspect { flow: 1, from_initiator: false, stream_start: None, frame: FRAME },
                 &p,
                 Timestamp::from_parts(i64::from(i), 0),
             );
@@ -423,7 +492,7 @@ mod tests {
     fn a_segment_overlapping_the_stream_start_is_read_from_the_start() {
         let mut names = NameInspector::new();
         // The flow table saw the SYN (sequence number 999).
-        let at = Inspect { flow: 1, from_initiator: true, stream_start: Some(1000) };
+        let at = Inspect { flow: 1, from_initiator: true, stream_start: Some(1000), frame: FRAME };
         // Two stray bytes before the stream's first byte (1000), then an
         // HTTP request: found without reassembly, and no state is left.
         let mut data = b"xx".to_vec();
@@ -447,7 +516,7 @@ mod tests {
         let Decoded::Ip(p, _) = decode(LinkType::RAW, &tcp, tcp.len() as u32) else { panic!() };
         for flow in 0..100 {
             names.inspect(
-                Inspect { flow, from_initiator: true, stream_start: None },
+                Inspect { flow, from_initiator: true, stream_start: None, frame: FRAME },
                 &p,
                 Timestamp(0),
             );
@@ -473,7 +542,7 @@ mod tests {
                 .unwrap();
             let Decoded::Ip(p, _) = decode(LinkType::RAW, &tcp, tcp.len() as u32) else { panic!() };
             names.inspect(
-                Inspect { flow: 9, from_initiator: false, stream_start: None },
+                Inspect { flow: 9, from_initiator: false, stream_start: None, frame: FRAME },
                 &p,
                 Timestamp(0),
             );

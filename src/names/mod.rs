@@ -7,7 +7,7 @@ pub mod http;
 pub mod inspector;
 pub mod quic;
 
-pub use inspector::{FlowNames, NameInspector, NameSource};
+pub use inspector::{DnsMap, DnsResponse, FlowNames, NameInspector, NameSource};
 pub mod tls;
 
 /// What a parser made of the bytes it was given so far.

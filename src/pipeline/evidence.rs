@@ -2,9 +2,9 @@
 //! open in Wireshark (`audit --evidence FILE`).
 //!
 //! Contract:
-//! - A second pass over the inputs replays decode and the flow table with
-//!   the audit's settings: the same input gives the same flows with the
-//!   same ids, so each packet is known to belong to a flagged flow exactly
+//! - A second pass over the inputs replays decode and the flow tables with
+//!   the audit's settings (its shards, each swept at the same packets): the
+//!   same input gives the same flows with the same ids, so each packet is known to belong to a flagged flow exactly
 //!   as the audit counted it (timeouts, port reuse and fragments
 //!   included). Names and intelligence are not needed again.
 //! - Packets keep their original bytes, timestamps (nanoseconds) and
@@ -23,10 +23,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Write};
 
 use super::observe_packet;
+use super::shard::{shard_of, sharded_table};
 use super::{AuditConfig, AuditRun, Sink};
 use crate::capture::{self, InputSpec, LinkType, Opened, PcapngWriter};
 use crate::decode::{self, AnomalyCounter, Decoded, FrameRef};
-use crate::flow::FlowTable;
+use crate::flow::{FlowTable, SweepClock};
 use crate::policy::Severity;
 use crate::report::flows::IntelJsonCache;
 use crate::report::AuditReport;
@@ -98,12 +99,17 @@ impl<W: Write> Sink for EvidenceSink<W> {
         if comments.is_empty() {
             return pcapng.out.out.flush();
         }
-        // One table across the inputs, as the audit had.
-        let mut table = FlowTable::new(self.config.timeouts, self.config.local.clone());
-        if let Some(max) = self.config.max_flows {
-            table.set_max_flows(max);
-        }
-        table.log_frames();
+        // The audit's shards, each with its table across the inputs, swept
+        // at the same packets.
+        let shards = self.config.threads.max(1);
+        let mut tables: Vec<FlowTable> = (0..shards)
+            .map(|_| {
+                let mut table = sharded_table(&self.config, shards);
+                table.log_frames();
+                table
+            })
+            .collect();
+        let mut clock = SweepClock::default();
         let mut anomalies = AnomalyCounter::default();
         let mut pending = Pending::default();
         let mut log: Vec<(FrameRef, u64)> = Vec::new();
@@ -181,10 +187,21 @@ impl<W: Write> Sink for EvidenceSink<W> {
                 };
                 let tunnels = &self.config.tunnels;
                 let ts = packet.timestamp;
+                if clock.tick(ts) {
+                    for table in &mut tables {
+                        table.sweep_now(ts, &mut anomalies);
+                        let (_, _, written, omitted) =
+                            attribute(table, &mut pcapng, &mut pending, None)?;
+                        self.written.packets += written;
+                        self.written.omitted += omitted;
+                        table.drain_finished();
+                    }
+                }
+                let table = &mut tables[shard_of(&ip, shards)];
                 let queued = table.queued_fragments();
-                observe_packet(ip, tunnels, &mut table, ts, at, &mut anomalies, &mut |_, _, _| {});
+                observe_packet(ip, tunnels, table, ts, at, &mut anomalies, &mut |_, _, _| {});
                 let (attributed, current_written, written, omitted) =
-                    attribute(&mut table, &mut pcapng, &mut pending, Some((at, &packet)))?;
+                    attribute(table, &mut pcapng, &mut pending, Some((at, &packet)))?;
                 self.written.packets += written;
                 self.written.omitted += omitted;
                 // A fragment waiting for the first of its datagram: kept
@@ -202,10 +219,13 @@ impl<W: Write> Sink for EvidenceSink<W> {
         }
         // Fragments still waiting at the end go to their flows, as in the
         // audit.
-        table.release_fragments(&mut anomalies);
-        let (_, _, written, omitted) = attribute(&mut table, &mut pcapng, &mut pending, None)?;
-        self.written.packets += written;
-        self.written.omitted += omitted;
+        for table in &mut tables {
+            table.saw_until(clock.latest());
+            table.release_fragments(&mut anomalies);
+            let (_, _, written, omitted) = attribute(table, &mut pcapng, &mut pending, None)?;
+            self.written.packets += written;
+            self.written.omitted += omitted;
+        }
         pcapng.out.out.flush()
     }
 }

@@ -4,25 +4,39 @@
 //! interface.
 //!
 //! Contract:
-//! - [`audit`] reads every input in order through one flow table (a
-//!   connection spanning rotated capture files stays one flow) on the
-//!   calling thread. Finished flows leave it in parts of at most
-//!   [`PART_FLOWS`], every [`HANDOVER_PACKETS`] packets (or sooner, once
-//!   [`PART_FLOWS`] flows have finished) and at the end, for a second thread,
-//!   which loads the intelligence meanwhile, then for each part looks the
-//!   remote addresses up, attributes vendors, applies the policy, adds the
-//!   part to the run's [`Digest`] and hands it to every [`Sink`].
-//!   Memory is the live flows, up to ten parts of at most [`PART_FLOWS`]
-//!   flows (eight in flight, one being made, one being finished), a bounded
-//!   cache of looked-up addresses and the digest (bounded, see
-//!   `report::digest`), not the run's flows or findings.
+//! - [`audit`] reads every input in order on the calling thread, which
+//!   decodes and counts each frame and hands its IP packet to the shard of
+//!   its outermost address pair (`shard`): `--threads` shards, each with
+//!   its flow table and names stage across the inputs (a connection
+//!   spanning rotated capture files stays one flow), the only one on the
+//!   reader's thread or each on its own. A second thread loads the
+//!   intelligence meanwhile; every [`HANDOVER_PACKETS`] packets it takes
+//!   each shard's part (the flows that ended and the DNS responses seen),
+//!   applies the responses to the run's one DNS map in packet order, names
+//!   the flows, and in parts of at most [`PART_FLOWS`] looks the remote
+//!   addresses up, attributes vendors, applies the policy, adds the part to
+//!   the run's [`Digest`] and hands it to every [`Sink`]. At the end it
+//!   merges the shards' flows still alive in first-packet order.
+//! - The answers do not depend on the number of shards: flows (with their
+//!   ids), names, findings, counts, anomalies and the most flows alive at
+//!   once are what one table gives, because sweeps are the reader's, ids
+//!   come from the frame that starts a flow and DNS answers are applied in
+//!   packet order at the same points. The exception is a bound reached:
+//!   each shard holds its share of `--max-flows` and of the live tunnels.
+//! - Memory is the live flows, the flows of one period of
+//!   [`HANDOVER_PACKETS`] packets, up to [`PARTS_IN_FLIGHT`] chunks of at
+//!   most [`PART_FLOWS`] flows per shard, batches of packets in flight to
+//!   the shard threads, a bounded cache of looked-up addresses, the DNS
+//!   map (bounded) and the digest (bounded, see `report::digest`), not the
+//!   run's flows or findings.
 //! - Record order: by part, in the order the parts leave; within a part
 //!   by first packet (start time, then input and frame, then flow id).
-//!   A part holds the flows that finished (idle, closed, evicted) since
-//!   the one before, and the last one every flow still alive at the end.
-//!   Parts are cut by packet and flow counts, so the same input gives the
-//!   same records in the same order. A run of fewer than
-//!   [`HANDOVER_PACKETS`] packets and [`PART_FLOWS`] finished flows is
+//!   A period's flows (those that finished, idle, closed or evicted, in
+//!   its [`HANDOVER_PACKETS`] packets) make parts of [`PART_FLOWS`] in
+//!   that order, and the flows still alive at the end the last parts.
+//!   Periods are cut by packet counts, so the same input gives the same
+//!   records in the same order, with any number of threads. A run of
+//!   fewer than [`HANDOVER_PACKETS`] packets and [`PART_FLOWS`] flows is
 //!   one part: its records are in first packet order.
 //! - Damaged inputs never stop the run: their errors are in the report's
 //!   inputs. Only the intelligence failing to load is an error, and it is
@@ -36,6 +50,7 @@
 pub mod evidence;
 mod packets;
 mod read;
+pub mod shard;
 pub mod sink;
 
 pub use evidence::{EvidenceCounts, EvidenceSink};
@@ -46,14 +61,17 @@ pub use read::{
 pub use sink::{ReportFormat, ReportSink, Sink};
 
 use std::io;
-use std::sync::{mpsc, Arc};
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{self, Receiver};
+use std::sync::Arc;
 use std::thread;
 
-use read::Handed;
+use read::{Handed, ShardOut};
+use shard::{LiveChange, ShardLast};
 
 use crate::flow::FlowRecord;
 use crate::intel::{IntelDb, IntelError, IntelSources};
-use crate::names::FlowNames;
+use crate::names::{DnsMap, DnsResponse, FlowNames};
 use crate::policy::Policy;
 use crate::report::digest::{Digest, Keep};
 use crate::report::flows::IntelJsonCache;
@@ -67,7 +85,10 @@ pub enum PipelineError {
     /// (policy, reports, outputs) stopped without saying why (a bug).
     #[error("the thread finishing the flows (intelligence, rules, outputs) stopped unexpectedly")]
     IntelThread,
-    #[error("cannot start the intelligence thread: {0}")]
+    /// A shard thread stopped without handing on what it had (a bug).
+    #[error("a thread reading the packets stopped unexpectedly")]
+    ShardThread,
+    #[error("cannot start the audit's threads: {0}")]
     Spawn(io::Error),
 }
 
@@ -101,11 +122,15 @@ pub type SinkOutcomes = Vec<io::Result<()>>;
 /// the cache starts again (a flood from random sources must not grow it).
 const INTEL_CACHE: usize = 1 << 14;
 
-/// Parts in flight between the reader and the thread that finishes them:
-/// the reader waits when the other is behind, so memory stays bounded;
-/// eight let it read on while the intelligence loads (measured: about 8%
-/// off a million-packet audit against two).
+/// Messages in flight from each shard to the thread that finishes the
+/// parts (chunks of at most [`PART_FLOWS`] flows): the shards wait when it
+/// is behind, so memory stays bounded; eight let the reader read on while
+/// the intelligence loads (measured: about 8% off a million-packet audit
+/// against two).
 const PARTS_IN_FLIGHT: usize = 8;
+
+/// The reader's marks in flight (inputs, parts): they carry no flows.
+const MARKS_IN_FLIGHT: usize = 64;
 
 /// Runs `job`, handing each part of the run to every sink and then the
 /// finished run.
@@ -117,7 +142,10 @@ pub fn audit(
     if let Some(sources) = &intel {
         sources.check_files()?;
     }
-    let (hand, handed) = mpsc::sync_channel::<Handed>(PARTS_IN_FLIGHT);
+    let shards = config.threads.max(1);
+    let (hand, handed) = mpsc::sync_channel::<Handed>(MARKS_IN_FLIGHT);
+    let (shard_outs, shard_ins): (Vec<_>, Vec<_>) =
+        (0..shards).map(|_| mpsc::sync_channel::<ShardOut>(PARTS_IN_FLIGHT)).unzip();
     let (checked, files_checked) = mpsc::channel::<()>();
     let part = AuditReport { policy, observer: observer.clone(), ..AuditReport::default() };
     let mut finisher = Finisher {
@@ -127,14 +155,19 @@ pub fn audit(
         render_json: render_intel_json,
         db: None,
         outcomes: sinks.iter().map(|_| Ok(())).collect(),
+        dns: DnsMap::default(),
+        live: LivePeak::default(),
+        last: Vec::new(),
+        flows: 0,
+        progress: config.progress.clone(),
     };
     let sources = intel.as_ref();
     let parts_sinks = &mut *sinks;
-    let (mut report, finisher) = thread::scope(|s| {
+    let (report, finisher) = thread::scope(|s| {
         // Named, so that `top -H` and perf tell it from the capture reader.
         let worker = thread::Builder::new()
             .name("intel".into())
-            .spawn_scoped(s, move || -> Result<Finisher, IntelError> {
+            .spawn_scoped(s, move || -> Result<Finisher, PipelineError> {
                 if let Some(sources) = sources {
                     finisher.db = Some(sources.load_then(|| {
                         let _ = checked.send(());
@@ -150,14 +183,15 @@ pub fn audit(
                             packets: 0,
                             error: None,
                         }),
-                        Handed::Flows(flows) => finisher.finish_part(flows, parts_sinks),
+                        Handed::Part => finisher.merge_part(&shard_ins, parts_sinks)?,
+                        Handed::End => finisher.merge_last(&shard_ins, parts_sinks)?,
                     }
                 }
                 Ok(finisher)
             })
             .map_err(PipelineError::Spawn)?;
-        let join = |worker: thread::ScopedJoinHandle<'_, Result<Finisher, IntelError>>| {
-            worker.join().map_err(|_| PipelineError::IntelThread)?.map_err(PipelineError::Intel)
+        let join = |worker: thread::ScopedJoinHandle<'_, Result<Finisher, PipelineError>>| {
+            worker.join().map_err(|_| PipelineError::IntelThread)?
         };
         // The first packet waits until every file the user named is
         // checked: a wrong database fails the run now, not after hours of
@@ -165,18 +199,26 @@ pub fn audit(
         // says why.
         if intel.is_some() && files_checked.recv().is_err() {
             drop(hand);
+            drop(shard_outs);
             join(worker)?;
             return Err(PipelineError::IntelThread);
         }
         // Closed: the other thread stopped; its join says why.
-        let report = read::read_inputs(&config, &mut |h| hand.send(h).is_ok());
+        let read = read::read_inputs(&config, shard_outs, &mut |h| hand.send(h).is_ok());
         drop(hand);
-        Ok((report, join(worker)?))
+        let finisher = join(worker)?;
+        Ok((read.map_err(PipelineError::Spawn)?, finisher))
     })?;
-    let Finisher { part, digest, json, db, mut outcomes, .. } = finisher;
+    let Finisher { part, digest, json, db, mut outcomes, live, last, .. } = finisher;
+    let mut report = report;
     report.policy = part.policy;
     report.observer = observer;
     report.digest = digest;
+    report.peak_live_flows = live.peak as usize;
+    for shard in &last {
+        report.anomalies.merge(&shard.anomalies);
+        report.evicted_flows += shard.evicted;
+    }
     if let Some(db) = db {
         report.provenance = db.provenance;
     }
@@ -189,9 +231,30 @@ pub fn audit(
     Ok((run, outcomes))
 }
 
+/// The most flows alive at once, from every shard's changes.
+#[derive(Default)]
+struct LivePeak {
+    live: u64,
+    peak: u64,
+}
+
+impl LivePeak {
+    /// `changes` of every shard over the same packets, merged.
+    fn apply(&mut self, mut changes: Vec<LiveChange>) {
+        changes.sort_by_key(|c| c.packet);
+        for at in changes.chunk_by(|a, b| a.packet == b.packet) {
+            let ended: u64 = at.iter().map(|c| u64::from(c.ended)).sum();
+            let started: u64 = at.iter().map(|c| u64::from(c.started)).sum();
+            self.live = self.live.saturating_sub(ended) + started;
+            self.peak = self.peak.max(self.live);
+        }
+    }
+}
+
 /// The second thread's state: the part being finished (its flows, and
 /// what stays between parts: the policy, the inputs' paths, the cache of
-/// intelligence), the digest and the sinks' outcomes.
+/// intelligence), the DNS map over every shard's responses, the digest and
+/// the sinks' outcomes.
 struct Finisher {
     part: AuditReport,
     digest: Digest,
@@ -199,18 +262,116 @@ struct Finisher {
     render_json: bool,
     db: Option<IntelDb>,
     outcomes: SinkOutcomes,
+    dns: DnsMap,
+    live: LivePeak,
+    /// What each shard said at the end.
+    last: Vec<ShardLast>,
+    /// Flows finished so far.
+    flows: u64,
+    progress: Option<Arc<AuditProgress>>,
 }
 
+type Named = (FlowRecord, Option<FlowNames>);
+
 impl Finisher {
-    fn finish_part(
+    /// Every shard's part: their DNS responses in packet order into the
+    /// map, then their flows, named, in first-packet order.
+    fn merge_part(
         &mut self,
-        mut flows: Vec<(FlowRecord, Option<FlowNames>)>,
+        shards: &[Receiver<ShardOut>],
         sinks: &mut [&mut (dyn Sink + Send)],
-    ) {
-        // A tunnelled packet starts its tunnel's flow and the flow inside
-        // it, in that order of ids: with the id, the unstable sort is
-        // deterministic.
-        flows.sort_unstable_by_key(|(f, _)| (f.start, f.first_frame, f.id));
+    ) -> Result<(), PipelineError> {
+        let mut flows = Vec::new();
+        let mut responses = Vec::new();
+        let mut changes = Vec::new();
+        for shard in shards {
+            loop {
+                match shard.recv().map_err(|_| PipelineError::ShardThread)? {
+                    ShardOut::Flows(mut some) => flows.append(&mut some),
+                    ShardOut::PartEnd { responses: mut r, changes: mut c } => {
+                        responses.append(&mut r);
+                        changes.append(&mut c);
+                        break;
+                    }
+                    ShardOut::Last(_) => return Err(PipelineError::ShardThread),
+                }
+            }
+        }
+        self.learn(responses);
+        self.live.apply(changes);
+        flows.sort_unstable_by_key(|(f, _)| order(f));
+        while !flows.is_empty() {
+            let rest = flows.split_off(flows.len().min(PART_FLOWS));
+            let part = std::mem::replace(&mut flows, rest);
+            self.finish_part(part, sinks);
+        }
+        Ok(())
+    }
+
+    /// Every shard's last responses, then their flows still alive, merged
+    /// in first-packet order into parts.
+    fn merge_last(
+        &mut self,
+        shards: &[Receiver<ShardOut>],
+        sinks: &mut [&mut (dyn Sink + Send)],
+    ) -> Result<(), PipelineError> {
+        let (mut responses, mut changes) = (Vec::new(), Vec::new());
+        for shard in shards {
+            match shard.recv() {
+                Ok(ShardOut::Last(mut last)) => {
+                    responses.append(&mut last.responses);
+                    changes.append(&mut last.changes);
+                    self.last.push(*last);
+                }
+                _ => return Err(PipelineError::ShardThread),
+            }
+        }
+        self.learn(responses);
+        self.live.apply(changes);
+        // Each shard's chunks are in order: the merge takes the earliest
+        // head each time.
+        let mut heads: Vec<std::collections::VecDeque<Named>> =
+            shards.iter().map(|_| Default::default()).collect();
+        let mut open: Vec<bool> = shards.iter().map(|_| true).collect();
+        let mut part = Vec::with_capacity(PART_FLOWS);
+        loop {
+            for (i, shard) in shards.iter().enumerate() {
+                while open[i] && heads[i].is_empty() {
+                    match shard.recv() {
+                        Ok(ShardOut::Flows(flows)) => heads[i].extend(flows),
+                        Ok(_) => return Err(PipelineError::ShardThread),
+                        Err(_) => open[i] = false,
+                    }
+                }
+            }
+            let next = heads
+                .iter()
+                .enumerate()
+                .filter_map(|(i, h)| Some((order(&h.front()?.0), i)))
+                .min()
+                .map(|(_, i)| i);
+            let Some(i) = next else { break };
+            part.extend(heads[i].pop_front());
+            if part.len() == PART_FLOWS {
+                self.finish_part(std::mem::take(&mut part), sinks);
+            }
+        }
+        if !part.is_empty() {
+            self.finish_part(part, sinks);
+        }
+        Ok(())
+    }
+
+    /// DNS responses of every shard, in packet order, into the map.
+    fn learn(&mut self, mut responses: Vec<DnsResponse>) {
+        // Stable: one frame's responses (DNS over TCP) keep their order.
+        responses.sort_by_key(|r| r.at);
+        for r in &responses {
+            self.dns.insert(r);
+        }
+    }
+
+    fn finish_part(&mut self, flows: Vec<Named>, sinks: &mut [&mut (dyn Sink + Send)]) {
         let part = &mut self.part;
         if part.remote_intel.len() > INTEL_CACHE {
             part.remote_intel.clear();
@@ -218,11 +379,21 @@ impl Finisher {
         }
         part.flows.clear();
         part.names.clear();
+        let dns = &self.dns;
         for (flow, names) in flows {
-            if let Some(names) = names {
+            let remote = flow.remote().map(|r| r.ip);
+            let mut names = names.unwrap_or_default();
+            if !dns.is_empty() {
+                names.dns = dns.names_at(remote, flow.start);
+            }
+            if names != FlowNames::default() {
                 part.names.insert(flow.id, names);
             }
             part.flows.push(flow);
+        }
+        self.flows += part.flows.len() as u64;
+        if let Some(p) = &self.progress {
+            p.flows.store(self.flows, Ordering::Relaxed);
         }
         if let Some(db) = &self.db {
             for flow in &part.flows {
@@ -245,4 +416,10 @@ impl Finisher {
             }
         }
     }
+}
+
+/// Record order within a part: by first packet (a tunnelled packet starts
+/// its tunnel's flow and the flow inside it, in that order of ids).
+fn order(f: &FlowRecord) -> (crate::time::Timestamp, crate::decode::FrameRef, u64) {
+    (f.start, f.first_frame, f.id)
 }

@@ -37,10 +37,19 @@ pub fn observe_frame(
     decap: &Decapsulation,
     table: &mut FlowTable,
     names: Option<&mut NameInspector>,
-    c: Counts<'_>,
+    mut c: Counts<'_>,
 ) {
     let (ts, at) = (frame.ts, frame.at);
-    let totals = c.totals;
+    if let Some(ip) = decode_frame(&frame, &mut c) {
+        observe_ip(ip, decap, table, names, ts, at, c.anomalies);
+    }
+}
+
+/// A frame counted in the run's totals and decoded: its IP packet, if it
+/// has one (what is wrong with it is counted).
+pub fn decode_frame<'a>(frame: &Frame<'a>, c: &mut Counts<'_>) -> Option<IpPacket<'a>> {
+    let (ts, at) = (frame.ts, frame.at);
+    let totals = &mut *c.totals;
     totals.packets += 1;
     totals.first = Some(totals.first.map_or(ts, |f| f.min(ts)));
     totals.last = Some(totals.last.map_or(ts, |l| l.max(ts)));
@@ -53,16 +62,7 @@ pub fn observe_frame(
                 c.anomalies.record(kind, at);
             }
             totals.ip_packets += 1;
-            match names {
-                Some(names) => {
-                    observe_packet(ip, decap, table, ts, at, c.anomalies, &mut |t, i, p| {
-                        if !names.inspect(i, p, ts) {
-                            t.end_inspection();
-                        }
-                    })
-                }
-                None => observe_packet(ip, decap, table, ts, at, c.anomalies, &mut |_, _, _| {}),
-            }
+            return Some(ip);
         }
         Decoded::NotIp => totals.non_ip += 1,
         Decoded::UnsupportedLinkType => *c.unsupported.entry(frame.link_type).or_default() += 1,
@@ -70,6 +70,27 @@ pub fn observe_frame(
             totals.malformed += 1;
             c.anomalies.record(kind, at);
         }
+    }
+    None
+}
+
+/// A decoded packet through the flow table and the names stage.
+pub fn observe_ip<'a>(
+    ip: IpPacket<'a>,
+    decap: &Decapsulation,
+    table: &mut FlowTable,
+    names: Option<&mut NameInspector>,
+    ts: Timestamp,
+    at: FrameRef,
+    anomalies: &mut AnomalyCounter,
+) {
+    match names {
+        Some(names) => observe_packet(ip, decap, table, ts, at, anomalies, &mut |t, i, p| {
+            if !names.inspect(i, p, ts) {
+                t.end_inspection();
+            }
+        }),
+        None => observe_packet(ip, decap, table, ts, at, anomalies, &mut |_, _, _| {}),
     }
 }
 
@@ -166,7 +187,7 @@ fn observe_tunnelled<'a>(
             anomalies.record(AnomalyKind::TunnelsExhausted, at);
             return;
         };
-        place = Place { within: id, carries: None };
+        place = Place { within: id, carries: None, depth: depth as u8 + 1 };
         packet = inner;
     }
 }

@@ -1,18 +1,23 @@
 //! Saved captures, in order, through the per-packet path into parts of
 //! finished flows with their names; vendors and policy over a part.
 
+use std::io;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::Arc;
+use std::thread;
 
-use super::packets::{observe_frame, Counts, Frame};
-use crate::capture::{self, CaptureError, Opened};
-use crate::decode::{Decapsulation, FrameRef};
-use crate::flow::{FlowRecord, FlowTable, FlowTimeouts, LocalNetworks};
+use super::packets::{decode_frame, Counts, Frame};
+use super::shard::{shard_of, LiveChange, Shard, ShardLast, ShardPart};
+use crate::capture::{self, CaptureError, LinkType, Opened};
+use crate::decode::{self, Decapsulation, Decoded, FrameRef, IpPacket};
+use crate::flow::{FlowRecord, FlowTimeouts, LocalNetworks, SweepClock};
 use crate::intel::VendorCatalogue;
-use crate::names::{FlowNames, NameInspector};
+use crate::names::{DnsResponse, FlowNames};
 use crate::policy::{finding_country, FlowFacts, Policy};
 use crate::report::{AuditReport, Finding, InputSummary};
+use crate::time::Timestamp;
 
 /// What an audit run needs.
 #[derive(Clone, Debug, Default)]
@@ -31,6 +36,9 @@ pub struct AuditConfig {
     pub max_flows: Option<usize>,
     /// Counters a progress display reads while the run goes on.
     pub progress: Option<Arc<AuditProgress>>,
+    /// Shards of the packets, each on its own thread when more than one
+    /// (`--threads`; 0 counts as 1).
+    pub threads: usize,
 }
 
 /// How far an audit is, for a progress display on another thread. Updated
@@ -46,36 +54,75 @@ pub struct AuditProgress {
     pub flows: AtomicU64,
 }
 
-/// How many packets go by between parts of the run, at most.
-pub const HANDOVER_PACKETS: u64 = 1 << 16;
+/// How many packets make a period of the run, after which the shards hand
+/// their parts on. Short enough that a flood's period (every packet a
+/// flow) is 16,384 flows waiting to be sorted, not 65,536 (measured on a
+/// 1M-packet flood at `--max-flows 100000`: 175 MiB against 236 MiB).
+pub const HANDOVER_PACKETS: u64 = 1 << 14;
 
-/// How many finished flows make a part early (a flood, where every packet
-/// is a flow, would otherwise make parts of 65,536 flows).
+/// The most flows in a part: a sweep or an eviction that ends more at once
+/// (a flood, where every packet is a flow) makes several parts.
 pub const PART_FLOWS: usize = 8192;
 
-/// What the reader hands on as it goes.
+/// Packets (and marks) a shard is sent at once.
+const BATCH_ITEMS: usize = 512;
+
+/// Batches in flight to each shard thread.
+const BATCHES_IN_FLIGHT: usize = 8;
+
+/// What the reader tells the thread that finishes the run, in order.
 pub(super) enum Handed {
     /// An input, in the order of the report's inputs (before any flow of
     /// it).
     Input(PathBuf),
-    /// Finished flows with their names: a part of the run.
-    Flows(Vec<(FlowRecord, Option<FlowNames>)>),
+    /// Every shard has handed on a part ([`ShardOut::Part`]).
+    Part,
+    /// The inputs are read: every shard hands on its last part and then
+    /// its flows still alive.
+    End,
 }
 
-/// Reads every input, in order, through one flow table: a flow that spans
-/// rotated capture files stays one flow. Finished flows are handed on
-/// every [`HANDOVER_PACKETS`] packets (sooner once [`PART_FLOWS`] have
-/// finished) and at the end, in parts of at most [`PART_FLOWS`]; the
-/// report returned holds the inputs, the counts and the anomalies. `hand`
-/// returns `false` when nothing takes the parts any more (the other thread
-/// stopped): reading stops.
+/// What a shard hands on, in order: at each part its flows that ended,
+/// in chunks of at most [`PART_FLOWS`], then the rest of the part; at the
+/// end [`ShardOut::Last`], then its flows still alive in first-packet
+/// order, in chunks; its channel closes after them.
+pub(super) enum ShardOut {
+    Flows(Vec<(FlowRecord, Option<FlowNames>)>),
+    PartEnd { responses: Vec<DnsResponse>, changes: Vec<LiveChange> },
+    Last(Box<ShardLast>),
+}
+
+/// A shard's part to its output; `false` when nothing takes it.
+fn send_part(part: ShardPart, out: &SyncSender<ShardOut>) -> bool {
+    let ShardPart { mut flows, responses, changes } = part;
+    while flows.len() > PART_FLOWS {
+        let rest = flows.split_off(PART_FLOWS);
+        if out.send(ShardOut::Flows(std::mem::replace(&mut flows, rest))).is_err() {
+            return false;
+        }
+    }
+    (flows.is_empty() || out.send(ShardOut::Flows(flows)).is_ok())
+        && out.send(ShardOut::PartEnd { responses, changes }).is_ok()
+}
+
+/// Reads every input, in order: the reader decodes each frame, counts it,
+/// and hands its IP packet to the shard of its address pair
+/// ([`shard_of`]); one shard, one per `shard_outs`, runs on this thread,
+/// more each on their own. The shards keep the flow tables across
+/// inputs: a flow that spans rotated capture files stays one flow. Every
+/// [`HANDOVER_PACKETS`] packets each shard hands its part to its
+/// `shard_outs` and the reader says so ([`Handed::Part`]); at the end
+/// [`Handed::End`]. The report returned holds the inputs, the counts and
+/// the decoder's anomalies. `hand` returns `false` when nothing takes the
+/// parts any more (the other thread stopped): reading stops.
 ///
 /// Errors never stop the run: a damaged file keeps the packets before the
 /// damage and its error is recorded in the report's inputs.
 pub(super) fn read_inputs(
     config: &AuditConfig,
+    shard_outs: Vec<SyncSender<ShardOut>>,
     hand: &mut dyn FnMut(Handed) -> bool,
-) -> AuditReport {
+) -> io::Result<AuditReport> {
     let mut report = AuditReport::default();
     let expanded = capture::expand_inputs(&config.paths);
     if let Some(p) = &config.progress {
@@ -86,7 +133,7 @@ pub(super) fn read_inputs(
     report.skipped.extend(expanded.skipped.into_iter().map(|s| (s.path, s.reason)));
     for err in expanded.errors {
         if !hand(Handed::Input(err.path().to_owned())) {
-            return report;
+            return Ok(report);
         }
         report.inputs.push(InputSummary {
             path: err.path().to_owned(),
@@ -95,109 +142,251 @@ pub(super) fn read_inputs(
             error: Some(err.to_string()),
         });
     }
-    let mut table = FlowTable::new(config.timeouts, config.local.clone());
-    if let Some(max) = config.max_flows {
-        table.set_max_flows(max);
-    }
-    let mut reader = Reader {
-        table,
-        names: (!config.no_names).then(NameInspector::new),
-        finished: Vec::new(),
-        flows: 0,
-        gone: false,
-        hand,
-        progress: config.progress.as_deref(),
-    };
-    for input in &inputs {
-        if reader.gone {
-            break;
-        }
-        let index = report.inputs.len() as u32;
-        let mut summary =
-            InputSummary { path: input.path.clone(), format: None, packets: 0, error: None };
-        let counter = config.progress.as_ref().map(|p| p.read_bytes.clone());
-        match capture::open_capture_counting(input, counter) {
-            Ok(Opened::Skipped(skipped)) => {
-                report.skipped.push((skipped.path, skipped.reason));
-                continue;
+    thread::scope(|scope| {
+        let lanes = Lanes::start(config, shard_outs, scope)?;
+        let mut reader = Reader {
+            lanes,
+            clock: SweepClock::default(),
+            gone: false,
+            hand,
+            progress: config.progress.as_deref(),
+        };
+        for input in &inputs {
+            if reader.gone {
+                break;
             }
-            Ok(Opened::Reader(mut capture)) => {
-                reader.gone |= !(reader.hand)(Handed::Input(input.path.clone()));
-                summary.format = Some(capture.format());
-                if let Err(err) = reader.read_capture(
-                    &mut capture,
-                    index,
-                    &config.tunnels,
-                    &mut report,
-                    &mut summary,
-                ) {
+            let index = report.inputs.len() as u32;
+            let mut summary =
+                InputSummary { path: input.path.clone(), format: None, packets: 0, error: None };
+            let counter = config.progress.as_ref().map(|p| p.read_bytes.clone());
+            match capture::open_capture_counting(input, counter) {
+                Ok(Opened::Skipped(skipped)) => {
+                    report.skipped.push((skipped.path, skipped.reason));
+                    continue;
+                }
+                Ok(Opened::Reader(mut capture)) => {
+                    reader.gone |= !(reader.hand)(Handed::Input(input.path.clone()));
+                    summary.format = Some(capture.format());
+                    if let Err(err) = reader.read_capture(
+                        &mut capture,
+                        index,
+                        &config.tunnels,
+                        &mut report,
+                        &mut summary,
+                    ) {
+                        summary.error = Some(err.to_string());
+                    }
+                }
+                Err(err) => {
+                    reader.gone |= !(reader.hand)(Handed::Input(input.path.clone()));
                     summary.error = Some(err.to_string());
                 }
             }
-            Err(err) => {
-                reader.gone |= !(reader.hand)(Handed::Input(input.path.clone()));
-                summary.error = Some(err.to_string());
+            report.inputs.push(summary);
+        }
+        if !reader.gone && (reader.hand)(Handed::End) {
+            reader.lanes.end(reader.clock.latest());
+        }
+        Ok::<_, io::Error>(())
+    })?;
+    Ok(report)
+}
+
+/// Where the reader's packets go: one shard on the reader's thread, or
+/// several, each on its own, fed in batches.
+enum Lanes {
+    Inline { shard: Box<Shard>, out: SyncSender<ShardOut> },
+    Threads { batches: Vec<Batch>, to: Vec<SyncSender<Batch>>, spare: Receiver<Batch> },
+}
+
+/// Packets copied for a shard thread, with the reader's marks among them.
+#[derive(Default)]
+struct Batch {
+    items: Vec<Item>,
+    bytes: Vec<u8>,
+}
+
+enum Item {
+    Packet {
+        packet: u64,
+        at: FrameRef,
+        ts: Timestamp,
+        link_type: LinkType,
+        wire_len: u32,
+        len: usize,
+    },
+    Sweep {
+        packet: u64,
+        ts: Timestamp,
+    },
+    Part,
+    End {
+        latest: Timestamp,
+    },
+}
+
+impl Lanes {
+    /// The shards of `config`'s audit, one per output (at least one).
+    fn start<'scope, 'env>(
+        config: &'env AuditConfig,
+        mut outs: Vec<SyncSender<ShardOut>>,
+        scope: &'scope thread::Scope<'scope, 'env>,
+    ) -> io::Result<Self> {
+        let n = outs.len();
+        if n <= 1 {
+            let out = outs.pop().ok_or_else(|| io::Error::other("no shard"))?;
+            return Ok(Lanes::Inline { shard: Box::new(Shard::new(config, 1)), out });
+        }
+        let (give_back, spare) = mpsc::channel();
+        let mut to = Vec::with_capacity(n);
+        for (i, out) in outs.into_iter().enumerate() {
+            let (send, batches) = mpsc::sync_channel::<Batch>(BATCHES_IN_FLIGHT);
+            let shard = Shard::new(config, n);
+            let give_back = give_back.clone();
+            let decap = &config.tunnels;
+            thread::Builder::new()
+                .name(format!("shard-{i}"))
+                .spawn_scoped(scope, move || run_shard(shard, decap, batches, give_back, out))?;
+            to.push(send);
+        }
+        let batches = (0..n).map(|_| Batch::default()).collect();
+        Ok(Lanes::Threads { batches, to, spare })
+    }
+
+    /// Returns `false` when the shard is gone.
+    fn packet(
+        &mut self,
+        packet: u64,
+        ip: IpPacket<'_>,
+        frame: &Frame<'_>,
+        decap: &Decapsulation,
+    ) -> bool {
+        match self {
+            Lanes::Inline { shard, .. } => {
+                shard.observe(packet, ip, decap, frame.ts, frame.at);
+                true
+            }
+            Lanes::Threads { batches, to, spare, .. } => {
+                let s = shard_of(&ip, batches.len());
+                let batch = &mut batches[s];
+                batch.items.push(Item::Packet {
+                    packet,
+                    at: frame.at,
+                    ts: frame.ts,
+                    link_type: frame.link_type,
+                    wire_len: frame.wire_len,
+                    len: frame.data.len(),
+                });
+                batch.bytes.extend_from_slice(frame.data);
+                if batch.items.len() < BATCH_ITEMS {
+                    return true;
+                }
+                let full = std::mem::replace(batch, spare.try_recv().unwrap_or_default());
+                to[s].send(full).is_ok()
             }
         }
-        report.inputs.push(summary);
     }
-    report.peak_live_flows = reader.table.peak_flows();
-    report.evicted_flows = reader.table.evicted();
-    if reader.gone {
-        return report;
+
+    /// A mark for every shard; `flush`: sent now.
+    fn mark(&mut self, item: impl Fn() -> Item, flush: bool) -> bool {
+        let Lanes::Threads { batches, to, spare, .. } = self else { return true };
+        let mut ok = true;
+        for (batch, to) in batches.iter_mut().zip(to.iter()) {
+            batch.items.push(item());
+            if flush || batch.items.len() >= BATCH_ITEMS {
+                let full = std::mem::replace(batch, spare.try_recv().unwrap_or_default());
+                ok &= to.send(full).is_ok();
+            }
+        }
+        ok
     }
-    let Reader { table, mut names, hand, .. } = reader;
-    // The flows alive at the end leave in parts too: a table of a million
-    // flows must not become a million records at once.
-    table.finish_in_parts(&mut report.anomalies, PART_FLOWS, |last| {
-        hand(Handed::Flows(last.into_iter().map(|f| named(names.as_mut(), f)).collect()));
-    });
-    report
+
+    fn sweep(&mut self, packet: u64, ts: Timestamp) -> bool {
+        if let Lanes::Inline { shard, .. } = self {
+            shard.sweep(packet, ts);
+            return true;
+        }
+        self.mark(|| Item::Sweep { packet, ts }, false)
+    }
+
+    fn part(&mut self) -> bool {
+        if let Lanes::Inline { shard, out } = self {
+            return send_part(shard.part(), out);
+        }
+        self.mark(|| Item::Part, true)
+    }
+
+    /// Every shard ends; the threads are joined when the scope ends.
+    fn end(self, latest: Timestamp) {
+        match self {
+            Lanes::Inline { shard, out } => finish_shard(*shard, latest, &out),
+            mut threads => {
+                threads.mark(|| Item::End { latest }, true);
+            }
+        }
+    }
+}
+
+/// A shard thread: batches in, parts out, until the reader's end.
+fn run_shard(
+    mut shard: Shard,
+    decap: &Decapsulation,
+    batches: Receiver<Batch>,
+    give_back: Sender<Batch>,
+    out: SyncSender<ShardOut>,
+) {
+    for mut batch in batches {
+        let Batch { items, bytes } = &mut batch;
+        let mut offset = 0;
+        for item in items.drain(..) {
+            match item {
+                Item::Packet { packet, at, ts, link_type, wire_len, len } => {
+                    let data = &bytes[offset..offset + len];
+                    offset += len;
+                    // The reader decoded it as IP already, and counted
+                    // what was wrong with it.
+                    if let Decoded::Ip(ip, _) = decode::decode(link_type, data, wire_len) {
+                        shard.observe(packet, ip, decap, ts, at);
+                    }
+                }
+                Item::Sweep { packet, ts } => shard.sweep(packet, ts),
+                Item::Part => {
+                    if !send_part(shard.part(), &out) {
+                        return;
+                    }
+                }
+                Item::End { latest } => return finish_shard(shard, latest, &out),
+            }
+        }
+        bytes.clear();
+        let _ = give_back.send(batch);
+    }
+}
+
+fn finish_shard(shard: Shard, latest: Timestamp, out: &SyncSender<ShardOut>) {
+    shard.finish(
+        latest,
+        PART_FLOWS,
+        |last| {
+            let _ = out.send(ShardOut::Last(Box::new(last)));
+        },
+        |flows| {
+            let _ = out.send(ShardOut::Flows(flows));
+        },
+    );
 }
 
 /// The reader's state across inputs.
 struct Reader<'h> {
-    table: FlowTable,
-    names: Option<NameInspector>,
-    /// Finished flows being handed on.
-    finished: Vec<(FlowRecord, Option<FlowNames>)>,
-    /// Flows handed on so far.
-    flows: u64,
+    lanes: Lanes,
+    clock: SweepClock,
     /// Nothing takes the parts any more.
     gone: bool,
     hand: &'h mut dyn FnMut(Handed) -> bool,
     progress: Option<&'h AuditProgress>,
 }
 
-/// A finished flow with its names, from the names stage.
-fn named(names: Option<&mut NameInspector>, flow: FlowRecord) -> (FlowRecord, Option<FlowNames>) {
-    let names = names.and_then(|names| {
-        let found = names.finish(flow.id, flow.remote().map(|r| r.ip), flow.start);
-        (found != FlowNames::default()).then_some(found)
-    });
-    (flow, names)
-}
-
 impl Reader<'_> {
-    /// Hands the finished flows on, in parts of at most [`PART_FLOWS`] (a
-    /// sweep or an eviction can end more at once), each in first-packet
-    /// order.
-    fn hand_on(&mut self) {
-        self.flows += self.finished.len() as u64;
-        let mut flows = std::mem::take(&mut self.finished);
-        if flows.len() > PART_FLOWS {
-            flows.sort_unstable_by_key(|(f, _)| (f.start, f.first_frame, f.id));
-            while flows.len() > PART_FLOWS {
-                let rest = flows.split_off(PART_FLOWS);
-                self.gone |= !(self.hand)(Handed::Flows(std::mem::replace(&mut flows, rest)));
-            }
-        }
-        self.gone |= !(self.hand)(Handed::Flows(flows));
-        if let Some(p) = self.progress {
-            p.flows.store(self.flows, Ordering::Relaxed);
-        }
-    }
-
     /// The per-packet loop for one capture.
     fn read_capture(
         &mut self,
@@ -209,34 +398,38 @@ impl Reader<'_> {
     ) -> Result<(), CaptureError> {
         while let Some(packet) = capture.next_packet()? {
             summary.packets += 1;
-            if (report.totals.packets + 1) % HANDOVER_PACKETS == 0
-                || self.table.finished_count() >= PART_FLOWS
-            {
-                let names = &mut self.names;
-                let done = self.table.drain_finished().map(|f| named(names.as_mut(), f));
-                self.finished.extend(done);
-                self.hand_on();
+            let number = report.totals.packets;
+            if (number + 1) % HANDOVER_PACKETS == 0 {
+                // The mark first: the other thread then takes the shards'
+                // parts as they come (a part may not fit in the channel).
+                self.gone |= !(self.hand)(Handed::Part) || !self.lanes.part();
                 if self.gone {
                     return Ok(());
                 }
                 if let Some(p) = self.progress {
-                    p.packets.store(report.totals.packets, Ordering::Relaxed);
+                    p.packets.store(number, Ordering::Relaxed);
                 }
             }
-            let at = FrameRef { file, frame: packet.frame };
-            let counts = Counts {
-                totals: &mut report.totals,
-                anomalies: &mut report.anomalies,
-                unsupported: &mut report.unsupported_link_types,
-            };
             let frame = Frame {
                 link_type: packet.link_type,
                 data: packet.data,
                 wire_len: packet.wire_len,
                 ts: packet.timestamp,
-                at,
+                at: FrameRef { file, frame: packet.frame },
             };
-            observe_frame(frame, tunnels, &mut self.table, self.names.as_mut(), counts);
+            let mut counts = Counts {
+                totals: &mut report.totals,
+                anomalies: &mut report.anomalies,
+                unsupported: &mut report.unsupported_link_types,
+            };
+            let Some(ip) = decode_frame(&frame, &mut counts) else { continue };
+            if self.clock.tick(frame.ts) {
+                self.gone |= !self.lanes.sweep(number, frame.ts);
+            }
+            self.gone |= !self.lanes.packet(number, ip, &frame, tunnels);
+            if self.gone {
+                return Ok(());
+            }
         }
         Ok(())
     }

@@ -55,3 +55,31 @@ pub fn flood_capture(packets: u64) -> PathBuf {
     }
     path
 }
+
+/// `from` (a pcap) cut into `parts` consecutive files of about as many
+/// packets each, as a rotating capture writes them, in a directory beside
+/// it (made once).
+pub fn rotated(from: &Path, parts: usize) -> PathBuf {
+    let dir = from.with_extension(format!("rotated-{parts}"));
+    if dir.exists() {
+        return dir;
+    }
+    let data = std::fs::read(from).unwrap();
+    let (header, mut rest) = data.split_at(24);
+    let mut records = Vec::new();
+    while rest.len() >= 16 {
+        let caplen = u32::from_le_bytes(rest[8..12].try_into().unwrap()) as usize;
+        let (record, tail) = rest.split_at(16 + caplen);
+        records.push(record);
+        rest = tail;
+    }
+    let tmp = dir.with_extension("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    for (i, chunk) in records.chunks(records.len().div_ceil(parts)).enumerate() {
+        let mut out = header.to_vec();
+        chunk.iter().for_each(|r| out.extend_from_slice(r));
+        std::fs::write(tmp.join(format!("part-{i}.pcap")), out).unwrap();
+    }
+    std::fs::rename(&tmp, &dir).unwrap();
+    dir
+}

@@ -125,7 +125,8 @@ impl Flow {
         let local = if v6 {
             format!("fd00::{:x}", host + 1)
         } else {
-            Ipv4Addr::new(10, 0, (host >> 8) as u8, (host & 0xff) as u8 + 1).to_string()
+            Ipv4Addr::new(10, 0, (host >> 8) as u8, ((host & 0xff) as u8).wrapping_add(1))
+                .to_string()
         };
         let remote = address(v6, network_of(h >> 24), h >> 40);
         let server_port = match kind {
