@@ -263,10 +263,11 @@ pub struct AuditArgs {
     #[arg(long, value_name = "N", default_value_t = 1_000_000)]
     pub max_flows: usize,
 
-    /// Threads for the packets' flows and names: each shard of address
-    /// pairs has its own (default: the available cores). The answers are
-    /// the same for any number, unless --max-flows is reached (each shard
-    /// holds its share).
+    /// Shards of the packets' flows and names, by address pair, each on
+    /// its own thread when more than one (default: the available cores
+    /// less two, for the reader and the thread applying intelligence and
+    /// rules; at least 1). The answers are the same for any number, unless
+    /// --max-flows is reached (each shard holds its share).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub threads: Option<u16>,
 

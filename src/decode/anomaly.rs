@@ -155,3 +155,32 @@ impl AnomalyCounter {
             .filter(|(_, n, _)| *n > 0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(frame: u64) -> FrameRef {
+        FrameRef { file: 0, frame }
+    }
+
+    /// Counters of several shards merge into what one would hold: the
+    /// counts summed, the earliest frames whatever the order they came in.
+    #[test]
+    fn merged_counters_keep_the_earliest_frames() {
+        let (mut one, mut a, mut b) =
+            (AnomalyCounter::default(), AnomalyCounter::default(), AnomalyCounter::default());
+        for frame in [9, 2, 7, 4, 11, 1, 8] {
+            one.record(AnomalyKind::OrphanFragments, at(frame));
+            if frame % 2 == 0 { &mut a } else { &mut b }
+                .record(AnomalyKind::OrphanFragments, at(frame));
+        }
+        a.merge(&b);
+        let frames =
+            |c: &AnomalyCounter| c.iter().map(|(k, n, f)| (k, n, f.to_vec())).collect::<Vec<_>>();
+        assert_eq!(frames(&a), frames(&one));
+        let kept: Vec<u64> = one.iter().next().unwrap().2.iter().map(|f| f.frame).collect();
+        assert_eq!(kept, [1, 2, 4, 7, 8]);
+        assert_eq!(one.total(), 7);
+    }
+}

@@ -48,7 +48,8 @@ pub enum EndReason {
 /// A finished flow. `source` is the initiator, `destination` the responder.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct FlowRecord {
-    /// Serial number of the flow in its run, from 1, in order of creation.
+    /// Unique in its run, from the frame that started the flow and its depth
+    /// in tunnels (the same with any number of shards).
     pub id: u64,
     /// IP protocol number.
     pub protocol: u8,

@@ -79,7 +79,7 @@ const DNS_PORT: u16 = 53;
 /// A packet the names stage should look at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Inspect {
-    /// The flow's serial number ([`FlowRecord::id`]).
+    /// The flow's id ([`FlowRecord::id`]).
     pub flow: u64,
     /// Sent by the flow's initiator.
     pub from_initiator: bool,

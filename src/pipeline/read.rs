@@ -184,9 +184,8 @@ pub(super) fn read_inputs(
             }
             report.inputs.push(summary);
         }
-        if !reader.gone && (reader.hand)(Handed::End) {
-            reader.lanes.end(reader.clock.latest());
-        }
+        let end = !reader.gone && (reader.hand)(Handed::End);
+        reader.lanes.close(end.then(|| reader.clock.latest()));
         Ok::<_, io::Error>(())
     })?;
     Ok(report)
@@ -194,9 +193,17 @@ pub(super) fn read_inputs(
 
 /// Where the reader's packets go: one shard on the reader's thread, or
 /// several, each on its own, fed in batches.
-enum Lanes {
-    Inline { shard: Box<Shard>, out: SyncSender<ShardOut> },
-    Threads { batches: Vec<Batch>, to: Vec<SyncSender<Batch>>, spare: Receiver<Batch> },
+enum Lanes<'scope> {
+    Inline {
+        shard: Box<Shard>,
+        out: SyncSender<ShardOut>,
+    },
+    Threads {
+        batches: Vec<Batch>,
+        to: Vec<SyncSender<Batch>>,
+        spare: Receiver<Batch>,
+        threads: Vec<thread::ScopedJoinHandle<'scope, ()>>,
+    },
 }
 
 /// Packets copied for a shard thread, with the reader's marks among them.
@@ -225,9 +232,9 @@ enum Item {
     },
 }
 
-impl Lanes {
+impl<'scope> Lanes<'scope> {
     /// The shards of `config`'s audit, one per output (at least one).
-    fn start<'scope, 'env>(
+    fn start<'env>(
         config: &'env AuditConfig,
         mut outs: Vec<SyncSender<ShardOut>>,
         scope: &'scope thread::Scope<'scope, 'env>,
@@ -238,19 +245,20 @@ impl Lanes {
             return Ok(Lanes::Inline { shard: Box::new(Shard::new(config, 1)), out });
         }
         let (give_back, spare) = mpsc::channel();
-        let mut to = Vec::with_capacity(n);
+        let (mut to, mut threads) = (Vec::with_capacity(n), Vec::with_capacity(n));
         for (i, out) in outs.into_iter().enumerate() {
             let (send, batches) = mpsc::sync_channel::<Batch>(BATCHES_IN_FLIGHT);
             let shard = Shard::new(config, n);
             let give_back = give_back.clone();
             let decap = &config.tunnels;
-            thread::Builder::new()
+            let thread = thread::Builder::new()
                 .name(format!("shard-{i}"))
                 .spawn_scoped(scope, move || run_shard(shard, decap, batches, give_back, out))?;
             to.push(send);
+            threads.push(thread);
         }
         let batches = (0..n).map(|_| Batch::default()).collect();
-        Ok(Lanes::Threads { batches, to, spare })
+        Ok(Lanes::Threads { batches, to, spare, threads })
     }
 
     /// Returns `false` when the shard is gone.
@@ -316,12 +324,21 @@ impl Lanes {
         self.mark(|| Item::Part, true)
     }
 
-    /// Every shard ends; the threads are joined when the scope ends.
-    fn end(self, latest: Timestamp) {
-        match self {
-            Lanes::Inline { shard, out } => finish_shard(*shard, latest, &out),
-            mut threads => {
-                threads.mark(|| Item::End { latest }, true);
+    /// Every shard ends at the run's `latest` packet time and hands on the
+    /// rest (`None`: nothing takes it any more), and its thread is joined.
+    /// A shard thread that panicked is not waited for again: the thread
+    /// finishing the parts misses its part and says so.
+    fn close(mut self, latest: Option<Timestamp>) {
+        if let Some(latest) = latest {
+            if let Lanes::Inline { shard, out } = self {
+                return finish_shard(*shard, latest, &out);
+            }
+            self.mark(|| Item::End { latest }, true);
+        }
+        if let Lanes::Threads { to, threads, .. } = self {
+            drop(to);
+            for thread in threads {
+                let _ = thread.join();
             }
         }
     }
@@ -377,8 +394,8 @@ fn finish_shard(shard: Shard, latest: Timestamp, out: &SyncSender<ShardOut>) {
 }
 
 /// The reader's state across inputs.
-struct Reader<'h> {
-    lanes: Lanes,
+struct Reader<'h, 'scope> {
+    lanes: Lanes<'scope>,
     clock: SweepClock,
     /// Nothing takes the parts any more.
     gone: bool,
@@ -386,7 +403,7 @@ struct Reader<'h> {
     progress: Option<&'h AuditProgress>,
 }
 
-impl Reader<'_> {
+impl Reader<'_, '_> {
     /// The per-packet loop for one capture.
     fn read_capture(
         &mut self,
