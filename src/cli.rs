@@ -258,8 +258,9 @@ pub struct AuditArgs {
     #[arg(short, long)]
     pub quiet: bool,
 
-    /// Most flows kept alive at once; beyond it the idlest end early
-    /// (counted in the summary). Bounds memory on a flood.
+    /// Most flows kept alive at once in each shard (--threads); beyond it
+    /// the idlest end early (counted in the summary). Bounds memory on a
+    /// flood.
     #[arg(long, value_name = "N", default_value_t = 1_000_000)]
     pub max_flows: usize,
 
@@ -267,7 +268,7 @@ pub struct AuditArgs {
     /// its own thread when more than one (default: the available cores
     /// less two, for the reader and the thread applying intelligence and
     /// rules; at least 1). The answers are the same for any number, unless
-    /// --max-flows is reached (each shard holds its share).
+    /// a shard reaches --max-flows (each holds up to that many).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub threads: Option<u16>,
 

@@ -77,8 +77,8 @@ fn split_pcap(from: &Path, split: usize, a: &Path, b: &Path) {
 fn gateway_traffic_gives_the_same_answers_with_any_threads() {
     let dir = tempfile::tempdir().unwrap();
     for vxlan in [false, true] {
-        // Four parts of 65,536 packets and some: DNS answers and the flows
-        // they name fall in different parts and shards.
+        // Thirteen periods of 16,384 packets: DNS answers and the flows
+        // they name fall in different periods and shards.
         let path = dir.path().join(if vxlan { "vxlan.pcap" } else { "gateway.pcap" });
         let out = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
         support::traffic::generate(200_000, 20_000, vxlan, out).unwrap();

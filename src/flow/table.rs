@@ -130,7 +130,8 @@ impl SweepClock {
 /// A flow's id from the frame that started it and the packet's depth in
 /// tunnels (a tunnelled packet starts its tunnel's flow and one per layer
 /// inside; each packet of a frame is applied once): the same flow has the
-/// same id however the packets are spread over shards. Unique up to 2^21 inputs and 2^40 frames per input.
+/// same id however the packets are spread over shards. Unique up to 2^21
+/// inputs and 2^40 frames per input.
 fn flow_id(at: FrameRef, depth: u8) -> u64 {
     (pack_frame(at) << 3) | u64::from(depth & 7)
 }
@@ -632,11 +633,6 @@ impl FlowTable {
         Some(record(key, state, EndReason::Active, &self.local, chain))
     }
 
-    /// How many finished flows wait for [`Self::drain_finished`].
-    pub fn finished_count(&self) -> usize {
-        self.finished.len()
-    }
-
     /// Finished flows since the last call.
     pub fn drain_finished(&mut self) -> std::vec::Drain<'_, FlowRecord> {
         self.finished.drain(..)
@@ -653,17 +649,12 @@ impl FlowTable {
         self.finished
     }
 
-    /// [`FlowTable::finish`] in parts of at most `part` flows, in the order
-    /// of their first packet (start, first frame, id), so that the flows
-    /// alive at the end of a capture never all exist as records at once:
-    /// only their sort keys do (72 bytes a flow).
-    pub fn finish_in_parts(
-        mut self,
-        anomalies: &mut AnomalyCounter,
-        part: usize,
-        mut hand: impl FnMut(Vec<FlowRecord>),
-    ) {
-        self.release_fragments(anomalies);
+    /// [`FlowTable::finish`] after [`FlowTable::release_fragments`], in
+    /// parts of at most `part` flows, in the order of their first packet
+    /// (start, first frame, id), so that the flows alive at the end of a
+    /// capture never all exist as records at once: only their sort keys do
+    /// (72 bytes a flow).
+    pub fn finish_in_parts(mut self, part: usize, mut hand: impl FnMut(Vec<FlowRecord>)) {
         // A finished record is found by its index, a live flow by its key.
         enum Ended {
             Record(usize),

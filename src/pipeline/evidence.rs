@@ -4,9 +4,11 @@
 //! Contract:
 //! - A second pass over the inputs replays decode and the flow tables with
 //!   the audit's settings (its shards, each swept at the same packets): the
-//!   same input gives the same flows with the same ids, so each packet is known to belong to a flagged flow exactly
-//!   as the audit counted it (timeouts, port reuse and fragments
-//!   included). Names and intelligence are not needed again.
+//!   same input gives the same flows with the same ids, so each packet is
+//!   known to belong to a flagged flow exactly as the audit counted it
+//!   (timeouts, port reuse and fragments included). Frames several tables
+//!   log at once (a sweep, the end) are taken in frame order, as one table
+//!   logs them. Names and intelligence are not needed again.
 //! - Packets keep their original bytes, timestamps (nanoseconds) and
 //!   wire lengths; each (input, interface) that contributes becomes one
 //!   interface of the evidence with its link type, described by the input's
@@ -104,7 +106,7 @@ impl<W: Write> Sink for EvidenceSink<W> {
         let shards = self.config.threads.max(1);
         let mut tables: Vec<FlowTable> = (0..shards)
             .map(|_| {
-                let mut table = sharded_table(&self.config, shards);
+                let mut table = sharded_table(&self.config);
                 table.log_frames();
                 table
             })
@@ -113,7 +115,9 @@ impl<W: Write> Sink for EvidenceSink<W> {
         let mut anomalies = AnomalyCounter::default();
         let mut pending = Pending::default();
         let mut log: Vec<(FrameRef, u64)> = Vec::new();
-        let mut attribute = |table: &mut FlowTable,
+        // The frames the tables logged: of several (a sweep, the end) in
+        // frame order, as one table logs them.
+        let mut attribute = |tables: &mut [FlowTable],
                              pcapng: &mut EvidenceFile<&mut W>,
                              pending: &mut Pending,
                              current: Option<(FrameRef, &capture::Packet<'_>)>|
@@ -121,7 +125,12 @@ impl<W: Write> Sink for EvidenceSink<W> {
             let (mut attributed, mut written, mut omitted) = (false, 0, 0);
             let mut current_written = false;
             log.clear();
-            log.extend(table.drain_frame_log());
+            for table in tables.iter_mut() {
+                log.extend(table.drain_frame_log());
+            }
+            if tables.len() > 1 {
+                log.sort_by_key(|(frame, _)| *frame);
+            }
             // A tunnelled packet is logged for its tunnel's flow and for
             // the flows inside, one after the other: it is written once,
             // for the innermost of them with findings.
@@ -190,18 +199,22 @@ impl<W: Write> Sink for EvidenceSink<W> {
                 if clock.tick(ts) {
                     for table in &mut tables {
                         table.sweep_now(ts, &mut anomalies);
-                        let (_, _, written, omitted) =
-                            attribute(table, &mut pcapng, &mut pending, None)?;
-                        self.written.packets += written;
-                        self.written.omitted += omitted;
                         table.drain_finished();
                     }
+                    let (_, _, written, omitted) =
+                        attribute(&mut tables, &mut pcapng, &mut pending, None)?;
+                    self.written.packets += written;
+                    self.written.omitted += omitted;
                 }
                 let table = &mut tables[shard_of(&ip, shards)];
                 let queued = table.queued_fragments();
                 observe_packet(ip, tunnels, table, ts, at, &mut anomalies, &mut |_, _, _| {});
-                let (attributed, current_written, written, omitted) =
-                    attribute(table, &mut pcapng, &mut pending, Some((at, &packet)))?;
+                let (attributed, current_written, written, omitted) = attribute(
+                    std::slice::from_mut(table),
+                    &mut pcapng,
+                    &mut pending,
+                    Some((at, &packet)),
+                )?;
                 self.written.packets += written;
                 self.written.omitted += omitted;
                 // A fragment waiting for the first of its datagram: kept
@@ -222,10 +235,10 @@ impl<W: Write> Sink for EvidenceSink<W> {
         for table in &mut tables {
             table.saw_until(clock.latest());
             table.release_fragments(&mut anomalies);
-            let (_, _, written, omitted) = attribute(table, &mut pcapng, &mut pending, None)?;
-            self.written.packets += written;
-            self.written.omitted += omitted;
         }
+        let (_, _, written, omitted) = attribute(&mut tables, &mut pcapng, &mut pending, None)?;
+        self.written.packets += written;
+        self.written.omitted += omitted;
         pcapng.out.out.flush()
     }
 }

@@ -22,7 +22,7 @@
 //!   once are what one table gives, because sweeps are the reader's, ids
 //!   come from the frame that starts a flow and DNS answers are applied in
 //!   packet order at the same points. The exception is a bound reached:
-//!   each shard holds its share of `--max-flows` and of the live tunnels.
+//!   each shard holds up to `--max-flows` flows and its own live tunnels.
 //! - Memory is the live flows, the flows of one period of
 //!   [`HANDOVER_PACKETS`] packets, up to [`PARTS_IN_FLIGHT`] chunks of at
 //!   most [`PART_FLOWS`] flows per shard, batches of packets in flight to
@@ -39,9 +39,9 @@
 //!   fewer than [`HANDOVER_PACKETS`] packets and [`PART_FLOWS`] flows is
 //!   one part: its records are in first packet order.
 //! - Damaged inputs never stop the run: their errors are in the report's
-//!   inputs. Only the intelligence failing to load is an error, and it is
-//!   raised before the first packet is read when a file the user named is
-//!   wrong.
+//!   inputs. The intelligence failing to load is an error, raised before
+//!   the first packet is read when a file the user named is wrong; so are
+//!   a thread that cannot start and one that stopped (a bug).
 //! - A sink's error stops that sink only (its later parts and its finish
 //!   are skipped); [`audit`] returns each sink's outcome in order.
 //! - No stage module imports this one, except `live`, which shares the
@@ -207,7 +207,7 @@ pub fn audit(
         let read = read::read_inputs(&config, shard_outs, &mut |h| hand.send(h).is_ok());
         drop(hand);
         let finisher = join(worker)?;
-        Ok((read.map_err(PipelineError::Spawn)?, finisher))
+        Ok((read?, finisher))
     })?;
     let Finisher { part, digest, json, db, mut outcomes, live, last, .. } = finisher;
     let mut report = report;

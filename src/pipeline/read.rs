@@ -10,6 +10,7 @@ use std::thread;
 
 use super::packets::{decode_frame, Counts, Frame};
 use super::shard::{shard_of, LiveChange, Shard, ShardLast, ShardPart};
+use super::PipelineError;
 use crate::capture::{self, CaptureError, LinkType, Opened};
 use crate::decode::{self, Decapsulation, Decoded, FrameRef, IpPacket};
 use crate::flow::{FlowRecord, FlowTimeouts, LocalNetworks, SweepClock};
@@ -64,8 +65,13 @@ pub const HANDOVER_PACKETS: u64 = 1 << 14;
 /// (a flood, where every packet is a flow) makes several parts.
 pub const PART_FLOWS: usize = 8192;
 
-/// Packets (and marks) a shard is sent at once.
+/// Packets (and marks) a shard is sent at once, at most.
 const BATCH_ITEMS: usize = 512;
+
+/// Bytes of packets a shard is sent at once, about (a batch is sent once
+/// it holds more; a frame of 16 MiB is a batch of its own). A spare batch
+/// that grew past four times this is not kept.
+const BATCH_BYTES: usize = 1 << 20;
 
 /// Batches in flight to each shard thread.
 const BATCHES_IN_FLIGHT: usize = 8;
@@ -75,7 +81,8 @@ pub(super) enum Handed {
     /// An input, in the order of the report's inputs (before any flow of
     /// it).
     Input(PathBuf),
-    /// Every shard has handed on a part ([`ShardOut::Part`]).
+    /// A period is over: every shard hands its part on
+    /// ([`ShardOut::Flows`] then [`ShardOut::PartEnd`]).
     Part,
     /// The inputs are read: every shard hands on its last part and then
     /// its flows still alive.
@@ -122,7 +129,7 @@ pub(super) fn read_inputs(
     config: &AuditConfig,
     shard_outs: Vec<SyncSender<ShardOut>>,
     hand: &mut dyn FnMut(Handed) -> bool,
-) -> io::Result<AuditReport> {
+) -> Result<AuditReport, PipelineError> {
     let mut report = AuditReport::default();
     let expanded = capture::expand_inputs(&config.paths);
     if let Some(p) = &config.progress {
@@ -143,7 +150,7 @@ pub(super) fn read_inputs(
         });
     }
     thread::scope(|scope| {
-        let lanes = Lanes::start(config, shard_outs, scope)?;
+        let lanes = Lanes::start(config, shard_outs, scope).map_err(PipelineError::Spawn)?;
         let mut reader = Reader {
             lanes,
             clock: SweepClock::default(),
@@ -185,8 +192,11 @@ pub(super) fn read_inputs(
             report.inputs.push(summary);
         }
         let end = !reader.gone && (reader.hand)(Handed::End);
-        reader.lanes.close(end.then(|| reader.clock.latest()));
-        Ok::<_, io::Error>(())
+        // A shard that panicked lost flows: the run is not whole.
+        if !reader.lanes.close(end.then(|| reader.clock.latest())) {
+            return Err(PipelineError::ShardThread);
+        }
+        Ok(())
     })?;
     Ok(report)
 }
@@ -242,13 +252,13 @@ impl<'scope> Lanes<'scope> {
         let n = outs.len();
         if n <= 1 {
             let out = outs.pop().ok_or_else(|| io::Error::other("no shard"))?;
-            return Ok(Lanes::Inline { shard: Box::new(Shard::new(config, 1)), out });
+            return Ok(Lanes::Inline { shard: Box::new(Shard::new(config)), out });
         }
         let (give_back, spare) = mpsc::channel();
         let (mut to, mut threads) = (Vec::with_capacity(n), Vec::with_capacity(n));
         for (i, out) in outs.into_iter().enumerate() {
             let (send, batches) = mpsc::sync_channel::<Batch>(BATCHES_IN_FLIGHT);
-            let shard = Shard::new(config, n);
+            let shard = Shard::new(config);
             let give_back = give_back.clone();
             let decap = &config.tunnels;
             let thread = thread::Builder::new()
@@ -286,7 +296,7 @@ impl<'scope> Lanes<'scope> {
                     len: frame.data.len(),
                 });
                 batch.bytes.extend_from_slice(frame.data);
-                if batch.items.len() < BATCH_ITEMS {
+                if batch.items.len() < BATCH_ITEMS && batch.bytes.len() < BATCH_BYTES {
                     return true;
                 }
                 let full = std::mem::replace(batch, spare.try_recv().unwrap_or_default());
@@ -326,21 +336,23 @@ impl<'scope> Lanes<'scope> {
 
     /// Every shard ends at the run's `latest` packet time and hands on the
     /// rest (`None`: nothing takes it any more), and its thread is joined.
-    /// A shard thread that panicked is not waited for again: the thread
-    /// finishing the parts misses its part and says so.
-    fn close(mut self, latest: Option<Timestamp>) {
+    /// Returns `false` when a shard thread panicked.
+    fn close(mut self, latest: Option<Timestamp>) -> bool {
         if let Some(latest) = latest {
             if let Lanes::Inline { shard, out } = self {
-                return finish_shard(*shard, latest, &out);
+                finish_shard(*shard, latest, &out);
+                return true;
             }
             self.mark(|| Item::End { latest }, true);
         }
+        let mut joined = true;
         if let Lanes::Threads { to, threads, .. } = self {
             drop(to);
             for thread in threads {
-                let _ = thread.join();
+                joined &= thread.join().is_ok();
             }
         }
+        joined
     }
 }
 
@@ -376,6 +388,9 @@ fn run_shard(
             }
         }
         bytes.clear();
+        if bytes.capacity() > 4 * BATCH_BYTES {
+            *bytes = Vec::new();
+        }
         let _ = give_back.send(batch);
     }
 }

@@ -9,9 +9,12 @@
 //!   [`SweepClock`] over every packet and sends each shard the sweeps, at
 //!   the packets where one table would have swept. With the frame-derived
 //!   flow ids, each flow is the one a single table makes, with the same
-//!   id, whatever the number of shards, unless a bound is reached: a shard
-//!   holds at most its share of `--max-flows` (and of the live tunnels), so
-//!   which flows are pushed out depends on the number of shards.
+//!   id, whatever the number of shards, unless a bound is reached: each
+//!   shard holds up to `--max-flows` flows and
+//!   [`MAX_TUNNELS`](crate::flow::MAX_TUNNELS) tunnels, so which flows are
+//!   pushed out, once one shard is full, depends on the number of shards.
+//!   A tunnel mirror is one address pair, so one shard: it is bounded as
+//!   one table would be.
 //! - A shard keeps no DNS map: it hands the responses it parses on, with
 //!   where they were, and whoever merges the shards applies every shard's
 //!   responses in packet order before naming the flows that ended up to
@@ -94,10 +97,10 @@ pub struct Shard {
 }
 
 impl Shard {
-    /// Shard of `shards` for `config`.
-    pub fn new(config: &AuditConfig, shards: usize) -> Self {
+    /// A shard for `config`.
+    pub fn new(config: &AuditConfig) -> Self {
         Shard {
-            table: sharded_table(config, shards),
+            table: sharded_table(config),
             names: (!config.no_names).then(NameInspector::deferring),
             anomalies: AnomalyCounter::default(),
             changes: Vec::new(),
@@ -162,8 +165,8 @@ impl Shard {
     ) {
         let changes = std::mem::take(&mut self.changes);
         self.table.saw_until(latest);
-        // The last sweep and the fragments still waiting: before the
-        // responses are handed on, since they may name a flow.
+        // The last sweep and the fragments still waiting, once: their
+        // anomalies are the last ones.
         self.table.release_fragments(&mut self.anomalies);
         let mut names = self.names;
         last(ShardLast {
@@ -172,19 +175,18 @@ impl Shard {
             evicted: self.table.evicted(),
             anomalies: std::mem::take(&mut self.anomalies),
         });
-        let mut anomalies = AnomalyCounter::default();
-        self.table.finish_in_parts(&mut anomalies, chunk, |part| {
+        self.table.finish_in_parts(chunk, |part| {
             flows(part.into_iter().map(|f| named(names.as_mut(), f)).collect());
         });
     }
 }
 
-/// A flow table for one of `shards` shards of `config`'s audit (its
-/// share of `--max-flows`, sweeps from the caller's clock).
-pub fn sharded_table(config: &AuditConfig, shards: usize) -> FlowTable {
+/// A flow table for a shard of `config`'s audit (up to `--max-flows`
+/// flows, sweeps from the caller's clock).
+pub fn sharded_table(config: &AuditConfig) -> FlowTable {
     let mut table = FlowTable::new(config.timeouts, config.local.clone());
     if let Some(max) = config.max_flows {
-        table.set_max_flows(max.div_ceil(shards.max(1)));
+        table.set_max_flows(max);
     }
     table.drive_sweeps();
     table
