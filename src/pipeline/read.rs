@@ -117,9 +117,11 @@ fn send_part(part: ShardPart, out: &SyncSender<ShardOut>) -> bool {
 /// ([`shard_of`]); one shard, one per `shard_outs`, runs on this thread,
 /// more each on their own. The shards keep the flow tables across
 /// inputs: a flow that spans rotated capture files stays one flow. Every
-/// [`HANDOVER_PACKETS`] packets each shard hands its part to its
-/// `shard_outs` and the reader says so ([`Handed::Part`]); at the end
-/// [`Handed::End`]. The report returned holds the inputs, the counts and
+/// [`HANDOVER_PACKETS`] packets the reader says so ([`Handed::Part`]),
+/// then each shard hands its part to its `shard_outs` (in that order: the
+/// other thread takes a part as it comes, and one may not fit in the
+/// channel); at the end [`Handed::End`], then each shard's last part and
+/// its flows still alive. The report returned holds the inputs, the counts and
 /// the decoder's anomalies. `hand` returns `false` when nothing takes the
 /// parts any more (the other thread stopped): reading stops.
 ///
