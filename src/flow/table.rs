@@ -376,7 +376,9 @@ impl FlowTable {
         at: FrameRef,
         anomalies: &mut AnomalyCounter,
     ) -> Option<Inspect> {
-        if self.clock.tick(ts) && !self.driven {
+        // A driven table's caller keeps the clock (and says when the
+        // capture ended).
+        if !self.driven && self.clock.tick(ts) {
             self.sweep(ts, anomalies);
         }
         let obs = Observation::of(packet, place, ts, at);

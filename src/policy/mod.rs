@@ -515,3 +515,18 @@ pub fn finding_country(
 
 #[cfg(test)]
 mod tests;
+
+/// A policy of one low-severity rule `id` matching flows of `direction`
+/// (`inbound`, `outbound`, …), for other modules' tests.
+#[cfg(test)]
+pub(crate) fn one_rule_policy(id: &str, direction: &str) -> Policy {
+    let text = format!(
+        "[pack]\nname = \"p\"\ndescription = \"d\"\nsource = \"s\"\nversion = \"1\"\n\
+         [[rule]]\nid = \"{id}\"\ntitle = \"{id}\"\nseverity = \"low\"\n\
+         [rule.match]\ndirection = \"{direction}\"\n"
+    );
+    let (providers, vendors) = Default::default();
+    let catalogues = Catalogues { providers: &providers, vendors: &vendors };
+    let (pack, _) = RulePack::parse(&text, std::path::Path::new("p.toml"), catalogues).unwrap();
+    Policy { packs: vec![pack] }
+}

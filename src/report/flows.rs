@@ -789,14 +789,7 @@ mod tests {
     /// when the records are findings only.
     #[test]
     fn each_finding_follows_its_flow_across_chunks() {
-        let text = "[pack]\nname = \"p\"\ndescription = \"d\"\nsource = \"s\"\nversion = \"1\"\n\
-                    [[rule]]\nid = \"inbound\"\ntitle = \"Inbound\"\nseverity = \"low\"\n\
-                    [rule.match]\ndirection = \"inbound\"\n";
-        let (providers, vendors) = Default::default();
-        let catalogues = crate::policy::Catalogues { providers: &providers, vendors: &vendors };
-        let (pack, _) =
-            crate::policy::RulePack::parse(text, std::path::Path::new("p.toml"), catalogues)
-                .unwrap();
+        let policy = crate::policy::one_rule_policy("inbound", "inbound");
         let mut report = AuditReport::default();
         let remote: IpAddr = "198.51.100.1".parse().unwrap();
         for n in 0..(RENDER_CHUNK * 3 + 1) as u64 {
@@ -806,7 +799,7 @@ mod tests {
             let direction = if inbound { Direction::Inbound } else { Direction::Outbound };
             report.flows.push(flow(n + 1, remote, direction));
         }
-        crate::pipeline::apply_policy(&mut report, crate::policy::Policy { packs: vec![pack] });
+        crate::pipeline::apply_policy(&mut report, policy);
         let inbound = report.flows.iter().filter(|f| f.direction == Direction::Inbound).count();
         assert_eq!(report.findings.len(), inbound);
 

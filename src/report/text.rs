@@ -286,13 +286,7 @@ mod tests {
     /// still the long one, as in a report made from every flow at once.
     #[test]
     fn the_first_flow_shown_is_the_earliest_whatever_part_brought_it() {
-        let text = "[pack]\nname = \"p\"\ndescription = \"d\"\nsource = \"s\"\nversion = \"1\"\n\
-                    [[rule]]\nid = \"out\"\ntitle = \"Outbound\"\nseverity = \"low\"\n\
-                    [rule.match]\ndirection = \"outbound\"\n";
-        let (providers, vendors) = Default::default();
-        let catalogues = crate::policy::Catalogues { providers: &providers, vendors: &vendors };
-        let (pack, _) = RulePack::parse(text, Path::new("p.toml"), catalogues).unwrap();
-        let policy = Policy { packs: vec![pack] };
+        let policy = crate::policy::one_rule_policy("out", "outbound");
         let stats = SideStats { packets: 1, bytes: 100, payload_bytes: 0, tcp_flags: 0 };
         let flow = |id: u64, port: u16, start: i64| FlowRecord {
             id,
