@@ -14,11 +14,11 @@ use anyhow::Context;
 
 use xborder::files::write_atomically;
 use xborder::live::{
-    self, CaptureOptions, Event, EvidenceSettings, Knowledge, LiveCapture, Loader, Settings,
-    Signals,
+    self, CaptureOptions, Event, EvidenceSettings, Knowledge, LiveCapture, Loader, ReportDocuments,
+    Settings, Signals,
 };
 use xborder::policy::Severity;
-use xborder::report::{document, findings, html, text, AuditReport};
+use xborder::report::{findings, AuditReport};
 
 use crate::cli::LiveArgs;
 use crate::{config, flow_settings, load_policy};
@@ -81,6 +81,7 @@ pub fn run_live(args: &LiveArgs) -> anyhow::Result<ExitCode> {
         stats_every: args.stats_every,
         queue_batches: PACKET_QUEUE,
         observer: args.fleet.observer.clone(),
+        report_documents: args.report_dir.is_some(),
         evidence: args
             .evidence_dir
             .as_ref()
@@ -233,7 +234,7 @@ impl Outputs {
                         let _ = s.send(&msg);
                     }
                 }
-                Event::Report(report) => self.report(&report)?,
+                Event::Report(report, documents) => self.report(&report, documents.as_deref())?,
                 Event::Stats(st) => warn!(
                     "xborder: stats: {} received, dropped {} by the kernel, {} by the interface, \
                      {} by xborder; {} flows alive, {} evicted; {} alerts ({} dropped){}",
@@ -262,11 +263,16 @@ impl Outputs {
         Ok(())
     }
 
-    /// Writes a report as json, text and html, each atomically; without a report
-    /// directory only the last report's headline goes to the log.
-    fn report(&mut self, report: &AuditReport) -> anyhow::Result<()> {
+    /// Writes a report's documents (json, text and html), each atomically;
+    /// without a report directory only the last report's headline goes to
+    /// the log.
+    fn report(
+        &mut self,
+        report: &AuditReport,
+        documents: Option<&ReportDocuments>,
+    ) -> anyhow::Result<()> {
         let last = report.live.as_ref().is_some_and(|l| l.last);
-        let Some(dir) = &self.report_dir else {
+        let (Some(dir), Some(documents)) = (&self.report_dir, documents) else {
             if last {
                 warn!("xborder: {}", findings::headline(report));
             }
@@ -280,16 +286,12 @@ impl Outputs {
             .collect();
         let base =
             format!("xborder-{stamp}Z-{:04}{}", self.reports, if last { "-final" } else { "" });
-        let mut json = Vec::new();
-        document::write_json(report, &Default::default(), false, &mut json)?;
-        write_atomically(&dir.join(format!("{base}.json")), &json)
-            .with_context(|| format!("{}: cannot write the report", dir.display()))?;
-        write_atomically(&dir.join(format!("{base}.txt")), text::render(report, false).as_bytes())
-            .with_context(|| format!("{}: cannot write the report", dir.display()))?;
-        let mut page = Vec::new();
-        html::write_html(report, &mut page)?;
-        write_atomically(&dir.join(format!("{base}.html")), &page)
-            .with_context(|| format!("{}: cannot write the report", dir.display()))?;
+        for (extension, bytes) in
+            [("json", &documents.json), ("txt", &documents.text), ("html", &documents.html)]
+        {
+            write_atomically(&dir.join(format!("{base}.{extension}")), bytes)
+                .with_context(|| format!("{}: cannot write the report", dir.display()))?;
+        }
         if last {
             warn!("xborder: {}", findings::headline(report));
             warn!("xborder: final report: {}", dir.join(format!("{base}.json")).display());

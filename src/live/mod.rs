@@ -2,10 +2,22 @@
 //!
 //! Two threads: the capture thread only copies packets from libpcap into
 //! batches on a bounded queue (a full queue drops the batch and counts it:
-//! capture never waits); the analysis thread (the caller's) runs decode →
-//! flow → names → intel → policy on trace timestamps and hands alerts and
-//! reports to an output thread through a bounded queue of its own (a full
-//! one drops the alert and counts it: analysis never waits on output).
+//! capture never waits); the analysis thread (the caller's) runs the
+//! audit's stages on trace timestamps, as one shard: the per-packet path
+//! ([`observe_frame`]: decode → flow → names), then, for the flows that
+//! finished, the finishing stage ([`Finishing`]: intelligence → vendors →
+//! rules → the period's digest) and the report sinks ([`ReportSink`]),
+//! and hands alerts and reports to an output thread through a bounded
+//! queue of its own (a full one drops the alert and counts it: analysis
+//! never waits on output).
+//!
+//! Memory: the live flows, a part of finished flows (at most
+//! [`PART_FLOWS`], finished every 100 ms), the digest and, for the JSON
+//! report, the period's finding records (in memory up to 8 MiB, then in
+//! a temporary file), as in `audit`; not the period's flows.
+//!
+//! Periods: a report covers the flows that ended in it, checked against
+//! the rules in use; a reload (SIGHUP) that changes them ends the period.
 //!
 //! Time: flows, timeouts and alerts use trace time (packet timestamps),
 //! carried forward by the wall clock while no packet arrives so that flows
@@ -18,8 +30,7 @@ mod evidence;
 pub use capture::{CaptureOptions, LiveCapture};
 pub use evidence::EvidenceSettings;
 
-use std::collections::{HashMap, VecDeque};
-use std::net::IpAddr;
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
@@ -35,10 +46,13 @@ use crate::decode::{Decapsulation, FrameRef, MAX_TUNNEL_DEPTH};
 use crate::flow::{FlowKey, FlowRecord, FlowTable, FlowTimeouts, LocalNetworks};
 use crate::intel::{Intel, IntelDb, VendorMatch};
 use crate::names::{FlowNames, NameInspector};
-use crate::pipeline::{self, observe_frame, Counts, Frame};
+use crate::pipeline::{
+    observe_frame, AuditRun, Counts, Finishing, Frame, ReportFormat, ReportSink, Sink, PART_FLOWS,
+};
 use crate::policy::{finding_country, FlowFacts, Policy, Severity};
+use crate::report::digest::Keep;
 use crate::report::findings::FindingView;
-use crate::report::flows::{write_record, IntelJson};
+use crate::report::flows::{write_record, IntelFields, IntelJsonCache};
 use crate::report::json::escape_into;
 use crate::report::{AuditReport, CaptureStats, Finding, InputSummary, LivePeriod, StoreStats};
 use crate::time::Timestamp;
@@ -87,6 +101,16 @@ pub struct Settings {
     pub evidence: Option<EvidenceSettings>,
     /// `observer.name` in every alert and report (`--observer`).
     pub observer: Option<String>,
+    /// Render each period's report as JSON, text and HTML documents
+    /// ([`Event::Report`]; `--report-dir`).
+    pub report_documents: bool,
+}
+
+/// A period's report as documents to write.
+pub struct ReportDocuments {
+    pub json: Vec<u8>,
+    pub text: Vec<u8>,
+    pub html: Vec<u8>,
 }
 
 /// Requests from signal handlers.
@@ -100,8 +124,9 @@ pub struct Signals {
 pub enum Event {
     /// One alert: a JSON line (without the newline) and its severity.
     Alert(Vec<u8>, Severity),
-    /// A periodic report, or the last one.
-    Report(Box<AuditReport>),
+    /// A periodic report, or the last one, with its documents when asked
+    /// for ([`Settings::report_documents`]).
+    Report(Box<AuditReport>, Option<Box<ReportDocuments>>),
     Stats(CaptureStats),
     /// A line for the log (standard error).
     Log(String),
@@ -109,29 +134,39 @@ pub enum Event {
     Reopen,
 }
 
-/// Forgets looked-up addresses beyond this many (months of traffic).
-const INTEL_CACHE_LIMIT: usize = 200_000;
-
-/// A report period also ends after this many finished flows, so that the
-/// flows kept for its report stay bounded (about 200 MB) whatever
-/// `--report-every` says, or without it.
-const PERIOD_FLOWS: usize = 1_000_000;
+/// A report period also ends after this many finished flows, so that its
+/// report (whose JSON lists every finding) stays a size a person can open,
+/// whatever `--report-every` says, or without it.
+const PERIOD_FLOWS: u64 = 1_000_000;
 
 /// The analysis thread's state.
 struct Analysis {
     settings: Settings,
     table: FlowTable,
     names: Option<NameInspector>,
-    knowledge: Knowledge,
+    /// The rules, the intelligence, the period's digest.
+    stage: Finishing,
+    /// Flows that finished since the last part, with their names.
+    ending: Vec<(FlowRecord, FlowNames)>,
+    /// The period's JSON, text and HTML reports, when asked for.
+    documents: Option<PeriodDocuments>,
+    /// Flows pending their early alert at the given trace time.
+    pending: VecDeque<(Timestamp, FlowKey, u64)>,
+    /// The period's counts (its flows are in the stage's digest).
+    period: AuditReport,
+    period_flows: u64,
+    period_start: Timestamp,
+    frames: u64,
+    out: Outputs,
+}
+
+/// Where the analysis hands what it finds: alerts, records, evidence.
+struct Outputs {
     /// The JSON string of the interface name, for the records' `file`.
     file: Vec<u8>,
     interface: String,
-    intel: HashMap<IpAddr, Arc<Intel>>,
-    /// Flows whose early alert is due at the given trace time.
-    pending: VecDeque<(Timestamp, FlowKey, u64)>,
-    period: AuditReport,
-    period_start: Timestamp,
-    frames: u64,
+    /// The JSON string of `--observer`.
+    observer: Option<Vec<u8>>,
     events: SyncSender<Event>,
     alerts: Arc<AtomicU64>,
     alerts_dropped: Arc<AtomicU64>,
@@ -184,25 +219,43 @@ pub fn run(
     }
     let mut file = Vec::new();
     escape_into(&mut file, &interface);
+    let observer = settings.observer.as_ref().map(|o| {
+        let mut name = Vec::new();
+        escape_into(&mut name, o);
+        name
+    });
+    let docs = settings.report_documents;
+    // Alerts carry the intelligence as JSON, so it is rendered once per
+    // address.
+    let mut stage = Finishing::new(knowledge.policy, None, Keep { text: docs, html: docs }, true);
+    if let Some(db) = knowledge.intel {
+        stage.set_intel(db);
+    }
+    stage.add_input(PathBuf::from(&interface));
     let mut a = Analysis {
         names: (!settings.no_names).then(NameInspector::new),
+        documents: docs.then(PeriodDocuments::default),
         settings,
         table,
-        knowledge,
-        file,
-        interface,
-        intel: HashMap::new(),
+        stage,
+        ending: Vec::new(),
         pending: VecDeque::new(),
         period: AuditReport::default(),
+        period_flows: 0,
         period_start: Timestamp::wall_clock(),
         frames: 0,
-        events,
-        alerts: Arc::new(AtomicU64::new(0)),
-        alerts_dropped: Arc::new(AtomicU64::new(0)),
-        evidence,
-        evidence_before_failure: (0, 0),
-        store,
-        store_counters: None,
+        out: Outputs {
+            file,
+            interface,
+            observer,
+            events,
+            alerts: Arc::new(AtomicU64::new(0)),
+            alerts_dropped: Arc::new(AtomicU64::new(0)),
+            evidence,
+            evidence_before_failure: (0, 0),
+            store,
+            store_counters: None,
+        },
     };
     a.analyse(link_type, &batches, &loader, &signals, &counters, &breaker);
     let failure = capture_thread.join().ok().flatten();
@@ -217,13 +270,14 @@ pub fn run(
         a.finished(f);
     }
     a.period.anomalies = anomalies;
-    a.flush_evidence();
+    a.finish_part();
+    a.out.flush_evidence();
     // What is left goes to the store (or its spool) before the final
     // statistics count it.
-    if let Some(store) = a.store.take() {
+    if let Some(store) = a.out.store.take() {
         let counters = store.counters.clone();
         store.finish();
-        a.store_counters = Some(counters);
+        a.out.store_counters = Some(counters);
     }
     let stats = a.stats(&counters);
     a.report(stats, true, peak);
@@ -264,7 +318,7 @@ impl Analysis {
                 continue;
             }
             housekeeping = Instant::now();
-            self.flush_evidence();
+            self.out.flush_evidence();
             let now = trace.0.plus(trace.1.elapsed());
             self.table.expire(now, &mut self.period.anomalies);
             for (key, id, start) in self.table.take_started() {
@@ -279,6 +333,7 @@ impl Analysis {
             for f in finished {
                 self.finished(f);
             }
+            self.finish_part();
             if signals.reload.swap(false, Ordering::Relaxed) && reloading.is_none() {
                 let (tx, rx) = mpsc::channel();
                 let loader = loader.clone();
@@ -287,21 +342,27 @@ impl Analysis {
                     .spawn(move || drop(tx.send(loader())));
                 match spawned {
                     Ok(_) => reloading = Some(rx),
-                    Err(e) => self.log(format!("reload failed: {e}")),
+                    Err(e) => self.out.log(format!("reload failed: {e}")),
                 }
-                self.send(Event::Reopen);
+                self.out.send(Event::Reopen);
             }
             if let Some(rx) = &reloading {
                 match rx.try_recv() {
                     Ok(Ok(k)) => {
-                        self.knowledge = k;
-                        self.intel.clear();
                         reloading = None;
-                        self.log("reloaded rule packs and intelligence data".into());
+                        // The period's report is of the rules its flows
+                        // were checked against.
+                        if self.period_flows > 0 {
+                            let stats = self.stats(counters);
+                            self.report(stats, false, self.table.peak_flows());
+                        }
+                        self.stage.replace_knowledge(k.policy, k.intel);
+                        self.out.log("reloaded rule packs and intelligence data".into());
                     }
                     Ok(Err(e)) => {
                         reloading = None;
-                        self.log(format!("reload failed, keeping the rules and data in use: {e}"));
+                        self.out
+                            .log(format!("reload failed, keeping the rules and data in use: {e}"));
                     }
                     Err(mpsc::TryRecvError::Empty) => {}
                     Err(mpsc::TryRecvError::Disconnected) => reloading = None,
@@ -311,11 +372,11 @@ impl Analysis {
                 if stats_at.elapsed() >= every {
                     stats_at = Instant::now();
                     let stats = self.stats(counters);
-                    self.send(Event::Stats(stats));
+                    self.out.send(Event::Stats(stats));
                 }
             }
             let due = self.settings.report_every.is_some_and(|every| report_at.elapsed() >= every);
-            if due || self.period.flows.len() >= PERIOD_FLOWS {
+            if due || self.period_flows >= PERIOD_FLOWS {
                 report_at = Instant::now();
                 let stats = self.stats(counters);
                 self.report(stats, false, self.table.peak_flows());
@@ -356,7 +417,7 @@ impl Analysis {
                 self.names.as_mut(),
                 counts,
             );
-            if let Some(ev) = &mut self.evidence {
+            if self.out.evidence.is_some() {
                 let at = FrameRef { file: 0, frame: self.frames };
                 // The flows of this frame: one, or a tunnel's and those
                 // inside it. A fragment that waited for its datagram's first
@@ -370,9 +431,7 @@ impl Analysis {
                     }
                 }
                 if n > 0 {
-                    if let Err(e) = ev.packet(&flows[..n], ts, data, wire_len) {
-                        self.evidence_failed(&e);
-                    }
+                    self.out.evidence_packet(&flows[..n], ts, data, wire_len);
                 }
             }
             last = Some(ts);
@@ -381,6 +440,7 @@ impl Analysis {
     }
 
     fn stats(&self, c: &CaptureCounters) -> CaptureStats {
+        let out = &self.out;
         CaptureStats {
             received: c.received.load(Ordering::Relaxed),
             kernel_dropped: c.kernel_dropped.load(Ordering::Relaxed),
@@ -388,21 +448,21 @@ impl Analysis {
             queue_dropped: c.queue_dropped.load(Ordering::Relaxed),
             live_flows: self.table.live_flows() as u64,
             evicted_flows: self.table.evicted(),
-            alerts: self.alerts.load(Ordering::Relaxed),
-            alerts_dropped: self.alerts_dropped.load(Ordering::Relaxed),
-            evidence_packets: self
+            alerts: out.alerts.load(Ordering::Relaxed),
+            alerts_dropped: out.alerts_dropped.load(Ordering::Relaxed),
+            evidence_packets: out
                 .evidence
                 .as_ref()
-                .map_or(self.evidence_before_failure.0, |e| e.written),
-            evidence_dropped: self
+                .map_or(out.evidence_before_failure.0, |e| e.written),
+            evidence_dropped: out
                 .evidence
                 .as_ref()
-                .map_or(self.evidence_before_failure.1, |e| e.dropped),
-            store: self
+                .map_or(out.evidence_before_failure.1, |e| e.dropped),
+            store: out
                 .store
                 .as_ref()
                 .map(|s| s.counters.clone())
-                .or_else(|| self.store_counters.clone())
+                .or_else(|| out.store_counters.clone())
                 .map(|c| StoreStats {
                     sent: c.sent.load(Ordering::Relaxed),
                     spooled: c.spooled.load(Ordering::Relaxed),
@@ -412,6 +472,150 @@ impl Analysis {
         }
     }
 
+    /// The early alerts of a live flow whose names should be known by now.
+    fn early(&mut self, key: &FlowKey, id: u64) {
+        let Some(flow) = self.table.snapshot(key, id) else {
+            return; // Already over: its end alerts say everything.
+        };
+        let remote = flow.remote().map(|r| r.ip);
+        let names = self.names.as_ref().map(|n| n.peek(id, remote, flow.start));
+        let vendor = names.as_ref().and_then(|n| self.stage.vendor(n));
+        let intel = remote.and_then(|ip| self.stage.intel(ip));
+        let policy = self.stage.policy();
+        let facts = FlowFacts {
+            flow: &flow,
+            intel: intel.as_deref(),
+            names: names.as_ref(),
+            vendor: vendor.as_ref(),
+        };
+        let findings: Vec<Finding> = policy
+            .evaluate(&facts)
+            .into_iter()
+            .map(|matched| {
+                let (_, rule) = policy.rule(&matched);
+                let country = finding_country(rule, intel.as_deref(), vendor.as_ref());
+                Finding { flow: 0, country, matched, early: true }
+            })
+            .collect();
+        if findings.is_empty() {
+            if let Some(ev) = &mut self.out.evidence {
+                ev.cleared(id);
+            }
+            return;
+        }
+        let facts = AlertFacts {
+            policy,
+            intel: intel.as_deref(),
+            intel_json: remote.and_then(|ip| self.stage.intel_json().get(&ip)),
+            names: names.as_ref(),
+            vendor: vendor.as_ref(),
+        };
+        self.out.alerts_of(&flow, &facts, &findings);
+    }
+
+    /// A finished flow, with its names, into the part being gathered.
+    fn finished(&mut self, flow: FlowRecord) {
+        let remote = flow.remote().map(|r| r.ip);
+        let names = self.names.as_mut().map(|n| n.finish(flow.id, remote, flow.start));
+        self.ending.push((flow, names.unwrap_or_default()));
+        if self.ending.len() >= PART_FLOWS {
+            self.finish_part();
+        }
+    }
+
+    /// The flows gathered through the finishing stage: their end alerts,
+    /// their records to the store, their evidence decided, and the
+    /// period's reports.
+    fn finish_part(&mut self) {
+        if self.ending.is_empty() {
+            return;
+        }
+        self.period_flows += self.ending.len() as u64;
+        self.stage.finish(self.ending.drain(..));
+        let part = self.stage.part();
+        let json = self.stage.intel_json();
+        let mut findings = &part.findings[..];
+        for (index, flow) in part.flows.iter().enumerate() {
+            let n = findings.iter().take_while(|f| f.flow == index).count();
+            let (of_flow, rest) = findings.split_at(n);
+            findings = rest;
+            let remote = flow.remote().map(|r| r.ip);
+            let facts = AlertFacts {
+                policy: &part.policy,
+                intel: remote.and_then(|ip| part.remote_intel.get(&ip)).map(|i| &**i),
+                intel_json: remote.and_then(|ip| json.get(&ip)),
+                names: part.names.get(&flow.id),
+                vendor: part.vendors.get(&flow.id),
+            };
+            if !of_flow.is_empty() {
+                self.out.alerts_of(flow, &facts, of_flow);
+            }
+            if let Some(ev) = &mut self.out.evidence {
+                ev.ended(flow.id);
+            }
+            self.out.record(flow, &facts);
+        }
+        if let Some(docs) = &mut self.documents {
+            docs.part(part, json);
+        }
+    }
+
+    /// Hands the period's report over and starts the next period.
+    fn report(&mut self, stats: CaptureStats, last: bool, peak_live_flows: usize) {
+        self.finish_part();
+        let end = Timestamp::wall_clock();
+        let counts = std::mem::take(&mut self.period);
+        let report = AuditReport {
+            inputs: vec![InputSummary {
+                path: PathBuf::from(&self.out.interface),
+                format: None,
+                packets: counts.totals.packets,
+                error: None,
+            }],
+            totals: counts.totals,
+            anomalies: counts.anomalies,
+            unsupported_link_types: counts.unsupported_link_types,
+            peak_live_flows,
+            observer: self.settings.observer.clone(),
+            provenance: self.stage.intel_db().map(|db| db.provenance.clone()).unwrap_or_default(),
+            policy: self.stage.policy().clone(),
+            digest: self.stage.take_digest(),
+            live: Some(LivePeriod {
+                interface: self.out.interface.clone(),
+                start: self.period_start,
+                end,
+                last,
+                stats,
+            }),
+            ..AuditReport::default()
+        };
+        self.period_start = end;
+        self.period_flows = 0;
+        let run = AuditRun { report, intel_json: IntelJsonCache::default() };
+        let documents = match self.documents.replace(PeriodDocuments::default()) {
+            Some(docs) => match docs.finish(&run) {
+                Ok(docs) => Some(Box::new(docs)),
+                Err(e) => {
+                    self.out.log(format!("cannot make the period's report: {e}"));
+                    None
+                }
+            },
+            None => None,
+        };
+        self.out.send(Event::Report(Box::new(run.report), documents));
+    }
+}
+
+/// What an alert says of its flow besides the flow.
+struct AlertFacts<'a> {
+    policy: &'a Policy,
+    intel: Option<&'a Intel>,
+    intel_json: Option<IntelFields<'a>>,
+    names: Option<&'a FlowNames>,
+    vendor: Option<&'a VendorMatch>,
+}
+
+impl Outputs {
     fn send(&self, event: Event) {
         match self.events.try_send(event) {
             Ok(()) | Err(TrySendError::Disconnected(_)) => {}
@@ -427,109 +631,21 @@ impl Analysis {
         self.send(Event::Log(line));
     }
 
-    fn intel(&mut self, ip: IpAddr) -> Option<Arc<Intel>> {
-        let db = self.knowledge.intel.as_ref()?;
-        if self.intel.len() >= INTEL_CACHE_LIMIT {
-            self.intel.clear();
-        }
-        Some(self.intel.entry(ip).or_insert_with(|| Arc::new(db.lookup(ip))).clone())
-    }
-
-    /// The early alerts of a live flow whose names should be known by now.
-    fn early(&mut self, key: &FlowKey, id: u64) {
-        let Some(flow) = self.table.snapshot(key, id) else {
-            return; // Already over: its end alerts say everything.
-        };
-        let remote = flow.remote().map(|r| r.ip);
-        let names = self.names.as_ref().map(|n| n.peek(id, remote, flow.start));
-        let vendor = self.vendor(names.as_ref());
-        if !self.alert(&flow, names.as_ref(), vendor.as_ref(), true) {
-            if let Some(ev) = &mut self.evidence {
-                ev.cleared(id);
-            }
-        }
-    }
-
-    /// The vendor of a flow's names (`None` without intelligence).
-    fn vendor(&self, names: Option<&FlowNames>) -> Option<VendorMatch> {
-        let db = self.knowledge.intel.as_ref()?;
-        db.vendors.of_names(names?)
-    }
-
-    /// A finished flow: its end alerts, and into the period's report.
-    fn finished(&mut self, flow: FlowRecord) {
-        let remote = flow.remote().map(|r| r.ip);
-        let names = self.names.as_mut().map(|n| n.finish(flow.id, remote, flow.start));
-        let vendor = self.vendor(names.as_ref());
-        self.alert(&flow, names.as_ref(), vendor.as_ref(), false);
-        if let Some(ev) = &mut self.evidence {
-            ev.ended(flow.id);
-        }
-        if self.store.is_some() {
-            let intel = remote.and_then(|ip| self.intel(ip));
-            let intel_json = intel.as_deref().map(IntelJson::new);
-            let mut line = Vec::with_capacity(1024);
-            let fields = intel_json.as_ref().map(IntelJson::fields);
-            write_record(
-                &mut line,
-                &flow,
-                &self.file,
-                fields,
-                names.as_ref(),
-                vendor.as_ref(),
-                None,
-            );
-            if let Some(store) = &self.store {
-                store.record(line);
-            }
-        }
-        if let Some(v) = vendor {
-            self.period.vendors.insert(flow.id, v);
-        }
-        if let Some(ip) = remote {
-            if let Some(i) = self.intel(ip) {
-                self.period.remote_intel.insert(ip, i);
-            }
-        }
-        if let Some(n) = names.filter(|n| *n != FlowNames::default()) {
-            self.period.names.insert(flow.id, n);
-        }
-        self.period.flows.push(flow);
-    }
-
-    fn alert(
-        &mut self,
-        flow: &FlowRecord,
-        names: Option<&FlowNames>,
-        vendor: Option<&VendorMatch>,
-        early: bool,
-    ) -> bool {
-        let intel = flow.remote().and_then(|r| self.intel(r.ip));
-        let facts = FlowFacts { flow, intel: intel.as_deref(), names, vendor };
-        let matches = self.knowledge.policy.evaluate(&facts);
-        if matches.is_empty() {
-            return false;
-        }
-        let evidence_file = self.evidence_of(flow, &matches);
-        let intel_json = intel.as_deref().map(IntelJson::new);
-        for matched in matches {
-            let (pack, rule) = self.knowledge.policy.rule(&matched);
-            let severity = rule.severity;
-            let finding = Finding {
-                flow: 0,
-                country: finding_country(rule, intel.as_deref(), vendor),
-                matched: matched.clone(),
-                early,
-            };
+    /// The alerts of `flow`, one per finding (of one flow, early or at its
+    /// end); its evidence is kept.
+    fn alerts_of(&mut self, flow: &FlowRecord, facts: &AlertFacts<'_>, findings: &[Finding]) {
+        let evidence_file = self.evidence_of(flow, facts.policy, findings);
+        for finding in findings {
+            let (pack, rule) = facts.policy.rule(&finding.matched);
             let view = FindingView {
-                finding: &finding,
+                finding,
                 flow,
                 pack,
                 rule,
                 sides: flow.sides(),
-                intel: intel.as_deref(),
-                names,
-                vendor,
+                intel: facts.intel,
+                names: facts.names,
+                vendor: facts.vendor,
                 file: Path::new(&self.interface),
             };
             let mut line = Vec::with_capacity(1024);
@@ -537,15 +653,13 @@ impl Analysis {
                 &mut line,
                 flow,
                 &self.file,
-                intel_json.as_ref().map(IntelJson::fields),
-                names,
-                vendor,
+                facts.intel_json,
+                facts.names,
+                facts.vendor,
                 Some(&view),
             );
-            if let Some(observer) = &self.settings.observer {
-                let mut name = Vec::new();
-                escape_into(&mut name, observer);
-                crate::report::flows::with_observer(&mut line, 0, &name);
+            if let Some(name) = &self.observer {
+                crate::report::flows::with_observer(&mut line, 0, name);
             }
             if let Some(file) = &evidence_file {
                 // ECS `file.path`: where the flow's packets are.
@@ -559,22 +673,38 @@ impl Analysis {
             if let Some(store) = &self.store {
                 store.record(line.clone());
             }
-            self.send(Event::Alert(line, severity));
+            self.send(Event::Alert(line, rule.severity));
         }
-        true
+    }
+
+    /// A finished flow's record to the store.
+    fn record(&self, flow: &FlowRecord, facts: &AlertFacts<'_>) {
+        let Some(store) = &self.store else { return };
+        let mut line = Vec::with_capacity(1024);
+        write_record(
+            &mut line,
+            flow,
+            &self.file,
+            facts.intel_json,
+            facts.names,
+            facts.vendor,
+            None,
+        );
+        store.record(line);
     }
 
     /// Flow `flow` has alerts: its evidence is kept; the file holding it.
     fn evidence_of(
         &mut self,
         flow: &FlowRecord,
-        matches: &[crate::policy::RuleMatch],
+        policy: &Policy,
+        findings: &[Finding],
     ) -> Option<Arc<Path>> {
         self.evidence.as_ref()?;
-        let rules: Vec<String> = matches
+        let rules: Vec<String> = findings
             .iter()
-            .map(|m| {
-                let (_, rule) = self.knowledge.policy.rule(m);
+            .map(|f| {
+                let (_, rule) = policy.rule(&f.matched);
                 format!("{} ({})", rule.id, rule.severity)
             })
             .collect();
@@ -586,6 +716,13 @@ impl Analysis {
                 self.evidence_failed(&e);
                 None
             }
+        }
+    }
+
+    fn evidence_packet(&mut self, flows: &[u64], ts: Timestamp, data: &[u8], wire_len: u32) {
+        if let Some(Err(e)) = self.evidence.as_mut().map(|ev| ev.packet(flows, ts, data, wire_len))
+        {
+            self.evidence_failed(&e);
         }
     }
 
@@ -604,33 +741,53 @@ impl Analysis {
             self.log(format!("evidence: {e}; no more evidence is kept"));
         }
     }
+}
 
-    /// Hands the period's report over and starts the next period.
-    fn report(&mut self, stats: CaptureStats, last: bool, peak_live_flows: usize) {
-        let end = Timestamp::wall_clock();
-        let mut report = std::mem::take(&mut self.period);
-        report.flows.sort_unstable_by_key(|f| (f.start, f.first_frame, f.id));
-        report.inputs.push(InputSummary {
-            path: PathBuf::from(&self.interface),
-            format: None,
-            packets: report.totals.packets,
-            error: None,
-        });
-        report.peak_live_flows = peak_live_flows;
-        report.observer = self.settings.observer.clone();
-        if let Some(db) = &self.knowledge.intel {
-            report.provenance = db.provenance.clone();
+/// A period's reports in the three formats, made as its parts finish.
+struct PeriodDocuments {
+    json: ReportSink<Vec<u8>>,
+    text: ReportSink<Vec<u8>>,
+    html: ReportSink<Vec<u8>>,
+    /// The first error (of the JSON records' temporary file).
+    failed: Option<std::io::Error>,
+}
+
+impl Default for PeriodDocuments {
+    fn default() -> Self {
+        let sink = |format| ReportSink::new(format, false, false, Vec::new());
+        PeriodDocuments {
+            json: sink(ReportFormat::Json),
+            text: sink(ReportFormat::Text),
+            html: sink(ReportFormat::Html),
+            failed: None,
         }
-        pipeline::apply_policy(&mut report, self.knowledge.policy.clone());
-        report.digest = crate::report::digest::Digest::of(&report);
-        report.live = Some(LivePeriod {
-            interface: self.interface.clone(),
-            start: self.period_start,
-            end,
-            last,
-            stats,
-        });
-        self.period_start = end;
-        self.send(Event::Report(Box::new(report)));
+    }
+}
+
+impl PeriodDocuments {
+    fn part(&mut self, part: &AuditReport, json: &IntelJsonCache) {
+        if self.failed.is_some() {
+            return;
+        }
+        for sink in [&mut self.json, &mut self.text, &mut self.html] {
+            if let Err(e) = sink.part(part, json) {
+                self.failed = Some(e);
+                return;
+            }
+        }
+    }
+
+    fn finish(mut self, run: &AuditRun) -> std::io::Result<ReportDocuments> {
+        if let Some(e) = self.failed {
+            return Err(e);
+        }
+        for sink in [&mut self.json, &mut self.text, &mut self.html] {
+            sink.finish(run)?;
+        }
+        Ok(ReportDocuments {
+            json: self.json.into_inner(),
+            text: self.text.into_inner(),
+            html: self.html.into_inner(),
+        })
     }
 }

@@ -1,7 +1,8 @@
 //! The audit pipeline: capture → decode → flow → names → intel → policy →
 //! outputs, for saved captures (`xborder audit`); `live` runs the same
-//! per-packet path ([`observe_frame`]) and policy ([`apply_policy`]) on an
-//! interface.
+//! stages on an interface, as one shard: the per-packet path
+//! ([`observe_frame`]), the finishing stage ([`Finishing`]) and the
+//! report sinks ([`ReportSink`]).
 //!
 //! Contract:
 //! - [`audit`] reads every input in order on the calling thread, which
@@ -13,9 +14,9 @@
 //!   intelligence meanwhile; every [`HANDOVER_PACKETS`] packets it takes
 //!   each shard's part (the flows that ended and the DNS responses seen),
 //!   applies the responses to the run's one DNS map in packet order, names
-//!   the flows, and in parts of at most [`PART_FLOWS`] looks the remote
-//!   addresses up, attributes vendors, applies the policy, adds the part to
-//!   the run's [`Digest`] and hands it to every [`Sink`]. At the end it
+//!   the flows, and in parts of at most [`PART_FLOWS`] hands them to the
+//!   finishing stage (intelligence, vendors, policy, the run's digest,
+//!   `finish`) and then to every [`Sink`]. At the end it
 //!   merges the shards' flows still alive in first-packet order.
 //! - The answers do not depend on the number of shards: flows (with their
 //!   ids), names, findings, counts, anomalies and the most flows alive at
@@ -44,20 +45,20 @@
 //!   a thread that cannot start and one that stopped (a bug).
 //! - A sink's error stops that sink only (its later parts and its finish
 //!   are skipped); [`audit`] returns each sink's outcome in order.
-//! - No stage module imports this one, except `live`, which shares the
-//!   per-packet path.
+//! - No stage module imports this one, except `live`, which runs its
+//!   stages.
 
 pub mod evidence;
+pub mod finish;
 mod packets;
 mod read;
 pub mod shard;
 pub mod sink;
 
 pub use evidence::{EvidenceCounts, EvidenceSink};
+pub use finish::{apply_policy, attribute_vendors, Finishing};
 pub use packets::{observe_frame, observe_packet, Counts, Frame};
-pub use read::{
-    apply_policy, attribute_vendors, AuditConfig, AuditProgress, HANDOVER_PACKETS, PART_FLOWS,
-};
+pub use read::{AuditConfig, AuditProgress, HANDOVER_PACKETS, PART_FLOWS};
 pub use sink::{ReportFormat, ReportSink, Sink};
 
 use std::io;
@@ -70,12 +71,12 @@ use read::{Handed, ShardOut};
 use shard::{LiveChange, ShardLast};
 
 use crate::flow::FlowRecord;
-use crate::intel::{IntelDb, IntelError, IntelSources};
+use crate::intel::{IntelError, IntelSources};
 use crate::names::{DnsMap, DnsResponse, FlowNames};
 use crate::policy::Policy;
-use crate::report::digest::{Digest, Keep};
+use crate::report::digest::Keep;
 use crate::report::flows::IntelJsonCache;
-use crate::report::{AuditReport, InputSummary};
+use crate::report::AuditReport;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
@@ -118,10 +119,6 @@ pub struct AuditRun {
 /// What each sink made of the run, in the order given.
 pub type SinkOutcomes = Vec<io::Result<()>>;
 
-/// Addresses whose intelligence is kept between parts, at most: past it
-/// the cache starts again (a flood from random sources must not grow it).
-const INTEL_CACHE: usize = 1 << 14;
-
 /// Messages in flight from each shard to the thread that finishes the
 /// parts (chunks of at most [`PART_FLOWS`] flows): the shards wait when it
 /// is behind, so memory stays bounded; eight let the reader read on while
@@ -147,13 +144,8 @@ pub fn audit(
     let (shard_outs, shard_ins): (Vec<_>, Vec<_>) =
         (0..shards).map(|_| mpsc::sync_channel::<ShardOut>(PARTS_IN_FLIGHT)).unzip();
     let (checked, files_checked) = mpsc::channel::<()>();
-    let part = AuditReport { policy, observer: observer.clone(), ..AuditReport::default() };
     let mut finisher = Finisher {
-        part,
-        digest: Digest::keeping(keep),
-        json: IntelJsonCache::default(),
-        render_json: render_intel_json,
-        db: None,
+        stage: Finishing::new(policy, observer.clone(), keep, render_intel_json),
         outcomes: sinks.iter().map(|_| Ok(())).collect(),
         dns: DnsMap::default(),
         live: LivePeak::default(),
@@ -169,7 +161,7 @@ pub fn audit(
             .name("intel".into())
             .spawn_scoped(s, move || -> Result<Finisher, PipelineError> {
                 if let Some(sources) = sources {
-                    finisher.db = Some(sources.load_then(|| {
+                    finisher.stage.set_intel(sources.load_then(|| {
                         let _ = checked.send(());
                     })?);
                 } else {
@@ -177,12 +169,7 @@ pub fn audit(
                 }
                 for h in handed {
                     match h {
-                        Handed::Input(path) => finisher.part.inputs.push(InputSummary {
-                            path,
-                            format: None,
-                            packets: 0,
-                            error: None,
-                        }),
+                        Handed::Input(path) => finisher.stage.add_input(path),
                         Handed::Part => finisher.merge_part(&shard_ins, parts_sinks)?,
                         Handed::End => finisher.merge_last(&shard_ins, parts_sinks)?,
                     }
@@ -209,20 +196,20 @@ pub fn audit(
         let finisher = join(worker)?;
         Ok((read?, finisher))
     })?;
-    let Finisher { part, digest, json, db, mut outcomes, live, last, .. } = finisher;
+    let Finisher { mut stage, mut outcomes, live, last, .. } = finisher;
     let mut report = report;
-    report.policy = part.policy;
+    report.digest = stage.take_digest();
+    report.policy = stage.policy().clone();
     report.observer = observer;
-    report.digest = digest;
     report.peak_live_flows = live.peak as usize;
     for shard in &last {
         report.anomalies.merge(&shard.anomalies);
         report.evicted_flows += shard.evicted;
     }
-    if let Some(db) = db {
-        report.provenance = db.provenance;
+    if let Some(db) = stage.intel_db() {
+        report.provenance = db.provenance.clone();
     }
-    let run = AuditRun { report, intel_json: json };
+    let run = AuditRun { report, intel_json: stage.into_intel_json() };
     for (sink, outcome) in sinks.iter_mut().zip(&mut outcomes) {
         if outcome.is_ok() {
             *outcome = sink.finish(&run);
@@ -251,16 +238,10 @@ impl LivePeak {
     }
 }
 
-/// The second thread's state: the part being finished (its flows, and
-/// what stays between parts: the policy, the inputs' paths, the cache of
-/// intelligence), the DNS map over every shard's responses, the digest and
-/// the sinks' outcomes.
+/// The second thread's state: the finishing stage, the DNS map over every
+/// shard's responses, the most flows alive and the sinks' outcomes.
 struct Finisher {
-    part: AuditReport,
-    digest: Digest,
-    json: IntelJsonCache,
-    render_json: bool,
-    db: Option<IntelDb>,
+    stage: Finishing,
     outcomes: SinkOutcomes,
     dns: DnsMap,
     live: LivePeak,
@@ -371,48 +352,25 @@ impl Finisher {
         }
     }
 
+    /// A part's flows, named by the DNS map as it stands, through the
+    /// finishing stage into every sink.
     fn finish_part(&mut self, flows: Vec<Named>, sinks: &mut [&mut (dyn Sink + Send)]) {
-        let part = &mut self.part;
-        if part.remote_intel.len() > INTEL_CACHE {
-            part.remote_intel.clear();
-            self.json = IntelJsonCache::default();
-        }
-        part.flows.clear();
-        part.names.clear();
+        self.flows += flows.len() as u64;
         let dns = &self.dns;
-        for (flow, names) in flows {
-            let remote = flow.remote().map(|r| r.ip);
+        self.stage.finish(flows.into_iter().map(|(flow, names)| {
             let mut names = names.unwrap_or_default();
             if !dns.is_empty() {
-                names.dns = dns.names_at(remote, flow.start);
+                names.dns = dns.names_at(flow.remote().map(|r| r.ip), flow.start);
             }
-            if names != FlowNames::default() {
-                part.names.insert(flow.id, names);
-            }
-            part.flows.push(flow);
-        }
-        self.flows += part.flows.len() as u64;
+            (flow, names)
+        }));
         if let Some(p) = &self.progress {
             p.flows.store(self.flows, Ordering::Relaxed);
         }
-        if let Some(db) = &self.db {
-            for flow in &part.flows {
-                let Some(remote) = flow.remote() else { continue };
-                part.remote_intel.entry(remote.ip).or_insert_with(|| {
-                    let intel = db.lookup(remote.ip);
-                    if self.render_json {
-                        self.json.render(remote.ip, &intel);
-                    }
-                    Arc::new(intel)
-                });
-            }
-            attribute_vendors(part, &db.vendors);
-        }
-        read::evaluate(part);
-        self.digest.add(part);
+        let (part, json) = (self.stage.part(), self.stage.intel_json());
         for (sink, outcome) in sinks.iter_mut().zip(&mut self.outcomes) {
             if outcome.is_ok() {
-                *outcome = sink.part(part, &self.json);
+                *outcome = sink.part(part, json);
             }
         }
     }

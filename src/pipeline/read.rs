@@ -1,5 +1,5 @@
 //! Saved captures, in order, through the per-packet path into parts of
-//! finished flows with their names; vendors and policy over a part.
+//! finished flows with their names.
 
 use std::io;
 use std::path::PathBuf;
@@ -14,10 +14,8 @@ use super::PipelineError;
 use crate::capture::{self, CaptureError, LinkType, Opened};
 use crate::decode::{self, Decapsulation, Decoded, FrameRef, IpPacket};
 use crate::flow::{FlowRecord, FlowTimeouts, LocalNetworks, SweepClock};
-use crate::intel::VendorCatalogue;
 use crate::names::{DnsResponse, FlowNames};
-use crate::policy::{finding_country, FlowFacts, Policy};
-use crate::report::{AuditReport, Finding, InputSummary};
+use crate::report::{AuditReport, InputSummary};
 use crate::time::Timestamp;
 
 /// What an audit run needs.
@@ -467,41 +465,4 @@ impl Reader<'_, '_> {
         }
         Ok(())
     }
-}
-
-/// Attributes each flow's names to the vendor whose product they belong to
-/// ([`VendorCatalogue::of_names`]).
-pub fn attribute_vendors(report: &mut AuditReport, vendors: &VendorCatalogue) {
-    report.vendors = report
-        .names
-        .iter()
-        .filter_map(|(id, names)| Some((*id, vendors.of_names(names)?)))
-        .collect();
-}
-
-/// Checks every flow of `report` against `policy`, once, with its remote
-/// endpoint's intelligence, names and vendor.
-pub fn apply_policy(report: &mut AuditReport, policy: Policy) {
-    report.policy = policy;
-    evaluate(report);
-}
-
-/// [`apply_policy`] with the report's own policy.
-pub(super) fn evaluate(report: &mut AuditReport) {
-    let mut findings = std::mem::take(&mut report.findings);
-    findings.clear();
-    let policy = &report.policy;
-    // Without rules the pass over every flow would find nothing.
-    let flows = if policy.rule_count() == 0 { &[][..] } else { &report.flows[..] };
-    for (index, flow) in flows.iter().enumerate() {
-        let intel = flow.remote().and_then(|r| report.remote_intel.get(&r.ip)).map(|i| &**i);
-        let vendor = report.vendors.get(&flow.id);
-        let facts = FlowFacts { flow, intel, names: report.names.get(&flow.id), vendor };
-        for matched in policy.evaluate(&facts) {
-            let (_, rule) = policy.rule(&matched);
-            let country = finding_country(rule, intel, vendor);
-            findings.push(Finding { flow: index, matched, country, early: false });
-        }
-    }
-    report.findings = findings;
 }

@@ -76,6 +76,11 @@ impl<W: Write> ReportSink<W> {
         let spilled = (format == ReportFormat::Json).then(|| [Spill::default(), Spill::default()]);
         ReportSink { format, flows, colour, out, header: false, spilled }
     }
+
+    /// The writer, after [`Sink::finish`].
+    pub fn into_inner(self) -> W {
+        self.out
+    }
 }
 
 impl<W: Write> Sink for ReportSink<W> {

@@ -9,7 +9,6 @@ use std::io::{self, Write};
 use serde_json::{json, Value};
 
 use super::findings::{aggregate, headline, regime_headlines};
-use super::flows::{write_records, IntelJsonCache, Records};
 use super::AuditReport;
 
 /// Everything but the records.
@@ -134,23 +133,6 @@ fn metadata(r: &AuditReport) -> io::Result<Vec<(&'static str, Value)>> {
 pub enum DocumentRecords {
     Findings,
     Flows,
-}
-
-/// Writes the document of `r` (a live period, a report holding its flows)
-/// with the records of its flows.
-pub fn write_json(
-    r: &AuditReport,
-    cached: &IntelJsonCache,
-    with_flows: bool,
-    out: &mut dyn Write,
-) -> io::Result<()> {
-    write_document(r, with_flows, out, &mut |part, out| {
-        let records = match part {
-            DocumentRecords::Findings => Records { flows: false, findings: true },
-            DocumentRecords::Flows => Records { flows: true, findings: false },
-        };
-        write_records(r, cached, records, Some(&mut true), out)
-    })
 }
 
 /// Writes the document (pretty at the top level, records one per line),

@@ -102,8 +102,8 @@ fn render_fields(buf: &mut Vec<u8>, i: &Intel) -> (usize, usize) {
     (endpoint, remote)
 }
 
-/// One address's rendered fields, owned (the live monitor renders an
-/// alert's at a time).
+/// One address's rendered fields, owned (an address the cache did not
+/// render).
 pub struct IntelJson {
     fields: Vec<u8>,
     split: usize,
@@ -619,7 +619,7 @@ impl RecordPieces<'_> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::sync::Arc;
 
     use super::*;
@@ -646,7 +646,7 @@ mod tests {
         }
     }
 
-    fn flow(id: u64, remote: IpAddr, direction: Direction) -> FlowRecord {
+    pub(crate) fn flow(id: u64, remote: IpAddr, direction: Direction) -> FlowRecord {
         let local = Endpoint { ip: "192.0.2.10".parse().unwrap(), port: Some(40000) };
         let remote = Endpoint { ip: remote, port: Some(443) };
         let (source, destination) = match direction {
