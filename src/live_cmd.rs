@@ -12,7 +12,7 @@ use std::thread;
 
 use anyhow::Context;
 
-use xborder::files::write_atomically;
+use xborder::files::{write_atomically, ReportFile};
 use xborder::live::{
     self, CaptureOptions, Event, EvidenceSettings, Knowledge, LiveCapture, Loader, ReportDocuments,
     Settings, Signals,
@@ -286,11 +286,14 @@ impl Outputs {
             .collect();
         let base =
             format!("xborder-{stamp}Z-{:04}{}", self.reports, if last { "-final" } else { "" });
-        for (extension, bytes) in
-            [("json", &documents.json), ("txt", &documents.text), ("html", &documents.html)]
-        {
+        let context = || format!("{}: cannot write the report", dir.display());
+        let mut json =
+            ReportFile::create(&dir.join(format!("{base}.json"))).with_context(context)?;
+        std::io::copy(&mut &documents.json, json.writer()).with_context(context)?;
+        json.commit().with_context(context)?;
+        for (extension, bytes) in [("txt", &documents.text), ("html", &documents.html)] {
             write_atomically(&dir.join(format!("{base}.{extension}")), bytes)
-                .with_context(|| format!("{}: cannot write the report", dir.display()))?;
+                .with_context(context)?;
         }
         if last {
             warn!("xborder: {}", findings::headline(report));

@@ -13,11 +13,11 @@
 //!
 //! Memory: the live flows, a part of finished flows (at most
 //! [`PART_FLOWS`], finished every 100 ms), the digest and, for the JSON
-//! report, the period's finding records (in memory up to 8 MiB, then in
-//! a temporary file), as in `audit`; not the period's flows.
+//! report, the period's finding records (in a temporary file), as in
+//! `audit`; not the period's flows.
 //!
 //! Periods: a report covers the flows that ended in it, checked against
-//! the rules in use; a reload (SIGHUP) that changes them ends the period.
+//! the rules in use; a reload (SIGHUP) that succeeds ends the period.
 //!
 //! Time: flows, timeouts and alerts use trace time (packet timestamps),
 //! carried forward by the wall clock while no packet arrives so that flows
@@ -31,6 +31,7 @@ pub use capture::{CaptureOptions, LiveCapture};
 pub use evidence::EvidenceSettings;
 
 use std::collections::VecDeque;
+use std::io::Seek;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
@@ -108,7 +109,9 @@ pub struct Settings {
 
 /// A period's report as documents to write.
 pub struct ReportDocuments {
-    pub json: Vec<u8>,
+    /// An anonymous temporary file (`$TMPDIR`), read from its start: it
+    /// lists every finding of the period.
+    pub json: std::fs::File,
     pub text: Vec<u8>,
     pub html: Vec<u8>,
 }
@@ -149,7 +152,9 @@ struct Analysis {
     /// Flows that finished since the last part, with their names.
     ending: Vec<(FlowRecord, FlowNames)>,
     /// The period's JSON, text and HTML reports, when asked for.
-    documents: Option<PeriodDocuments>,
+    /// `None`: not asked for; an error: they could not be started this
+    /// period (said in the log when the period ends).
+    documents: Option<std::io::Result<PeriodDocuments>>,
     /// Flows pending their early alert at the given trace time.
     pending: VecDeque<(Timestamp, FlowKey, u64)>,
     /// The period's counts (its flows are in the stage's digest).
@@ -227,14 +232,15 @@ pub fn run(
     let docs = settings.report_documents;
     // Alerts carry the intelligence as JSON, so it is rendered once per
     // address.
-    let mut stage = Finishing::new(knowledge.policy, None, Keep { text: docs, html: docs }, true);
+    let keep = Keep { text: docs, html: docs };
+    let mut stage = Finishing::new(knowledge.policy, settings.observer.clone(), keep, true);
     if let Some(db) = knowledge.intel {
         stage.set_intel(db);
     }
     stage.add_input(PathBuf::from(&interface));
     let mut a = Analysis {
         names: (!settings.no_names).then(NameInspector::new),
-        documents: docs.then(PeriodDocuments::default),
+        documents: docs.then(PeriodDocuments::open),
         settings,
         table,
         stage,
@@ -266,7 +272,10 @@ pub fn run(
         &mut a.table,
         FlowTable::new(FlowTimeouts::default(), LocalNetworks::default()),
     );
-    for f in table.finish(&mut anomalies) {
+    // In first-packet order, as the last parts of an audit are.
+    let mut rest = table.finish(&mut anomalies);
+    rest.sort_unstable_by_key(|f| (f.start, f.first_frame, f.id));
+    for f in rest {
         a.finished(f);
     }
     a.period.anomalies = anomalies;
@@ -478,7 +487,13 @@ impl Analysis {
             return; // Already over: its end alerts say everything.
         };
         let remote = flow.remote().map(|r| r.ip);
-        let names = self.names.as_ref().map(|n| n.peek(id, remote, flow.start));
+        // As in a part (and an audit's records): a flow without names has
+        // none, not empty ones.
+        let names = self
+            .names
+            .as_ref()
+            .map(|n| n.peek(id, remote, flow.start))
+            .filter(|n| *n != FlowNames::default());
         let vendor = names.as_ref().and_then(|n| self.stage.vendor(n));
         let intel = remote.and_then(|ip| self.stage.intel(ip));
         let policy = self.stage.policy();
@@ -555,7 +570,7 @@ impl Analysis {
             }
             self.out.record(flow, &facts);
         }
-        if let Some(docs) = &mut self.documents {
+        if let Some(Ok(docs)) = &mut self.documents {
             docs.part(part, json);
         }
     }
@@ -592,8 +607,8 @@ impl Analysis {
         self.period_start = end;
         self.period_flows = 0;
         let run = AuditRun { report, intel_json: IntelJsonCache::default() };
-        let documents = match self.documents.replace(PeriodDocuments::default()) {
-            Some(docs) => match docs.finish(&run) {
+        let documents = match self.documents.replace(PeriodDocuments::open()) {
+            Some(docs) => match docs.and_then(|d| d.finish(&run)) {
                 Ok(docs) => Some(Box::new(docs)),
                 Err(e) => {
                     self.out.log(format!("cannot make the period's report: {e}"));
@@ -743,37 +758,38 @@ impl Outputs {
     }
 }
 
-/// A period's reports in the three formats, made as its parts finish.
+/// A period's reports in the three formats, made as its parts finish: the
+/// JSON into a temporary file, so that a period of many findings is not
+/// held in memory.
 struct PeriodDocuments {
-    json: ReportSink<Vec<u8>>,
+    json: ReportSink<std::fs::File>,
     text: ReportSink<Vec<u8>>,
     html: ReportSink<Vec<u8>>,
-    /// The first error (of the JSON records' temporary file).
+    /// The first error (of the JSON's temporary files).
     failed: Option<std::io::Error>,
 }
 
-impl Default for PeriodDocuments {
-    fn default() -> Self {
+impl PeriodDocuments {
+    fn open() -> std::io::Result<Self> {
+        let file = tempfile::tempfile().map_err(|e| {
+            std::io::Error::new(e.kind(), format!("temporary file of the JSON report: {e}"))
+        })?;
         let sink = |format| ReportSink::new(format, false, false, Vec::new());
-        PeriodDocuments {
-            json: sink(ReportFormat::Json),
+        Ok(PeriodDocuments {
+            json: ReportSink::new(ReportFormat::Json, false, false, file),
             text: sink(ReportFormat::Text),
             html: sink(ReportFormat::Html),
             failed: None,
-        }
+        })
     }
-}
 
-impl PeriodDocuments {
     fn part(&mut self, part: &AuditReport, json: &IntelJsonCache) {
         if self.failed.is_some() {
             return;
         }
-        for sink in [&mut self.json, &mut self.text, &mut self.html] {
-            if let Err(e) = sink.part(part, json) {
-                self.failed = Some(e);
-                return;
-            }
+        // Text and HTML are made of the digest alone.
+        if let Err(e) = self.json.part(part, json) {
+            self.failed = Some(e);
         }
     }
 
@@ -781,13 +797,11 @@ impl PeriodDocuments {
         if let Some(e) = self.failed {
             return Err(e);
         }
-        for sink in [&mut self.json, &mut self.text, &mut self.html] {
-            sink.finish(run)?;
-        }
-        Ok(ReportDocuments {
-            json: self.json.into_inner(),
-            text: self.text.into_inner(),
-            html: self.html.into_inner(),
-        })
+        self.json.finish(run)?;
+        self.text.finish(run)?;
+        self.html.finish(run)?;
+        let mut json = self.json.into_inner();
+        json.rewind()?;
+        Ok(ReportDocuments { json, text: self.text.into_inner(), html: self.html.into_inner() })
     }
 }

@@ -99,6 +99,9 @@ impl Finishing {
     /// the new one counts by the new policy's rules.
     pub fn replace_knowledge(&mut self, policy: Policy, db: Option<IntelDb>) {
         self.part.policy = policy;
+        // The last part's findings were of the old rules.
+        self.part.flows.clear();
+        self.part.findings.clear();
         self.db = db;
         self.forget_intel();
         let _ = self.take_digest();
@@ -161,7 +164,7 @@ impl Finishing {
 
 /// Attributes each flow's names to the vendor whose product they belong to
 /// ([`VendorCatalogue::of_names`]).
-pub fn attribute_vendors(report: &mut AuditReport, vendors: &VendorCatalogue) {
+fn attribute_vendors(report: &mut AuditReport, vendors: &VendorCatalogue) {
     report.vendors = report
         .names
         .iter()
@@ -169,14 +172,15 @@ pub fn attribute_vendors(report: &mut AuditReport, vendors: &VendorCatalogue) {
         .collect();
 }
 
-/// Checks every flow of `report` against `policy`, once, with its remote
-/// endpoint's intelligence, names and vendor.
-pub fn apply_policy(report: &mut AuditReport, policy: Policy) {
+/// [`evaluate`] with `policy`.
+#[cfg(test)]
+pub(crate) fn apply_policy(report: &mut AuditReport, policy: Policy) {
     report.policy = policy;
     evaluate(report);
 }
 
-/// [`apply_policy`] with the report's own policy.
+/// Checks every flow of `report` against its policy, once, with its
+/// remote endpoint's intelligence, names and vendor.
 fn evaluate(report: &mut AuditReport) {
     let mut findings = std::mem::take(&mut report.findings);
     findings.clear();

@@ -56,7 +56,9 @@ pub mod shard;
 pub mod sink;
 
 pub use evidence::{EvidenceCounts, EvidenceSink};
-pub use finish::{apply_policy, attribute_vendors, Finishing};
+#[cfg(test)]
+pub(crate) use finish::apply_policy;
+pub use finish::Finishing;
 pub use packets::{observe_frame, observe_packet, Counts, Frame};
 pub use read::{AuditConfig, AuditProgress, HANDOVER_PACKETS, PART_FLOWS};
 pub use sink::{ReportFormat, ReportSink, Sink};

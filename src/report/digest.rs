@@ -362,7 +362,7 @@ impl Digest {
         Digest { keep, ..Digest::default() }
     }
 
-    /// The digest of one report (a live period, a test's report), keeping
+    /// The digest of one report holding its flows (a test's), keeping
     /// everything.
     pub fn of(r: &AuditReport) -> Self {
         let mut d = Digest::default();

@@ -78,9 +78,9 @@ pub struct AuditReport {
     pub anomalies: AnomalyCounter,
     /// Packets per link type that is not supported.
     pub unsupported_link_types: BTreeMap<LinkType, u64>,
-    /// Finished flows, in record order: in a live period all of them, in
-    /// an audit's parts those of the part (see `pipeline`), in its final
-    /// report none (its [`Self::digest`] holds what the reports need).
+    /// Finished flows, in record order: in a part (of an audit or a live
+    /// period) those of the part (see `pipeline`), in a finished run or
+    /// period none (its [`Self::digest`] holds what the reports need).
     pub flows: Vec<FlowRecord>,
     /// The most flows alive at once.
     pub peak_live_flows: usize,
