@@ -272,7 +272,7 @@ pub fn run(
         &mut a.table,
         FlowTable::new(FlowTimeouts::default(), LocalNetworks::default()),
     );
-    // In first-packet order, as the last parts of an audit are.
+    // In first-packet order across the last parts, as an audit's are.
     let mut rest = table.finish(&mut anomalies);
     rest.sort_unstable_by_key(|f| (f.start, f.first_frame, f.id));
     for f in rest {
@@ -546,6 +546,8 @@ impl Analysis {
             return;
         }
         self.period_flows += self.ending.len() as u64;
+        // Record order: by part, then first packet.
+        self.ending.sort_unstable_by_key(|(f, _)| (f.start, f.first_frame, f.id));
         self.stage.finish(self.ending.drain(..));
         let part = self.stage.part();
         let json = self.stage.intel_json();
