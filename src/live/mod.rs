@@ -665,16 +665,7 @@ impl Outputs {
                 vendor: facts.vendor,
                 file: Path::new(&self.interface),
             };
-            let mut line = Vec::with_capacity(1024);
-            write_record(
-                &mut line,
-                flow,
-                &self.file,
-                facts.intel_json,
-                facts.names,
-                facts.vendor,
-                Some(&view),
-            );
+            let mut line = self.record_line(flow, facts, Some(&view));
             if let Some(name) = &self.observer {
                 crate::report::flows::with_observer(&mut line, 0, name);
             }
@@ -696,18 +687,22 @@ impl Outputs {
 
     /// A finished flow's record to the store.
     fn record(&self, flow: &FlowRecord, facts: &AlertFacts<'_>) {
-        let Some(store) = &self.store else { return };
+        if let Some(store) = &self.store {
+            store.record(self.record_line(flow, facts, None));
+        }
+    }
+
+    /// The JSON record of `flow`, or of one of its findings.
+    fn record_line(
+        &self,
+        flow: &FlowRecord,
+        facts: &AlertFacts<'_>,
+        finding: Option<&FindingView<'_>>,
+    ) -> Vec<u8> {
         let mut line = Vec::with_capacity(1024);
-        write_record(
-            &mut line,
-            flow,
-            &self.file,
-            facts.intel_json,
-            facts.names,
-            facts.vendor,
-            None,
-        );
-        store.record(line);
+        let (intel, names, vendor) = (facts.intel_json, facts.names, facts.vendor);
+        write_record(&mut line, flow, &self.file, intel, names, vendor, finding);
+        line
     }
 
     /// Flow `flow` has alerts: its evidence is kept; the file holding it.
