@@ -6,10 +6,11 @@
 //! when a periodic sweep finds it so, or at the end of the capture. Memory
 //! is bounded by the flows alive at once, never by the number of packets.
 
-use std::collections::hash_map::Entry;
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::Duration;
+
+use indexmap::map::Entry;
+use indexmap::IndexMap;
 
 use super::fragments::{DatagramId, FragmentTracker};
 use super::key::{Endpoint, FlowKey, TunnelId, Way};
@@ -314,7 +315,13 @@ impl FlowState {
 
 /// Live flows keyed by [`FlowKey`].
 pub struct FlowTable {
-    flows: HashMap<FlowKey, FlowState, ahash::RandomState>,
+    /// The entries in one vector and the hash table holding their indices
+    /// (an `IndexMap`): a flow costs its entry and a few bytes of index,
+    /// and growing the table rehashes indices, never moves entries
+    /// through a second table (a million flows in a `HashMap` of these
+    /// entries took 405 bytes each at its peak). Flows leave by
+    /// `swap_remove`, so the order is deterministic, never the hash's.
+    flows: IndexMap<FlowKey, FlowState, ahash::RandomState>,
     fragments: FragmentTracker,
     tunnels: TunnelRegistry,
     timeouts: FlowTimeouts,
@@ -345,7 +352,7 @@ impl FlowTable {
     /// An empty table.
     pub fn new(timeouts: FlowTimeouts, local: LocalNetworks) -> Self {
         Self {
-            flows: HashMap::default(),
+            flows: IndexMap::default(),
             fragments: FragmentTracker::default(),
             tunnels: TunnelRegistry::default(),
             timeouts,
@@ -496,16 +503,9 @@ impl FlowTable {
     /// Ends the flows idle at `now`, releases orphaned fragments and the
     /// tunnel chains nothing uses any more.
     fn sweep(&mut self, now: Timestamp, anomalies: &mut AnomalyCounter) {
-        let (timeouts, local, finished) = (&self.timeouts, &self.local, &mut self.finished);
-        let tunnels = &mut self.tunnels;
-        self.flows.retain(|key, state| match state.expiry(key.protocol, now, timeouts) {
-            Some(reason) => {
-                let chain = tunnels.take_chain(state.id, key.tunnel());
-                finished.push(record(key, state, reason, local, chain));
-                false
-            }
-            None => true,
-        });
+        let timeouts = self.timeouts;
+        let mut ended = self.end_where(|key, state| state.expiry(key.protocol, now, &timeouts));
+        self.finished.append(&mut ended);
         let orphans = self.fragments.expire(Some(now));
         self.release_orphans(orphans, anomalies);
         if !self.tunnels.is_empty() {
@@ -532,6 +532,27 @@ impl FlowTable {
         }
     }
 
+    /// Ends, in table order, the flows `end` gives a reason for, and
+    /// returns their records.
+    fn end_where(
+        &mut self,
+        mut end: impl FnMut(&FlowKey, &FlowState) -> Option<EndReason>,
+    ) -> Vec<FlowRecord> {
+        let mut ended = Vec::new();
+        let mut i = 0;
+        while let Some((key, state)) = self.flows.get_index(i) {
+            let Some(reason) = end(key, state) else {
+                i += 1;
+                continue;
+            };
+            let chain = self.tunnels.take_chain(state.id, key.tunnel());
+            ended.push(record(key, state, reason, &self.local, chain));
+            // The last entry moves to `i`, which is looked at next.
+            self.flows.swap_remove_index(i);
+        }
+        ended
+    }
+
     /// Bounds the live flows to `max` (at least 1): a new flow in a full
     /// table first pushes out the idlest flows.
     pub fn set_max_flows(&mut self, max: usize) {
@@ -547,8 +568,8 @@ impl FlowTable {
     /// over the table per that many new flows, not one per flow.
     fn evict(&mut self) {
         let n = (self.flows.len() / 16).max(1);
-        // Ties on the last packet are broken by flow id: the table's hash
-        // order is random, and the same input must evict the same flows
+        // Ties on the last packet are broken by flow id: the same input
+        // must evict the same flows, whatever the table's order
         // (the evidence pass replays it). Only (last, id) is gathered: 16 MB
         // for a full table of a million flows.
         let mut idle: Vec<(Timestamp, u64)> = self.flows.values().map(|s| (s.last, s.id)).collect();
@@ -556,17 +577,9 @@ impl FlowTable {
         let Some(i) = n.checked_sub(1).filter(|&i| i < idle.len()) else { return };
         let cut = *idle.select_nth_unstable(i).1;
         drop(idle);
-        let (local, tunnels) = (&self.local, &mut self.tunnels);
-        let mut evicted = Vec::with_capacity(n);
-        self.flows.retain(|key, state| {
-            if (state.last, state.id) > cut {
-                return true;
-            }
-            let chain = tunnels.take_chain(state.id, key.tunnel());
-            evicted.push(record(key, state, EndReason::Evicted, local, chain));
-            false
-        });
-        // In the order they were idle, not the table's (random) one.
+        let mut evicted = self
+            .end_where(|_, state| ((state.last, state.id) <= cut).then_some(EndReason::Evicted));
+        // In the order they were idle, not the table's.
         evicted.sort_unstable_by_key(|r| (r.end, r.id));
         self.evicted += evicted.len() as u64;
         self.finished.append(&mut evicted);
@@ -643,7 +656,7 @@ impl FlowTable {
     /// Ends every live flow (end of capture) and returns all finished ones.
     pub fn finish(mut self, anomalies: &mut AnomalyCounter) -> Vec<FlowRecord> {
         self.release_fragments(anomalies);
-        for (key, state) in self.flows.drain() {
+        for (key, state) in self.flows.drain(..) {
             let chain = self.tunnels.take_chain(state.id, key.tunnel());
             let ended = record(&key, &state, EndReason::EndOfCapture, &self.local, chain);
             self.finished.push(ended);
@@ -655,12 +668,14 @@ impl FlowTable {
     /// parts of at most `part` flows, in the order of their first packet
     /// (start, first frame, id), so that the flows alive at the end of a
     /// capture never all exist as records at once: only their sort keys do
-    /// (72 bytes a flow).
+    /// (32 bytes a flow).
     pub fn finish_in_parts(mut self, part: usize, mut hand: impl FnMut(Vec<FlowRecord>)) {
-        // A finished record is found by its index, a live flow by its key.
+        // A finished record is found by its index in `finished`, a live
+        // flow by its index in the table (which is left as it is until the
+        // table is dropped).
         enum Ended {
             Record(usize),
-            Live(FlowKey),
+            Live(usize),
         }
         let mut ended: Vec<(Timestamp, u64, u64, Ended)> =
             Vec::with_capacity(self.finished.len() + self.flows.len());
@@ -668,8 +683,8 @@ impl FlowTable {
             let first = pack_frame(r.first_frame);
             ended.push((r.start, first, r.id, Ended::Record(i)));
         }
-        for (key, state) in &self.flows {
-            ended.push((state.start, state.first, state.id, Ended::Live(*key)));
+        for (i, state) in self.flows.values().enumerate() {
+            ended.push((state.start, state.first, state.id, Ended::Live(i)));
         }
         ended.sort_unstable_by_key(|(start, first, id, _)| (*start, *first, *id));
         let mut finished: Vec<Option<FlowRecord>> =
@@ -679,11 +694,11 @@ impl FlowTable {
             for (_, _, _, e) in chunk {
                 match e {
                     Ended::Record(i) => records.extend(finished.get_mut(*i).and_then(Option::take)),
-                    Ended::Live(key) => {
-                        let Some(state) = self.flows.remove(key) else { continue };
+                    Ended::Live(i) => {
+                        let Some((key, state)) = self.flows.get_index(*i) else { continue };
                         let chain = self.tunnels.take_chain(state.id, key.tunnel());
                         let reason = EndReason::EndOfCapture;
-                        records.push(record(key, &state, reason, &self.local, chain));
+                        records.push(record(key, state, reason, &self.local, chain));
                     }
                 }
             }
@@ -767,7 +782,7 @@ mod tests {
     }
 
     /// Flows tied on their last packet are evicted by id, whatever the
-    /// table's (random) hash order: the same input evicts the same flows.
+    /// table's order: the same input evicts the same flows.
     #[test]
     fn eviction_among_equally_idle_flows_is_deterministic() {
         let run = || {
