@@ -361,21 +361,26 @@ impl NameInspector {
         if self.found.contains_key(&flow) {
             return false;
         }
-        let pieces = self.quic.entry(flow).or_default();
-        pieces.extend(quic::initial_crypto(datagram));
-        match quic::crypto_sni(&quic::assemble(pieces)) {
+        // Most connections name their server in their first Initial:
+        // those leave no state.
+        let mut pieces = quic::initial_crypto(datagram);
+        let earlier = if self.quic.is_empty() { None } else { self.quic.remove(&flow) };
+        if let Some(mut earlier) = earlier {
+            earlier.append(&mut pieces);
+            pieces = earlier;
+        }
+        match quic::crypto_sni(&quic::assemble(&pieces)) {
             Ok(Some(name)) => {
                 self.found.insert(flow, (name, NameSource::QuicSni));
-                self.quic.remove(&flow);
                 false
             }
-            Ok(None) => {
-                self.quic.remove(&flow);
-                false
-            }
+            Ok(None) => false,
             // Wait for the rest of the ClientHello (Chrome's spans two
             // Initial packets), within the flow's budget.
-            Err(_) => true,
+            Err(_) => {
+                self.quic.insert(flow, pieces);
+                true
+            }
         }
     }
 

@@ -35,33 +35,40 @@ struct Keys {
     hp: [u8; 16],
 }
 
-/// HKDF-Expand-Label (RFC 8446 §7.1) with an empty context.
-fn expand_label(secret: &Hkdf<Sha256>, label: &str, out: &mut [u8]) -> bool {
-    let full = format!("tls13 {label}");
-    let mut info = Vec::with_capacity(4 + full.len());
-    info.extend_from_slice(&(out.len() as u16).to_be_bytes());
-    info.push(full.len() as u8);
-    info.extend_from_slice(full.as_bytes());
-    info.push(0);
-    secret.expand(&info, out).is_ok()
+/// HKDF-Expand-Label (RFC 8446 §7.1) with an empty context. The label's
+/// info is built on the stack: this runs four times per Initial packet.
+fn expand_label(secret: &Hkdf<Sha256>, label: &[u8], out: &mut [u8]) -> bool {
+    const PREFIX: &[u8] = b"tls13 ";
+    let mut info = [0u8; 4 + PREFIX.len() + 32];
+    let full = PREFIX.len() + label.len();
+    let (Ok(len), Ok(full_len)) = (u16::try_from(out.len()), u8::try_from(full)) else {
+        return false;
+    };
+    let Some(end) = (4 + full <= info.len()).then_some(4 + full) else { return false };
+    info[..2].copy_from_slice(&len.to_be_bytes());
+    info[2] = full_len;
+    info[3..3 + PREFIX.len()].copy_from_slice(PREFIX);
+    info[3 + PREFIX.len()..3 + full].copy_from_slice(label);
+    // info[3 + full] is the empty context's length, 0.
+    secret.expand(&info[..end], out).is_ok()
 }
 
 fn client_keys(version: u32, dcid: &[u8]) -> Option<Keys> {
-    let (salt, prefix) = match version {
-        V1 => (&SALT_V1, "quic"),
-        V2 => (&SALT_V2, "quicv2"),
+    let (salt, key, iv, hp): (_, &[u8], &[u8], &[u8]) = match version {
+        V1 => (&SALT_V1, b"quic key", b"quic iv", b"quic hp"),
+        V2 => (&SALT_V2, b"quicv2 key", b"quicv2 iv", b"quicv2 hp"),
         _ => return None,
     };
     let (_, initial) = Hkdf::<Sha256>::extract(Some(salt), dcid);
     let mut client = [0u8; 32];
-    if !expand_label(&initial, "client in", &mut client) {
+    if !expand_label(&initial, b"client in", &mut client) {
         return None;
     }
     let client = Hkdf::<Sha256>::from_prk(&client).ok()?;
     let mut keys = Keys { key: [0; 16], iv: [0; 12], hp: [0; 16] };
-    let ok = expand_label(&client, &format!("{prefix} key"), &mut keys.key)
-        && expand_label(&client, &format!("{prefix} iv"), &mut keys.iv)
-        && expand_label(&client, &format!("{prefix} hp"), &mut keys.hp);
+    let ok = expand_label(&client, key, &mut keys.key)
+        && expand_label(&client, iv, &mut keys.iv)
+        && expand_label(&client, hp, &mut keys.hp);
     ok.then_some(keys)
 }
 
@@ -166,9 +173,15 @@ fn crypto_frames(plain: &[u8]) -> Vec<CryptoPiece> {
     let mut out = Vec::new();
     let mut at = 0;
     while at < plain.len() {
+        // A client pads its Initials to 1,200 bytes with PADDING frames,
+        // one zero byte each: skip a run of them at once.
+        if plain[at] == 0 {
+            at += plain[at..].iter().position(|&b| b != 0).unwrap_or(plain.len() - at);
+            continue;
+        }
         let Some(ty) = varint(plain, &mut at) else { break };
         match ty {
-            0x00 | 0x01 => {} // PADDING, PING
+            0x01 => {} // PING
             0x02 | 0x03 => {
                 // ACK: largest, delay, range count, first range, ranges (, ECN).
                 let mut ok = (0..2).all(|_| varint(plain, &mut at).is_some());
