@@ -201,7 +201,7 @@ impl AddressLayers {
 
     /// The compiled form, its segment tables used in place (no copy, no
     /// merge: pages are read as lookups touch them). `bytes` must start at
-    /// a multiple of [`ALIGN`] and the machine be little-endian; the
+    /// a multiple of `ALIGN` (16) and the machine be little-endian; the
     /// systems, countries and names (a few MB) are copied and checked.
     /// Also returns the provider ranges' bytes, for
     /// `ProviderRanges::from_compiled`.

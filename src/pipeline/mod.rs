@@ -25,7 +25,7 @@
 //!   packet order at the same points. The exception is a bound reached:
 //!   each shard holds up to `--max-flows` flows and its own live tunnels.
 //! - Memory is the live flows, the flows of one period of
-//!   [`HANDOVER_PACKETS`] packets, up to [`PARTS_IN_FLIGHT`] chunks of at
+//!   [`HANDOVER_PACKETS`] packets, up to `PARTS_IN_FLIGHT` (8) chunks of at
 //!   most [`PART_FLOWS`] flows per shard, batches of packets in flight to
 //!   the shard threads, a bounded cache of looked-up addresses, the DNS
 //!   map (bounded) and the digest (bounded, see `report::digest`), not the
