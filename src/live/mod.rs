@@ -53,7 +53,7 @@ use crate::pipeline::{
 use crate::policy::{finding_country, FlowFacts, Policy, Severity};
 use crate::report::digest::Keep;
 use crate::report::findings::FindingView;
-use crate::report::flows::{write_record, IntelFields, IntelJsonCache};
+use crate::report::flows::{rule_json, write_record, FindingRecord, IntelFields, IntelJsonCache};
 use crate::report::json::escape_into;
 use crate::report::{AuditReport, CaptureStats, Finding, InputSummary, LivePeriod, StoreStats};
 use crate::time::Timestamp;
@@ -701,6 +701,11 @@ impl Outputs {
     ) -> Vec<u8> {
         let mut line = Vec::with_capacity(1024);
         let (intel, names, vendor) = (facts.intel_json, facts.names, facts.vendor);
+        // Alerts are few: their rule is rendered for each.
+        let rule_json = finding.map(|view| rule_json(view.pack, view.rule));
+        let finding = finding
+            .zip(rule_json.as_deref())
+            .map(|(view, rule_json)| FindingRecord { view, rule_json });
         write_record(&mut line, flow, &self.file, intel, names, vendor, finding);
         line
     }

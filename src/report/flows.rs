@@ -13,6 +13,7 @@ use super::AuditReport;
 use crate::flow::{protocol_name, EndReason, Endpoint, FlowRecord, SideStats};
 use crate::intel::{Intel, VendorMatch};
 use crate::names::{FlowNames, NameSource};
+use crate::policy::{Rule, RulePack};
 
 const FLAG_NAMES: [(u8, &str); 8] = [
     (0x02, "SYN"),
@@ -204,8 +205,17 @@ fn side_extra(o: &mut JsonObject<'_>, key: &str, stats: &SideStats, tcp: bool) {
     e.end();
 }
 
-/// Appends one flow record (without the newline) to `buf`; `file` is the
-/// input's path, already a JSON string; `intel` describes the remote end.
+/// A finding to write as a record, with its rule's `rule` object as
+/// [`rule_json`] renders it (the same for every finding of the rule).
+#[derive(Clone, Copy)]
+pub struct FindingRecord<'v, 'a> {
+    pub view: &'v FindingView<'a>,
+    pub rule_json: &'v [u8],
+}
+
+/// Appends one flow record (without the newline) to `buf`, or the record
+/// of one of its findings; `file` is the input's path, already a JSON
+/// string; `intel` describes the remote end.
 pub fn write_record(
     buf: &mut Vec<u8>,
     rec: &FlowRecord,
@@ -213,7 +223,7 @@ pub fn write_record(
     intel: Option<IntelFields<'_>>,
     names: Option<&FlowNames>,
     vendor: Option<&VendorMatch>,
-    finding: Option<&FindingView<'_>>,
+    finding: Option<FindingRecord<'_, '_>>,
 ) {
     let remote_is_responder = rec.direction.remote_is_responder();
     let fields = intel.map(|i| i.endpoint);
@@ -222,15 +232,18 @@ pub fn write_record(
         Some(false) => (fields, None),
         None => (None, None),
     };
+    // `@timestamp` and `event.start` are the same string: made once.
+    let mut start = [b'"'; 32];
+    start[1..31].copy_from_slice(&rec.start.rfc3339());
     let mut o = JsonObject::new(buf);
-    o.timestamp("@timestamp", rec.start);
+    o.raw("@timestamp", &start);
     let mut event = o.object("event");
     event.keyword("kind", if finding.is_some() { "alert" } else { "event" });
     event.keywords("category", ["network"].into_iter());
     if let Some(f) = finding {
-        event.u64("severity", f.rule.severity.number());
+        event.u64("severity", f.view.rule.severity.number());
     }
-    event.timestamp("start", rec.start);
+    event.raw("start", &start);
     event.timestamp("end", rec.end);
     // Nanoseconds, as ECS defines event.duration.
     event.i64("duration", rec.end.as_nanos().saturating_sub(rec.start.as_nanos()));
@@ -263,11 +276,11 @@ pub fn write_record(
         }
     }
     if let Some(f) = finding {
-        rule_fields(&mut o, f);
+        o.raw("rule", f.rule_json);
     }
     let mut x = o.object("xborder");
     if let Some(f) = finding {
-        finding_fields(&mut x, f);
+        finding_fields(&mut x, f.view);
     }
     let mut flow = x.object("flow");
     flow.raw("file", file);
@@ -333,20 +346,23 @@ fn vendor_fields(x: &mut JsonObject<'_>, m: &VendorMatch) {
     o.end();
 }
 
-/// ECS `rule.*`.
-fn rule_fields(o: &mut JsonObject<'_>, f: &FindingView<'_>) {
-    let mut rule = o.object("rule");
-    rule.string("id", &f.rule.id);
-    rule.string("name", &f.rule.title);
-    rule.string("ruleset", &f.pack.name);
-    rule.string("version", &f.pack.version);
-    if let Some(d) = &f.rule.description {
-        rule.string("description", d);
+/// ECS `rule.*`, the value of a finding record's `rule`: rendered once
+/// per rule, not escaped again for each of its findings.
+pub fn rule_json(pack: &RulePack, rule: &Rule) -> Vec<u8> {
+    let mut buf = Vec::new();
+    let mut o = JsonObject::new(&mut buf);
+    o.string("id", &rule.id);
+    o.string("name", &rule.title);
+    o.string("ruleset", &pack.name);
+    o.string("version", &pack.version);
+    if let Some(d) = &rule.description {
+        o.string("description", d);
     }
-    if let Some(r) = &f.pack.reference {
-        rule.string("reference", r);
+    if let Some(r) = &pack.reference {
+        o.string("reference", r);
     }
-    rule.end();
+    o.end();
+    buf
 }
 
 /// `xborder.finding`: the finding seen from the local host.
@@ -461,7 +477,14 @@ pub(super) fn write_records(
         escape_into(&mut b, o);
         b
     });
-    let pieces = RecordPieces { report, cached, files, records, array: array.is_some(), observer };
+    let rules = report
+        .policy
+        .packs
+        .iter()
+        .map(|pack| pack.rules.iter().map(|rule| rule_json(pack, rule)).collect())
+        .collect();
+    let pieces =
+        RecordPieces { report, cached, files, rules, records, array: array.is_some(), observer };
     let chunks = report.flows.len().div_ceil(RENDER_CHUNK);
     // In an array each record comes after a comma, except the first.
     let mut emit = |buf: &[u8]| -> io::Result<()> {
@@ -529,6 +552,8 @@ struct RecordPieces<'r> {
     cached: &'r IntelJsonCache,
     /// Each input's path, as a JSON string.
     files: Vec<Vec<u8>>,
+    /// Each pack's rules as [`rule_json`] renders them.
+    rules: Vec<Vec<Vec<u8>>>,
     records: Records,
     array: bool,
     /// `observer.name` of every record, as a JSON string.
@@ -609,8 +634,18 @@ impl RecordPieces<'_> {
                 while let Some(f) = findings.next_if(|f| f.flow == index) {
                     if self.records.findings {
                         let view = report.finding_view(f);
-                        let view = Some(&view);
-                        record(buf, &|b| write_record(b, rec, file, intel, names, vendor, view));
+                        let m = &f.matched;
+                        // Rendered from the same policy as the view's rule.
+                        let rendered_here;
+                        let rule_json = match self.rules.get(m.pack).and_then(|r| r.get(m.rule)) {
+                            Some(json) => json.as_slice(),
+                            None => {
+                                rendered_here = rule_json(view.pack, view.rule);
+                                &rendered_here
+                            }
+                        };
+                        let finding = Some(FindingRecord { view: &view, rule_json });
+                        record(buf, &|b| write_record(b, rec, file, intel, names, vendor, finding));
                     }
                 }
             }
