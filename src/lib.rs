@@ -22,7 +22,8 @@
 //! - [`clickhouse`] sends flow and finding records to a central store,
 //!   spooling what it cannot deliver;
 //! - [`files`] reads input files within limits and writes files whole
-//!   (atomically); `fuzz` holds the fuzzers' entry points.
+//!   (atomically); [`parallel`] runs two pieces of work at once; `fuzz`
+//!   holds the fuzzers' entry points.
 
 pub mod capture;
 pub mod clickhouse;
@@ -34,6 +35,7 @@ pub mod fuzz;
 pub mod intel;
 pub mod live;
 pub mod names;
+pub mod parallel;
 pub mod pipeline;
 pub mod policy;
 pub mod report;

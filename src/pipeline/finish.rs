@@ -12,6 +12,10 @@
 //!   cache ([`INTEL_CACHE`] addresses, then it starts again: a flood from
 //!   random sources must not grow it); with `render_json` its
 //!   intelligence is rendered as JSON once too.
+//! - With a core to spare ([`Finishing::use_spare_core`]), a part of at
+//!   least [`TWO_THREADS_FROM`] flows is checked against the rules and
+//!   added to the digest on two threads; the part and the digest are
+//!   the ones one thread makes.
 //! - The digest's rules are the policy's by index: a new policy
 //!   ([`Finishing::replace_knowledge`]) goes with a new digest, after the
 //!   caller has taken the old one.
@@ -30,6 +34,9 @@ use crate::report::{AuditReport, Finding, InputSummary};
 /// Addresses whose intelligence is kept between parts, at most.
 pub const INTEL_CACHE: usize = 1 << 14;
 
+/// Flows in a part from which a spare core is worth a thread.
+pub const TWO_THREADS_FROM: usize = 1024;
+
 /// See the module's contract.
 pub struct Finishing {
     /// The last part finished; between parts it keeps the policy, the
@@ -39,6 +46,7 @@ pub struct Finishing {
     json: IntelJsonCache,
     render_json: bool,
     db: Option<IntelDb>,
+    spare_core: bool,
 }
 
 impl Finishing {
@@ -52,7 +60,14 @@ impl Finishing {
             json: IntelJsonCache::default(),
             render_json,
             db: None,
+            spare_core: false,
         }
+    }
+
+    /// From now on a core is idle (the audit's capture is read): big
+    /// parts use it.
+    pub fn use_spare_core(&mut self) {
+        self.spare_core = true;
     }
 
     pub fn set_intel(&mut self, db: IntelDb) {
@@ -157,8 +172,13 @@ impl Finishing {
             Some(db) => attribute_vendors(&mut self.part, &db.vendors),
             None => self.part.vendors.clear(),
         }
-        evaluate(&mut self.part);
-        self.digest.add(&self.part);
+        let two_threads = self.spare_core && self.part.flows.len() >= TWO_THREADS_FROM;
+        evaluate(&mut self.part, two_threads);
+        if two_threads {
+            self.digest.add_on_two_threads(&self.part);
+        } else {
+            self.digest.add(&self.part);
+        }
     }
 }
 
@@ -176,28 +196,45 @@ fn attribute_vendors(report: &mut AuditReport, vendors: &VendorCatalogue) {
 #[cfg(test)]
 pub(crate) fn apply_policy(report: &mut AuditReport, policy: Policy) {
     report.policy = policy;
-    evaluate(report);
+    evaluate(report, false);
 }
 
 /// Checks every flow of `report` against its policy, once, with its
-/// remote endpoint's intelligence, names and vendor.
-fn evaluate(report: &mut AuditReport) {
+/// remote endpoint's intelligence, names and vendor; `two_threads`: each
+/// half of the flows on its own thread.
+fn evaluate(report: &mut AuditReport, two_threads: bool) {
     let mut findings = std::mem::take(&mut report.findings);
     findings.clear();
+    find(report, two_threads, &mut findings);
+    report.findings = findings;
+}
+
+/// The findings of [`evaluate`], appended to `findings`.
+fn find(report: &AuditReport, two_threads: bool, findings: &mut Vec<Finding>) {
     let policy = &report.policy;
     // Without rules the pass over every flow would find nothing.
-    let flows = if policy.rule_count() == 0 { &[][..] } else { &report.flows[..] };
-    for (index, flow) in flows.iter().enumerate() {
-        let intel = flow.remote().and_then(|r| report.remote_intel.get(&r.ip)).map(|i| &**i);
-        let vendor = report.vendors.get(&flow.id);
-        let facts = FlowFacts { flow, intel, names: report.names.get(&flow.id), vendor };
-        for matched in policy.evaluate(&facts) {
-            let (_, rule) = policy.rule(&matched);
-            let country = finding_country(rule, intel, vendor);
-            findings.push(Finding { flow: index, matched, country, early: false });
+    let flows = if policy.rule_count() == 0 { 0 } else { report.flows.len() };
+    let check = |range: std::ops::Range<usize>, findings: &mut Vec<Finding>| {
+        for (index, flow) in report.flows[range.clone()].iter().enumerate() {
+            let index = range.start + index;
+            let intel = flow.remote().and_then(|r| report.remote_intel.get(&r.ip)).map(|i| &**i);
+            let vendor = report.vendors.get(&flow.id);
+            let facts = FlowFacts { flow, intel, names: report.names.get(&flow.id), vendor };
+            for matched in policy.evaluate(&facts) {
+                let (_, rule) = policy.rule(&matched);
+                let country = finding_country(rule, intel, vendor);
+                findings.push(Finding { flow: index, matched, country, early: false });
+            }
         }
+    };
+    if two_threads {
+        let half = flows / 2;
+        let mut second = Vec::new();
+        crate::parallel::both(|| check(half..flows, &mut second), || check(0..half, findings));
+        findings.append(&mut second);
+    } else {
+        check(0..flows, findings);
     }
-    report.findings = findings;
 }
 
 #[cfg(test)]
@@ -235,6 +272,39 @@ mod tests {
         // The next digest starts empty.
         stage.finish(part(11, 1));
         assert_eq!(stage.take_digest().flows, 1);
+    }
+
+    /// A spare core changes who does the work, not the findings or the
+    /// digest (here as the text and JSON reports show it).
+    #[test]
+    fn a_spare_core_gives_the_findings_and_digest_of_one_thread() {
+        let run = |spare: bool| {
+            let policy = crate::policy::one_rule_policy("inbound", "inbound");
+            let mut stage = Finishing::new(policy, None, Keep::default(), false);
+            if spare {
+                stage.use_spare_core();
+            }
+            let mut found = Vec::new();
+            for first in [1, 5_001] {
+                stage.finish(part(first, 5_000));
+                let p = stage.part();
+                found.extend(p.findings.iter().map(|f| (p.flows[f.flow].id, f.matched.rule)));
+            }
+            let report = AuditReport {
+                policy: stage.policy().clone(),
+                digest: stage.take_digest(),
+                ..AuditReport::default()
+            };
+            let mut json = Vec::new();
+            crate::report::document::write_document(&report, false, &mut json, &mut |_, _| Ok(()))
+                .unwrap();
+            (found, crate::report::text::render(&report, false), String::from_utf8(json).unwrap())
+        };
+        let (one, two) = (run(false), run(true));
+        assert_eq!(one.0.len(), 3_333);
+        assert!(one.0 == two.0, "the findings differ");
+        assert_eq!(one.1, two.1);
+        assert_eq!(one.2, two.2);
     }
 
     #[test]

@@ -311,6 +311,11 @@ impl Finisher {
         }
         self.learn(responses);
         self.live.apply(changes);
+        // The capture is read: the reader's core is free for the parts,
+        // if it is one this process may run on.
+        if thread::available_parallelism().is_ok_and(|n| n.get() > 1) {
+            self.stage.use_spare_core();
+        }
         // Each shard's chunks are in order: the merge takes the earliest
         // head each time.
         let mut heads: Vec<std::collections::VecDeque<Named>> =

@@ -372,17 +372,69 @@ impl Digest {
 
     /// Adds a part of the run.
     pub fn add(&mut self, part: &AuditReport) {
+        self.add_part(part, false);
+    }
+
+    /// [`Self::add`], with the flows' tallies on a second thread while
+    /// this one tallies the findings, for a caller with a core to spare
+    /// (the audit once its capture is read). The two touch different
+    /// fields, so the digest is the one [`Self::add`] makes.
+    pub fn add_on_two_threads(&mut self, part: &AuditReport) {
+        self.add_part(part, true);
+    }
+
+    fn add_part(&mut self, part: &AuditReport, two_threads: bool) {
         let views: Vec<FindingView<'_>> = part.finding_views().collect();
         let flagged: FastSet<usize> = views
             .iter()
             .filter(|v| v.rule.severity >= RESTRICTED)
             .map(|v| v.finding.flow)
             .collect();
-        for (index, f) in part.flows.iter().enumerate() {
-            self.add_flow(part, f, flagged.contains(&index));
+        let add_flows = |d: &mut Digest| {
+            for (index, f) in part.flows.iter().enumerate() {
+                d.add_flow(part, f, flagged.contains(&index));
+            }
+        };
+        if !two_threads {
+            add_flows(self);
+            self.add_findings(part, &views);
+            return;
         }
+        let mut flow_side = self.take_flow_side();
+        crate::parallel::both(|| add_flows(&mut flow_side), || self.add_findings(part, &views));
+        self.put_flow_side(flow_side);
+    }
+
+    /// What [`Self::add_flow`] changes, moved into a digest of its own.
+    fn take_flow_side(&mut self) -> Digest {
+        Digest {
+            keep: self.keep,
+            flows: self.flows,
+            bytes: self.bytes,
+            by_protocol: std::mem::take(&mut self.by_protocol),
+            aggregates: std::mem::take(&mut self.aggregates),
+            provider_names: std::mem::take(&mut self.provider_names),
+            remotes: std::mem::take(&mut self.remotes),
+            remotes_forgotten: self.remotes_forgotten,
+            ..Digest::default()
+        }
+    }
+
+    fn put_flow_side(&mut self, side: Digest) {
+        self.flows = side.flows;
+        self.bytes = side.bytes;
+        self.by_protocol = side.by_protocol;
+        self.aggregates = side.aggregates;
+        self.provider_names = side.provider_names;
+        self.remotes = side.remotes;
+        self.remotes_forgotten = side.remotes_forgotten;
+    }
+
+    /// The findings' tallies of a part: none of the fields `add_flow`
+    /// changes.
+    fn add_findings(&mut self, part: &AuditReport, views: &[FindingView<'_>]) {
         self.findings += views.len() as u64;
-        for v in &views {
+        for v in views {
             *self.by_severity.entry(v.rule.severity).or_default() += 1;
         }
         self.headline.add(views.iter());
@@ -395,9 +447,9 @@ impl Digest {
             tally.add(views.iter().filter(|v| v.finding.matched.pack == pack));
         }
         if self.keep.html {
-            self.add_html(&views);
+            self.add_html(views);
         }
-        for v in &views {
+        for v in views {
             let intel = v.flow.remote().and_then(|r| part.remote_intel.get(&r.ip));
             if self.keep.text {
                 self.add_to_group(v, intel);
