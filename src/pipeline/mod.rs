@@ -17,7 +17,9 @@
 //!   the flows, and in parts of at most [`PART_FLOWS`] hands them to the
 //!   finishing stage (intelligence, vendors, policy, the run's digest,
 //!   `finish`) and then to every [`Sink`]. At the end it
-//!   merges the shards' flows still alive in first-packet order.
+//!   merges the shards' flows still alive in first-packet order, and
+//!   finishes them with the reader's core too (`Finishing::use_spare_core`)
+//!   when the process may run on more than one.
 //! - The answers do not depend on the number of shards: flows (with their
 //!   ids), names, findings, counts, anomalies and the most flows alive at
 //!   once are what one table gives, because sweeps are the reader's, ids
