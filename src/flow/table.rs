@@ -668,7 +668,7 @@ impl FlowTable {
     /// parts of at most `part` flows, in the order of their first packet
     /// (start, first frame, id), so that the flows alive at the end of a
     /// capture never all exist as records at once: only their sort keys do
-    /// (32 bytes a flow).
+    /// (40 bytes a flow).
     pub fn finish_in_parts(mut self, part: usize, mut hand: impl FnMut(Vec<FlowRecord>)) {
         // A finished record is found by its index in `finished`, a live
         // flow by its index in the table (which is left as it is until the

@@ -155,7 +155,7 @@ impl Response {
         // CNAME target → the first name aliasing it, built once: walking
         // the chain by scanning every answer for every hop of every
         // address is cubic in the answers (hundreds fit in one response).
-        // Most answers have no CNAME: the map stays empty, unallocated.
+        // Hashed with ahash, as the other per-packet maps are.
         let mut alias_of: HashMap<&str, &str, ahash::RandomState> = HashMap::default();
         for a in &self.answers {
             if let Rdata::Cname(target) = &a.data {

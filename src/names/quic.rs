@@ -181,7 +181,9 @@ fn crypto_frames(plain: &[u8]) -> Vec<CryptoPiece> {
         }
         let Some(ty) = varint(plain, &mut at) else { break };
         match ty {
-            0x01 => {} // PING
+            // PADDING not in its one-byte form (RFC 9000 lets a receiver
+            // take it), PING.
+            0x00 | 0x01 => {}
             0x02 | 0x03 => {
                 // ACK: largest, delay, range count, first range, ranges (, ECN).
                 let mut ok = (0..2).all(|_| varint(plain, &mut at).is_some());
@@ -249,6 +251,14 @@ pub fn crypto_sni(stream: &[u8]) -> Result<Option<String>, bool> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// PADDING in one-byte runs and in a longer varint form, PING, then
+    /// CRYPTO: the CRYPTO frame is still found.
+    #[test]
+    fn crypto_frames_get_past_padding_in_any_form() {
+        let plain = [0, 0, 0, 0x40, 0x00, 0x01, 0x06, 0x00, 0x03, b'a', b'b', b'c', 0, 0];
+        assert_eq!(crypto_frames(&plain), vec![(0, b"abc".to_vec())]);
+    }
 
     /// RFC 9001 Appendix A.2: the client Initial for example.com.
     const RFC9001_A2: &[u8] = include_bytes!("testdata/rfc9001-a2-client-initial.bin");

@@ -477,12 +477,13 @@ pub(super) fn write_records(
         escape_into(&mut b, o);
         b
     });
-    let rules = report
-        .policy
-        .packs
-        .iter()
-        .map(|pack| pack.rules.iter().map(|rule| rule_json(pack, rule)).collect())
-        .collect();
+    // Only what finding records need.
+    let rules = if records.findings && !report.findings.is_empty() {
+        let packs = report.policy.packs.iter();
+        packs.map(|pack| pack.rules.iter().map(|rule| rule_json(pack, rule)).collect()).collect()
+    } else {
+        Vec::new()
+    };
     let pieces =
         RecordPieces { report, cached, files, rules, records, array: array.is_some(), observer };
     let chunks = report.flows.len().div_ceil(RENDER_CHUNK);
@@ -634,16 +635,9 @@ impl RecordPieces<'_> {
                 while let Some(f) = findings.next_if(|f| f.flow == index) {
                     if self.records.findings {
                         let view = report.finding_view(f);
-                        let m = &f.matched;
-                        // Rendered from the same policy as the view's rule.
-                        let rendered_here;
-                        let rule_json = match self.rules.get(m.pack).and_then(|r| r.get(m.rule)) {
-                            Some(json) => json.as_slice(),
-                            None => {
-                                rendered_here = rule_json(view.pack, view.rule);
-                                &rendered_here
-                            }
-                        };
+                        // Rendered from the policy `finding_view` has just
+                        // found the rule in.
+                        let rule_json = &self.rules[f.matched.pack][f.matched.rule];
                         let finding = Some(FindingRecord { view: &view, rule_json });
                         record(buf, &|b| write_record(b, rec, file, intel, names, vendor, finding));
                     }
