@@ -39,18 +39,19 @@ struct Keys {
 /// info is built on the stack: this runs four times per Initial packet.
 fn expand_label(secret: &Hkdf<Sha256>, label: &[u8], out: &mut [u8]) -> bool {
     const PREFIX: &[u8] = b"tls13 ";
-    let mut info = [0u8; 4 + PREFIX.len() + 32];
+    let mut buf = [0u8; 4 + PREFIX.len() + 32];
     let full = PREFIX.len() + label.len();
-    let (Ok(len), Ok(full_len)) = (u16::try_from(out.len()), u8::try_from(full)) else {
+    let (Ok(len), Ok(full_len), Some(info)) =
+        (u16::try_from(out.len()), u8::try_from(full), buf.get_mut(..4 + full))
+    else {
         return false;
     };
-    let Some(end) = (4 + full <= info.len()).then_some(4 + full) else { return false };
     info[..2].copy_from_slice(&len.to_be_bytes());
     info[2] = full_len;
     info[3..3 + PREFIX.len()].copy_from_slice(PREFIX);
     info[3 + PREFIX.len()..3 + full].copy_from_slice(label);
-    // info[3 + full] is the empty context's length, 0.
-    secret.expand(&info[..end], out).is_ok()
+    // The last byte is the empty context's length, 0.
+    secret.expand(info, out).is_ok()
 }
 
 fn client_keys(version: u32, dcid: &[u8]) -> Option<Keys> {

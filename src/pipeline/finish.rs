@@ -215,8 +215,7 @@ fn find(report: &AuditReport, two_threads: bool, findings: &mut Vec<Finding>) {
     // Without rules the pass over every flow would find nothing.
     let flows = if policy.rule_count() == 0 { 0 } else { report.flows.len() };
     let check = |range: std::ops::Range<usize>, findings: &mut Vec<Finding>| {
-        for (index, flow) in report.flows[range.clone()].iter().enumerate() {
-            let index = range.start + index;
+        for (index, flow) in range.clone().zip(&report.flows[range]) {
             let intel = flow.remote().and_then(|r| report.remote_intel.get(&r.ip)).map(|i| &**i);
             let vendor = report.vendors.get(&flow.id);
             let facts = FlowFacts { flow, intel, names: report.names.get(&flow.id), vendor };

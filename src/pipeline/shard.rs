@@ -10,9 +10,10 @@
 //!   each shard the sweeps, at the packets where one table would have
 //!   swept. With the frame-derived flow ids, each flow is the one a
 //!   single table makes, with the same id, whatever the number of shards,
-//!   unless a bound is reached: each shard holds up to `--max-flows` flows and
-//!   [`MAX_TUNNELS`](crate::flow::MAX_TUNNELS) tunnels, so which flows are
-//!   pushed out, once one shard is full, depends on the number of shards.
+//!   unless a bound is reached: each shard holds up to `--max-flows`
+//!   flows and [`MAX_TUNNELS`](crate::flow::MAX_TUNNELS) tunnels, so
+//!   which flows are pushed out, once one shard is full, depends on the
+//!   number of shards.
 //!   A tunnel mirror is one address pair, so one shard: it is bounded as
 //!   one table would be.
 //! - A shard keeps no DNS map: it hands the responses it parses on, with
