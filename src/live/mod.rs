@@ -53,7 +53,7 @@ use crate::pipeline::{
 use crate::policy::{finding_country, FlowFacts, Policy, Severity};
 use crate::report::digest::Keep;
 use crate::report::findings::FindingView;
-use crate::report::flows::{rule_json, write_record, FindingRecord, IntelFields, IntelJsonCache};
+use crate::report::flows::{rule_json, FindingRecord, FlowJson, IntelFields, IntelJsonCache};
 use crate::report::json::escape_into;
 use crate::report::{AuditReport, CaptureStats, Finding, InputSummary, LivePeriod, StoreStats};
 use crate::time::Timestamp;
@@ -666,9 +666,6 @@ impl Outputs {
                 file: Path::new(&self.interface),
             };
             let mut line = self.record_line(flow, facts, Some(&view));
-            if let Some(name) = &self.observer {
-                crate::report::flows::with_observer(&mut line, 0, name);
-            }
             if let Some(file) = &evidence_file {
                 // ECS `file.path`: where the flow's packets are.
                 if line.pop() == Some(b'}') {
@@ -692,21 +689,25 @@ impl Outputs {
         }
     }
 
-    /// The JSON record of `flow`, or of one of its findings.
+    /// The JSON record of `flow` (for the store, without `observer`), or
+    /// of one of its findings (an alert, with it).
     fn record_line(
         &self,
         flow: &FlowRecord,
         facts: &AlertFacts<'_>,
         finding: Option<&FindingView<'_>>,
     ) -> Vec<u8> {
-        let mut line = Vec::with_capacity(1024);
         let (intel, names, vendor) = (facts.intel_json, facts.names, facts.vendor);
+        let mut flow_json = FlowJson::default();
+        let Some(view) = finding else {
+            flow_json.render(flow, &self.file, intel, names, vendor, None);
+            return flow_json.bytes().to_vec();
+        };
+        flow_json.render(flow, &self.file, intel, names, vendor, self.observer.as_deref());
         // Alerts are few: their rule is rendered for each.
-        let rule_json = finding.map(|view| rule_json(view.pack, view.rule));
-        let finding = finding
-            .zip(rule_json.as_deref())
-            .map(|(view, rule_json)| FindingRecord { view, rule_json });
-        write_record(&mut line, flow, &self.file, intel, names, vendor, finding);
+        let rule_json = rule_json(view.pack, view.rule);
+        let mut line = Vec::with_capacity(flow_json.bytes().len() + 1024);
+        flow_json.write_finding(&mut line, FindingRecord { view, rule_json: &rule_json });
         line
     }
 

@@ -24,6 +24,17 @@ impl<'a> JsonObject<'a> {
         Self { buf, empty: true }
     }
 
+    /// An object whose `{` is in `buf` already (copied there with no
+    /// field after it): fields added go after it, and `end` closes it.
+    pub fn opened(buf: &'a mut Vec<u8>) -> Self {
+        Self { buf, empty: true }
+    }
+
+    /// Where the next field goes: the length of the buffer.
+    pub fn position(&self) -> usize {
+        self.buf.len()
+    }
+
     fn key(&mut self, key: &str) {
         if !self.empty {
             self.buf.push(b',');
