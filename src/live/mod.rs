@@ -701,7 +701,7 @@ impl Outputs {
         let mut flow_json = FlowJson::default();
         let Some(view) = finding else {
             flow_json.render(flow, &self.file, intel, names, vendor, None);
-            return flow_json.bytes().to_vec();
+            return flow_json.into_bytes();
         };
         flow_json.render(flow, &self.file, intel, names, vendor, self.observer.as_deref());
         // Alerts are few: their rule is rendered for each.
