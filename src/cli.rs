@@ -244,7 +244,7 @@ pub struct AuditArgs {
     #[arg(long)]
     pub flows: bool,
 
-    /// Where the report goes (default: standard output).
+    /// Where the report goes (default, or `-`: standard output).
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 

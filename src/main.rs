@@ -91,7 +91,14 @@ fn refuse_input_as_output(output: &std::path::Path, inputs: &[PathBuf]) -> anyho
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Audit(args) => run_audit(&args),
+        Command::Audit(mut args) => {
+            // `-o -`: standard output, as `-` is standard input among the
+            // captures (not a file named `-`).
+            if args.output.as_deref().is_some_and(|o| o.as_os_str() == "-") {
+                args.output = None;
+            }
+            run_audit(&args)
+        }
         Command::Lookup(args) => lookup::run_lookup(&args),
         Command::Db(cmd) => lookup::run_db(cmd),
         Command::Rules(RulesCommand::Check { files, intel }) => run_rules_check(&files, &intel),

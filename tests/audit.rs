@@ -451,6 +451,21 @@ fn output_file_gets_the_report_and_stderr_the_headline() {
 }
 
 #[test]
+fn output_dash_is_standard_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let capture = fixture("quickstart.pcap");
+    let out = Command::new(env!("CARGO_BIN_EXE_xborder"))
+        .args(["audit", "--format", "jsonl", "--flows", "-o", "-"])
+        .arg(&capture)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).lines().count(), 6, "the records, on standard output");
+    assert!(!dir.path().join("-").exists(), "no file named -");
+}
+
+#[test]
 fn names_from_dns_tls_and_http() {
     let (flows, out) = audit_flows(&[fixture("names.pcap")], &["--no-intel"]);
     assert!(out.status.success(), "{}", stderr(&out));
