@@ -135,18 +135,18 @@ impl Conditions {
 
     fn holds(&self, f: &FlowFacts<'_>) -> Holds {
         let sides = f.flow.sides();
-        let plain = [
-            one_of(&self.direction, |d| *d == f.flow.direction),
-            one_of(&self.transport, |p| *p == f.flow.protocol),
-            one_of(&self.remote_port, |(lo, hi)| {
+        // In order of cost, each only when the ones before held: most
+        // rules fail on most flows at the first test.
+        let plain = one_of(&self.direction, |d| *d == f.flow.direction)
+            && one_of(&self.transport, |p| *p == f.flow.protocol)
+            && one_of(&self.remote_port, |(lo, hi)| {
                 sides.remote.port.is_some_and(|p| (*lo..=*hi).contains(&p))
-            }),
-            one_of(&self.cidr, |n| n.contains(&sides.remote.ip)),
-            one_of(&self.local, |n| n.contains(&sides.local.ip)),
-            self.min_bytes_out.is_none_or(|min| sides.sent.bytes >= min),
-            one_of(&self.domain_suffix, |s| f.names().any(|n| has_suffix(n, s))),
-        ];
-        if plain.contains(&false) {
+            })
+            && self.min_bytes_out.is_none_or(|min| sides.sent.bytes >= min)
+            && one_of(&self.cidr, |n| n.contains(&sides.remote.ip))
+            && one_of(&self.local, |n| n.contains(&sides.local.ip))
+            && one_of(&self.domain_suffix, |s| f.names().any(|n| has_suffix(n, s)));
+        if !plain {
             return Holds::No;
         }
         let intel = f.intel;
@@ -164,52 +164,47 @@ impl Conditions {
             Some(None) => false,
         };
         let i = intel;
-        let facts = [
-            fact(
-                "hosting_country",
-                self.hosting_country
-                    .as_ref()
-                    .map(|v| i.and_then(|i| i.country).map(|c| v.contains(&c))),
-            ),
-            fact(
-                "jurisdiction",
-                self.jurisdiction
-                    .as_ref()
-                    .map(|v| i.and_then(|i| i.jurisdiction).map(|c| v.contains(&c))),
-            ),
-            fact(
-                "provider",
-                self.provider
-                    .as_ref()
-                    .map(|v| i.and_then(|i| i.provider.as_ref()).map(|p| v.contains(p))),
-            ),
-            fact(
-                "service",
-                self.service.as_ref().map(|v| {
-                    i.and_then(|i| i.service.as_deref()).map(|s| v.iter().any(|x| x == s))
-                }),
-            ),
-            fact(
-                "region",
-                self.region
-                    .as_ref()
-                    .map(|v| i.and_then(|i| i.region.as_deref()).map(|s| v.iter().any(|x| x == s))),
-            ),
-            fact("asn", self.asn.as_ref().map(|v| i.and_then(|i| i.asn).map(|a| v.contains(&a)))),
-            fact(
-                "vendor",
-                self.vendor
-                    .as_ref()
-                    .map(|v| f.vendor_fact(|m| v.iter().any(|id| **id == *m.vendor.id))),
-            ),
-            fact(
-                "vendor_jurisdiction",
-                self.vendor_jurisdiction
-                    .as_ref()
-                    .map(|v| f.vendor_fact(|m| v.contains(&m.vendor.jurisdiction))),
-            ),
-        ];
-        if facts.contains(&false) {
+        // Also in order, each only when the ones before held.
+        let facts = fact(
+            "hosting_country",
+            self.hosting_country
+                .as_ref()
+                .map(|v| i.and_then(|i| i.country).map(|c| v.contains(&c))),
+        ) && fact(
+            "jurisdiction",
+            self.jurisdiction
+                .as_ref()
+                .map(|v| i.and_then(|i| i.jurisdiction).map(|c| v.contains(&c))),
+        ) && fact(
+            "provider",
+            self.provider
+                .as_ref()
+                .map(|v| i.and_then(|i| i.provider.as_ref()).map(|p| v.contains(p))),
+        ) && fact(
+            "service",
+            self.service
+                .as_ref()
+                .map(|v| i.and_then(|i| i.service.as_deref()).map(|s| v.iter().any(|x| x == s))),
+        ) && fact(
+            "region",
+            self.region
+                .as_ref()
+                .map(|v| i.and_then(|i| i.region.as_deref()).map(|s| v.iter().any(|x| x == s))),
+        ) && fact(
+            "asn",
+            self.asn.as_ref().map(|v| i.and_then(|i| i.asn).map(|a| v.contains(&a))),
+        ) && fact(
+            "vendor",
+            self.vendor
+                .as_ref()
+                .map(|v| f.vendor_fact(|m| v.iter().any(|id| **id == *m.vendor.id))),
+        ) && fact(
+            "vendor_jurisdiction",
+            self.vendor_jurisdiction
+                .as_ref()
+                .map(|v| f.vendor_fact(|m| v.contains(&m.vendor.jurisdiction))),
+        );
+        if !facts {
             Holds::No
         } else if unknown.is_empty() {
             Holds::Yes
