@@ -214,6 +214,13 @@ fn run_audit(args: &AuditArgs) -> anyhow::Result<ExitCode> {
     };
     let evidence = match &args.evidence {
         Some(path) => {
+            if path.as_os_str() == "-" {
+                // `-o -` is standard output; the evidence never is.
+                anyhow::bail!(
+                    "--evidence -: the evidence is a pcapng file; name one \
+                     (standard output is the report's)"
+                );
+            }
             if args.paths.iter().any(|p| p.as_os_str() == "-") {
                 anyhow::bail!(
                     "--evidence reads the inputs a second time, which standard input cannot be: \

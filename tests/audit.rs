@@ -462,6 +462,26 @@ fn output_dash_is_standard_output() {
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out).lines().count(), 6, "the records, on standard output");
+    assert!(!stderr(&out).contains("report:"), "{}", stderr(&out));
+    assert!(!dir.path().join("-").exists(), "no file named -");
+    // The text report, on standard output with its headline, as without -o.
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_xborder"))
+            .arg("audit")
+            .args(args)
+            .arg(&capture)
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    let (dash, none) = (run(&["-o", "-"]), run(&[]));
+    assert!(dash.status.success(), "{}", stderr(&dash));
+    assert_eq!(stdout(&dash), stdout(&none));
+    assert_eq!(stderr(&dash), "");
+    // Evidence is a file: `--evidence -` is refused, not a file named -.
+    let evidence = run(&["--evidence", "-"]);
+    assert_eq!(evidence.status.code(), Some(2));
+    assert!(stderr(&evidence).contains("--evidence -: the evidence is a pcapng file"));
     assert!(!dir.path().join("-").exists(), "no file named -");
 }
 

@@ -135,8 +135,7 @@ impl Conditions {
 
     fn holds(&self, f: &FlowFacts<'_>) -> Holds {
         let sides = f.flow.sides();
-        // In order of cost, each only when the ones before held: most
-        // rules fail on most flows at the first test.
+        // In order of cost, each only when the ones before held.
         let plain = one_of(&self.direction, |d| *d == f.flow.direction)
             && one_of(&self.transport, |p| *p == f.flow.protocol)
             && one_of(&self.remote_port, |(lo, hi)| {
@@ -164,7 +163,11 @@ impl Conditions {
             Some(None) => false,
         };
         let i = intel;
-        // Also in order, each only when the ones before held.
+        // Also in order, each only when the ones before held: most rules
+        // fail most flows here (the shipped rules' plain test is at most
+        // the direction), on the jurisdiction or hosting country. When
+        // the block holds, every fact has been tested, so `unknown` lists
+        // them all in this order.
         let facts = fact(
             "hosting_country",
             self.hosting_country

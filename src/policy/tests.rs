@@ -270,6 +270,34 @@ fn unknown_facts_follow_the_rules_choice_and_never_touch_special_addresses() {
     assert!(matches(&rules("match"), &f, Some(&multicast), None).is_empty());
 }
 
+/// Facts are tested in order and stop at the first that fails: every
+/// unknown fact is listed, in the rule's order, when the others hold, and a
+/// false fact before or after an unknown one means no match.
+#[test]
+fn unknown_facts_are_listed_in_order_and_a_false_fact_wins() {
+    let rule = |facts: &str| Policy {
+        packs: vec![pack(&format!(
+            "[[rule]]\nid = \"r\"\ntitle = \"t\"\nseverity = \"high\"\nwhen_unknown = \"match\"\n\
+             [rule.match]\n{facts}"
+        ))],
+    };
+    // Public, hosted in the US, no provider, no ASN: jurisdiction, provider
+    // and asn are unknown; hosting_country is known.
+    let public = intel("8.8.8.8", Some("US"), None);
+    let f = flow("10.0.0.1", "8.8.8.8", 443, Direction::Outbound, 1);
+    let unknowns = rule("jurisdiction = \"CN\"\nprovider = \"alibaba_cloud\"\nasn = 37963\n");
+    assert_eq!(
+        matches(&unknowns, &f, Some(&public), None),
+        ["r (unknown jurisdiction, provider, asn)"]
+    );
+    let unknown_then_false = rule("jurisdiction = \"CN\"\nasn = 37963\nhosting_country = \"CN\"\n");
+    assert!(matches(&unknown_then_false, &f, Some(&public), None).is_empty());
+    let false_then_unknown = rule("hosting_country = \"CN\"\njurisdiction = \"CN\"\n");
+    assert!(matches(&false_then_unknown, &f, Some(&public), None).is_empty());
+    let true_then_unknown = rule("hosting_country = \"US\"\nasn = 37963\n");
+    assert_eq!(matches(&true_then_unknown, &f, Some(&public), None), ["r (unknown asn)"]);
+}
+
 #[test]
 fn unless_excepts_hosts_and_domains() {
     let p = Policy {
