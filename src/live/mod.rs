@@ -701,7 +701,10 @@ impl Outputs {
         let mut flow_json = FlowJson::default();
         let Some(view) = finding else {
             flow_json.render(flow, &self.file, intel, names, vendor, None);
-            return flow_json.into_bytes();
+            // A copy of exactly the record's size: store records wait in a
+            // queue of up to 65,536, where the rendering buffer's spare
+            // room (up to as much again) would be held too.
+            return flow_json.bytes().to_vec();
         };
         flow_json.render(flow, &self.file, intel, names, vendor, self.observer.as_deref());
         // Alerts are few: their rule is rendered for each.

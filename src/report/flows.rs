@@ -241,11 +241,6 @@ impl FlowJson {
         &self.bytes
     }
 
-    /// The record just rendered, handed over rather than copied.
-    pub fn into_bytes(self) -> Vec<u8> {
-        self.bytes
-    }
-
     /// Renders the record of `rec` in place of the last one; `file` is
     /// the input's path and `observer` the `observer.name`, both already
     /// JSON strings; `intel` describes the remote end.
