@@ -636,6 +636,7 @@ impl RecordPieces<'_> {
             }
         };
         let mut flow_json = FlowJson::default();
+        let observer = self.observer.as_deref();
         // Findings are in flow order.
         let mut findings = report.findings[report.findings.partition_point(|f| f.flow < start)..]
             .iter()
@@ -667,7 +668,6 @@ impl RecordPieces<'_> {
                     .map_or(&b"\"\""[..], Vec::as_slice);
                 let names = report.names.get(&rec.id);
                 let vendor = report.vendors.get(&rec.id);
-                let observer = self.observer.as_deref();
                 flow_json.render(rec, file, intel, names, vendor, observer);
                 if self.records.flows {
                     record(buf, &|b| b.extend_from_slice(flow_json.bytes()));
