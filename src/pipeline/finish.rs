@@ -13,13 +13,15 @@
 //!   random sources must not grow it); with `render_json` its
 //!   intelligence is rendered as JSON once too.
 //! - With a core to spare ([`Finishing::use_spare_core`]), a part of at
-//!   least [`TWO_THREADS_FROM`] flows is checked against the rules and
-//!   added to the digest on two threads; the part and the digest are
-//!   the ones one thread makes.
+//!   least [`TWO_THREADS_FROM`] flows has its new addresses looked up,
+//!   its vendors attributed, its flows checked against the rules and its
+//!   tallies added to the digest on two threads; the part, the cache and
+//!   the digest are the ones one thread makes.
 //! - The digest's rules are the policy's by index: a new policy
 //!   ([`Finishing::replace_knowledge`]) goes with a new digest, after the
 //!   caller has taken the old one.
 
+use std::collections::HashSet;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -68,6 +70,11 @@ impl Finishing {
     /// parts use it.
     pub fn use_spare_core(&mut self) {
         self.spare_core = true;
+    }
+
+    /// Whether a part of `flows` flows is worth the spare core, if any.
+    pub fn two_threads_for(&self, flows: usize) -> bool {
+        self.spare_core && flows >= TWO_THREADS_FROM
     }
 
     pub fn set_intel(&mut self, db: IntelDb) {
@@ -142,6 +149,28 @@ impl Finishing {
         Some(intel.clone())
     }
 
+    /// [`Self::intel`] of every flow's remote address, the addresses not
+    /// yet cached looked up on two threads, then cached (and rendered) in
+    /// the order the flows name them, as one thread does it.
+    fn look_up_new_addresses(&mut self) {
+        let Some(db) = self.db.as_ref() else { return };
+        let cache = &mut self.part.remote_intel;
+        let mut new: Vec<IpAddr> = Vec::new();
+        let mut listed: HashSet<IpAddr, ahash::RandomState> = HashSet::default();
+        for ip in self.part.flows.iter().filter_map(|f| f.remote().map(|r| r.ip)) {
+            if !cache.contains_key(&ip) && listed.insert(ip) {
+                new.push(ip);
+            }
+        }
+        let found = crate::parallel::map_in_order(new, true, |ip| (ip, db.lookup(ip)));
+        for (ip, intel) in found {
+            if self.render_json {
+                self.json.render(ip, &intel);
+            }
+            cache.insert(ip, Arc::new(intel));
+        }
+    }
+
     /// The vendor of a flow's names (`None` without intelligence).
     pub fn vendor(&self, names: &FlowNames) -> Option<VendorMatch> {
         self.db.as_ref()?.vendors.of_names(names)
@@ -161,7 +190,10 @@ impl Finishing {
             }
             part.flows.push(flow);
         }
-        if self.db.is_some() {
+        let two_threads = self.two_threads_for(self.part.flows.len());
+        if two_threads {
+            self.look_up_new_addresses();
+        } else if self.db.is_some() {
             for i in 0..self.part.flows.len() {
                 if let Some(ip) = self.part.flows[i].remote().map(|r| r.ip) {
                     self.intel(ip);
@@ -169,10 +201,9 @@ impl Finishing {
             }
         }
         match &self.db {
-            Some(db) => attribute_vendors(&mut self.part, &db.vendors),
+            Some(db) => attribute_vendors(&mut self.part, &db.vendors, two_threads),
             None => self.part.vendors.clear(),
         }
-        let two_threads = self.spare_core && self.part.flows.len() >= TWO_THREADS_FROM;
         evaluate(&mut self.part, two_threads);
         if two_threads {
             self.digest.add_on_two_threads(&self.part);
@@ -183,13 +214,14 @@ impl Finishing {
 }
 
 /// Attributes each flow's names to the vendor whose product they belong to
-/// ([`VendorCatalogue::of_names`]).
-fn attribute_vendors(report: &mut AuditReport, vendors: &VendorCatalogue) {
-    report.vendors = report
-        .names
-        .iter()
-        .filter_map(|(id, names)| Some((*id, vendors.of_names(names)?)))
-        .collect();
+/// ([`VendorCatalogue::of_names`]); `two_threads`: each half of the flows
+/// on its own thread.
+fn attribute_vendors(report: &mut AuditReport, vendors: &VendorCatalogue, two_threads: bool) {
+    let named: Vec<(&u64, &FlowNames)> = report.names.iter().collect();
+    let found = crate::parallel::map_in_order(named, two_threads, |(id, names)| {
+        Some((*id, vendors.of_names(names)?))
+    });
+    report.vendors = found.into_iter().flatten().collect();
 }
 
 /// [`evaluate`] with `policy`.
@@ -242,13 +274,15 @@ mod tests {
     use crate::flow::Direction;
     use crate::report::flows::tests::flow;
 
-    /// Flows `first..first + n`, every third inbound.
+    /// Flows `first..first + n`, every third inbound, to 500 remote
+    /// addresses.
     fn part(first: u64, n: u64) -> Vec<(FlowRecord, FlowNames)> {
-        let remote = "198.51.100.1".parse().unwrap();
         (first..first + n)
             .map(|id| {
                 let direction = if id % 3 == 0 { Direction::Inbound } else { Direction::Outbound };
-                (flow(id, remote, direction), FlowNames::default())
+                let host = (id % 500) as u16;
+                let remote = std::net::Ipv4Addr::new(198, 51, 100 + (host / 250) as u8, host as u8);
+                (flow(id, remote.into(), direction), FlowNames::default())
             })
             .collect()
     }
@@ -274,11 +308,24 @@ mod tests {
     }
 
     /// A spare core changes who does the work, not the findings or the
-    /// digest (here as the text and JSON reports show it).
+    /// digest (here as the text and JSON reports show it), with one rule
+    /// and with several (whose groups the two threads share out).
     #[test]
     fn a_spare_core_gives_the_findings_and_digest_of_one_thread() {
+        let one_rule = crate::policy::one_rule_policy("inbound", "inbound");
+        let several = crate::policy::rules_policy(&[
+            ("in", "low", "inbound"),
+            ("out", "high", "outbound"),
+            ("out-too", "medium", "outbound"),
+        ]);
+        for (policy, findings) in [(one_rule, 3_333), (several, 16_667)] {
+            spare_core_gives_what_one_thread_gives(&policy, findings);
+        }
+    }
+
+    fn spare_core_gives_what_one_thread_gives(policy: &Policy, findings: usize) {
         let run = |spare: bool| {
-            let policy = crate::policy::one_rule_policy("inbound", "inbound");
+            let policy = policy.clone();
             let mut stage = Finishing::new(policy, None, Keep::default(), false);
             if spare {
                 stage.use_spare_core();
@@ -300,7 +347,7 @@ mod tests {
             (found, crate::report::text::render(&report, false), String::from_utf8(json).unwrap())
         };
         let (one, two) = (run(false), run(true));
-        assert_eq!(one.0.len(), 3_333);
+        assert_eq!(one.0.len(), findings);
         assert!(one.0 == two.0, "the findings differ");
         assert_eq!(one.1, two.1);
         assert_eq!(one.2, two.2);

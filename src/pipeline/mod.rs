@@ -366,13 +366,15 @@ impl Finisher {
     fn finish_part(&mut self, flows: Vec<Named>, sinks: &mut [&mut (dyn Sink + Send)]) {
         self.flows += flows.len() as u64;
         let dns = &self.dns;
-        self.stage.finish(flows.into_iter().map(|(flow, names)| {
+        let two_threads = self.stage.two_threads_for(flows.len());
+        let named = crate::parallel::map_in_order(flows, two_threads, |(flow, names)| {
             let mut names = names.unwrap_or_default();
             if !dns.is_empty() {
                 names.dns = dns.names_at(flow.remote().map(|r| r.ip), flow.start);
             }
             (flow, names)
-        }));
+        });
+        self.stage.finish(named);
         if let Some(p) = &self.progress {
             p.flows.store(self.flows, Ordering::Relaxed);
         }

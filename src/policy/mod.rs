@@ -518,11 +518,21 @@ mod tests;
 /// (`inbound`, `outbound`, …), for other modules' tests.
 #[cfg(test)]
 pub(crate) fn one_rule_policy(id: &str, direction: &str) -> Policy {
-    let text = format!(
-        "[pack]\nname = \"p\"\ndescription = \"d\"\nsource = \"s\"\nversion = \"1\"\n\
-         [[rule]]\nid = \"{id}\"\ntitle = \"{id}\"\nseverity = \"low\"\n\
-         [rule.match]\ndirection = \"{direction}\"\n"
+    rules_policy(&[(id, "low", direction)])
+}
+
+/// A pack of rules (id, severity, direction), for tests.
+#[cfg(test)]
+pub(crate) fn rules_policy(rules: &[(&str, &str, &str)]) -> Policy {
+    let mut text = String::from(
+        "[pack]\nname = \"p\"\ndescription = \"d\"\nsource = \"s\"\nversion = \"1\"\n",
     );
+    for (id, severity, direction) in rules {
+        text.push_str(&format!(
+            "[[rule]]\nid = \"{id}\"\ntitle = \"{id}\"\nseverity = \"{severity}\"\n\
+             [rule.match]\ndirection = \"{direction}\"\n"
+        ));
+    }
     let (providers, vendors) = Default::default();
     let catalogues = Catalogues { providers: &providers, vendors: &vendors };
     let (pack, _) = RulePack::parse(&text, std::path::Path::new("p.toml"), catalogues).unwrap();

@@ -375,10 +375,12 @@ impl Digest {
         self.add_part(part, false);
     }
 
-    /// [`Self::add`], with the flows' tallies on a second thread while
-    /// this one tallies the findings, for a caller with a core to spare
-    /// (the audit once its capture is read). The two touch different
-    /// fields, so the digest is the one [`Self::add`] makes.
+    /// [`Self::add`] on two threads, for a caller with a core to spare
+    /// (the audit once its capture is read): a second thread tallies the
+    /// flows and the findings of some rules (the heaviest part of a
+    /// finding's cost), this one the other rules' and everything else of
+    /// the findings. Each thread touches its own fields and rules, so the
+    /// digest is the one [`Self::add`] makes.
     pub fn add_on_two_threads(&mut self, part: &AuditReport) {
         self.add_part(part, true);
     }
@@ -398,11 +400,62 @@ impl Digest {
         if !two_threads {
             add_flows(self);
             self.add_findings(part, &views);
+            if self.keep.text {
+                add_to_groups(&mut self.groups, part, &views, true);
+            }
             return;
         }
         let mut flow_side = self.take_flow_side();
-        crate::parallel::both(|| add_flows(&mut flow_side), || self.add_findings(part, &views));
+        let mut helper_groups = if self.keep.text {
+            self.take_groups_for_helper(part.flows.len(), &views)
+        } else {
+            BTreeMap::new()
+        };
+        crate::parallel::both(
+            || {
+                add_flows(&mut flow_side);
+                add_to_groups(&mut helper_groups, part, &views, false);
+            },
+            || {
+                self.add_findings(part, &views);
+                if self.keep.text {
+                    add_to_groups(&mut self.groups, part, &views, false);
+                }
+            },
+        );
         self.put_flow_side(flow_side);
+        self.groups.append(&mut helper_groups);
+    }
+
+    /// Shares out the rules with findings in the part, those of most
+    /// findings first, each to the thread with less work so far (a flow
+    /// counts one, a finding one and a finding in a group three, about
+    /// what they cost). The helper's groups are moved out and returned;
+    /// this thread's are made here if new. Each side then adds to the
+    /// groups it holds only, so no rule is tallied twice or missed.
+    fn take_groups_for_helper(
+        &mut self,
+        flows: usize,
+        views: &[FindingView<'_>],
+    ) -> BTreeMap<RuleKey, RuleTally> {
+        let mut found: BTreeMap<RuleKey, usize> = BTreeMap::new();
+        for v in views {
+            *found.entry(rule_key(v)).or_default() += 1;
+        }
+        let mut by_weight: Vec<(RuleKey, usize)> = found.into_iter().collect();
+        by_weight.sort_by_key(|&(key, n)| (Reverse(n), key));
+        let (mut helper, mut here) = (flows, views.len());
+        let mut taken = BTreeMap::new();
+        for (key, n) in by_weight {
+            if helper <= here {
+                helper += 3 * n;
+                taken.insert(key, self.groups.remove(&key).unwrap_or_default());
+            } else {
+                here += 3 * n;
+                self.groups.entry(key).or_default();
+            }
+        }
+        taken
     }
 
     /// What [`Self::add_flow`] changes, moved into a digest of its own.
@@ -430,8 +483,8 @@ impl Digest {
         self.remotes_forgotten = side.remotes_forgotten;
     }
 
-    /// The findings' tallies of a part: none of the fields `add_flow`
-    /// changes.
+    /// The findings' tallies of a part but the groups: none of the fields
+    /// `add_flow` changes.
     fn add_findings(&mut self, part: &AuditReport, views: &[FindingView<'_>]) {
         self.findings += views.len() as u64;
         for v in views {
@@ -449,12 +502,9 @@ impl Digest {
         if self.keep.html {
             self.add_html(views);
         }
-        for v in views {
-            let intel = v.flow.remote().and_then(|r| part.remote_intel.get(&r.ip));
-            if self.keep.text {
-                self.add_to_group(v, intel);
-            }
-            if self.keep.html {
+        if self.keep.html {
+            for v in views {
+                let intel = v.flow.remote().and_then(|r| part.remote_intel.get(&r.ip));
                 self.keep_if_severe(v, intel);
             }
         }
@@ -552,58 +602,6 @@ impl Digest {
         }
     }
 
-    fn add_to_group(&mut self, v: &FindingView<'_>, intel: Option<&Arc<Intel>>) {
-        let m = &v.finding.matched;
-        let rule = self.groups.entry((Reverse(v.rule.severity), m.pack, m.rule)).or_default();
-        let (local, remote) = (v.sides.local.ip, v.sides.remote.ip);
-        let host = rule.hosts.entry(local).or_default();
-        host.flows += 1;
-        host.bytes_out += v.sides.sent.bytes;
-        host.bytes_in += v.sides.received.bytes;
-        if rule.endpoints.len() >= ENDPOINTS_PER_RULE
-            && !rule.endpoints.contains_key(&(local, remote))
-        {
-            rule.forget_light_endpoints();
-        }
-        let first = || FirstSeen {
-            order: (v.flow.start, v.flow.first_frame, v.flow.id),
-            frame: v.flow.first_frame,
-            start: v.flow.start,
-            intel: intel.cloned(),
-            name: v.name().map(Into::into),
-            vendor: v.vendor.cloned().map(Box::new),
-            unknown: v.finding.matched.unknown.clone(),
-            tunnels: v.flow.tunnels.clone(),
-        };
-        let e = match rule.endpoints.entry((local, remote)) {
-            Entry::Occupied(e) => {
-                let e = e.into_mut();
-                if (v.flow.start, v.flow.first_frame, v.flow.id) < e.first.order {
-                    e.first = first();
-                }
-                e
-            }
-            Entry::Vacant(e) => e.insert(EndpointTally {
-                flows: 0,
-                bytes_out: 0,
-                bytes_in: 0,
-                ports: Vec::new(),
-                first: first(),
-            }),
-        };
-        e.flows += 1;
-        e.bytes_out += v.sides.sent.bytes;
-        e.bytes_in += v.sides.received.bytes;
-        if let Some(port) = v.sides.remote.port {
-            if let Err(at) = e.ports.binary_search(&port) {
-                if at < PORTS_KEPT {
-                    e.ports.insert(at, port);
-                    e.ports.truncate(PORTS_KEPT);
-                }
-            }
-        }
-    }
-
     fn keep_if_severe(&mut self, v: &FindingView<'_>, intel: Option<&Arc<Intel>>) {
         let m = &v.finding.matched;
         let key =
@@ -628,6 +626,78 @@ impl Digest {
     /// Bytes out of flagged flows per start time (nanoseconds), in order.
     pub fn timeline_points(&self) -> impl Iterator<Item = (i64, u64)> + '_ {
         self.timeline.iter().map(|(at, b)| (at << self.timeline_shift, *b))
+    }
+}
+
+/// Adds the findings of `views` to their rules' groups in `groups`: every
+/// rule's with `all`, else only those of the rules whose group it holds.
+fn add_to_groups(
+    groups: &mut BTreeMap<RuleKey, RuleTally>,
+    part: &AuditReport,
+    views: &[FindingView<'_>],
+    all: bool,
+) {
+    for v in views {
+        let key = rule_key(v);
+        let rule = if all { Some(groups.entry(key).or_default()) } else { groups.get_mut(&key) };
+        if let Some(rule) = rule {
+            let intel = v.flow.remote().and_then(|r| part.remote_intel.get(&r.ip));
+            add_to_group(rule, v, intel);
+        }
+    }
+}
+
+/// The group a finding counts in.
+fn rule_key(v: &FindingView<'_>) -> RuleKey {
+    (Reverse(v.rule.severity), v.finding.matched.pack, v.finding.matched.rule)
+}
+
+fn add_to_group(rule: &mut RuleTally, v: &FindingView<'_>, intel: Option<&Arc<Intel>>) {
+    let (local, remote) = (v.sides.local.ip, v.sides.remote.ip);
+    let host = rule.hosts.entry(local).or_default();
+    host.flows += 1;
+    host.bytes_out += v.sides.sent.bytes;
+    host.bytes_in += v.sides.received.bytes;
+    if rule.endpoints.len() >= ENDPOINTS_PER_RULE && !rule.endpoints.contains_key(&(local, remote))
+    {
+        rule.forget_light_endpoints();
+    }
+    let first = || FirstSeen {
+        order: (v.flow.start, v.flow.first_frame, v.flow.id),
+        frame: v.flow.first_frame,
+        start: v.flow.start,
+        intel: intel.cloned(),
+        name: v.name().map(Into::into),
+        vendor: v.vendor.cloned().map(Box::new),
+        unknown: v.finding.matched.unknown.clone(),
+        tunnels: v.flow.tunnels.clone(),
+    };
+    let e = match rule.endpoints.entry((local, remote)) {
+        Entry::Occupied(e) => {
+            let e = e.into_mut();
+            if (v.flow.start, v.flow.first_frame, v.flow.id) < e.first.order {
+                e.first = first();
+            }
+            e
+        }
+        Entry::Vacant(e) => e.insert(EndpointTally {
+            flows: 0,
+            bytes_out: 0,
+            bytes_in: 0,
+            ports: Vec::new(),
+            first: first(),
+        }),
+    };
+    e.flows += 1;
+    e.bytes_out += v.sides.sent.bytes;
+    e.bytes_in += v.sides.received.bytes;
+    if let Some(port) = v.sides.remote.port {
+        if let Err(at) = e.ports.binary_search(&port) {
+            if at < PORTS_KEPT {
+                e.ports.insert(at, port);
+                e.ports.truncate(PORTS_KEPT);
+            }
+        }
     }
 }
 
