@@ -1,6 +1,7 @@
 //! The terminal summary of an audit run: inputs, packets, flows, bytes,
 //! anomalies, unsupported link types and the top remote endpoints.
 
+use std::cmp::Ordering;
 use std::fmt::Write;
 use std::net::IpAddr;
 
@@ -169,7 +170,7 @@ fn write_top_remotes(r: &AuditReport, s: &mut String) -> std::fmt::Result {
         return Ok(());
     }
     let mut top: Vec<(&IpAddr, &RemoteTotals)> = remotes.iter().collect();
-    top.sort_by(|a, b| {
+    sort_first(&mut top, TOP_REMOTES, |a, b| {
         (b.1.bytes_out + b.1.bytes_in).cmp(&(a.1.bytes_out + a.1.bytes_in)).then(a.0.cmp(b.0))
     });
     let in_all = if r.digest.remotes_forgotten > 0 {
@@ -211,6 +212,18 @@ fn write_top_remotes(r: &AuditReport, s: &mut String) -> std::fmt::Result {
     Ok(())
 }
 
+/// Puts the first `n` items of `v` by `order` (a total order) first, in
+/// that order, as a full sort would; the rest stay in no order. A report
+/// shows a few of up to 100,000 endpoints: this does not sort them all.
+pub(crate) fn sort_first<T>(v: &mut [T], n: usize, mut order: impl FnMut(&T, &T) -> Ordering) {
+    if n > 0 && v.len() > n {
+        v.select_nth_unstable_by(n - 1, &mut order);
+        v[..n].sort_by(order);
+    } else {
+        v.sort_by(order);
+    }
+}
+
 fn file_name(r: &AuditReport, index: u32) -> String {
     let p = r.input_path(index);
     p.file_name().map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into_owned())
@@ -221,5 +234,21 @@ fn plural(n: u64) -> &'static str {
         ""
     } else {
         "s"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sort_first_puts_the_first_items_of_a_full_sort_first() {
+        let items: Vec<u32> = (0..1000).map(|i| (i * 7919) % 1000).collect();
+        for n in [0, 1, 10, 999, 1000, 2000] {
+            let mut v = items.clone();
+            super::sort_first(&mut v, n, |a, b| b.cmp(a));
+            let mut full = items.clone();
+            full.sort_by(|a, b| b.cmp(a));
+            let k = n.clamp(1, 1000).min(v.len());
+            assert_eq!(v[..k], full[..k], "n = {n}");
+        }
     }
 }

@@ -110,7 +110,10 @@ fn write_report(r: &AuditReport, colour: bool, s: &mut String) -> std::fmt::Resu
         writeln!(s, "\n{label} {} [{}]", rule.id, pack.name)?;
         wrap(s, 2, &rule.title);
         let mut hosts: Vec<(&IpAddr, &HostTally)> = tally.hosts.iter().collect();
-        hosts.sort_by(|a, b| b.1.bytes_out.cmp(&a.1.bytes_out).then(a.0.cmp(b.0)));
+        // The hosts past the first few are only summed.
+        summary::sort_first(&mut hosts, TOP_HOSTS, |a, b| {
+            b.1.bytes_out.cmp(&a.1.bytes_out).then(a.0.cmp(b.0))
+        });
         let mut remotes_of: HashMap<IpAddr, Vec<(&IpAddr, &EndpointTally)>> = HashMap::new();
         for ((local, remote), e) in &tally.endpoints {
             remotes_of.entry(*local).or_default().push((remote, e));
