@@ -280,8 +280,12 @@ mod tests {
         (first..first + n)
             .map(|id| {
                 let direction = if id % 3 == 0 { Direction::Inbound } else { Direction::Outbound };
-                let host = (id % 500) as u16;
-                let remote = std::net::Ipv4Addr::new(198, 51, 100 + (host / 250) as u8, host as u8);
+                // Documentation addresses: 198.51.100.0/24, 203.0.113.0/24.
+                let host = (id % 250) as u8;
+                let remote = match id % 500 {
+                    0..250 => std::net::Ipv4Addr::new(198, 51, 100, host),
+                    _ => std::net::Ipv4Addr::new(203, 0, 113, host),
+                };
                 (flow(id, remote.into(), direction), FlowNames::default())
             })
             .collect()

@@ -652,6 +652,8 @@ fn rule_key(v: &FindingView<'_>) -> RuleKey {
     (Reverse(v.rule.severity), v.finding.matched.pack, v.finding.matched.rule)
 }
 
+/// One finding into its rule's group: its local host, and its endpoint
+/// within the bound ([`ENDPOINTS_PER_RULE`]).
 fn add_to_group(rule: &mut RuleTally, v: &FindingView<'_>, intel: Option<&Arc<Intel>>) {
     let (local, remote) = (v.sides.local.ip, v.sides.remote.ip);
     let host = rule.hosts.entry(local).or_default();
