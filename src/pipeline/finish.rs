@@ -149,10 +149,11 @@ impl Finishing {
         Some(intel.clone())
     }
 
-    /// [`Self::intel`] of every flow's remote address, the addresses not
-    /// yet cached looked up on two threads, then cached (and rendered) in
-    /// the order the flows name them, as one thread does it.
-    fn look_up_new_addresses(&mut self) {
+    /// [`Self::intel`] of every flow's remote address: the addresses not
+    /// yet cached are looked up (`two_threads`: each half on its own
+    /// thread), then cached (and rendered) in the order the flows name
+    /// them.
+    fn look_up_new_addresses(&mut self, two_threads: bool) {
         let Some(db) = self.db.as_ref() else { return };
         let cache = &mut self.part.remote_intel;
         let mut new: Vec<IpAddr> = Vec::new();
@@ -162,7 +163,7 @@ impl Finishing {
                 new.push(ip);
             }
         }
-        let found = crate::parallel::map_in_order(new, true, |ip| (ip, db.lookup(ip)));
+        let found = crate::parallel::map_in_order(new, two_threads, |ip| (ip, db.lookup(ip)));
         for (ip, intel) in found {
             if self.render_json {
                 self.json.render(ip, &intel);
@@ -191,15 +192,7 @@ impl Finishing {
             part.flows.push(flow);
         }
         let two_threads = self.two_threads_for(self.part.flows.len());
-        if two_threads {
-            self.look_up_new_addresses();
-        } else if self.db.is_some() {
-            for i in 0..self.part.flows.len() {
-                if let Some(ip) = self.part.flows[i].remote().map(|r| r.ip) {
-                    self.intel(ip);
-                }
-            }
-        }
+        self.look_up_new_addresses(two_threads);
         match &self.db {
             Some(db) => attribute_vendors(&mut self.part, &db.vendors, two_threads),
             None => self.part.vendors.clear(),

@@ -637,6 +637,9 @@ fn add_to_groups(
     views: &[FindingView<'_>],
     all: bool,
 ) {
+    if !all && groups.is_empty() {
+        return;
+    }
     for v in views {
         let key = rule_key(v);
         let rule = if all { Some(groups.entry(key).or_default()) } else { groups.get_mut(&key) };
