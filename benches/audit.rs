@@ -238,7 +238,8 @@ fn main() {
         );
     }
     // A directory of 8 rotated captures (the 1M-packet one cut in 8): one
-    // shard against two, with the default report.
+    // core (`--threads 1` keeps the audit to one) against two, with the
+    // default report.
     let dir = rotated(&file, 8);
     let dir_str = dir.to_str().unwrap();
     let threads = |n: &'static str| {

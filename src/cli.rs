@@ -264,11 +264,12 @@ pub struct AuditArgs {
     #[arg(long, value_name = "N", default_value_t = 1_000_000)]
     pub max_flows: usize,
 
-    /// Shards of the packets' flows and names, by address pair, each on
-    /// its own thread when more than one (default: the available cores
-    /// less two, for the reader and the thread applying intelligence and
-    /// rules; at least 1). The answers are the same for any number, unless
-    /// a shard reaches --max-flows (each holds up to that many).
+    /// Cores the audit runs on (default: all this process may use); with
+    /// fewer, it keeps to the last N of them, leaving the others free. The
+    /// packets' flows and names are split by address pair into N less two
+    /// shards (the reader and the thread applying intelligence and rules
+    /// take two; at least 1). The answers are the same for any number,
+    /// unless a shard reaches --max-flows (each holds up to that many).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub threads: Option<u16>,
 

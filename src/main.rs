@@ -167,15 +167,47 @@ fn load_policy(rules: &[std::path::PathBuf], sources: &IntelSources) -> anyhow::
     Ok(policy)
 }
 
-/// The default `--threads`: the cores this process may run on, less the
-/// two that the reader and the thread finishing the parts (intelligence,
-/// rules, outputs) keep busy; at least one, which runs on the reader's
-/// thread. Measured on 2 cores (1M packets of gateway traffic): one shard
-/// 481 ms, two 557 ms, since the finishing thread is the busiest and a
-/// shard thread adds a copy of every packet.
-fn default_shards() -> usize {
+/// `--threads N`: the cores the audit runs on. With fewer than this
+/// process may use, it keeps to N of them (the last N it may use: the
+/// first ones take most interrupts), so that `--threads 1` leaves the
+/// other cores to the machine's own work, as `taskset` would. The packets'
+/// shards are N less the two threads that read and finish (intelligence,
+/// rules, outputs), at least 1, which then runs on the reader's thread;
+/// measured on 2 cores (1M packets of gateway traffic): one shard 481 ms,
+/// two 557 ms, since the finishing thread is the busiest and a shard
+/// thread adds a copy of every packet. N above the cores makes more
+/// shards than can run at once, with the same answers. Returns the shards.
+fn audit_cores(threads: Option<u16>) -> usize {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    cores.saturating_sub(2).max(1)
+    let n = threads.map_or(cores, usize::from);
+    if n < cores {
+        if let Err(e) = keep_to_cores(n) {
+            warn!(
+                "xborder: --threads {n}: cannot keep to {n} of the cores ({e}); using all {cores}"
+            );
+        }
+    }
+    n.saturating_sub(2).max(1)
+}
+
+/// Keeps this thread, and every thread it starts from now on, to the last
+/// `n` of the cores it may run on.
+fn keep_to_cores(n: usize) -> nix::Result<()> {
+    use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
+    use nix::unistd::Pid;
+    let allowed = sched_getaffinity(Pid::from_raw(0))?;
+    let mut kept = CpuSet::new();
+    let mut left = n;
+    for cpu in (0..CpuSet::count()).rev() {
+        if left == 0 {
+            break;
+        }
+        if allowed.is_set(cpu)? {
+            kept.set(cpu)?;
+            left -= 1;
+        }
+    }
+    sched_setaffinity(Pid::from_raw(0), &kept)
 }
 
 fn run_audit(args: &AuditArgs) -> anyhow::Result<ExitCode> {
@@ -185,6 +217,8 @@ fn run_audit(args: &AuditArgs) -> anyhow::Result<ExitCode> {
     if args.flows && matches!(format, ReportFormat::Text | ReportFormat::Csv | ReportFormat::Html) {
         anyhow::bail!("--flows needs --format jsonl or json");
     }
+    // Before any thread starts: they keep to the same cores.
+    let shards = audit_cores(args.threads);
     let progress = Arc::new(pipeline::AuditProgress::default());
     let config = AuditConfig {
         paths: args.paths.clone(),
@@ -194,7 +228,7 @@ fn run_audit(args: &AuditArgs) -> anyhow::Result<ExitCode> {
         tunnels,
         max_flows: Some(args.max_flows),
         progress: Some(progress.clone()),
-        threads: args.threads.map_or_else(default_shards, usize::from),
+        shards,
     };
     // Rules, the intelligence files and the output are checked before the
     // captures are read: a typo should not cost a long run.
@@ -503,4 +537,30 @@ fn run_rules_check(files: &[std::path::PathBuf], intel: &IntelArgs) -> anyhow::R
         warn!("{d}");
     }
     Ok(if errors > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `--threads 1` keeps the audit, and every thread it starts, to one
+    /// of the cores (the last); the answers themselves are checked in
+    /// `tests/threads.rs`.
+    #[test]
+    fn one_thread_keeps_to_one_core_and_so_do_the_threads_it_starts() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        // On its own thread: the pinning stays with it.
+        let seen = std::thread::spawn(move || {
+            // Shards: the cores less the reader and the finishing thread.
+            assert_eq!(audit_cores(Some(5)), 3);
+            assert_eq!(audit_cores(Some(1)), 1);
+            let own = std::thread::available_parallelism().map(|n| n.get());
+            let started =
+                std::thread::spawn(|| std::thread::available_parallelism().map(|n| n.get()));
+            (own.ok(), started.join().ok().and_then(Result::ok))
+        })
+        .join()
+        .unwrap();
+        assert_eq!(seen, (Some(1), Some(1)), "on {cores} cores");
+    }
 }

@@ -553,15 +553,16 @@ fn max_flows_bounds_the_table_by_ending_the_idlest_flows() {
     ]));
     let doc: Value = serde_json::from_str(&json).unwrap();
     assert_eq!(doc["totals"]["evicted_flows"], 906);
-    // Two shards hold up to 100 each: at most 200, every packet in a flow.
+    // Two shards (`--threads 4`: the reader, the finishing thread and
+    // two shards) hold up to 100 each: at most 200, every packet in a flow.
     let (flows, _) = audit_flows(
         &[PathBuf::from(path)],
-        &["--max-flows", "100", "--no-intel", "--threads", "2"],
+        &["--max-flows", "100", "--no-intel", "--threads", "4"],
     );
     let packets: u64 = flows.iter().map(|f| f["network"]["packets"].as_u64().unwrap()).sum();
     assert_eq!(packets, 1001);
     let text =
-        stdout(&xborder(&["audit", "--max-flows", "100", "--no-intel", "--threads", "2", path]));
+        stdout(&xborder(&["audit", "--max-flows", "100", "--no-intel", "--threads", "4", path]));
     let peak = text.split("at most ").nth(1).and_then(|t| t.split(' ').next());
     assert!(peak.and_then(|p| p.parse::<u64>().ok()).is_some_and(|p| p <= 200), "{text}");
     assert!(text.contains("ended early"), "{text}");

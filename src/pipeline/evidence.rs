@@ -103,7 +103,7 @@ impl<W: Write> Sink for EvidenceSink<W> {
         }
         // The audit's shards, each with its table across the inputs, swept
         // at the same packets.
-        let shards = self.config.threads.max(1);
+        let shards = self.config.shards.max(1);
         let mut tables: Vec<FlowTable> = (0..shards)
             .map(|_| {
                 let mut table = sharded_table(&self.config);

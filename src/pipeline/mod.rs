@@ -143,7 +143,7 @@ pub fn audit(
     if let Some(sources) = &intel {
         sources.check_files()?;
     }
-    let shards = config.threads.max(1);
+    let shards = config.shards.max(1);
     let (hand, handed) = mpsc::sync_channel::<Handed>(MARKS_IN_FLIGHT);
     let (shard_outs, shard_ins): (Vec<_>, Vec<_>) =
         (0..shards).map(|_| mpsc::sync_channel::<ShardOut>(PARTS_IN_FLIGHT)).unzip();

@@ -36,8 +36,8 @@ pub struct AuditConfig {
     /// Counters a progress display reads while the run goes on.
     pub progress: Option<Arc<AuditProgress>>,
     /// Shards of the packets, each on its own thread when more than one
-    /// (`--threads`; 0 counts as 1).
-    pub threads: usize,
+    /// (0 counts as 1).
+    pub shards: usize,
 }
 
 /// How far an audit is, for a progress display on another thread. Updated
