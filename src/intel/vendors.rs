@@ -120,8 +120,9 @@ pub struct VendorMatch {
     pub product: usize,
     /// The catalogue domain that matched.
     pub domain: Arc<str>,
-    /// The name from the traffic that matched (lower case).
-    pub name: String,
+    /// The name from the traffic that matched (lower case), shared with
+    /// the flow's names.
+    pub name: Arc<str>,
 }
 
 impl VendorMatch {
@@ -243,6 +244,12 @@ impl VendorCatalogue {
 
     /// The vendor product `name` belongs to: its longest listed suffix.
     pub fn lookup(&self, name: &str) -> Option<VendorMatch> {
+        self.lookup_shared(name, None)
+    }
+
+    /// [`Self::lookup`] of a name the flow holds as `shared`: the match
+    /// shares it when it is already in the catalogue's form.
+    fn lookup_shared(&self, name: &str, shared: Option<&Arc<str>>) -> Option<VendorMatch> {
         let name = name.strip_suffix('.').unwrap_or(name);
         if name.is_empty() || !name.is_ascii() {
             return None;
@@ -261,24 +268,22 @@ impl VendorCatalogue {
                     vendor: self.vendors[v].clone(),
                     product: p,
                     domain: key.clone(),
-                    name: name.to_owned(),
+                    name: match shared {
+                        Some(s) if **s == *name => s.clone(),
+                        _ => name.into(),
+                    },
                 });
             }
             suffix = &suffix[suffix.find('.')? + 1..];
         }
     }
 
-    /// The vendor of the first of `names` that has one.
-    pub fn attribute<'a>(&self, names: impl IntoIterator<Item = &'a str>) -> Option<VendorMatch> {
-        names.into_iter().find_map(|n| self.lookup(n))
-    }
-
     /// The vendor of a flow's names: its server name's, else that of the
     /// first of its DNS names (queried name, then the CNAME chain) that a
     /// vendor owns.
     pub fn of_names(&self, names: &FlowNames) -> Option<VendorMatch> {
-        let server = names.server_name.as_ref().map(|(s, _)| s.as_str());
-        self.attribute(server.into_iter().chain(names.dns.iter().map(|d| &**d)))
+        let server = names.server_name.as_ref().map(|(s, _)| s);
+        server.into_iter().chain(&names.dns).find_map(|n| self.lookup_shared(n, Some(n)))
     }
 }
 
@@ -369,15 +374,25 @@ mod tests {
         assert_eq!(vendor_of(&c, "api.io.mi.com").unwrap().1, "Mi Home (Xiaomi IoT cloud)");
         assert_eq!(vendor_of(&c, "account.xiaomi.com").unwrap().0, "xiaomi");
         let m = c.lookup("Cloud.Huawei.com").unwrap();
-        assert_eq!((&*m.domain, m.name.as_str()), ("cloud.huawei.com", "cloud.huawei.com"));
+        assert_eq!((&*m.domain, &*m.name), ("cloud.huawei.com", "cloud.huawei.com"));
     }
 
     #[test]
     fn the_first_name_with_a_vendor_is_taken() {
         let c = shipped();
-        let m = c.attribute(["www.example.test", "edge.ezvizlife.com", "x.dji.com"]).unwrap();
-        assert_eq!((m.vendor.id.as_str(), m.name.as_str()), ("hikvision", "edge.ezvizlife.com"));
-        assert_eq!(c.attribute(["a.example", "b.example"]), None);
+        let dns = |names: &[&str]| FlowNames {
+            server_name: None,
+            dns: names.iter().map(|&n| Arc::from(n)).collect(),
+        };
+        let names = dns(&["www.example.test", "edge.ezvizlife.com", "x.dji.com"]);
+        let m = c.of_names(&names).unwrap();
+        assert_eq!((m.vendor.id.as_str(), &*m.name), ("hikvision", "edge.ezvizlife.com"));
+        // The match shares the flow's copy of the name.
+        assert!(Arc::ptr_eq(&m.name, &names.dns[1]));
+        assert_eq!(c.of_names(&dns(&["a.example", "b.example"])), None);
+        // A name not in the catalogue's form gets its own copy.
+        let m = c.of_names(&dns(&["Edge.EzvizLife.com."])).unwrap();
+        assert_eq!(&*m.name, "edge.ezvizlife.com");
     }
 
     fn one(domain: &str) -> String {

@@ -1,6 +1,8 @@
 //! The `Host` header of an HTTP/1.x request at the start of a client's TCP
 //! stream (RFC 9112 §3.2), without the port.
 
+use std::sync::Arc;
+
 use super::Parsed;
 
 /// Request heads larger than this are not waited for.
@@ -20,7 +22,7 @@ const METHODS: [&[u8]; 9] = [
 
 /// The host the request names: `Done(None)` for a request without a Host
 /// header (HTTP/1.0).
-pub fn request_host(stream: &[u8]) -> Parsed<Option<String>> {
+pub fn request_host(stream: &[u8]) -> Parsed<Option<Arc<str>>> {
     let starts_like_method = METHODS.iter().any(|m| {
         let n = m.len().min(stream.len());
         stream[..n] == m[..n]
@@ -36,8 +38,9 @@ pub fn request_host(stream: &[u8]) -> Parsed<Option<String>> {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         let Some(colon) = line.iter().position(|&b| b == b':') else { continue };
         if line[..colon].eq_ignore_ascii_case(b"host") {
-            let value = String::from_utf8_lossy(&line[colon + 1..]).trim().to_ascii_lowercase();
-            return Parsed::Done(Some(strip_port(&value).to_owned()).filter(|h| !h.is_empty()));
+            let value = String::from_utf8_lossy(&line[colon + 1..]);
+            let host = strip_port(value.trim());
+            return Parsed::Done((!host.is_empty()).then(|| super::shared_name(host)));
         }
     }
     Parsed::Done(None)

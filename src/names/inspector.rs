@@ -52,7 +52,7 @@ impl NameSource {
 /// What the traffic says a flow's server is called.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FlowNames {
-    pub server_name: Option<(String, NameSource)>,
+    pub server_name: Option<(Arc<str>, NameSource)>,
     /// Names that DNS answers seen before the flow gave for its remote
     /// address: queried names and CNAME chains.
     pub dns: Vec<Arc<str>>,
@@ -94,7 +94,7 @@ impl Stream {
 }
 
 /// The server name in a client stream's first bytes.
-fn server_name(data: &[u8]) -> Parsed<Option<(String, NameSource)>> {
+fn server_name(data: &[u8]) -> Parsed<Option<(Arc<str>, NameSource)>> {
     match tls::client_hello_sni(data) {
         Parsed::Done(s) => Parsed::Done(s.map(|s| (s, NameSource::TlsSni))),
         Parsed::NeedMore => Parsed::NeedMore,
@@ -228,7 +228,7 @@ pub struct NameInspector {
     /// Incomplete DNS messages of DNS-over-TCP servers; `None` once a
     /// stream on port 53 turned out not to be DNS.
     dns_tcp: HashMap<u64, Option<Vec<u8>>, ahash::RandomState>,
-    found: HashMap<u64, (String, NameSource), ahash::RandomState>,
+    found: HashMap<u64, (Arc<str>, NameSource), ahash::RandomState>,
     dns: DnsMap,
     /// With [`NameInspector::deferring`]: the responses parsed since the
     /// last [`NameInspector::take_responses`], not in `dns`.
@@ -559,7 +559,7 @@ mod tests {
         assert!(!names.inspect(at, &p, Timestamp(0)), "done with the flow");
         assert_eq!(names.open_streams(), 0);
         let found = names.finish(1, None, Timestamp(0)).server_name;
-        assert_eq!(found, Some(("a.example".to_owned(), NameSource::HttpHost)));
+        assert_eq!(found, Some(("a.example".into(), NameSource::HttpHost)));
     }
 
     #[test]

@@ -10,6 +10,16 @@ pub mod quic;
 pub use inspector::{DnsMap, DnsResponse, FlowNames, NameInspector, NameSource};
 pub mod tls;
 
+/// A server name as flows, findings and vendors share it: lower case, one
+/// allocation (a report keeps a copy for each rule's endpoint it lists).
+pub(crate) fn shared_name(name: &str) -> std::sync::Arc<str> {
+    if name.bytes().any(|b| b.is_ascii_uppercase()) {
+        name.to_ascii_lowercase().into()
+    } else {
+        name.into()
+    }
+}
+
 /// What a parser made of the bytes it was given so far.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Parsed<T> {

@@ -10,6 +10,7 @@ use aes_gcm::aead::AeadInPlace;
 use aes_gcm::{Aes128Gcm, Nonce, Tag};
 use hkdf::Hkdf;
 use sha2::Sha256;
+use std::sync::Arc;
 
 const V1: u32 = 0x0000_0001;
 const V2: u32 = 0x6b33_43cf;
@@ -235,7 +236,7 @@ pub fn assemble(pieces: &[CryptoPiece]) -> Vec<u8> {
 
 /// The SNI of a ClientHello carried in a CRYPTO stream (handshake
 /// messages, no TLS record layer): `Err(true)` when more bytes are needed.
-pub fn crypto_sni(stream: &[u8]) -> Result<Option<String>, bool> {
+pub fn crypto_sni(stream: &[u8]) -> Result<Option<Arc<str>>, bool> {
     let Some(h) = stream.get(..4) else { return Err(true) };
     if h[0] != 1 {
         return Ok(None);

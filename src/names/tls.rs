@@ -3,6 +3,8 @@
 //! so several TCP segments): the parser asks for more bytes until the
 //! handshake message is complete, and gives up past [`MAX_HELLO`] bytes.
 
+use std::sync::Arc;
+
 use super::Parsed;
 
 const CONTENT_HANDSHAKE: u8 = 22;
@@ -37,7 +39,7 @@ fn handshake_bytes(stream: &[u8], need: usize) -> Parsed<Vec<u8>> {
 
 /// The SNI of the ClientHello at the start of `stream`: `Done(None)` for a
 /// ClientHello without one.
-pub fn client_hello_sni(stream: &[u8]) -> Parsed<Option<String>> {
+pub fn client_hello_sni(stream: &[u8]) -> Parsed<Option<Arc<str>>> {
     // First the handshake header, to learn the message length.
     let head = match handshake_bytes(stream, 4) {
         Parsed::Done(h) if h.len() >= 4 => h,
@@ -70,7 +72,7 @@ impl<T> Parsed<T> {
 }
 
 /// The SNI in a ClientHello body (after the handshake header).
-pub fn sni_of(body: &[u8]) -> Option<String> {
+pub fn sni_of(body: &[u8]) -> Option<Arc<str>> {
     // Version (2) and random (32), then three length-prefixed vectors.
     let mut at = 34;
     let session = usize::from(*body.get(at)?);
@@ -95,7 +97,7 @@ pub fn sni_of(body: &[u8]) -> Option<String> {
                 let name_len = usize::from(u16::from_be_bytes([data[n + 1], data[n + 2]]));
                 let name = data.get(n + 3..n + 3 + name_len)?;
                 if kind == 0 {
-                    return std::str::from_utf8(name).ok().map(|s| s.to_ascii_lowercase());
+                    return std::str::from_utf8(name).ok().map(super::shared_name);
                 }
                 n += 3 + name_len;
             }

@@ -345,7 +345,7 @@ impl<'a> FlowFacts<'a> {
     /// The server name and the DNS names.
     fn names(&self) -> impl Iterator<Item = &'a str> {
         let names = self.names;
-        let server = names.and_then(|n| n.server_name.as_ref()).map(|(s, _)| s.as_str());
+        let server = names.and_then(|n| n.server_name.as_ref()).map(|(s, _)| &**s);
         server.into_iter().chain(names.into_iter().flat_map(|n| n.dns.iter().map(|d| &**d)))
     }
 }

@@ -310,7 +310,7 @@ fn unless_excepts_hosts_and_domains() {
     };
     let ali = intel("47.88.1.1", Some("US"), Some(("alibaba_cloud", "CN")));
     let names = |n: &str| FlowNames {
-        server_name: Some((n.to_owned(), NameSource::TlsSni)),
+        server_name: Some((n.into(), NameSource::TlsSni)),
         dns: vec![Arc::from("cdn.other.test")],
     };
     let f = |local| flow(local, "47.88.1.1", 443, Direction::Outbound, 1);
@@ -353,10 +353,8 @@ fn vendor_rules_match_the_names_vendor_and_know_a_name_without_one() {
     // A documentation address: no provider, but its name tells the vendor.
     let remote = intel("8.8.4.4", Some("US"), None);
     let f = flow("10.0.0.1", "8.8.4.4", 443, Direction::Outbound, 1);
-    let sni = |n: &str| FlowNames {
-        server_name: Some((n.to_owned(), NameSource::TlsSni)),
-        dns: Vec::new(),
-    };
+    let sni =
+        |n: &str| FlowNames { server_name: Some((n.into(), NameSource::TlsSni)), dns: Vec::new() };
     let p = rules("match");
     assert_eq!(vendor_matches(&p, &f, &remote, Some(&sni("api.hik-connect.com"))), ["cams"]);
     assert_eq!(

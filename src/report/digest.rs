@@ -209,9 +209,11 @@ pub struct FirstSeen {
     pub frame: FrameRef,
     pub start: Timestamp,
     pub intel: Option<Arc<Intel>>,
-    /// The server name, else the first DNS name.
-    pub name: Option<Box<str>>,
-    pub vendor: Option<Box<VendorMatch>>,
+    /// The server name, else the first DNS name. Shared with the flow's
+    /// names, as the vendor's parts are: most endpoints are forgotten again
+    /// (the bound), so this copy must cost no allocation.
+    pub name: Option<Arc<str>>,
+    pub vendor: Option<VendorMatch>,
     /// Facts the rule could not decide.
     pub unknown: Vec<&'static str>,
     pub tunnels: Vec<TunnelLayer>,
@@ -672,8 +674,8 @@ fn add_to_group(rule: &mut RuleTally, v: &FindingView<'_>, intel: Option<&Arc<In
         frame: v.flow.first_frame,
         start: v.flow.start,
         intel: intel.cloned(),
-        name: v.name().map(Into::into),
-        vendor: v.vendor.cloned().map(Box::new),
+        name: v.shared_name().cloned(),
+        vendor: v.vendor.cloned(),
         unknown: v.finding.matched.unknown.clone(),
         tunnels: v.flow.tunnels.clone(),
     };

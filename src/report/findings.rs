@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::net::IpAddr;
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -39,8 +40,13 @@ pub struct FindingView<'a> {
 impl FindingView<'_> {
     /// The server name, else the first DNS name.
     pub fn name(&self) -> Option<&str> {
+        self.shared_name().map(|n| &**n)
+    }
+
+    /// [`Self::name`], as the flow's names hold it.
+    pub fn shared_name(&self) -> Option<&Arc<str>> {
         let n = self.names?;
-        n.server_name.as_ref().map(|(s, _)| s.as_str()).or_else(|| n.dns.first().map(|d| &**d))
+        n.server_name.as_ref().map(|(s, _)| s).or_else(|| n.dns.first())
     }
 
     /// Who runs the remote endpoint: provider, else AS organisation.
@@ -399,7 +405,7 @@ pub fn write_csv_rows(r: &AuditReport, out: &mut dyn Write) -> io::Result<()> {
             opt(i.and_then(|i| i.region.as_deref())),
             i.and_then(|i| i.asn).map_or_else(String::new, |a| a.to_string()),
             opt(i.and_then(|i| i.as_org.as_deref())),
-            opt(v.names.and_then(|n| n.server_name.as_ref()).map(|(s, _)| s.as_str())),
+            opt(v.names.and_then(|n| n.server_name.as_ref()).map(|(s, _)| &**s)),
             v.names.map_or_else(String::new, |n| {
                 n.dns.iter().map(|d| &**d).collect::<Vec<_>>().join(" ")
             }),

@@ -113,7 +113,7 @@ pub fn findings_data(r: &AuditReport) -> Value {
             });
             let i = v.intel;
             let names = v.names.map(|n| {
-                let mut all: Vec<&str> = n.server_name.iter().map(|(s, _)| s.as_str()).collect();
+                let mut all: Vec<&str> = n.server_name.iter().map(|(s, _)| &**s).collect();
                 for d in &n.dns {
                     if !all.contains(&&**d) {
                         all.push(d);
