@@ -87,7 +87,7 @@ pub fn tls_client_hello(data: &[u8]) {
 
 pub fn quic_initial(data: &[u8]) {
     let pieces = quic::initial_crypto(data);
-    let _ = quic::crypto_sni(&quic::assemble(&pieces));
+    let _ = quic::crypto_sni(&quic::assemble_kept(&pieces));
 }
 
 pub fn http_request(data: &[u8]) {

@@ -30,8 +30,54 @@ fn the_quic_builder_makes_initials_the_names_stage_reads() {
     let datagram = support::quic::client_initial(&[1, 2, 3, 4, 5, 6, 7, 8], &hello[5..]);
     assert_eq!(datagram.len(), 1200);
     let pieces = xborder::names::quic::initial_crypto(&datagram);
-    let stream = xborder::names::quic::assemble(&pieces);
+    let stream = xborder::names::quic::assemble_kept(&pieces);
     assert_eq!(xborder::names::quic::crypto_sni(&stream), Ok(Some("www.tiktok.com".into())));
+}
+
+/// A ClientHello in two Initials (as Chrome's with a post-quantum key
+/// share), in either order: the flow is named once both have come, and
+/// only by the connection's datagrams.
+#[test]
+fn a_client_hello_spanning_two_initials_names_the_flow_in_either_order() {
+    use support::{ip_packet, pcap, PcapFormat, Record, L4};
+    let hello = support::fixtures::client_hello("www.tiktok.com");
+    let (first, second) = hello[5..].split_at(40);
+    let dcid = [7; 8];
+    let initials = [
+        support::quic::client_initial_piece(&dcid, 0, 0, first),
+        support::quic::client_initial_piece(&dcid, 1, 40, second),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    for (order, name) in [([0, 1], "in-order.pcap"), ([1, 0], "reversed.pcap")] {
+        let packets: Vec<Record> = order
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| {
+                let udp = L4::Udp { sport: 50300, dport: 443 };
+                let ip = ip_packet("192.0.2.10", "203.0.113.22", udp, &initials[n]);
+                Record::new(
+                    1_700_000_000_000_000_000 + i as i64 * 1_000_000,
+                    support::ethernet(&[], &ip),
+                )
+            })
+            .collect();
+        let path = dir.path().join(name);
+        std::fs::write(&path, pcap(PcapFormat::new(1), &packets)).unwrap();
+        let out = xborder(&[
+            "audit",
+            path.to_str().unwrap(),
+            "--no-intel",
+            "--format",
+            "jsonl",
+            "--flows",
+            "--fail-on",
+            "none",
+        ]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let flows = records(&out);
+        assert_eq!(flows.len(), 1, "{name}");
+        assert_eq!(flows[0]["tls"]["client"]["server_name"], "www.tiktok.com", "{name}");
+    }
 }
 
 #[test]

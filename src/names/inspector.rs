@@ -225,6 +225,8 @@ pub struct NameInspector {
     streams: HashMap<u64, Stream, ahash::RandomState>,
     /// CRYPTO frames of QUIC connections whose ClientHello is incomplete.
     quic: HashMap<u64, Vec<quic::CryptoPiece>, ahash::RandomState>,
+    /// The last datagram's Initials, opened (buffers reused).
+    opened_quic: quic::OpenedInitials,
     /// Incomplete DNS messages of DNS-over-TCP servers; `None` once a
     /// stream on port 53 turned out not to be DNS.
     dns_tcp: HashMap<u64, Option<Vec<u8>>, ahash::RandomState>,
@@ -382,14 +384,12 @@ impl NameInspector {
             return false;
         }
         // Most connections name their server in their first Initial:
-        // those leave no state.
-        let mut pieces = quic::initial_crypto(datagram);
+        // those leave no state, and allocate nothing but the name.
+        self.opened_quic.open(datagram);
         let earlier = if self.quic.is_empty() { None } else { self.quic.remove(&flow) };
-        if let Some(mut earlier) = earlier {
-            earlier.append(&mut pieces);
-            pieces = earlier;
-        }
-        match quic::crypto_sni(&quic::assemble(&pieces)) {
+        let kept = earlier.iter().flatten().map(|(off, d)| (*off, &d[..]));
+        let stream = quic::assemble(kept.chain(self.opened_quic.pieces()));
+        match quic::crypto_sni(&stream) {
             Ok(Some(name)) => {
                 self.found.insert(flow, (name, NameSource::QuicSni));
                 false
@@ -398,6 +398,9 @@ impl NameInspector {
             // Wait for the rest of the ClientHello (Chrome's spans two
             // Initial packets), within the flow's budget.
             Err(_) => {
+                drop(stream);
+                let mut pieces = earlier.unwrap_or_default();
+                pieces.extend(self.opened_quic.to_pieces());
                 self.quic.insert(flow, pieces);
                 true
             }

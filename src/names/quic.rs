@@ -10,6 +10,8 @@ use aes_gcm::aead::AeadInPlace;
 use aes_gcm::{Aes128Gcm, Nonce, Tag};
 use hkdf::Hkdf;
 use sha2::Sha256;
+use std::borrow::Cow;
+use std::ops::Range;
 use std::sync::Arc;
 
 const V1: u32 = 0x0000_0001;
@@ -94,85 +96,127 @@ pub fn looks_like_quic(payload: &[u8]) -> bool {
         && matches!(u32::from_be_bytes([payload[1], payload[2], payload[3], payload[4]]), V1 | V2)
 }
 
-/// The CRYPTO frames of the client Initial packets in one UDP datagram
-/// (which may coalesce several QUIC packets): `(offset, data)` pieces.
-pub fn initial_crypto(datagram: &[u8]) -> Vec<CryptoPiece> {
-    let mut out = Vec::new();
-    let mut rest = datagram;
-    while looks_like_quic(rest) {
-        let Some((consumed, frames)) = open_initial(rest) else { break };
-        out.extend(frames);
-        rest = &rest[consumed..];
-    }
-    out
+/// The client Initial packets of one UDP datagram (which may coalesce
+/// several QUIC packets), opened: their CRYPTO frames. Kept and reused, so
+/// that opening a datagram allocates nothing once the buffers have grown
+/// (a 1,200-byte buffer per Initial made the allocator consolidate).
+#[derive(Default)]
+pub struct OpenedInitials {
+    /// The packets' plaintexts, one after the other.
+    plain: Vec<u8>,
+    /// A packet's header, unprotected (the AEAD's associated data).
+    header: Vec<u8>,
+    /// CRYPTO frames: stream offset and where their bytes are in `plain`.
+    frames: Vec<(u64, Range<usize>)>,
 }
 
-/// Removes the protection of the Initial packet at the start of `packet`;
-/// returns the packet's length and its CRYPTO frames.
-fn open_initial(packet: &[u8]) -> Option<(usize, Vec<CryptoPiece>)> {
-    let version = u32::from_be_bytes([packet[1], packet[2], packet[3], packet[4]]);
-    let packet_type = (packet[0] >> 4) & 0x03;
-    let initial = match version {
-        V1 => packet_type == 0,
-        V2 => packet_type == 1,
-        _ => false,
-    };
-    let mut at = 5;
-    let dcid_len = usize::from(*packet.get(at)?);
-    let dcid = packet.get(at + 1..at + 1 + dcid_len)?;
-    at += 1 + dcid_len;
-    let scid_len = usize::from(*packet.get(at)?);
-    at += 1 + scid_len;
-    if initial {
-        let token_len = varint(packet, &mut at)? as usize;
-        at += token_len;
+impl OpenedInitials {
+    /// Opens the Initial packets at the start of `datagram`, replacing
+    /// what was opened before.
+    pub fn open(&mut self, datagram: &[u8]) {
+        self.plain.clear();
+        self.frames.clear();
+        let mut rest = datagram;
+        while looks_like_quic(rest) {
+            let Some(consumed) = self.open_initial(rest) else { break };
+            rest = &rest[consumed..];
+        }
     }
-    let length = varint(packet, &mut at)? as usize;
-    let pn_offset = at;
-    let end = pn_offset.checked_add(length)?;
-    if end > packet.len() || length < 20 {
-        return None;
+
+    /// The CRYPTO frames, in the order of the datagram: `(offset, data)`.
+    pub fn pieces(&self) -> impl Iterator<Item = (u64, &[u8])> + Clone {
+        self.frames.iter().filter_map(|(offset, at)| Some((*offset, self.plain.get(at.clone())?)))
     }
-    if !initial {
-        // Another packet type coalesced with the Initial: skip it.
-        return Some((end, Vec::new()));
+
+    /// [`Self::pieces`], copied to be kept.
+    pub fn to_pieces(&self) -> Vec<CryptoPiece> {
+        self.pieces().map(|(offset, data)| (offset, data.to_vec())).collect()
     }
-    let keys = client_keys(version, dcid)?;
-    // Header protection: AES-ECB of the 16 bytes after the first 4 of the
-    // packet number.
-    let mut mask = aes::Block::clone_from_slice(packet.get(pn_offset + 4..pn_offset + 20)?);
-    Aes128::new(&keys.hp.into()).encrypt_block(&mut mask);
-    let first = packet[0] ^ (mask[0] & 0x0f);
-    let pn_len = usize::from(first & 0x03) + 1;
-    let mut header = packet[..pn_offset + pn_len].to_vec();
-    header[0] = first;
-    let mut pn: u64 = 0;
-    for i in 0..pn_len {
-        header[pn_offset + i] ^= mask[1 + i];
-        pn = (pn << 8) | u64::from(header[pn_offset + i]);
-    }
-    let mut nonce = keys.iv;
-    for (i, b) in pn.to_be_bytes().iter().enumerate() {
-        nonce[4 + i] ^= b;
-    }
-    let sealed = &packet[pn_offset + pn_len..end];
-    let (ciphertext, tag) = sealed.split_at(sealed.len().checked_sub(16)?);
-    let mut plain = ciphertext.to_vec();
-    Aes128Gcm::new(&keys.key.into())
-        .decrypt_in_place_detached(
+
+    /// Removes the protection of the Initial packet at the start of
+    /// `packet`, adding its CRYPTO frames; returns the packet's length.
+    fn open_initial(&mut self, packet: &[u8]) -> Option<usize> {
+        let version = u32::from_be_bytes([packet[1], packet[2], packet[3], packet[4]]);
+        let packet_type = (packet[0] >> 4) & 0x03;
+        let initial = match version {
+            V1 => packet_type == 0,
+            V2 => packet_type == 1,
+            _ => false,
+        };
+        let mut at = 5;
+        let dcid_len = usize::from(*packet.get(at)?);
+        let dcid = packet.get(at + 1..at + 1 + dcid_len)?;
+        at += 1 + dcid_len;
+        let scid_len = usize::from(*packet.get(at)?);
+        at += 1 + scid_len;
+        if initial {
+            let token_len = varint(packet, &mut at)? as usize;
+            at += token_len;
+        }
+        let length = varint(packet, &mut at)? as usize;
+        let pn_offset = at;
+        let end = pn_offset.checked_add(length)?;
+        if end > packet.len() || length < 20 {
+            return None;
+        }
+        if !initial {
+            // Another packet type coalesced with the Initial: skip it.
+            return Some(end);
+        }
+        let keys = client_keys(version, dcid)?;
+        // Header protection: AES-ECB of the 16 bytes after the first 4 of
+        // the packet number.
+        let mut mask = aes::Block::clone_from_slice(packet.get(pn_offset + 4..pn_offset + 20)?);
+        Aes128::new(&keys.hp.into()).encrypt_block(&mut mask);
+        let first = packet[0] ^ (mask[0] & 0x0f);
+        let pn_len = usize::from(first & 0x03) + 1;
+        let header = &mut self.header;
+        header.clear();
+        header.extend_from_slice(&packet[..pn_offset + pn_len]);
+        header[0] = first;
+        let mut pn: u64 = 0;
+        for i in 0..pn_len {
+            header[pn_offset + i] ^= mask[1 + i];
+            pn = (pn << 8) | u64::from(header[pn_offset + i]);
+        }
+        let mut nonce = keys.iv;
+        for (i, b) in pn.to_be_bytes().iter().enumerate() {
+            nonce[4 + i] ^= b;
+        }
+        let sealed = &packet[pn_offset + pn_len..end];
+        let (ciphertext, tag) = sealed.split_at(sealed.len().checked_sub(16)?);
+        let start = self.plain.len();
+        self.plain.extend_from_slice(ciphertext);
+        let opened = Aes128Gcm::new(&keys.key.into()).decrypt_in_place_detached(
             Nonce::from_slice(&nonce),
-            &header,
-            &mut plain,
+            header,
+            &mut self.plain[start..],
             Tag::from_slice(tag),
-        )
-        .ok()?;
-    Some((end, crypto_frames(&plain)))
+        );
+        if opened.is_err() {
+            self.plain.truncate(start);
+            return None;
+        }
+        crypto_frames(&self.plain[start..], |offset, at| {
+            self.frames.push((offset, start + at.start..start + at.end));
+        });
+        Some(end)
+    }
 }
 
-/// CRYPTO frames of a decrypted Initial payload; stops at a frame type
-/// that cannot appear in an Initial.
-fn crypto_frames(plain: &[u8]) -> Vec<CryptoPiece> {
-    let mut out = Vec::new();
+/// The CRYPTO frames of the client Initial packets in one UDP datagram:
+/// `(offset, data)` pieces ([`OpenedInitials`], for a caller that keeps
+/// them).
+pub fn initial_crypto(datagram: &[u8]) -> Vec<CryptoPiece> {
+    let mut opened = OpenedInitials::default();
+    opened.open(datagram);
+    opened.to_pieces()
+}
+
+/// CRYPTO frames of a decrypted Initial payload, each as its stream offset
+/// and its place in `plain`; stops at a frame type that cannot appear in
+/// an Initial.
+fn crypto_frames(plain: &[u8], mut frame: impl FnMut(u64, Range<usize>)) {
     let mut at = 0;
     while at < plain.len() {
         // A client pads its Initials to 1,200 bytes with PADDING frames,
@@ -206,32 +250,47 @@ fn crypto_frames(plain: &[u8]) -> Vec<CryptoPiece> {
                 else {
                     break;
                 };
-                let Some(data) = plain.get(at..at + len as usize) else { break };
-                out.push((offset, data.to_vec()));
-                at += len as usize;
+                let Some(end) = at.checked_add(len as usize).filter(|&end| end <= plain.len())
+                else {
+                    break;
+                };
+                frame(offset, at..end);
+                at = end;
             }
             0x1c => break, // CONNECTION_CLOSE ends what we read
             _ => break,
         }
     }
-    out
 }
 
-/// Contiguous CRYPTO bytes from offset 0, from pieces in any order.
-pub fn assemble(pieces: &[CryptoPiece]) -> Vec<u8> {
-    let mut out: Vec<u8> = Vec::new();
+/// Contiguous CRYPTO bytes from offset 0, from pieces in any order (the
+/// first that covers a byte gives it): the one piece itself when it holds
+/// all there is.
+pub fn assemble<'a>(pieces: impl Iterator<Item = (u64, &'a [u8])> + Clone) -> Cow<'a, [u8]> {
+    let covering =
+        |next: u64| pieces.clone().find(|&(off, d)| off <= next && next < off + d.len() as u64);
+    let Some((0, whole)) = covering(0) else {
+        return Cow::Borrowed(&[]);
+    };
+    if whole.len() >= MAX_CRYPTO || covering(whole.len() as u64).is_none() {
+        return Cow::Borrowed(whole);
+    }
+    let mut out: Vec<u8> = whole.to_vec();
     loop {
         let next = out.len() as u64;
-        let Some((off, data)) =
-            pieces.iter().find(|(off, d)| *off <= next && next < off + d.len() as u64)
-        else {
-            return out;
+        let Some((off, data)) = covering(next) else {
+            return Cow::Owned(out);
         };
         out.extend_from_slice(&data[(next - off) as usize..]);
         if out.len() >= MAX_CRYPTO {
-            return out;
+            return Cow::Owned(out);
         }
     }
+}
+
+/// [`assemble`] of pieces kept.
+pub fn assemble_kept(pieces: &[CryptoPiece]) -> Cow<'_, [u8]> {
+    assemble(pieces.iter().map(|(off, d)| (*off, &d[..])))
 }
 
 /// The SNI of a ClientHello carried in a CRYPTO stream (handshake
@@ -259,7 +318,9 @@ mod tests {
     #[test]
     fn crypto_frames_get_past_padding_in_any_form() {
         let plain = [0, 0, 0, 0x40, 0x00, 0x01, 0x06, 0x00, 0x03, b'a', b'b', b'c', 0, 0];
-        assert_eq!(crypto_frames(&plain), vec![(0, b"abc".to_vec())]);
+        let mut frames = Vec::new();
+        crypto_frames(&plain, |offset, at| frames.push((offset, at)));
+        assert_eq!(frames, vec![(0, 9..12)]);
     }
 
     /// RFC 9001 Appendix A.2: the client Initial for example.com.
@@ -311,7 +372,7 @@ mod tests {
         let pieces = initial_crypto(RFC9001_A2);
         assert_eq!(pieces.len(), 1);
         assert_eq!(pieces[0].0, 0);
-        assert_eq!(crypto_sni(&assemble(&pieces)), Ok(Some("example.com".into())));
+        assert_eq!(crypto_sni(&assemble_kept(&pieces)), Ok(Some("example.com".into())));
     }
 
     #[test]
@@ -331,8 +392,8 @@ mod tests {
                 d[1..5].copy_from_slice(&V1.to_be_bytes());
             }
             let pieces = initial_crypto(&d);
-            let _ = crypto_sni(&assemble(&pieces));
-            let _ = crypto_frames(&d);
+            let _ = crypto_sni(&assemble_kept(&pieces));
+            crypto_frames(&d, |_, at| assert!(at.end <= d.len()));
         }
     }
 }

@@ -29,6 +29,13 @@ fn expand_label(secret: &Hkdf<Sha256>, label: &str, out: &mut [u8]) {
 /// `dcid` whose CRYPTO frame holds `client_hello`, a TLS handshake message
 /// (without the TLS record header).
 pub fn client_initial(dcid: &[u8], client_hello: &[u8]) -> Vec<u8> {
+    client_initial_piece(dcid, 0, 0, client_hello)
+}
+
+/// A 1200-byte client Initial datagram, packet number `pn`, whose CRYPTO
+/// frame holds the bytes at `offset` of the client's handshake stream
+/// (a ClientHello too large for one Initial spans several).
+pub fn client_initial_piece(dcid: &[u8], pn: u8, offset: u8, crypto: &[u8]) -> Vec<u8> {
     let (_, initial) = Hkdf::<Sha256>::extract(Some(&SALT_V1), dcid);
     let mut secret = [0u8; 32];
     expand_label(&initial, "client in", &mut secret);
@@ -38,10 +45,10 @@ pub fn client_initial(dcid: &[u8], client_hello: &[u8]) -> Vec<u8> {
     expand_label(&client, "quic iv", &mut iv);
     expand_label(&client, "quic hp", &mut hp);
 
-    // CRYPTO frame at offset 0 (2-byte length varint), then PADDING.
-    let mut plain = vec![0x06, 0x00, 0x40 | (client_hello.len() >> 8) as u8];
-    plain.push(client_hello.len() as u8);
-    plain.extend_from_slice(client_hello);
+    // CRYPTO frame (2-byte length varint), then PADDING.
+    let mut plain = vec![0x06, offset & 0x3f, 0x40 | (crypto.len() >> 8) as u8];
+    plain.push(crypto.len() as u8);
+    plain.extend_from_slice(crypto);
     let pn_len = 4;
     let mut header = vec![0xc0 | (pn_len as u8 - 1), 0, 0, 0, 1, dcid.len() as u8];
     header.extend_from_slice(dcid);
@@ -51,10 +58,12 @@ pub fn client_initial(dcid: &[u8], client_hello: &[u8]) -> Vec<u8> {
     let length = pn_len + plain.len() + 16;
     header.extend_from_slice(&(0x4000 | length as u16).to_be_bytes());
     let pn_offset = header.len();
-    header.extend_from_slice(&[0; 4]);
+    header.extend_from_slice(&[0, 0, 0, pn]);
+    let mut nonce = iv;
+    nonce[11] ^= pn;
 
     let tag = Aes128Gcm::new(&key.into())
-        .encrypt_in_place_detached(Nonce::from_slice(&iv), &header, &mut plain)
+        .encrypt_in_place_detached(Nonce::from_slice(&nonce), &header, &mut plain)
         .unwrap();
     let mut packet = header;
     packet.extend_from_slice(&plain);
