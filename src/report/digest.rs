@@ -206,8 +206,6 @@ pub struct FirstSeen {
     /// The flow's place in first-packet order (start, first frame, id): a
     /// later part may bring an earlier flow (a long one that ended last).
     pub order: (Timestamp, FrameRef, u64),
-    pub frame: FrameRef,
-    pub start: Timestamp,
     pub intel: Option<Arc<Intel>>,
     /// The server name, else the first DNS name. Shared with the flow's
     /// names, as the vendor's parts are: most endpoints are forgotten again
@@ -225,9 +223,9 @@ pub struct EndpointTally {
     pub flows: u64,
     pub bytes_out: u64,
     pub bytes_in: u64,
-    /// The lowest remote ports, at most [`PORTS_KEPT`] (a report shows
-    /// three, and whether there were more).
-    pub ports: Vec<u16>,
+    /// The lowest remote ports (a report shows three, and whether there
+    /// were more).
+    pub ports: LowestPorts,
     pub first: FirstSeen,
 }
 
@@ -253,6 +251,30 @@ pub struct RuleTally {
 
 /// Ports an endpoint keeps: the three shown and one to tell "more".
 pub const PORTS_KEPT: usize = 4;
+
+/// The lowest of the ports seen, at most [`PORTS_KEPT`], in order; held in
+/// place, as most endpoints are forgotten again soon (the bound).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LowestPorts {
+    ports: [u16; PORTS_KEPT],
+    len: u8,
+}
+
+impl LowestPorts {
+    pub fn add(&mut self, port: u16) {
+        let len = usize::from(self.len);
+        let Err(at) = self.ports[..len].binary_search(&port) else { return };
+        if at < PORTS_KEPT {
+            self.ports.copy_within(at..PORTS_KEPT - 1, at + 1);
+            self.ports[at] = port;
+            self.len = (len + 1).min(PORTS_KEPT) as u8;
+        }
+    }
+
+    pub fn as_slice(&self) -> &[u16] {
+        &self.ports[..usize::from(self.len)]
+    }
+}
 
 impl RuleTally {
     /// Forgets the lighter half of the endpoints (fewest bytes out, then
@@ -671,8 +693,6 @@ fn add_to_group(rule: &mut RuleTally, v: &FindingView<'_>, intel: Option<&Arc<In
     }
     let first = || FirstSeen {
         order: (v.flow.start, v.flow.first_frame, v.flow.id),
-        frame: v.flow.first_frame,
-        start: v.flow.start,
         intel: intel.cloned(),
         name: v.shared_name().cloned(),
         vendor: v.vendor.cloned(),
@@ -691,7 +711,7 @@ fn add_to_group(rule: &mut RuleTally, v: &FindingView<'_>, intel: Option<&Arc<In
             flows: 0,
             bytes_out: 0,
             bytes_in: 0,
-            ports: Vec::new(),
+            ports: LowestPorts::default(),
             first: first(),
         }),
     };
@@ -699,12 +719,7 @@ fn add_to_group(rule: &mut RuleTally, v: &FindingView<'_>, intel: Option<&Arc<In
     e.bytes_out += v.sides.sent.bytes;
     e.bytes_in += v.sides.received.bytes;
     if let Some(port) = v.sides.remote.port {
-        if let Err(at) = e.ports.binary_search(&port) {
-            if at < PORTS_KEPT {
-                e.ports.insert(at, port);
-                e.ports.truncate(PORTS_KEPT);
-            }
-        }
+        e.ports.add(port);
     }
 }
 
@@ -730,6 +745,22 @@ mod tests {
             end_reason: EndReason::IdleTimeout,
             tunnels: Vec::new(),
             carries: None,
+        }
+    }
+
+    proptest::proptest! {
+        /// The lowest distinct ports seen, in order, at most four.
+        #[test]
+        fn an_endpoint_keeps_its_lowest_ports(seen in proptest::collection::vec(0u16..12, 0..20)) {
+            let mut kept = LowestPorts::default();
+            for &p in &seen {
+                kept.add(p);
+            }
+            let mut want = seen.clone();
+            want.sort_unstable();
+            want.dedup();
+            want.truncate(PORTS_KEPT);
+            proptest::prop_assert_eq!(kept.as_slice(), &want[..]);
         }
     }
 

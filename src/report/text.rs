@@ -191,8 +191,8 @@ fn write_endpoint(
     ip: &IpAddr,
     e: &EndpointTally,
 ) -> std::fmt::Result {
-    let ports: Vec<String> = e.ports.iter().take(3).map(u16::to_string).collect();
-    let more = if e.ports.len() > 3 { ",…" } else { "" };
+    let ports: Vec<String> = e.ports.as_slice().iter().take(3).map(u16::to_string).collect();
+    let more = if e.ports.as_slice().len() > 3 { ",…" } else { "" };
     let at = if ports.is_empty() {
         ip.to_string()
     } else {
@@ -254,11 +254,12 @@ fn write_endpoint(
             .collect();
         writeln!(s, "{}", fit(&format!("      inside {}", layers.join(", in it ")), WIDTH))?;
     }
-    let path = r.input_path(v.frame.file);
+    let (start, frame, _) = v.order;
+    let path = r.input_path(frame.file);
     let file = path
         .file_name()
         .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
-    let evidence = format!("{file} frame {} at {}", v.frame.frame, seconds(v.start));
+    let evidence = format!("{file} frame {} at {}", frame.frame, seconds(start));
     let text = match &v.name {
         Some(name) => format!("      {name} · first: {evidence}"),
         None => format!("      first: {evidence}"),
