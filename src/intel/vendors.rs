@@ -283,7 +283,7 @@ impl VendorCatalogue {
     /// vendor owns.
     pub fn of_names(&self, names: &FlowNames) -> Option<VendorMatch> {
         let server = names.server_name.as_ref().map(|(s, _)| s);
-        server.into_iter().chain(&names.dns).find_map(|n| self.lookup_shared(n, Some(n)))
+        server.into_iter().chain(names.dns.iter()).find_map(|n| self.lookup_shared(n, Some(n)))
     }
 }
 

@@ -55,8 +55,13 @@ pub struct FlowNames {
     pub server_name: Option<(Arc<str>, NameSource)>,
     /// Names that DNS answers seen before the flow gave for its remote
     /// address: queried names and CNAME chains.
-    pub dns: Vec<Arc<str>>,
+    pub dns: DnsNames,
 }
+
+/// Names DNS answers gave an address, each once, in the order given: one
+/// list for every flow an answer names (most flows' remote address has
+/// one answer valid at their start).
+pub type DnsNames = Arc<[Arc<str>]>;
 
 /// A client stream being reassembled.
 #[derive(Default)]
@@ -107,7 +112,7 @@ fn server_name(data: &[u8]) -> Parsed<Option<(Arc<str>, NameSource)>> {
 }
 
 struct DnsEntry {
-    names: Vec<Arc<str>>,
+    names: DnsNames,
     seen: Timestamp,
     until: Timestamp,
 }
@@ -132,6 +137,8 @@ pub struct DnsMap {
     /// a few shared copies stay in cache where one per response would not
     /// (a third of naming a flow was that clone's cache miss).
     interned: HashSet<Arc<str>, ahash::RandomState>,
+    /// The list of no names, shared.
+    none: DnsNames,
 }
 
 /// Names [`DnsMap`] shares at most.
@@ -153,8 +160,14 @@ impl DnsMap {
     pub fn insert(&mut self, response: &DnsResponse) {
         let ts = response.ts;
         for (ip, names, ttl) in &response.addresses {
+            let mut unique: Vec<Arc<str>> = Vec::with_capacity(names.len());
+            for n in names {
+                if !unique.contains(n) {
+                    unique.push(self.intern(n));
+                }
+            }
             let entry = DnsEntry {
-                names: names.iter().map(|n| self.intern(n)).collect(),
+                names: unique.into(),
                 seen: ts,
                 until: ts.plus(Duration::from_secs(u64::from(*ttl))).plus(DNS_GRACE),
             };
@@ -182,25 +195,34 @@ impl DnsMap {
         }
     }
 
-    /// The names DNS answers valid at `start` gave `remote`.
-    pub fn names_at(&self, remote: Option<IpAddr>, start: Timestamp) -> Vec<Arc<str>> {
-        let mut dns: Vec<Arc<str>> = Vec::new();
-        if let Some(list) = remote.and_then(|ip| self.map.get(&ip)) {
-            for e in list.iter().filter(|e| e.seen <= start && start <= e.until) {
-                for n in &e.names {
-                    if !dns.contains(n) {
-                        dns.push(n.clone());
-                    }
+    /// The names DNS answers valid at `start` gave `remote`: the list of
+    /// the one answer valid then, shared, or those of several merged.
+    pub fn names_at(&self, remote: Option<IpAddr>, start: Timestamp) -> DnsNames {
+        let Some(list) = remote.and_then(|ip| self.map.get(&ip)) else {
+            return self.none.clone();
+        };
+        let mut valid = list.iter().filter(|e| e.seen <= start && start <= e.until);
+        let Some(first) = valid.next() else {
+            return self.none.clone();
+        };
+        let Some(second) = valid.next() else {
+            return first.names.clone();
+        };
+        let mut dns: Vec<Arc<str>> = first.names.to_vec();
+        for e in std::iter::once(second).chain(valid) {
+            for n in e.names.iter() {
+                if !dns.contains(n) {
+                    dns.push(n.clone());
                 }
             }
         }
-        dns
+        dns.into()
     }
 
     /// Every name DNS answers gave `ip`, whenever they were seen.
     pub fn names(&self, ip: IpAddr) -> Vec<Arc<str>> {
         let mut out: Vec<Arc<str>> = Vec::new();
-        for n in self.map.get(&ip).into_iter().flatten().flat_map(|e| &e.names) {
+        for n in self.map.get(&ip).into_iter().flatten().flat_map(|e| e.names.iter()) {
             if !out.contains(n) {
                 out.push(n.clone());
             }
@@ -488,7 +510,7 @@ mod tests {
         let at = Timestamp::from_parts(3, 0);
         let one = map.names_at(Some([192, 0, 2, 1].into()), at);
         let two = map.names_at(Some([192, 0, 2, 2].into()), at);
-        assert_eq!(one, [Arc::<str>::from("a.example")]);
+        assert_eq!(*one, [Arc::<str>::from("a.example")]);
         assert!(Arc::ptr_eq(&one[0], &two[0]), "two copies of one name");
         for n in 0..MAX_INTERNED {
             map.interned.insert(Arc::from(format!("{n}.filler.example")));
@@ -496,8 +518,31 @@ mod tests {
         map.insert(&naming([192, 0, 2, 3], "b.example", 4));
         assert_eq!(map.interned.len(), 1, "past the bound the shared names start again");
         let three = map.names_at(Some([192, 0, 2, 3].into()), Timestamp::from_parts(5, 0));
-        assert_eq!(three, [Arc::<str>::from("b.example")]);
+        assert_eq!(*three, [Arc::<str>::from("b.example")]);
         assert_eq!(map.names_at(Some([192, 0, 2, 1].into()), at), one);
+    }
+
+    /// Flows to an address one answer names share that answer's list;
+    /// two valid answers give their names merged, in order, each once.
+    #[test]
+    fn flows_named_by_one_answer_share_its_list() {
+        let mut map = DnsMap::default();
+        let ip = [192, 0, 2, 1];
+        let mut first = naming(ip, "a.example", 1);
+        first.addresses[0].1.extend([Arc::from("cdn.example"), Arc::from("a.example")]);
+        map.insert(&first);
+        let at = |secs| map.names_at(Some(ip.into()), Timestamp::from_parts(secs, 0));
+        let (one, two) = (at(2), at(3));
+        assert_eq!(*one, [Arc::<str>::from("a.example"), Arc::from("cdn.example")]);
+        assert!(Arc::ptr_eq(&one, &two), "each flow its own list");
+        assert!(at(0).is_empty(), "before the answer");
+        let mut second = naming(ip, "b.example", 4);
+        second.addresses[0].1.push(Arc::from("cdn.example"));
+        map.insert(&second);
+        let merged = map.names_at(Some(ip.into()), Timestamp::from_parts(5, 0));
+        let want = ["a.example", "cdn.example", "b.example"].map(Arc::<str>::from);
+        assert_eq!(*merged, want);
+        assert!(map.names_at(Some([192, 0, 2, 9].into()), Timestamp(0)).is_empty());
     }
 
     fn udp(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {

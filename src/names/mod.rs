@@ -7,7 +7,7 @@ pub mod http;
 pub mod inspector;
 pub mod quic;
 
-pub use inspector::{DnsMap, DnsResponse, FlowNames, NameInspector, NameSource};
+pub use inspector::{DnsMap, DnsNames, DnsResponse, FlowNames, NameInspector, NameSource};
 pub mod tls;
 
 /// A server name as flows, findings and vendors share it: lower case, one

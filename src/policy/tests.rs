@@ -311,7 +311,7 @@ fn unless_excepts_hosts_and_domains() {
     let ali = intel("47.88.1.1", Some("US"), Some(("alibaba_cloud", "CN")));
     let names = |n: &str| FlowNames {
         server_name: Some((n.into(), NameSource::TlsSni)),
-        dns: vec![Arc::from("cdn.other.test")],
+        dns: [Arc::from("cdn.other.test")].into(),
     };
     let f = |local| flow(local, "47.88.1.1", 443, Direction::Outbound, 1);
     assert_eq!(matches(&p, &f("10.0.0.1"), Some(&ali), None), ["cn"]);
@@ -353,8 +353,10 @@ fn vendor_rules_match_the_names_vendor_and_know_a_name_without_one() {
     // A documentation address: no provider, but its name tells the vendor.
     let remote = intel("8.8.4.4", Some("US"), None);
     let f = flow("10.0.0.1", "8.8.4.4", 443, Direction::Outbound, 1);
-    let sni =
-        |n: &str| FlowNames { server_name: Some((n.into(), NameSource::TlsSni)), dns: Vec::new() };
+    let sni = |n: &str| FlowNames {
+        server_name: Some((n.into(), NameSource::TlsSni)),
+        dns: Default::default(),
+    };
     let p = rules("match");
     assert_eq!(vendor_matches(&p, &f, &remote, Some(&sni("api.hik-connect.com"))), ["cams"]);
     assert_eq!(
@@ -368,7 +370,7 @@ fn vendor_rules_match_the_names_vendor_and_know_a_name_without_one() {
     // A DNS name counts when the server name has no vendor.
     let dns = FlowNames {
         server_name: Some(("edge.example.test".into(), NameSource::TlsSni)),
-        dns: vec![Arc::from("a.example.test"), Arc::from("p2p.easy4ip.com")],
+        dns: [Arc::from("a.example.test"), Arc::from("p2p.easy4ip.com")].into(),
     };
     assert_eq!(vendor_matches(&p, &f, &remote, Some(&dns)), ["cams", "cn-vendor"]);
     // No name at all: the vendor is unknown, and the rule's choice decides.

@@ -114,7 +114,7 @@ pub fn findings_data(r: &AuditReport) -> Value {
             let i = v.intel;
             let names = v.names.map(|n| {
                 let mut all: Vec<&str> = n.server_name.iter().map(|(s, _)| &**s).collect();
-                for d in &n.dns {
+                for d in n.dns.iter() {
                     if !all.contains(&&**d) {
                         all.push(d);
                     }
