@@ -106,8 +106,8 @@ impl Finishing {
     }
 
     /// The rendered intelligence, handed over at the end.
-    pub fn into_intel_json(self) -> IntelJsonCache {
-        self.json
+    pub fn take_intel_json(&mut self) -> IntelJsonCache {
+        std::mem::take(&mut self.json)
     }
 
     /// The digest so far, handed over; the stage goes on with an empty one
