@@ -112,18 +112,24 @@ pub struct CountryTally {
 }
 
 impl HeadlineTally {
-    /// Adds the restricted findings of `views`, one part's.
+    /// Adds the restricted findings of `views`, one part's (in flow
+    /// order, as a part's findings are: a flow's come together).
     fn add<'a>(&mut self, views: impl Iterator<Item = &'a FindingView<'a>>) {
-        let mut flows = FastSet::default();
-        let mut seen = FastSet::default();
+        let mut flow = None;
+        // The countries of this flow's findings counted so far.
+        let mut countries: Vec<Option<CountryCode>> = Vec::new();
         for v in views.filter(|v| v.rule.severity >= RESTRICTED) {
-            if flows.insert(v.finding.flow) {
+            if flow != Some(v.finding.flow) {
+                debug_assert!(flow < Some(v.finding.flow), "findings in flow order");
+                flow = Some(v.finding.flow);
+                countries.clear();
                 self.local_hosts.insert(v.sides.local.ip);
                 self.bytes_out += v.sides.sent.bytes;
             }
-            if !seen.insert((v.finding.country, v.finding.flow)) {
+            if countries.contains(&v.finding.country) {
                 continue;
             }
+            countries.push(v.finding.country);
             let c = self.countries.entry(v.finding.country).or_default();
             let bytes = v.sides.sent.bytes;
             c.bytes += bytes;
@@ -411,14 +417,15 @@ impl Digest {
 
     fn add_part(&mut self, part: &AuditReport, two_threads: bool) {
         let views: Vec<FindingView<'_>> = part.finding_views().collect();
-        let flagged: FastSet<usize> = views
-            .iter()
-            .filter(|v| v.rule.severity >= RESTRICTED)
-            .map(|v| v.finding.flow)
-            .collect();
+        let mut flagged = vec![false; part.flows.len()];
+        for v in views.iter().filter(|v| v.rule.severity >= RESTRICTED) {
+            if let Some(f) = flagged.get_mut(v.finding.flow) {
+                *f = true;
+            }
+        }
         let add_flows = |d: &mut Digest| {
-            for (index, f) in part.flows.iter().enumerate() {
-                d.add_flow(part, f, flagged.contains(&index));
+            for (f, &flagged) in part.flows.iter().zip(&flagged) {
+                d.add_flow(part, f, flagged);
             }
         };
         if !two_threads {
@@ -535,22 +542,28 @@ impl Digest {
     }
 
     /// What only the HTML report shows: each pack's split, the timeline.
+    /// Each flow counts once in the timeline and once in each pack's split
+    /// (`views` in flow order, as [`Self::add_findings`] has them).
     fn add_html(&mut self, views: &[FindingView<'_>]) {
-        let mut seen = FastSet::default();
+        let mut flow = None;
+        // The packs of this flow's findings counted so far.
+        let mut packs: Vec<usize> = Vec::new();
         for v in views.iter().filter(|v| v.rule.severity >= RESTRICTED) {
-            if let Some(split) = self.splits.get_mut(v.finding.matched.pack) {
-                if seen.insert((v.finding.matched.pack, v.finding.flow)) {
-                    let bytes = v.sides.sent.bytes;
-                    *split.law.entry(v.intel.and_then(|i| i.jurisdiction)).or_default() += bytes;
-                    *split.hosted.entry(v.intel.and_then(|i| i.country)).or_default() += bytes;
-                    *split.hosts.entry(v.sides.local.ip).or_default() += bytes;
-                }
-            }
-        }
-        let mut timed = FastSet::default();
-        for v in views.iter().filter(|v| v.rule.severity >= RESTRICTED) {
-            if timed.insert(v.finding.flow) {
+            if flow != Some(v.finding.flow) {
+                flow = Some(v.finding.flow);
+                packs.clear();
                 self.add_to_timeline(v.flow.start.as_nanos(), v.sides.sent.bytes);
+            }
+            let pack = v.finding.matched.pack;
+            if packs.contains(&pack) {
+                continue;
+            }
+            packs.push(pack);
+            if let Some(split) = self.splits.get_mut(pack) {
+                let bytes = v.sides.sent.bytes;
+                *split.law.entry(v.intel.and_then(|i| i.jurisdiction)).or_default() += bytes;
+                *split.hosted.entry(v.intel.and_then(|i| i.country)).or_default() += bytes;
+                *split.hosts.entry(v.sides.local.ip).or_default() += bytes;
             }
         }
     }
