@@ -258,14 +258,14 @@ pub struct AuditArgs {
     #[arg(short, long)]
     pub quiet: bool,
 
-    /// Most flows kept alive at once in each shard (--threads); beyond it
-    /// the idlest end early (counted in the summary). Bounds memory on a
-    /// flood.
+    /// Most flows kept alive at once in each shard (--threads N makes N less
+    /// two, at least 1); beyond it the idlest end early (counted in the
+    /// summary). Bounds memory on a flood.
     #[arg(long, value_name = "N", default_value_t = 1_000_000)]
     pub max_flows: usize,
 
     /// Cores the audit runs on (default: all this process may use); with
-    /// fewer, it keeps to the last N of them, leaving the others free. The
+    /// fewer, it keeps to N of them, leaving the others free. The
     /// packets' flows and names are split by address pair into N less two
     /// shards (the reader and the thread applying intelligence and rules
     /// take two; at least 1). The answers are the same for any number,

@@ -22,12 +22,12 @@ fn audit(threads: &str, args: &[&str], inputs: &[PathBuf]) -> Output {
 
 /// Runs `args` on `inputs` on one core (`--threads 1`: one shard, on the
 /// reader's thread, and no spare core at the end), on two (one shard,
-/// the finishing stage on its own core) and with three shards
-/// (`--threads 5`, more threads than CI's cores): the same output and
-/// status each time. Returns the output of one thread.
+/// the finishing stage on its own core) and with two and three shards
+/// (`--threads 4` and `5`, more threads than CI's cores): the same output
+/// and status each time. Returns the output of one thread.
 fn same_with_any_threads(what: &str, args: &[&str], inputs: &[PathBuf]) -> Output {
     let one = audit("1", args, inputs);
-    for threads in ["2", "5"] {
+    for threads in ["2", "4", "5"] {
         let more = audit(threads, args, inputs);
         assert_eq!(one.status.code(), more.status.code(), "{what} {args:?}: status");
         if one.stdout != more.stdout {

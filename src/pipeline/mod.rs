@@ -7,7 +7,7 @@
 //! Contract:
 //! - [`audit`] reads every input in order on the calling thread, which
 //!   decodes and counts each frame and hands its IP packet to the shard of
-//!   its outermost address pair (`shard`): `--threads` shards, each with
+//!   its outermost address pair (`shard`): [`AuditConfig::shards`], each with
 //!   its flow table and names stage across the inputs (a connection
 //!   spanning rotated capture files stays one flow), the only one on the
 //!   reader's thread or each on its own. A second thread loads the

@@ -550,6 +550,7 @@ impl Digest {
         let mut packs: Vec<usize> = Vec::new();
         for v in views.iter().filter(|v| v.rule.severity >= RESTRICTED) {
             if flow != Some(v.finding.flow) {
+                debug_assert!(flow < Some(v.finding.flow), "findings in flow order");
                 flow = Some(v.finding.flow);
                 packs.clear();
                 self.add_to_timeline(v.flow.start.as_nanos(), v.sides.sent.bytes);
