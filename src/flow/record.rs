@@ -76,6 +76,14 @@ pub struct FlowRecord {
 }
 
 impl FlowRecord {
+    /// Where the flow stands in first-packet order: start, first frame,
+    /// then id (a tunnelled packet starts its tunnel's flow and the flow
+    /// inside it, in that order of ids). Records, and what reports say
+    /// came first, follow it.
+    pub fn first_packet_order(&self) -> (Timestamp, FrameRef, u64) {
+        (self.start, self.first_frame, self.id)
+    }
+
     /// Does the protocol carry ports?
     pub fn has_ports(&self) -> bool {
         protocol_has_ports(self.protocol)

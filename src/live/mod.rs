@@ -274,7 +274,7 @@ pub fn run(
     );
     // In first-packet order across the last parts, as an audit's are.
     let mut rest = table.finish(&mut anomalies);
-    rest.sort_unstable_by_key(|f| (f.start, f.first_frame, f.id));
+    rest.sort_unstable_by_key(FlowRecord::first_packet_order);
     for f in rest {
         a.finished(f);
     }
@@ -547,7 +547,7 @@ impl Analysis {
         }
         self.period_flows += self.ending.len() as u64;
         // Record order: by part, then first packet.
-        self.ending.sort_unstable_by_key(|(f, _)| (f.start, f.first_frame, f.id));
+        self.ending.sort_unstable_by_key(|(f, _)| f.first_packet_order());
         self.stage.finish(self.ending.drain(..));
         let part = self.stage.part();
         let json = self.stage.intel_json();

@@ -141,6 +141,17 @@ pub struct DnsMap {
     none: DnsNames,
 }
 
+/// The names of `entries`, in order, each once.
+fn merged<'a>(entries: impl Iterator<Item = &'a DnsEntry>) -> Vec<Arc<str>> {
+    let mut out: Vec<Arc<str>> = Vec::new();
+    for n in entries.flat_map(|e| e.names.iter()) {
+        if !out.contains(n) {
+            out.push(n.clone());
+        }
+    }
+    out
+}
+
 /// Names [`DnsMap`] shares at most.
 const MAX_INTERNED: usize = 1 << 16;
 
@@ -208,26 +219,12 @@ impl DnsMap {
         let Some(second) = valid.next() else {
             return first.names.clone();
         };
-        let mut dns: Vec<Arc<str>> = first.names.to_vec();
-        for e in std::iter::once(second).chain(valid) {
-            for n in e.names.iter() {
-                if !dns.contains(n) {
-                    dns.push(n.clone());
-                }
-            }
-        }
-        dns.into()
+        merged([first, second].into_iter().chain(valid)).into()
     }
 
     /// Every name DNS answers gave `ip`, whenever they were seen.
     pub fn names(&self, ip: IpAddr) -> Vec<Arc<str>> {
-        let mut out: Vec<Arc<str>> = Vec::new();
-        for n in self.map.get(&ip).into_iter().flatten().flat_map(|e| e.names.iter()) {
-            if !out.contains(n) {
-                out.push(n.clone());
-            }
-        }
-        out
+        merged(self.map.get(&ip).into_iter().flatten())
     }
 
     /// Addresses held.
@@ -288,7 +285,9 @@ impl NameInspector {
         // DNS flows are followed whole.
         let dns = sport == DNS_PORT || dport == DNS_PORT;
         match packet.protocol {
-            17 if sport == DNS_PORT => self.dns_response(packet.payload, ts, at.frame),
+            17 if sport == DNS_PORT => {
+                self.dns_response(packet.payload, ts, at.frame);
+            }
             6 if sport == DNS_PORT && !at.from_initiator => {
                 self.dns_tcp_segment(at.flow, packet.payload, ts, at.frame)
             }
@@ -391,12 +390,10 @@ impl NameInspector {
             self.dns_tcp.insert(flow, None);
         }
         for m in messages {
-            if dns::parse_response(&m).is_err() {
+            if !self.dns_response(&m, ts, frame) {
                 self.dns_tcp.insert(flow, None);
-                self.dns_errors += 1;
                 return;
             }
-            self.dns_response(&m, ts, frame);
         }
     }
 
@@ -429,10 +426,12 @@ impl NameInspector {
         }
     }
 
-    fn dns_response(&mut self, message: &[u8], ts: Timestamp, at: FrameRef) {
+    /// Returns whether `message` was a DNS response (else it is counted
+    /// in `dns_errors`).
+    fn dns_response(&mut self, message: &[u8], ts: Timestamp, at: FrameRef) -> bool {
         let Ok(response) = dns::parse_response(message) else {
             self.dns_errors += 1;
-            return;
+            return false;
         };
         let addresses = response
             .names_by_address()
@@ -446,6 +445,7 @@ impl NameInspector {
             Some(deferred) => deferred.push(response),
             None => self.dns.insert(&response),
         }
+        true
     }
 
     /// The names of a finished flow, forgetting its per-flow state.

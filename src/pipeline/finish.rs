@@ -137,16 +137,22 @@ impl Finishing {
     /// The intelligence of `ip`, looked up once while cached (`None`
     /// without intelligence).
     pub fn intel(&mut self, ip: IpAddr) -> Option<Arc<Intel>> {
-        let db = self.db.as_ref()?;
-        let (cache, json, render) = (&mut self.part.remote_intel, &mut self.json, self.render_json);
-        let intel = cache.entry(ip).or_insert_with(|| {
-            let intel = db.lookup(ip);
-            if render {
-                json.render(ip, &intel);
-            }
-            Arc::new(intel)
-        });
-        Some(intel.clone())
+        if let Some(cached) = self.part.remote_intel.get(&ip) {
+            return Some(cached.clone());
+        }
+        let intel = self.db.as_ref()?.lookup(ip);
+        Some(self.keep_intel(ip, intel))
+    }
+
+    /// Caches the intelligence of `ip` just looked up, and renders it
+    /// (with `render_json`).
+    fn keep_intel(&mut self, ip: IpAddr, intel: Intel) -> Arc<Intel> {
+        if self.render_json {
+            self.json.render(ip, &intel);
+        }
+        let intel = Arc::new(intel);
+        self.part.remote_intel.insert(ip, intel.clone());
+        intel
     }
 
     /// [`Self::intel`] of every flow's remote address: the addresses not
@@ -155,7 +161,7 @@ impl Finishing {
     /// them.
     fn look_up_new_addresses(&mut self, two_threads: bool) {
         let Some(db) = self.db.as_ref() else { return };
-        let cache = &mut self.part.remote_intel;
+        let cache = &self.part.remote_intel;
         let mut new: Vec<IpAddr> = Vec::new();
         let mut listed: HashSet<IpAddr, ahash::RandomState> = HashSet::default();
         for ip in self.part.flows.iter().filter_map(|f| f.remote().map(|r| r.ip)) {
@@ -165,10 +171,7 @@ impl Finishing {
         }
         let found = crate::parallel::map_in_order(new, two_threads, |ip| (ip, db.lookup(ip)));
         for (ip, intel) in found {
-            if self.render_json {
-                self.json.render(ip, &intel);
-            }
-            cache.insert(ip, Arc::new(intel));
+            self.keep_intel(ip, intel);
         }
     }
 

@@ -293,7 +293,8 @@ impl Finisher {
         }
         self.learn(responses);
         self.live.apply(changes);
-        flows.sort_unstable_by_key(|(f, _)| order(f));
+        // Record order within a part: by first packet.
+        flows.sort_unstable_by_key(|(f, _)| f.first_packet_order());
         while !flows.is_empty() {
             let rest = flows.split_off(flows.len().min(PART_FLOWS));
             let part = std::mem::replace(&mut flows, rest);
@@ -346,7 +347,7 @@ impl Finisher {
             let next = heads
                 .iter()
                 .enumerate()
-                .filter_map(|(i, h)| Some((order(&h.front()?.0), i)))
+                .filter_map(|(i, h)| Some((h.front()?.0.first_packet_order(), i)))
                 .min()
                 .map(|(_, i)| i);
             let Some(i) = next else { break };
@@ -394,10 +395,4 @@ impl Finisher {
             }
         }
     }
-}
-
-/// Record order within a part: by first packet (a tunnelled packet starts
-/// its tunnel's flow and the flow inside it, in that order of ids).
-fn order(f: &FlowRecord) -> (crate::time::Timestamp, crate::decode::FrameRef, u64) {
-    (f.start, f.first_frame, f.id)
 }

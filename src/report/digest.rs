@@ -706,7 +706,7 @@ fn add_to_group(rule: &mut RuleTally, v: &FindingView<'_>, intel: Option<&Arc<In
         rule.forget_light_endpoints();
     }
     let first = || FirstSeen {
-        order: (v.flow.start, v.flow.first_frame, v.flow.id),
+        order: v.flow.first_packet_order(),
         intel: intel.cloned(),
         name: v.shared_name().cloned(),
         vendor: v.vendor.cloned(),
@@ -716,7 +716,7 @@ fn add_to_group(rule: &mut RuleTally, v: &FindingView<'_>, intel: Option<&Arc<In
     let e = match rule.endpoints.entry((local, remote)) {
         Entry::Occupied(e) => {
             let e = e.into_mut();
-            if (v.flow.start, v.flow.first_frame, v.flow.id) < e.first.order {
+            if v.flow.first_packet_order() < e.first.order {
                 e.first = first();
             }
             e
