@@ -504,8 +504,7 @@ impl Analysis {
             vendor: vendor.as_ref(),
         };
         let findings: Vec<Finding> = policy
-            .evaluate(&facts)
-            .into_iter()
+            .matches(&facts)
             .map(|matched| {
                 let (_, rule) = policy.rule(&matched);
                 let country = finding_country(rule, intel.as_deref(), vendor.as_ref());

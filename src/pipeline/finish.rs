@@ -247,7 +247,7 @@ fn find(report: &AuditReport, two_threads: bool, findings: &mut Vec<Finding>) {
             let intel = flow.remote().and_then(|r| report.remote_intel.get(&r.ip)).map(|i| &**i);
             let vendor = report.vendors.get(&flow.id);
             let facts = FlowFacts { flow, intel, names: report.names.get(&flow.id), vendor };
-            for matched in policy.evaluate(&facts) {
+            for matched in policy.matches(&facts) {
                 let (_, rule) = policy.rule(&matched);
                 let country = finding_country(rule, intel, vendor);
                 findings.push(Finding { flow: index, matched, country, early: false });

@@ -108,12 +108,39 @@ pub struct Conditions {
 }
 
 /// Whether a block holds for a flow.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Holds {
     Yes,
     No,
     /// Every known fact holds; these facts are unknown.
-    Unknown(Vec<&'static str>),
+    Unknown(UnknownFacts),
+}
+
+/// The facts a block tests of the intelligence and the vendor.
+const TESTED_FACTS: usize = 8;
+
+/// Facts of a block that were unknown, in the order they were tested:
+/// held in place, since most rules that meet one are not matched by it
+/// (on the bench capture, 177,000 lists were made for 125,000 findings).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct UnknownFacts {
+    names: [&'static str; TESTED_FACTS],
+    len: usize,
+}
+
+impl UnknownFacts {
+    const NONE: Self = UnknownFacts { names: [""; TESTED_FACTS], len: 0 };
+
+    fn push(&mut self, name: &'static str) {
+        if let Some(slot) = self.names.get_mut(self.len) {
+            *slot = name;
+            self.len += 1;
+        }
+    }
+
+    fn as_slice(&self) -> &[&'static str] {
+        &self.names[..self.len]
+    }
 }
 
 impl Conditions {
@@ -152,7 +179,7 @@ impl Conditions {
         // Special-purpose addresses are never geolocated nor attributed:
         // a missing fact there is an answer, not an unknown.
         let public = intel.is_some_and(|i| i.class == AddressClass::Public);
-        let mut unknown = Vec::new();
+        let mut unknown = UnknownFacts::NONE;
         let mut fact = |name: &'static str, test: Option<Option<bool>>| match test {
             None => true,
             Some(Some(holds)) => holds,
@@ -209,7 +236,7 @@ impl Conditions {
         );
         if !facts {
             Holds::No
-        } else if unknown.is_empty() {
+        } else if unknown.len == 0 {
             Holds::Yes
         } else {
             Holds::Unknown(unknown)
@@ -466,26 +493,34 @@ impl Policy {
 
     /// Every enabled rule that matches the flow, in pack and rule order.
     pub fn evaluate(&self, facts: &FlowFacts<'_>) -> Vec<RuleMatch> {
-        let mut found = Vec::new();
-        for (p, pack) in self.packs.iter().enumerate() {
-            for (r, rule) in pack.rules.iter().enumerate() {
-                if !rule.enabled {
-                    continue;
-                }
-                let unknown = match rule.matches.holds(facts) {
-                    Holds::No => continue,
-                    Holds::Yes => Vec::new(),
-                    Holds::Unknown(facts) if rule.when_unknown == Some(WhenUnknown::Match) => facts,
-                    Holds::Unknown(_) => continue,
-                };
-                // An exception applies only when it certainly holds.
-                if rule.unless.iter().any(|u| u.holds(facts) == Holds::Yes) {
-                    continue;
-                }
-                found.push(RuleMatch { pack: p, rule: r, unknown });
+        self.matches(facts).collect()
+    }
+
+    /// [`Self::evaluate`] as the rules are tested, without collecting them
+    /// (the finishing stage's, for every flow).
+    pub fn matches<'a>(&'a self, facts: &'a FlowFacts<'_>) -> impl Iterator<Item = RuleMatch> + 'a {
+        let rules =
+            self.packs.iter().enumerate().flat_map(|(p, pack)| {
+                pack.rules.iter().enumerate().map(move |(r, rule)| (p, r, rule))
+            });
+        rules.filter_map(|(p, r, rule)| {
+            if !rule.enabled {
+                return None;
             }
-        }
-        found
+            let unknown = match rule.matches.holds(facts) {
+                Holds::No => return None,
+                Holds::Yes => Vec::new(),
+                Holds::Unknown(facts) if rule.when_unknown == Some(WhenUnknown::Match) => {
+                    facts.as_slice().to_vec()
+                }
+                Holds::Unknown(_) => return None,
+            };
+            // An exception applies only when it certainly holds.
+            if rule.unless.iter().any(|u| u.holds(facts) == Holds::Yes) {
+                return None;
+            }
+            Some(RuleMatch { pack: p, rule: r, unknown })
+        })
     }
 }
 
