@@ -504,7 +504,8 @@ impl Analysis {
             vendor: vendor.as_ref(),
         };
         let findings: Vec<Finding> = policy
-            .matches(&facts)
+            .evaluate(&facts)
+            .into_iter()
             .map(|matched| {
                 let (_, rule) = policy.rule(&matched);
                 let country = finding_country(rule, intel.as_deref(), vendor.as_ref());

@@ -243,11 +243,14 @@ fn find(report: &AuditReport, two_threads: bool, findings: &mut Vec<Finding>) {
     // Without rules the pass over every flow would find nothing.
     let flows = if policy.rule_count() == 0 { 0 } else { report.flows.len() };
     let check = |range: std::ops::Range<usize>, findings: &mut Vec<Finding>| {
+        // The matches of a flow, kept from flow to flow.
+        let mut found = Vec::new();
         for (index, flow) in range.clone().zip(&report.flows[range]) {
             let intel = flow.remote().and_then(|r| report.remote_intel.get(&r.ip)).map(|i| &**i);
             let vendor = report.vendors.get(&flow.id);
             let facts = FlowFacts { flow, intel, names: report.names.get(&flow.id), vendor };
-            for matched in policy.matches(&facts) {
+            policy.evaluate_into(&facts, &mut found);
+            for matched in found.drain(..) {
                 let (_, rule) = policy.rule(&matched);
                 let country = finding_country(rule, intel, vendor);
                 findings.push(Finding { flow: index, matched, country, early: false });

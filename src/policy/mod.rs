@@ -116,30 +116,40 @@ enum Holds {
     Unknown(UnknownFacts),
 }
 
-/// The facts a block tests of the intelligence and the vendor.
-const TESTED_FACTS: usize = 8;
+/// The facts of the intelligence and the vendor a block tests, in the
+/// order it tests them.
+const TESTED_FACTS: [&str; 8] = [
+    "hosting_country",
+    "jurisdiction",
+    "provider",
+    "service",
+    "region",
+    "asn",
+    "vendor",
+    "vendor_jurisdiction",
+];
 
-/// Facts of a block that were unknown, in the order they were tested:
-/// held in place, since most rules that meet one are not matched by it
-/// (on the bench capture, 177,000 lists were made for 125,000 findings).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct UnknownFacts {
-    names: [&'static str; TESTED_FACTS],
-    len: usize,
-}
+/// Facts of a block that were unknown, a bit per [`TESTED_FACTS`]: no
+/// allocation, since most rules that meet one are not matched by it (on
+/// the bench capture, 177,000 lists were made for 125,000 findings).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct UnknownFacts(u8);
 
 impl UnknownFacts {
-    const NONE: Self = UnknownFacts { names: [""; TESTED_FACTS], len: 0 };
-
-    fn push(&mut self, name: &'static str) {
-        if let Some(slot) = self.names.get_mut(self.len) {
-            *slot = name;
-            self.len += 1;
+    fn add(&mut self, name: &'static str) {
+        debug_assert!(TESTED_FACTS.contains(&name), "{name} is not in TESTED_FACTS");
+        if let Some(i) = TESTED_FACTS.iter().position(|f| *f == name) {
+            self.0 |= 1 << i;
         }
     }
 
-    fn as_slice(&self) -> &[&'static str] {
-        &self.names[..self.len]
+    /// In the order they are tested.
+    fn names(self) -> impl Iterator<Item = &'static str> {
+        TESTED_FACTS
+            .into_iter()
+            .enumerate()
+            .filter(move |(i, _)| self.0 & (1 << i) != 0)
+            .map(|(_, f)| f)
     }
 }
 
@@ -179,12 +189,12 @@ impl Conditions {
         // Special-purpose addresses are never geolocated nor attributed:
         // a missing fact there is an answer, not an unknown.
         let public = intel.is_some_and(|i| i.class == AddressClass::Public);
-        let mut unknown = UnknownFacts::NONE;
+        let mut unknown = UnknownFacts::default();
         let mut fact = |name: &'static str, test: Option<Option<bool>>| match test {
             None => true,
             Some(Some(holds)) => holds,
             Some(None) if public => {
-                unknown.push(name);
+                unknown.add(name);
                 true
             }
             Some(None) => false,
@@ -236,7 +246,7 @@ impl Conditions {
         );
         if !facts {
             Holds::No
-        } else if unknown.len == 0 {
+        } else if unknown == UnknownFacts::default() {
             Holds::Yes
         } else {
             Holds::Unknown(unknown)
@@ -493,34 +503,34 @@ impl Policy {
 
     /// Every enabled rule that matches the flow, in pack and rule order.
     pub fn evaluate(&self, facts: &FlowFacts<'_>) -> Vec<RuleMatch> {
-        self.matches(facts).collect()
+        let mut found = Vec::new();
+        self.evaluate_into(facts, &mut found);
+        found
     }
 
-    /// [`Self::evaluate`] as the rules are tested, without collecting them
-    /// (the finishing stage's, for every flow).
-    pub fn matches<'a>(&'a self, facts: &'a FlowFacts<'_>) -> impl Iterator<Item = RuleMatch> + 'a {
-        let rules =
-            self.packs.iter().enumerate().flat_map(|(p, pack)| {
-                pack.rules.iter().enumerate().map(move |(r, rule)| (p, r, rule))
-            });
-        rules.filter_map(|(p, r, rule)| {
-            if !rule.enabled {
-                return None;
-            }
-            let unknown = match rule.matches.holds(facts) {
-                Holds::No => return None,
-                Holds::Yes => Vec::new(),
-                Holds::Unknown(facts) if rule.when_unknown == Some(WhenUnknown::Match) => {
-                    facts.as_slice().to_vec()
+    /// [`Self::evaluate`], appending to `found` (which the finishing stage
+    /// keeps from flow to flow).
+    pub fn evaluate_into(&self, facts: &FlowFacts<'_>, found: &mut Vec<RuleMatch>) {
+        for (p, pack) in self.packs.iter().enumerate() {
+            for (r, rule) in pack.rules.iter().enumerate() {
+                if !rule.enabled {
+                    continue;
                 }
-                Holds::Unknown(_) => return None,
-            };
-            // An exception applies only when it certainly holds.
-            if rule.unless.iter().any(|u| u.holds(facts) == Holds::Yes) {
-                return None;
+                let unknown = match rule.matches.holds(facts) {
+                    Holds::No => continue,
+                    Holds::Yes => Vec::new(),
+                    Holds::Unknown(facts) if rule.when_unknown == Some(WhenUnknown::Match) => {
+                        facts.names().collect()
+                    }
+                    Holds::Unknown(_) => continue,
+                };
+                // An exception applies only when it certainly holds.
+                if rule.unless.iter().any(|u| u.holds(facts) == Holds::Yes) {
+                    continue;
+                }
+                found.push(RuleMatch { pack: p, rule: r, unknown });
             }
-            Some(RuleMatch { pack: p, rule: r, unknown })
-        })
+        }
     }
 }
 
