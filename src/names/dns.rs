@@ -4,7 +4,9 @@
 //! messages cannot loop or read out of bounds.
 
 use std::collections::HashMap;
+use std::fmt::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 
 const TYPE_A: u16 = 1;
 const TYPE_CNAME: u16 = 5;
@@ -19,13 +21,13 @@ const MAX_NAME: usize = 255;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Rdata {
     Address(IpAddr),
-    Cname(String),
+    Cname(Arc<str>),
 }
 
 /// One answer record.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Record {
-    pub name: String,
+    pub name: Arc<str>,
     pub ttl: u32,
     pub data: Rdata,
 }
@@ -35,7 +37,7 @@ pub struct Record {
 /// addresses too).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Response {
-    pub query: Option<String>,
+    pub query: Option<Arc<str>>,
     pub answers: Vec<Record>,
 }
 
@@ -54,10 +56,12 @@ fn u16_at(m: &[u8], at: usize) -> Result<u16, DnsError> {
     m.get(at..at + 2).map(|b| u16::from_be_bytes([b[0], b[1]])).ok_or(DnsError::Truncated)
 }
 
-/// Reads the name at `at`; returns it (lower case, no trailing dot) and the
-/// offset after it in the original position.
-pub fn read_name(m: &[u8], mut at: usize) -> Result<(String, usize), DnsError> {
-    let mut name = String::new();
+/// Reads the name at `at` into `name` (emptied first; lower case, no
+/// trailing dot); returns the offset after it in the original position.
+/// `name` is the caller's, used again for the next name: a name costs an
+/// allocation only when it is kept.
+pub fn read_name(m: &[u8], mut at: usize, name: &mut String) -> Result<usize, DnsError> {
+    name.clear();
     let mut end = None;
     let mut jumps = 0;
     let mut wire_len = 0usize;
@@ -65,7 +69,7 @@ pub fn read_name(m: &[u8], mut at: usize) -> Result<(String, usize), DnsError> {
         let len = *m.get(at).ok_or(DnsError::Truncated)? as usize;
         match len & 0xc0 {
             0x00 if len == 0 => {
-                return Ok((name, end.unwrap_or(at + 1)));
+                return Ok(end.unwrap_or(at + 1));
             }
             0x00 => {
                 let label = m.get(at + 1..at + 1 + len).ok_or(DnsError::Truncated)?;
@@ -81,7 +85,8 @@ pub fn read_name(m: &[u8], mut at: usize) -> Result<(String, usize), DnsError> {
                     if b.is_ascii_graphic() && b != b'.' && b != b'\\' {
                         name.push(b.to_ascii_lowercase() as char);
                     } else {
-                        name.push_str(&format!("\\{b:03}"));
+                        // Writing to a String cannot fail.
+                        let _ = write!(name, "\\{b:03}");
                     }
                 }
                 at += 1 + len;
@@ -112,15 +117,16 @@ pub fn parse_response(m: &[u8]) -> Result<Response, DnsError> {
     let records = u32::from(u16_at(m, 6)?) + u32::from(u16_at(m, 8)?) + u32::from(u16_at(m, 10)?);
     let mut at = 12;
     let mut response = Response::default();
+    let (mut name, mut target) = (String::with_capacity(64), String::with_capacity(64));
     for i in 0..qd {
-        let (name, next) = read_name(m, at)?;
+        let next = read_name(m, at, &mut name)?;
         if i == 0 {
-            response.query = Some(name);
+            response.query = Some(Arc::from(name.as_str()));
         }
         at = next + 4;
     }
     for _ in 0..records {
-        let Ok((name, next)) = read_name(m, at) else { break };
+        let Ok(next) = read_name(m, at, &mut name) else { break };
         let (Ok(rtype), Ok(rdlen)) = (u16_at(m, next), u16_at(m, next + 8)) else { break };
         let ttl = match m.get(next + 4..next + 8) {
             Some(b) => u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
@@ -136,11 +142,13 @@ pub fn parse_response(m: &[u8]) -> Result<Response, DnsError> {
                 let b: [u8; 16] = rdata.try_into().unwrap_or_default();
                 Some(Rdata::Address(IpAddr::V6(Ipv6Addr::from(b))))
             }
-            (TYPE_CNAME, _) => read_name(m, rdata_at).ok().map(|(target, _)| Rdata::Cname(target)),
+            (TYPE_CNAME, _) => read_name(m, rdata_at, &mut target)
+                .ok()
+                .map(|_| Rdata::Cname(Arc::from(target.as_str()))),
             _ => None,
         };
         if let Some(data) = data {
-            response.answers.push(Record { name, ttl, data });
+            response.answers.push(Record { name: Arc::from(name.as_str()), ttl, data });
         }
         at = rdata_at + rdlen as usize;
     }
@@ -151,22 +159,22 @@ impl Response {
     /// Each answered address with the names that lead to it: the owner of
     /// the address record and every name of the CNAME chain above it, up
     /// to the queried name.
-    pub fn names_by_address(&self) -> Vec<(IpAddr, Vec<String>, u32)> {
+    pub fn names_by_address(&self) -> Vec<(IpAddr, Vec<Arc<str>>, u32)> {
         // CNAME target → the first name aliasing it, built once: walking
         // the chain by scanning every answer for every hop of every
         // address is cubic in the answers (hundreds fit in one response).
         // Hashed with ahash, as the other per-packet maps are.
-        let mut alias_of: HashMap<&str, &str, ahash::RandomState> = HashMap::default();
+        let mut alias_of: HashMap<&str, &Arc<str>, ahash::RandomState> = HashMap::default();
         for a in &self.answers {
             if let Rdata::Cname(target) = &a.data {
-                alias_of.entry(target.as_str()).or_insert(a.name.as_str());
+                alias_of.entry(&**target).or_insert(&a.name);
             }
         }
         let mut out = Vec::new();
         for r in &self.answers {
             let Rdata::Address(ip) = r.data else { continue };
             let mut names = vec![r.name.clone()];
-            let mut current = r.name.as_str();
+            let mut current = &*r.name;
             // Walk the CNAME chain backwards, at most MAX_CNAME_CHAIN
             // hops, never through a name twice (a loop).
             for _ in 0..MAX_CNAME_CHAIN {
@@ -174,7 +182,7 @@ impl Response {
                 if names.iter().any(|n| n == parent) {
                     break;
                 }
-                names.push(parent.to_owned());
+                names.push(Arc::clone(parent));
                 current = parent;
             }
             names.reverse();
@@ -216,7 +224,8 @@ mod tests {
         assert_eq!(r.answers.len(), 3);
         let by_ip = r.names_by_address();
         assert_eq!(by_ip[0].0, "192.0.2.7".parse::<IpAddr>().unwrap());
-        assert_eq!(by_ip[0].1, vec!["www.example.com", "edge.example.net"]);
+        let names: Vec<&str> = by_ip[0].1.iter().map(|n| &**n).collect();
+        assert_eq!(names, ["www.example.com", "edge.example.net"]);
         assert_eq!(by_ip[0].2, 30);
         assert_eq!(by_ip[1].0, "2001:db8::7".parse::<IpAddr>().unwrap());
     }
@@ -228,9 +237,9 @@ mod tests {
         assert_eq!(parse_response(&m), Err(DnsError::PointerLoop));
         // Two labels pointing at each other through a forward pointer.
         m[12..14].copy_from_slice(&[0xc0, 14]);
-        assert_eq!(read_name(&m, 12), Err(DnsError::PointerLoop));
-        assert_eq!(read_name(b"\x05ab", 0), Err(DnsError::Truncated));
-        assert_eq!(read_name(b"\x80", 0), Err(DnsError::BadLabel));
+        assert_eq!(read_name(&m, 12, &mut String::new()), Err(DnsError::PointerLoop));
+        assert_eq!(read_name(b"\x05ab", 0, &mut String::new()), Err(DnsError::Truncated));
+        assert_eq!(read_name(b"\x80", 0, &mut String::new()), Err(DnsError::BadLabel));
         let long: Vec<u8> = std::iter::repeat_n(
             b"\x3faaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".to_vec(),
             5,
@@ -238,7 +247,7 @@ mod tests {
         .flatten()
         .chain([0])
         .collect();
-        assert_eq!(read_name(&long, 0), Err(DnsError::NameTooLong));
+        assert_eq!(read_name(&long, 0, &mut String::new()), Err(DnsError::NameTooLong));
     }
 
     #[test]
@@ -257,7 +266,7 @@ mod tests {
             if let Ok(r) = parse_response(&m) {
                 let _ = r.names_by_address();
             }
-            let _ = read_name(&m, 0);
+            let _ = read_name(&m, 0, &mut String::new());
         }
 
         #[test]

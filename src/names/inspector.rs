@@ -433,14 +433,7 @@ impl NameInspector {
             self.dns_errors += 1;
             return false;
         };
-        let addresses = response
-            .names_by_address()
-            .into_iter()
-            .map(|(ip, names, ttl)| {
-                (ip, names.iter().map(|n| Arc::from(n.as_str())).collect(), ttl)
-            })
-            .collect();
-        let response = DnsResponse { at, ts, addresses };
+        let response = DnsResponse { at, ts, addresses: response.names_by_address() };
         match &mut self.deferred {
             Some(deferred) => deferred.push(response),
             None => self.dns.insert(&response),
