@@ -3,6 +3,7 @@
 //! so several TCP segments): the parser asks for more bytes until the
 //! handshake message is complete, and gives up past [`MAX_HELLO`] bytes.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use super::Parsed;
@@ -17,8 +18,10 @@ pub const MAX_HELLO: usize = 16 * 1024;
 
 /// The handshake bytes carried by the TLS records at the start of
 /// `stream`, with whether the records continue past the bytes in hand.
-fn handshake_bytes(stream: &[u8], need: usize) -> Parsed<Vec<u8>> {
-    let mut out = Vec::new();
+/// Borrowed from `stream` while they are one record's (a ClientHello
+/// mostly is): copied only to join records.
+fn handshake_bytes(stream: &[u8], need: usize) -> Parsed<Cow<'_, [u8]>> {
+    let mut out = Cow::Borrowed(&[][..]);
     let mut at = 0;
     while out.len() < need {
         let Some(h) = stream.get(at..at + 5) else { return Parsed::NeedMore };
@@ -28,13 +31,22 @@ fn handshake_bytes(stream: &[u8], need: usize) -> Parsed<Vec<u8>> {
         let len = usize::from(u16::from_be_bytes([h[3], h[4]]));
         let Some(body) = stream.get(at + 5..at + 5 + len) else {
             // Use the part in hand when it already holds what is needed.
-            out.extend_from_slice(&stream[at + 5..]);
+            join(&mut out, &stream[at + 5..]);
             return if out.len() >= need { Parsed::Done(out) } else { Parsed::NeedMore };
         };
-        out.extend_from_slice(body);
+        join(&mut out, body);
         at += 5 + len;
     }
     Parsed::Done(out)
+}
+
+/// `out` followed by `more`: `more` itself when `out` is empty.
+fn join<'a>(out: &mut Cow<'a, [u8]>, more: &'a [u8]) {
+    if out.is_empty() {
+        *out = Cow::Borrowed(more);
+    } else {
+        out.to_mut().extend_from_slice(more);
+    }
 }
 
 /// The SNI of the ClientHello at the start of `stream`: `Done(None)` for a
