@@ -50,6 +50,11 @@ impl CountryCode {
         COUNTRIES.binary_search_by(|(c, _)| (*c).cmp(code)).ok().map(|i| COUNTRIES[i].1)
     }
 
+    /// Its place among the 676 two-letter codes.
+    fn index(self) -> usize {
+        usize::from(self.0[0].wrapping_sub(b'A')) * 26 + usize::from(self.0[1].wrapping_sub(b'A'))
+    }
+
     pub fn as_str(&self) -> &str {
         // Only ASCII letters are ever stored.
         std::str::from_utf8(&self.0).unwrap_or("??")
@@ -137,5 +142,67 @@ mod tests {
         assert!(CountryCode::parse("CHN").is_none());
         assert!(CountryCode::parse("C1").is_none());
         assert!(CountryCode::parse("").is_none());
+    }
+}
+
+/// Country codes as a rule lists them, in its order, with a bit per code
+/// for the test every flow makes: a rule may list most of the world (the
+/// EU pack's third countries are 196), and was scanned for each flow.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CountryList {
+    listed: Vec<CountryCode>,
+    bits: [u64; 11],
+}
+
+impl CountryList {
+    pub fn contains(&self, c: &CountryCode) -> bool {
+        let i = c.index();
+        self.bits.get(i / 64).is_some_and(|word| word & (1 << (i % 64)) != 0)
+    }
+}
+
+impl From<Vec<CountryCode>> for CountryList {
+    fn from(listed: Vec<CountryCode>) -> Self {
+        let mut bits = [0u64; 11];
+        for c in &listed {
+            let i = c.index();
+            if let Some(word) = bits.get_mut(i / 64) {
+                *word |= 1 << (i % 64);
+            }
+        }
+        CountryList { listed, bits }
+    }
+}
+
+impl std::ops::Deref for CountryList {
+    type Target = [CountryCode];
+
+    fn deref(&self) -> &[CountryCode] {
+        &self.listed
+    }
+}
+
+impl fmt::Debug for CountryList {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(&self.listed).finish()
+    }
+}
+
+#[cfg(test)]
+mod list_tests {
+    use super::*;
+
+    /// Every code, listed or not, is told apart: the bits say what the
+    /// list says.
+    #[test]
+    fn a_list_contains_exactly_its_codes() {
+        let all: Vec<CountryCode> =
+            (b'A'..=b'Z').flat_map(|a| (b'A'..=b'Z').map(move |b| CountryCode([a, b]))).collect();
+        let listed: Vec<CountryCode> = all.iter().copied().step_by(7).collect();
+        let list = CountryList::from(listed.clone());
+        for c in &all {
+            assert_eq!(list.contains(c), listed.contains(c), "{c}");
+        }
+        assert_eq!(&list[..], &listed[..]);
     }
 }

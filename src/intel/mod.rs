@@ -37,7 +37,7 @@ mod vendors;
 pub use asn::{AsRecord, AsnTable, OrgName, OrgNames};
 pub use catalogue::{Provider, ProviderCatalogue, ProviderConfig};
 pub use class::{classify, AddressClass};
-pub use country::CountryCode;
+pub use country::{CountryCode, CountryList};
 pub use error::IntelError;
 pub use geo::{Capabilities, CountryTable, MmdbDatabase};
 pub use layers::{AddressFacts, AddressLayers};

@@ -23,7 +23,7 @@ use serde::Serialize;
 use crate::files::RULE_PACK_LIMIT;
 use crate::flow::{Direction, FlowRecord};
 use crate::intel::{
-    AddressClass, CountryCode, Intel, ProviderCatalogue, VendorCatalogue, VendorMatch,
+    AddressClass, CountryCode, CountryList, Intel, ProviderCatalogue, VendorCatalogue, VendorMatch,
 };
 use crate::names::FlowNames;
 
@@ -83,8 +83,8 @@ pub enum WhenUnknown {
 /// empty list never holds.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Conditions {
-    pub hosting_country: Option<Vec<CountryCode>>,
-    pub jurisdiction: Option<Vec<CountryCode>>,
+    pub hosting_country: Option<CountryList>,
+    pub jurisdiction: Option<CountryList>,
     pub provider: Option<Vec<Arc<str>>>,
     pub service: Option<Vec<String>>,
     pub region: Option<Vec<String>>,
@@ -92,7 +92,7 @@ pub struct Conditions {
     /// Vendor ids (vendor catalogue), told by the flow's names.
     pub vendor: Option<Vec<Arc<str>>>,
     /// The jurisdiction of the flow's vendor.
-    pub vendor_jurisdiction: Option<Vec<CountryCode>>,
+    pub vendor_jurisdiction: Option<CountryList>,
     /// The remote address.
     pub cidr: Option<Vec<IpNet>>,
     /// Lower case, without leading or trailing dots.

@@ -14,7 +14,7 @@ use toml::Spanned;
 use super::diagnostic::{Diagnostic, Level, SourceFile};
 use super::{Catalogues, Conditions, Rule, RulePack, Severity, WhenUnknown};
 use crate::flow::{protocol_has_ports, protocol_name, Direction};
-use crate::intel::CountryCode;
+use crate::intel::{CountryCode, CountryList};
 
 type Value<'i> = Spanned<DeValue<'i>>;
 
@@ -366,14 +366,16 @@ impl Walker<'_> {
     fn conditions(&mut self, t: &DeTable<'_>, place: &str) -> Conditions {
         self.known_keys(t, CONDITION_FIELDS, place);
         let mut c = Conditions {
-            hosting_country: self.list(t, "hosting_country", Self::country),
-            jurisdiction: self.list(t, "jurisdiction", Self::country),
+            hosting_country: self.list(t, "hosting_country", Self::country).map(CountryList::from),
+            jurisdiction: self.list(t, "jurisdiction", Self::country).map(CountryList::from),
             provider: self.list(t, "provider", Self::provider),
             service: self.list(t, "service", Self::plain),
             region: self.list(t, "region", Self::plain),
             asn: self.list(t, "asn", Self::asn),
             vendor: self.list(t, "vendor", Self::vendor),
-            vendor_jurisdiction: self.list(t, "vendor_jurisdiction", Self::country),
+            vendor_jurisdiction: self
+                .list(t, "vendor_jurisdiction", Self::country)
+                .map(CountryList::from),
             cidr: self.list(t, "cidr", Self::cidr),
             domain_suffix: self.list(t, "domain_suffix", Self::domain),
             transport: self.list(t, "transport", Self::transport),

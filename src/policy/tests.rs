@@ -159,7 +159,7 @@ fn eu_pack_lists_every_code_outside_the_eea_and_adequacy_decisions() {
         .filter(|(c, _)| !inside.split(' ').any(|i| i == *c))
         .filter_map(|(c, _)| CountryCode::parse(c))
         .collect();
-    assert_eq!(listed, expected);
+    assert_eq!(listed[..], expected[..]);
 }
 
 fn cc(s: &str) -> Option<CountryCode> {
