@@ -225,6 +225,12 @@ pub fn initial_crypto(datagram: &[u8]) -> Vec<CryptoPiece> {
     opened.to_pieces()
 }
 
+/// How many bytes at the start of `b` are zero.
+fn zero_run(b: &[u8]) -> usize {
+    let whole = b.chunks_exact(16).take_while(|c| c.iter().all(|&x| x == 0)).count() * 16;
+    whole + b[whole..].iter().position(|&x| x != 0).unwrap_or(b.len() - whole)
+}
+
 /// CRYPTO frames of a decrypted Initial payload, each as its stream offset
 /// and its place in `plain`; stops at a frame type that cannot appear in
 /// an Initial.
@@ -232,9 +238,10 @@ fn crypto_frames(plain: &[u8], mut frame: impl FnMut(u64, Range<usize>)) {
     let mut at = 0;
     while at < plain.len() {
         // A client pads its Initials to 1,200 bytes with PADDING frames,
-        // one zero byte each: skip a run of them at once.
+        // one zero byte each: skip a run of them at once, 16 bytes at a
+        // time (byte by byte it was a tenth of opening an Initial).
         if plain[at] == 0 {
-            at += plain[at..].iter().position(|&b| b != 0).unwrap_or(plain.len() - at);
+            at += zero_run(&plain[at..]);
             continue;
         }
         let Some(ty) = varint(plain, &mut at) else { break };
@@ -322,6 +329,21 @@ pub fn crypto_sni(stream: &[u8]) -> Result<Option<Arc<str>>, bool> {
 
 #[cfg(test)]
 mod tests {
+    proptest::proptest! {
+        /// Whatever the bytes, the run is the zeros before the first other
+        /// byte.
+        #[test]
+        fn a_zero_run_ends_at_the_first_other_byte(
+            zeros in 0usize..70,
+            rest in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40),
+        ) {
+            let mut b = vec![0u8; zeros];
+            b.extend(&rest);
+            let want = b.iter().position(|&x| x != 0).unwrap_or(b.len());
+            proptest::prop_assert_eq!(zero_run(&b), want);
+        }
+    }
+
     use super::*;
     use proptest::prelude::*;
 
