@@ -520,7 +520,7 @@ impl Analysis {
         }
         let facts = AlertFacts {
             policy,
-            intel: intel.as_deref(),
+            intel: intel.as_ref(),
             intel_json: remote.and_then(|ip| self.stage.intel_json().get(&ip)),
             names: names.as_ref(),
             vendor: vendor.as_ref(),
@@ -559,7 +559,7 @@ impl Analysis {
             let remote = flow.remote().map(|r| r.ip);
             let facts = AlertFacts {
                 policy: &part.policy,
-                intel: remote.and_then(|ip| part.remote_intel.get(&ip)).map(|i| &**i),
+                intel: remote.and_then(|ip| part.remote_intel.get(&ip)),
                 intel_json: remote.and_then(|ip| json.get(&ip)),
                 names: part.names.get(&flow.id),
                 vendor: part.vendors.get(&flow.id),
@@ -626,7 +626,7 @@ impl Analysis {
 /// What an alert says of its flow besides the flow.
 struct AlertFacts<'a> {
     policy: &'a Policy,
-    intel: Option<&'a Intel>,
+    intel: Option<&'a Arc<Intel>>,
     intel_json: Option<IntelFields<'a>>,
     names: Option<&'a FlowNames>,
     vendor: Option<&'a VendorMatch>,

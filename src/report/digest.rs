@@ -68,11 +68,11 @@ pub struct KeptFinding {
 }
 
 impl KeptFinding {
-    fn of(v: &FindingView<'_>, intel: Option<&Arc<Intel>>) -> Self {
+    fn of(v: &FindingView<'_>) -> Self {
         KeptFinding {
             finding: v.finding.clone(),
             flow: v.flow.clone(),
-            intel: intel.cloned(),
+            intel: v.intel.cloned(),
             names: v.names.cloned(),
             vendor: v.vendor.cloned(),
         }
@@ -87,7 +87,7 @@ impl KeptFinding {
             pack,
             rule,
             sides: self.flow.sides(),
-            intel: self.intel.as_deref(),
+            intel: self.intel.as_ref(),
             names: self.names.as_ref(),
             vendor: self.vendor.as_ref(),
             file: r.input_path(self.flow.first_frame.file),
@@ -438,7 +438,7 @@ impl Digest {
             add_flows(self);
             self.add_findings(part, &views);
             if self.keep.text {
-                add_to_groups(&mut self.groups, part, &views, true);
+                add_to_groups(&mut self.groups, &views, true);
             }
             return;
         }
@@ -451,12 +451,12 @@ impl Digest {
         crate::parallel::both(
             || {
                 add_flows(&mut flow_side);
-                add_to_groups(&mut helper_groups, part, &views, false);
+                add_to_groups(&mut helper_groups, &views, false);
             },
             || {
                 self.add_findings(part, &views);
                 if self.keep.text {
-                    add_to_groups(&mut self.groups, part, &views, false);
+                    add_to_groups(&mut self.groups, &views, false);
                 }
             },
         );
@@ -538,11 +538,8 @@ impl Digest {
         }
         if self.keep.html {
             self.add_html(views);
-        }
-        if self.keep.html {
             for v in views {
-                let intel = v.flow.remote().and_then(|r| part.remote_intel.get(&r.ip));
-                self.keep_if_severe(v, intel);
+                self.keep_if_severe(v);
             }
         }
     }
@@ -646,7 +643,7 @@ impl Digest {
         }
     }
 
-    fn keep_if_severe(&mut self, v: &FindingView<'_>, intel: Option<&Arc<Intel>>) {
+    fn keep_if_severe(&mut self, v: &FindingView<'_>) {
         let m = &v.finding.matched;
         let key =
             (Reverse(v.rule.severity), v.flow.start, v.flow.first_frame, v.flow.id, m.pack, m.rule);
@@ -659,7 +656,7 @@ impl Digest {
                 _ => return,
             }
         }
-        self.most_severe.insert(key, KeptFinding::of(v, intel));
+        self.most_severe.insert(key, KeptFinding::of(v));
     }
 
     /// The most severe finding, if any.
@@ -675,12 +672,7 @@ impl Digest {
 
 /// Adds the findings of `views` to their rules' groups in `groups`: every
 /// rule's with `all`, else only those of the rules whose group it holds.
-fn add_to_groups(
-    groups: &mut BTreeMap<RuleKey, RuleTally>,
-    part: &AuditReport,
-    views: &[FindingView<'_>],
-    all: bool,
-) {
+fn add_to_groups(groups: &mut BTreeMap<RuleKey, RuleTally>, views: &[FindingView<'_>], all: bool) {
     if !all && groups.is_empty() {
         return;
     }
@@ -688,8 +680,7 @@ fn add_to_groups(
         let key = rule_key(v);
         let rule = if all { Some(groups.entry(key).or_default()) } else { groups.get_mut(&key) };
         if let Some(rule) = rule {
-            let intel = v.flow.remote().and_then(|r| part.remote_intel.get(&r.ip));
-            add_to_group(rule, v, intel);
+            add_to_group(rule, v);
         }
     }
 }
@@ -701,7 +692,7 @@ fn rule_key(v: &FindingView<'_>) -> RuleKey {
 
 /// One finding into its rule's group: its local host, and its endpoint
 /// within the bound ([`ENDPOINTS_PER_RULE`]).
-fn add_to_group(rule: &mut RuleTally, v: &FindingView<'_>, intel: Option<&Arc<Intel>>) {
+fn add_to_group(rule: &mut RuleTally, v: &FindingView<'_>) {
     let (local, remote) = (v.sides.local.ip, v.sides.remote.ip);
     let host = rule.hosts.entry(local).or_default();
     host.flows += 1;
@@ -713,7 +704,7 @@ fn add_to_group(rule: &mut RuleTally, v: &FindingView<'_>, intel: Option<&Arc<In
     }
     let first = || FirstSeen {
         order: v.flow.first_packet_order(),
-        intel: intel.cloned(),
+        intel: v.intel.cloned(),
         name: v.shared_name().cloned(),
         vendor: v.vendor.cloned(),
         unknown: v.finding.matched.unknown.clone(),

@@ -29,7 +29,8 @@ pub struct FindingView<'a> {
     pub pack: &'a RulePack,
     pub rule: &'a Rule,
     pub sides: Sides<'a>,
-    pub intel: Option<&'a Intel>,
+    /// Shared, so that what keeps it need not look it up again.
+    pub intel: Option<&'a Arc<Intel>>,
     pub names: Option<&'a FlowNames>,
     /// The vendor the names belong to.
     pub vendor: Option<&'a VendorMatch>,
@@ -81,7 +82,7 @@ impl AuditReport {
             pack,
             rule,
             sides: flow.sides(),
-            intel: flow.remote().and_then(|r| self.remote_intel.get(&r.ip)).map(|i| &**i),
+            intel: flow.remote().and_then(|r| self.remote_intel.get(&r.ip)),
             names: self.names.get(&flow.id),
             vendor: self.vendors.get(&flow.id),
             file: self.input_path(flow.first_frame.file),
