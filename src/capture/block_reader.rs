@@ -55,13 +55,23 @@ impl BlockReader {
     /// Returns the `n` bytes at the current position, consuming them, or
     /// `None` (consuming nothing) when the stream ends before `n` bytes.
     pub fn take(&mut self, n: usize) -> io::Result<Option<&[u8]>> {
-        let available = self.fill(n)?.len();
-        if available < n {
-            return Ok(None);
+        Ok(self.take_or_count(n)?.ok())
+    }
+
+    /// [`Self::take`], or when the stream ends before `n` bytes, how many
+    /// bytes there are.
+    pub fn take_or_count(&mut self, n: usize) -> io::Result<Result<&[u8], usize>> {
+        if self.end - self.start < n && !self.eof {
+            self.read_more(n)?;
         }
         let at = self.start;
-        self.start += n;
-        Ok(Some(&self.buf[at..at + n]))
+        match self.buf.get(at..at + n).filter(|_| at + n <= self.end) {
+            Some(bytes) => {
+                self.start += n;
+                Ok(Ok(bytes))
+            }
+            None => Ok(Err(self.end - at)),
+        }
     }
 
     fn read_more(&mut self, n: usize) -> io::Result<()> {

@@ -36,6 +36,13 @@ impl Endian {
         }
     }
 
+    pub(super) fn word(self, raw: [u8; 4]) -> u32 {
+        match self {
+            Endian::Little => u32::from_le_bytes(raw),
+            Endian::Big => u32::from_be_bytes(raw),
+        }
+    }
+
     pub(super) fn u32(self, b: &[u8], at: usize) -> u32 {
         let raw = [b[at], b[at + 1], b[at + 2], b[at + 3]];
         match self {
@@ -131,11 +138,11 @@ impl PcapReader {
                 available: header.len() as u64,
             });
         }
+        // The four fields every variant has, from a fixed-size copy.
+        let fixed: [u8; 16] = header.first_chunk().copied().unwrap_or([0; 16]);
         let e = self.endian;
-        let secs = e.u32(header, 0);
-        let frac = e.u32(header, 4);
-        let caplen = e.u32(header, 8);
-        let wire_len = e.u32(header, 12);
+        let word = |at: usize| e.word([fixed[at], fixed[at + 1], fixed[at + 2], fixed[at + 3]]);
+        let (secs, frac, caplen, wire_len) = (word(0), word(4), word(8), word(12));
         if caplen > self.max_record_len {
             return Err(CaptureError::Damaged {
                 path: self.path.clone(),
@@ -148,17 +155,20 @@ impl PcapReader {
             });
         }
         let total = hlen + caplen as usize;
-        let path = &self.path;
-        let read_err = |source| CaptureError::Read { path: path.clone(), offset, source };
-        let available = self.src.fill(total).map_err(read_err)?.len();
-        let Some(record) = self.src.take(total).map_err(read_err)? else {
-            return Err(CaptureError::Truncated {
-                path: self.path.clone(),
-                what: "a packet record",
-                offset,
-                needed: total as u64,
-                available: available as u64,
-            });
+        let record = match self.src.take_or_count(total) {
+            Ok(Ok(record)) => record,
+            Ok(Err(available)) => {
+                return Err(CaptureError::Truncated {
+                    path: self.path.clone(),
+                    what: "a packet record",
+                    offset,
+                    needed: total as u64,
+                    available: available as u64,
+                })
+            }
+            Err(source) => {
+                return Err(CaptureError::Read { path: self.path.clone(), offset, source })
+            }
         };
         self.frame += 1;
         let nanos = if self.nanos { i64::from(frac) } else { i64::from(frac) * 1000 };
