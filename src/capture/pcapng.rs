@@ -64,9 +64,29 @@ struct Interface {
     offset_secs: i64,
 }
 
+/// Nanoseconds per unit of each decimal resolution down to nanoseconds.
+const DECIMAL_NANOS: [i64; 10] =
+    [1_000_000_000, 100_000_000, 10_000_000, 1_000_000, 100_000, 10_000, 1_000, 100, 10, 1];
+
 impl Interface {
     fn timestamp(&self, high: u32, low: u32) -> Timestamp {
         let units = (u64::from(high) << 32) | u64::from(low);
+        // The usual resolutions (micro- and nanoseconds) in 64 bits, when
+        // nothing overflows; the exact 128-bit path otherwise.
+        if let TsResolution::Decimal(n) = self.resolution {
+            let fast = DECIMAL_NANOS.get(usize::from(n)).and_then(|&per_unit| {
+                let nanos = i64::try_from(units).ok()?.checked_mul(per_unit)?;
+                nanos.checked_add(self.offset_secs.checked_mul(1_000_000_000)?)
+            });
+            if let Some(nanos) = fast {
+                return Timestamp(nanos);
+            }
+        }
+        self.exact_timestamp(units)
+    }
+
+    /// Any resolution and offset, clamped to what a timestamp holds.
+    fn exact_timestamp(&self, units: u64) -> Timestamp {
         let nanos = self.resolution.to_nanos(units) + i128::from(self.offset_secs) * 1_000_000_000;
         Timestamp(nanos.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64)
     }
@@ -173,17 +193,16 @@ impl PcapngReader {
             ));
         }
         let len = len as usize;
-        let available = self.src.fill(len).map_err(|e| read_error(&self.path, offset, e))?.len();
-        if available < len {
+        let block = self.src.fill(len).map_err(|e| read_error(&self.path, offset, e))?;
+        let Some(block) = block.get(..len) else {
             return Err(CaptureError::Truncated {
                 path: self.path.clone(),
                 what: "a pcapng block",
                 offset,
                 needed: len as u64,
-                available: available as u64,
+                available: block.len() as u64,
             });
-        }
-        let block = &self.src.fill(len).map_err(|e| read_error(&self.path, offset, e))?[..len];
+        };
         let trailer = self.endian.u32(block, len - 4);
         if trailer as usize != len {
             return Err(damaged(
@@ -378,6 +397,33 @@ fn walk_options(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// The 64-bit path gives what the exact one does, whatever the
+        /// resolution, offset and units.
+        #[test]
+        fn timestamps_in_64_bits_are_exact(
+            // Microseconds from 1970 to 2262 (what fits 64 bits in
+            // nanoseconds), and any.
+            high in proptest::prop_oneof![3 => 0u32..0x0020_0000, 1 => proptest::prelude::any::<u32>()],
+            low in proptest::prelude::any::<u32>(),
+            // Decimal resolutions down to nanoseconds mostly, and any.
+            resolution in proptest::prop_oneof![3 => 0u8..=9, 1 => proptest::prelude::any::<u8>()],
+            offset_secs in proptest::prop_oneof![
+                3 => -2_000_000_000i64..2_000_000_000,
+                1 => proptest::prelude::any::<i64>()
+            ],
+        ) {
+            let iface = Interface {
+                link_type: LinkType(1),
+                snaplen: 0,
+                resolution: TsResolution::from_option(resolution),
+                offset_secs,
+            };
+            let units = (u64::from(high) << 32) | u64::from(low);
+            proptest::prop_assert_eq!(iface.timestamp(high, low), iface.exact_timestamp(units));
+        }
+    }
 
     #[test]
     fn timestamp_resolutions() {
