@@ -44,11 +44,7 @@ impl Endian {
     }
 
     pub(super) fn u32(self, b: &[u8], at: usize) -> u32 {
-        let raw = [b[at], b[at + 1], b[at + 2], b[at + 3]];
-        match self {
-            Endian::Little => u32::from_le_bytes(raw),
-            Endian::Big => u32::from_be_bytes(raw),
-        }
+        self.word([b[at], b[at + 1], b[at + 2], b[at + 3]])
     }
 }
 
@@ -138,7 +134,8 @@ impl PcapReader {
                 available: header.len() as u64,
             });
         }
-        // The four fields every variant has, from a fixed-size copy.
+        // The four fields every variant has, from a fixed-size copy (the
+        // header is at least 16 bytes: the fallback is never taken).
         let fixed: [u8; 16] = header.first_chunk().copied().unwrap_or([0; 16]);
         let e = self.endian;
         let word = |at: usize| e.word([fixed[at], fixed[at + 1], fixed[at + 2], fixed[at + 3]]);

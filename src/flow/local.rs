@@ -15,6 +15,10 @@ pub struct LocalNetworks {
     v6: Vec<(u128, u128)>,
 }
 
+/// Private and special-purpose ranges (RFC 6890) that never name a host in
+/// another jurisdiction: the default local networks. The documentation
+/// ranges (192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24, 2001:db8::/32) are
+/// deliberately absent so that tests can use them as remote endpoints.
 pub const DEFAULT_LOCAL_NETWORKS: &[&str] = &[
     "0.0.0.0/8",
     "10.0.0.0/8",
@@ -39,23 +43,23 @@ impl Default for LocalNetworks {
 }
 
 impl LocalNetworks {
+    /// Exactly these networks.
     pub fn new(nets: Vec<IpNet>) -> Self {
         let (mut v4, mut v6) = (Vec::new(), Vec::new());
         for net in &nets {
             match net {
                 IpNet::V4(n) => {
-                    let mask = u32::from(n.netmask());
-                    v4.push((u32::from(n.network()) & mask, mask));
+                    v4.push((u32::from(n.network()), u32::from(n.netmask())));
                 }
                 IpNet::V6(n) => {
-                    let mask = u128::from(n.netmask());
-                    v6.push((u128::from(n.network()) & mask, mask));
+                    v6.push((u128::from(n.network()), u128::from(n.netmask())));
                 }
             }
         }
         Self { nets, v4, v6 }
     }
 
+    /// Is `ip` inside one of the local networks?
     pub fn contains(&self, ip: IpAddr) -> bool {
         match ip {
             IpAddr::V4(ip) => {
@@ -69,6 +73,7 @@ impl LocalNetworks {
         }
     }
 
+    /// The networks.
     pub fn networks(&self) -> &[IpNet] {
         &self.nets
     }
@@ -158,7 +163,7 @@ mod tests {
                 IpAddr::V4(a) => u128::from(u32::from(a)),
                 IpAddr::V6(a) => u128::from(a),
             });
-            let bits = base ^ (1u128 << flip) & near;
+            let bits = base ^ ((1u128 << flip) & near);
             let ip = if v4 { IpAddr::from((bits as u32).to_be_bytes()) } else { IpAddr::from(bits.to_be_bytes()) };
             let local = LocalNetworks::new(nets.clone());
             proptest::prop_assert_eq!(local.contains(ip), nets.iter().any(|n| n.contains(&ip)));

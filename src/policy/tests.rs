@@ -296,6 +296,19 @@ fn unknown_facts_are_listed_in_order_and_a_false_fact_wins() {
     assert!(matches(&false_then_unknown, &f, Some(&public), None).is_empty());
     let true_then_unknown = rule("hosting_country = \"US\"\nasn = 37963\n");
     assert_eq!(matches(&true_then_unknown, &f, Some(&public), None), ["r (unknown asn)"]);
+    // Every fact unknown (no intelligence but the class, no names), listed
+    // in the order they are tested, whatever the rule's order.
+    let nothing = intel("8.8.8.8", None, None);
+    let all = rule(
+        "vendor_jurisdiction = \"CN\"\nvendor = \"kaspersky\"\nasn = 37963\nregion = \"r\"\n\
+         service = \"s\"\nprovider = \"alibaba_cloud\"\njurisdiction = \"CN\"\n\
+         hosting_country = \"CN\"\n",
+    );
+    assert_eq!(
+        matches(&all, &f, Some(&nothing), None),
+        ["r (unknown hosting_country, jurisdiction, provider, service, region, asn, vendor, \
+          vendor_jurisdiction)"]
+    );
 }
 
 #[test]
