@@ -89,6 +89,7 @@ pub enum Decoded<'a> {
 }
 
 /// Decodes a frame of `link_type` whose on-wire length was `wire_len`.
+#[inline]
 pub fn decode(link_type: LinkType, frame: &[u8], wire_len: u32) -> Decoded<'_> {
     let (offset, announced) = match locate_ip(link_type, frame) {
         Link::Ip { offset, version } => (offset, version),

@@ -47,6 +47,7 @@ pub fn observe_frame(
 
 /// A frame counted in the run's totals and decoded: its IP packet, if it
 /// has one (what is wrong with it is counted).
+#[inline]
 pub fn decode_frame<'a>(frame: &Frame<'a>, c: &mut Counts<'_>) -> Option<IpPacket<'a>> {
     let (ts, at) = (frame.ts, frame.at);
     let totals = &mut *c.totals;
