@@ -117,7 +117,7 @@ enum Holds {
 }
 
 /// The facts of the intelligence and the vendor a block tests, in the
-/// order it tests them.
+/// order it tests them (and the first of its fields).
 const TESTED_FACTS: [&str; 8] = [
     "hosting_country",
     "jurisdiction",

@@ -12,7 +12,7 @@ use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 use super::diagnostic::{Diagnostic, Level, SourceFile};
-use super::{Catalogues, Conditions, Rule, RulePack, Severity, WhenUnknown};
+use super::{Catalogues, Conditions, Rule, RulePack, Severity, WhenUnknown, TESTED_FACTS};
 use crate::flow::{protocol_has_ports, protocol_name, Direction};
 use crate::intel::{CountryCode, CountryList};
 
@@ -21,15 +21,9 @@ type Value<'i> = Spanned<DeValue<'i>>;
 const PACK_FIELDS: &[&str] = &["name", "description", "source", "reference", "version"];
 const RULE_FIELDS: &[&str] =
     &["id", "title", "severity", "description", "when_unknown", "enabled", "match", "unless"];
-const CONDITION_FIELDS: &[&str] = &[
-    "hosting_country",
-    "jurisdiction",
-    "provider",
-    "service",
-    "region",
-    "asn",
-    "vendor",
-    "vendor_jurisdiction",
+/// A block's fields besides the facts of the intelligence and the vendor
+/// ([`TESTED_FACTS`], which come first).
+const PLAIN_CONDITION_FIELDS: &[&str] = &[
     "cidr",
     "domain_suffix",
     "transport",
@@ -364,7 +358,9 @@ impl Walker<'_> {
     }
 
     fn conditions(&mut self, t: &DeTable<'_>, place: &str) -> Conditions {
-        self.known_keys(t, CONDITION_FIELDS, place);
+        let fields: Vec<&str> =
+            TESTED_FACTS.iter().chain(PLAIN_CONDITION_FIELDS).copied().collect();
+        self.known_keys(t, &fields, place);
         let mut c = Conditions {
             hosting_country: self.list(t, "hosting_country", Self::country).map(CountryList::from),
             jurisdiction: self.list(t, "jurisdiction", Self::country).map(CountryList::from),
