@@ -329,23 +329,23 @@ pub fn crypto_sni(stream: &[u8]) -> Result<Option<Arc<str>>, bool> {
 
 #[cfg(test)]
 mod tests {
-    proptest::proptest! {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
         /// Whatever the bytes, the run is the zeros before the first other
         /// byte.
         #[test]
         fn a_zero_run_ends_at_the_first_other_byte(
             zeros in 0usize..70,
-            rest in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40),
+            rest in proptest::collection::vec(any::<u8>(), 0..40),
         ) {
             let mut b = vec![0u8; zeros];
             b.extend(&rest);
             let want = b.iter().position(|&x| x != 0).unwrap_or(b.len());
-            proptest::prop_assert_eq!(zero_run(&b), want);
+            prop_assert_eq!(zero_run(&b), want);
         }
     }
-
-    use super::*;
-    use proptest::prelude::*;
 
     /// PADDING in one-byte runs and in a longer varint form, PING, then
     /// CRYPTO: the CRYPTO frame is still found.

@@ -117,21 +117,16 @@ impl HeadlineTally {
     /// Adds the restricted findings of `views`, one part's (in flow
     /// order, as a part's findings are: a flow's come together).
     fn add<'a>(&mut self, views: impl Iterator<Item = &'a FindingView<'a>>) {
-        let mut flow = None;
-        // The countries of this flow's findings counted so far.
-        let mut countries: Vec<Option<CountryCode>> = Vec::new();
+        let mut countries = PerFlow::default();
         for v in views.filter(|v| v.rule.severity >= RESTRICTED) {
-            if flow != Some(v.finding.flow) {
-                debug_assert!(flow < Some(v.finding.flow), "findings in flow order");
-                flow = Some(v.finding.flow);
-                countries.clear();
+            let (new_flow, new_country) = countries.see(v.finding.flow, v.finding.country);
+            if new_flow {
                 self.local_hosts.insert(v.sides.local.ip);
                 self.bytes_out += v.sides.sent.bytes;
             }
-            if countries.contains(&v.finding.country) {
+            if !new_country {
                 continue;
             }
-            countries.push(v.finding.country);
             let c = self.countries.entry(v.finding.country).or_default();
             let bytes = v.sides.sent.bytes;
             c.bytes += bytes;
@@ -161,6 +156,39 @@ pub struct RegimeSplit {
 
 /// A set hashed with ahash, for the keys of one part.
 type FastSet<T> = HashSet<T, ahash::RandomState>;
+
+/// Over a part's findings in flow order (a flow's come together), which
+/// start a flow and which are the first of their flow with a key (a
+/// country, a pack): each flow counts once, and once per key.
+struct PerFlow<K> {
+    flow: Option<usize>,
+    /// The keys of this flow's findings so far.
+    keys: Vec<K>,
+}
+
+impl<K> Default for PerFlow<K> {
+    fn default() -> Self {
+        PerFlow { flow: None, keys: Vec::new() }
+    }
+}
+
+impl<K: PartialEq> PerFlow<K> {
+    /// Whether the finding of `flow` with `key` starts its flow, and
+    /// whether it is the first of its flow with `key`.
+    fn see(&mut self, flow: usize, key: K) -> (bool, bool) {
+        let new_flow = self.flow != Some(flow);
+        if new_flow {
+            debug_assert!(self.flow < Some(flow), "findings in flow order");
+            self.flow = Some(flow);
+            self.keys.clear();
+        }
+        let new_key = !self.keys.contains(&key);
+        if new_key {
+            self.keys.push(key);
+        }
+        (new_flow, new_key)
+    }
+}
 
 /// Who runs a remote endpoint, as the aggregates key it: `None` when
 /// intelligence had no answer, `Some(None)` for an address no provider
@@ -548,21 +576,16 @@ impl Digest {
     /// Each flow counts once in the timeline and once in each pack's split
     /// (`views` in flow order, as [`Self::add_findings`] has them).
     fn add_html(&mut self, views: &[FindingView<'_>]) {
-        let mut flow = None;
-        // The packs of this flow's findings counted so far.
-        let mut packs: Vec<usize> = Vec::new();
+        let mut packs = PerFlow::default();
         for v in views.iter().filter(|v| v.rule.severity >= RESTRICTED) {
-            if flow != Some(v.finding.flow) {
-                debug_assert!(flow < Some(v.finding.flow), "findings in flow order");
-                flow = Some(v.finding.flow);
-                packs.clear();
+            let pack = v.finding.matched.pack;
+            let (new_flow, new_pack) = packs.see(v.finding.flow, pack);
+            if new_flow {
                 self.add_to_timeline(v.flow.start.as_nanos(), v.sides.sent.bytes);
             }
-            let pack = v.finding.matched.pack;
-            if packs.contains(&pack) {
+            if !new_pack {
                 continue;
             }
-            packs.push(pack);
             if let Some(split) = self.splits.get_mut(pack) {
                 let bytes = v.sides.sent.bytes;
                 *split.law.entry(v.intel.and_then(|i| i.jurisdiction)).or_default() += bytes;
@@ -645,8 +668,8 @@ impl Digest {
 
     fn keep_if_severe(&mut self, v: &FindingView<'_>) {
         let m = &v.finding.matched;
-        let key =
-            (Reverse(v.rule.severity), v.flow.start, v.flow.first_frame, v.flow.id, m.pack, m.rule);
+        let (start, frame, id) = v.flow.first_packet_order();
+        let key = (Reverse(v.rule.severity), start, frame, id, m.pack, m.rule);
         if self.most_severe.len() >= MOST_SEVERE {
             // Full: a finding gets in only ahead of the last kept.
             match self.most_severe.last_key_value() {
