@@ -91,11 +91,16 @@ pub enum Decoded<'a> {
 /// Decodes a frame of `link_type` whose on-wire length was `wire_len`.
 #[inline]
 pub fn decode(link_type: LinkType, frame: &[u8], wire_len: u32) -> Decoded<'_> {
-    let (offset, announced) = match locate_ip(link_type, frame) {
-        Link::Ip { offset, version } => (offset, version),
-        Link::NotIp => return Decoded::NotIp,
-        Link::Unsupported => return Decoded::UnsupportedLinkType,
-        Link::Truncated => return Decoded::Malformed(AnomalyKind::LinkHeaderTruncated),
+    let (offset, announced) = match (link_type, frame.get(12..14)) {
+        // Untagged Ethernet, most frames: what `locate_ip` finds, sooner.
+        (LinkType::ETHERNET, Some([0x08, 0x00])) => (14, 4),
+        (LinkType::ETHERNET, Some([0x86, 0xdd])) => (14, 6),
+        _ => match locate_ip(link_type, frame) {
+            Link::Ip { offset, version } => (offset, version),
+            Link::NotIp => return Decoded::NotIp,
+            Link::Unsupported => return Decoded::UnsupportedLinkType,
+            Link::Truncated => return Decoded::Malformed(AnomalyKind::LinkHeaderTruncated),
+        },
     };
     let ip = frame.get(offset..).unwrap_or_default();
     decode_ip(ip, announced, Some(u64::from(wire_len).saturating_sub(offset as u64)))
@@ -412,6 +417,24 @@ mod tests {
         assert_eq!(p.src, "192.0.2.1".parse::<IpAddr>().unwrap());
         assert_eq!(p.ports, Some((1234, 53)));
         assert_eq!((p.ip_len, p.payload_len, p.payload), (33, 5, &b"hello"[..]));
+    }
+
+    /// The untagged Ethernet frames `decode` places itself are where
+    /// `locate_ip` places them, of the version it announces.
+    #[test]
+    fn untagged_ethernet_is_placed_as_locate_ip_places_it() {
+        for (ether_type, version, v6) in [([0x08, 0x00], 4, false), ([0x86, 0xdd], 6, true)] {
+            let mut frame = vec![0u8; 12];
+            frame.extend_from_slice(&ether_type);
+            frame.extend_from_slice(&mangled(v6, 17, b"hi", 0, &[], usize::MAX));
+            let link = locate_ip(LinkType::ETHERNET, &frame);
+            assert_eq!(link, Link::Ip { offset: 14, version });
+            let Decoded::Ip(p, None) = decode(LinkType::ETHERNET, &frame, frame.len() as u32)
+            else {
+                panic!("IPv{version} not decoded");
+            };
+            assert_eq!((p.ports, p.payload), (Some((40000, 53)), &b"hi"[..]));
+        }
     }
 
     #[test]
