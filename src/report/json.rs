@@ -35,6 +35,7 @@ impl<'a> JsonObject<'a> {
         self.buf.len()
     }
 
+    #[inline]
     fn key(&mut self, key: &str) {
         if !self.empty {
             self.buf.push(b',');
@@ -46,22 +47,26 @@ impl<'a> JsonObject<'a> {
     }
 
     /// A nested object under `key`.
+    #[inline]
     pub fn object(&mut self, key: &str) -> JsonObject<'_> {
         self.key(key);
         JsonObject::new(self.buf)
     }
 
+    #[inline]
     pub fn u64(&mut self, key: &str, value: u64) {
         self.key(key);
         self.buf.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
     }
 
+    #[inline]
     pub fn i64(&mut self, key: &str, value: i64) {
         self.key(key);
         self.buf.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
     }
 
     /// A string that is known to need no escaping (keywords, numbers).
+    #[inline]
     pub fn keyword(&mut self, key: &str, value: &str) {
         debug_assert!(!value.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20));
         self.key(key);
@@ -71,6 +76,7 @@ impl<'a> JsonObject<'a> {
     }
 
     /// Any string, escaped.
+    #[inline]
     pub fn string(&mut self, key: &str, value: &str) {
         self.key(key);
         escape_into(self.buf, value);
@@ -78,11 +84,13 @@ impl<'a> JsonObject<'a> {
 
     /// A value that is already valid JSON (e.g. a string escaped once and
     /// reused for every record).
+    #[inline]
     pub fn raw(&mut self, key: &str, json: &[u8]) {
         self.key(key);
         self.buf.extend_from_slice(json);
     }
 
+    #[inline]
     pub fn timestamp(&mut self, key: &str, ts: Timestamp) {
         self.key(key);
         self.buf.push(b'"');
@@ -180,6 +188,7 @@ impl<'a> JsonObject<'a> {
     }
 
     /// Closes the object.
+    #[inline]
     pub fn end(self) {
         self.buf.push(b'}');
     }
