@@ -500,8 +500,9 @@ mod tests {
         assert_eq!(p.protocol, 17);
     }
 
-    /// A built IPv4 or IPv6 packet (TCP, UDP or ICMP) whose first bytes
-    /// are then overwritten with `patch` at `at`, cut to `keep` bytes.
+    /// A built IPv4 or IPv6 packet (TCP, UDP or ICMP) with `patch`
+    /// written over its bytes from `at` (as far as it reaches), then cut to
+    /// `keep` bytes.
     fn mangled(
         v6: bool,
         proto: u8,
