@@ -3,7 +3,6 @@
 //! then the capture summary. Fits 80 columns; colour only when asked
 //! (the binary asks on a terminal).
 
-use std::collections::HashMap;
 use std::fmt::Write;
 use std::net::IpAddr;
 
@@ -114,11 +113,17 @@ fn write_report(r: &AuditReport, colour: bool, s: &mut String) -> std::fmt::Resu
         summary::sort_first(&mut hosts, TOP_HOSTS, |a, b| {
             b.1.bytes_out.cmp(&a.1.bytes_out).then(a.0.cmp(b.0))
         });
-        let mut remotes_of: HashMap<IpAddr, Vec<(&IpAddr, &EndpointTally)>> = HashMap::new();
+        // The remote endpoints of the hosts shown, gathered in one pass: a
+        // map of every host's endpoints (up to thousands a rule) cost more
+        // than the rest of the report.
+        let top = &hosts[..hosts.len().min(TOP_HOSTS)];
+        let mut remotes_of: Vec<Vec<(&IpAddr, &EndpointTally)>> = vec![Vec::new(); top.len()];
         for ((local, remote), e) in &tally.endpoints {
-            remotes_of.entry(*local).or_default().push((remote, e));
+            if let Some(i) = top.iter().position(|(ip, _)| *ip == local) {
+                remotes_of[i].push((remote, e));
+            }
         }
-        for (ip, h) in hosts.iter().take(TOP_HOSTS) {
+        for ((ip, h), mut remotes) in top.iter().zip(remotes_of) {
             writeln!(
                 s,
                 "  {ip}  {} flow{}, {} out, {} in",
@@ -127,8 +132,10 @@ fn write_report(r: &AuditReport, colour: bool, s: &mut String) -> std::fmt::Resu
                 human_bytes(h.bytes_out),
                 human_bytes(h.bytes_in)
             )?;
-            let mut remotes = remotes_of.remove(ip).unwrap_or_default();
-            remotes.sort_by(|a, b| b.1.bytes_out.cmp(&a.1.bytes_out).then(a.0.cmp(b.0)));
+            // Only those shown need their order.
+            summary::sort_first(&mut remotes, TOP_ENDPOINTS, |a, b| {
+                b.1.bytes_out.cmp(&a.1.bytes_out).then(a.0.cmp(b.0))
+            });
             for (ip, e) in remotes.iter().take(TOP_ENDPOINTS) {
                 write_endpoint(s, r, ip, e)?;
             }
