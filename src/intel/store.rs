@@ -237,8 +237,21 @@ impl IntelSources {
     /// read and checked for its kind and syntax, before the long part (the
     /// flattening and merging of address tables) is done: an audit loading
     /// on another core starts reading captures then, and a wrong file fails
-    /// it before the first packet.
+    /// it before the first packet. With no file of the user's, `checked` is
+    /// called first thing.
     pub fn load_then(&self, checked: impl FnOnce()) -> Result<IntelDb, IntelError> {
+        let mut checked = Some(checked);
+        let mut signal_checked = || checked.take().map_or((), |f| f());
+        // Nothing of the user's to check (no database, overlay or refreshed
+        // ranges): the packets need not wait while the built-in tables,
+        // which the test suite checks, are parsed (a few milliseconds).
+        let users_files = self.country_db.is_some()
+            || self.asn_db.is_some()
+            || !self.overlays.is_empty()
+            || self.user_ranges()?.is_some();
+        if !users_files {
+            signal_checked();
+        }
         let shipped = DatasetsFile::parse(embedded::DATASETS, Path::new("geoip/datasets.toml"))?;
         let mut provenance = Vec::new();
         let embedded_info = |role, file: &str, records: String, bytes: &'static [u8]| DatasetInfo {
@@ -318,8 +331,6 @@ impl IntelSources {
             && self.asn_db.is_none()
             && user_ranges.is_none()
             && cfg!(target_endian = "little");
-        let mut checked = Some(checked);
-        let mut signal_checked = || checked.take().map_or((), |f| f());
         let cache = if built_in {
             // Only built-in data is left, which the test suite checks.
             signal_checked();
