@@ -35,6 +35,9 @@ impl<'a> JsonObject<'a> {
         self.buf.len()
     }
 
+    // This and the field methods are inlined into the renderers, where the
+    // key is a literal: it is then copied as a constant, not by a call to
+    // memcpy (3% of the instructions writing `jsonl --flows` records).
     #[inline]
     fn key(&mut self, key: &str) {
         if !self.empty {
