@@ -209,6 +209,21 @@ fn be16(frame: &[u8], at: usize) -> Option<u16> {
     frame.get(at..at + 2).map(|b| u16::from_be_bytes([b[0], b[1]]))
 }
 
+/// Where [`locate_ip`] places an untagged Ethernet frame carrying IPv4 or
+/// IPv6 (most frames), found without its link-type dispatch: `(offset,
+/// version)`, or `None` for every other frame.
+#[inline]
+pub(super) fn untagged_ethernet_ip(link_type: LinkType, frame: &[u8]) -> Option<(usize, u8)> {
+    if link_type != LinkType::ETHERNET {
+        return None;
+    }
+    match be16(frame, 12)? {
+        ETHERTYPE_IPV4 => Some((14, 4)),
+        ETHERTYPE_IPV6 => Some((14, 6)),
+        _ => None,
+    }
+}
+
 fn ethernet(frame: &[u8]) -> Link {
     match be16(frame, 12) {
         Some(t) if t >= 0x0600 => ether_type(frame, 14, t),

@@ -12,6 +12,7 @@ mod link;
 mod tunnel;
 
 pub use anomaly::{AnomalyCounter, AnomalyKind, FrameRef, FRAMES_KEPT};
+use link::untagged_ethernet_ip;
 pub use link::{locate_ip, Link};
 pub use tunnel::{
     decapsulate, Decap, Decapsulation, TunnelKind, TunnelLayer, TunnelPorts, MAX_TUNNEL_DEPTH,
@@ -91,11 +92,9 @@ pub enum Decoded<'a> {
 /// Decodes a frame of `link_type` whose on-wire length was `wire_len`.
 #[inline]
 pub fn decode(link_type: LinkType, frame: &[u8], wire_len: u32) -> Decoded<'_> {
-    let (offset, announced) = match (link_type, frame.get(12..14)) {
-        // Untagged Ethernet, most frames: what `locate_ip` finds, sooner.
-        (LinkType::ETHERNET, Some([0x08, 0x00])) => (14, 4),
-        (LinkType::ETHERNET, Some([0x86, 0xdd])) => (14, 6),
-        _ => match locate_ip(link_type, frame) {
+    let (offset, announced) = match untagged_ethernet_ip(link_type, frame) {
+        Some(place) => place,
+        None => match locate_ip(link_type, frame) {
             Link::Ip { offset, version } => (offset, version),
             Link::NotIp => return Decoded::NotIp,
             Link::Unsupported => return Decoded::UnsupportedLinkType,
