@@ -245,11 +245,11 @@ impl IntelSources {
         // Nothing of the user's to check (no database, overlay or refreshed
         // ranges): the packets need not wait while the built-in tables,
         // which the test suite checks, are parsed (a few milliseconds).
-        let users_files = self.country_db.is_some()
-            || self.asn_db.is_some()
-            || !self.overlays.is_empty()
-            || self.user_ranges()?.is_some();
-        if !users_files {
+        // The refreshed ranges are looked for once: here when nothing named
+        // comes before them, else where they are loaded.
+        let named = self.country_db.is_some() || self.asn_db.is_some() || !self.overlays.is_empty();
+        let early_ranges = if named { None } else { Some(self.user_ranges()?) };
+        if matches!(early_ranges, Some(None)) {
             signal_checked();
         }
         let shipped = DatasetsFile::parse(embedded::DATASETS, Path::new("geoip/datasets.toml"))?;
@@ -326,7 +326,10 @@ impl IntelSources {
         // Else the country database's search tree is flattened on another
         // core while the ranges and the AS table load, and the three are
         // merged (and, for the built-in data, cached).
-        let user_ranges = self.user_ranges()?;
+        let user_ranges = match early_ranges {
+            Some(ranges) => ranges,
+            None => self.user_ranges()?,
+        };
         let built_in = self.country_db.is_none()
             && self.asn_db.is_none()
             && user_ranges.is_none()
