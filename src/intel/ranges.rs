@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::IpAddr;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use ipnet::IpNet;
 
@@ -45,7 +45,10 @@ pub struct RangeInfo {
 /// Provider ranges with longest-prefix lookup.
 #[derive(Clone, Debug, Default)]
 pub struct ProviderRanges {
-    table: PrefixTable,
+    /// Built at first use: an audit on the built-in data's cache never
+    /// uses it (the merged address layers hold each segment's range), and
+    /// building it was a third of the start's instructions.
+    table: OnceLock<PrefixTable>,
     infos: Vec<RangeInfo>,
 }
 
@@ -132,8 +135,7 @@ impl ProviderRanges {
     }
 
     fn from_infos(infos: Vec<RangeInfo>) -> Self {
-        let table = PrefixTable::build(infos.iter().enumerate().map(|(i, r)| (r.prefix, i as u32)));
-        Self { table, infos }
+        Self { table: OnceLock::new(), infos }
     }
 
     /// The compact form kept in the compiled address layers, read back by
@@ -230,7 +232,7 @@ impl ProviderRanges {
         }
         let string = |i: u32| strings.get(i as usize).cloned();
         // Providers by string, looked up in the catalogue once each.
-        let mut providers: HashMap<u32, usize> = HashMap::new();
+        let mut providers: Vec<Option<usize>> = vec![None; strings.len()];
         let count = r.u32()? as usize;
         let rows = r.take(count.saturating_mul(36))?;
         let mut infos = Vec::with_capacity(count);
@@ -256,8 +258,8 @@ impl ProviderRanges {
                 ),
             };
             let id = word(20);
-            let provider = match providers.get(&id) {
-                Some(&p) => p,
+            let provider = match providers.get(id as usize).copied().flatten() {
+                Some(p) => p,
                 None => {
                     let name = string(id).ok_or_else(|| bad("no provider"))?;
                     let p = catalogue.index_of(&name).ok_or_else(|| {
@@ -266,7 +268,10 @@ impl ProviderRanges {
                             format!("provider '{name}' is not in the catalogue"),
                         )
                     })?;
-                    providers.insert(id, p);
+                    // `string(id)` was found, so the slot is there.
+                    if let Some(slot) = providers.get_mut(id as usize) {
+                        *slot = Some(p);
+                    }
                     p
                 }
             };
@@ -310,7 +315,7 @@ impl ProviderRanges {
 
     /// The most specific range holding `ip`.
     pub fn lookup(&self, ip: IpAddr) -> Option<&RangeInfo> {
-        self.table.get(ip).and_then(|i| self.info(i))
+        self.table().get(ip).and_then(|i| self.info(i))
     }
 
     /// The range of index `i` (the values of [`Self::table`]).
@@ -321,7 +326,9 @@ impl ProviderRanges {
 
     /// Address → range index, to merge with the other address layers.
     pub fn table(&self) -> &PrefixTable {
-        &self.table
+        self.table.get_or_init(|| {
+            PrefixTable::build(self.infos.iter().enumerate().map(|(i, r)| (r.prefix, i as u32)))
+        })
     }
 
     /// Number of prefixes.
