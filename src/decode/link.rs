@@ -224,6 +224,17 @@ pub(super) fn untagged_ethernet_ip(link_type: LinkType, frame: &[u8]) -> Option<
     }
 }
 
+/// [`locate_ip`], with untagged Ethernet carrying IP (most frames, and
+/// most frames inside VXLAN or GENEVE) placed before the link-type
+/// dispatch ([`untagged_ethernet_ip`]).
+#[inline]
+pub(super) fn locate_ip_quickly(link_type: LinkType, frame: &[u8]) -> Link {
+    match untagged_ethernet_ip(link_type, frame) {
+        Some((offset, version)) => Link::Ip { offset, version },
+        None => locate_ip(link_type, frame),
+    }
+}
+
 fn ethernet(frame: &[u8]) -> Link {
     match be16(frame, 12) {
         Some(t) if t >= 0x0600 => ether_type(frame, 14, t),

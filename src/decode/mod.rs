@@ -12,7 +12,7 @@ mod link;
 mod tunnel;
 
 pub use anomaly::{AnomalyCounter, AnomalyKind, FrameRef, FRAMES_KEPT};
-use link::untagged_ethernet_ip;
+use link::locate_ip_quickly;
 pub use link::{locate_ip, Link};
 pub use tunnel::{
     decapsulate, Decap, Decapsulation, TunnelKind, TunnelLayer, TunnelPorts, MAX_TUNNEL_DEPTH,
@@ -92,14 +92,11 @@ pub enum Decoded<'a> {
 /// Decodes a frame of `link_type` whose on-wire length was `wire_len`.
 #[inline]
 pub fn decode(link_type: LinkType, frame: &[u8], wire_len: u32) -> Decoded<'_> {
-    let (offset, announced) = match untagged_ethernet_ip(link_type, frame) {
-        Some(place) => place,
-        None => match locate_ip(link_type, frame) {
-            Link::Ip { offset, version } => (offset, version),
-            Link::NotIp => return Decoded::NotIp,
-            Link::Unsupported => return Decoded::UnsupportedLinkType,
-            Link::Truncated => return Decoded::Malformed(AnomalyKind::LinkHeaderTruncated),
-        },
+    let (offset, announced) = match locate_ip_quickly(link_type, frame) {
+        Link::Ip { offset, version } => (offset, version),
+        Link::NotIp => return Decoded::NotIp,
+        Link::Unsupported => return Decoded::UnsupportedLinkType,
+        Link::Truncated => return Decoded::Malformed(AnomalyKind::LinkHeaderTruncated),
     };
     let ip = frame.get(offset..).unwrap_or_default();
     decode_ip(ip, announced, Some(u64::from(wire_len).saturating_sub(offset as u64)))

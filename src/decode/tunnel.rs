@@ -19,7 +19,7 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
-use super::link::{ether_type, locate_ip, Link};
+use super::link::{ether_type, locate_ip, locate_ip_quickly, Link};
 use super::{decode_ip, AnomalyKind, Decoded, IpPacket};
 use crate::capture::LinkType;
 
@@ -237,7 +237,7 @@ impl<'a> Carried<'a> {
     }
 
     fn ethernet(self) -> Decoded<'a> {
-        self.link(locate_ip(LinkType::ETHERNET, self.bytes))
+        self.link(locate_ip_quickly(LinkType::ETHERNET, self.bytes))
     }
 
     /// A header of `n` bytes that is not all there: damage, unless the
