@@ -5,10 +5,11 @@
 //! unordered pair of outer addresses and the identifier where both
 //! directions carry the same one ([`TunnelLayer::identity`]). Each flow's
 //! record shows the chain as the flow's own first packet showed it (outer
-//! addresses in its direction, its TEID), kept here per live flow. Chains no
-//! live flow or fragment uses are released at the table's periodic sweep;
-//! at most [`MAX_TUNNELS`] are alive at once (more is an anomaly, and those
-//! packets count on their outer flow only).
+//! addresses in its direction, its TEID), kept here per live flow where it
+//! differs from the chain as first interned. Chains no live flow or
+//! fragment uses are released at the table's periodic sweep; at most
+//! [`MAX_TUNNELS`] are alive at once (more is an anomaly, and those packets
+//! count on their outer flow only).
 
 use std::collections::HashMap;
 
@@ -33,6 +34,23 @@ fn identity(chain: &[TunnelLayer]) -> ChainIdentity {
     id
 }
 
+/// Chains remembered as packets showed them ([`TunnelRegistry::recent`]).
+const RECENT_CHAINS: usize = 4;
+
+/// A chain as a packet showed it, with its id.
+#[derive(Clone, Copy, Debug)]
+struct ShownChain {
+    layers: [TunnelLayer; MAX_TUNNEL_DEPTH],
+    len: usize,
+    id: TunnelId,
+}
+
+impl ShownChain {
+    fn layers(&self) -> &[TunnelLayer] {
+        self.layers.get(..self.len).unwrap_or_default()
+    }
+}
+
 /// Interned tunnel chains.
 #[derive(Debug, Default)]
 pub struct TunnelRegistry {
@@ -42,19 +60,53 @@ pub struct TunnelRegistry {
     free: Vec<TunnelId>,
     /// The chain last interned, as that packet showed it, and its id.
     current: (TunnelId, Vec<TunnelLayer>),
-    /// Each live flow's chain as its first packet showed it, by flow id.
+    /// Each live flow's chain as its first packet showed it, by flow id,
+    /// where that is not the chain of its id as first seen ([`Self::chain`]):
+    /// a mirror's packets all show their tunnel one way, so most flows
+    /// need no copy of their own.
     per_flow: HashMap<u64, Box<[TunnelLayer]>, ahash::RandomState>,
+    /// The last few chains interned, as their packets showed them:
+    /// consecutive packets mostly travel the same few tunnels (a mirror
+    /// session's VTEPs and VNIs), and comparing a layer or two costs far
+    /// less than hashing a chain's identity. Emptied when chains are
+    /// released, so that every id here is alive.
+    recent: Vec<ShownChain>,
+    /// Where the next chain to remember goes in `recent`.
+    recent_next: usize,
 }
 
 impl TunnelRegistry {
     /// The id of `chain` (at most [`MAX_TUNNEL_DEPTH`] layers), interning
     /// it; `None` when [`MAX_TUNNELS`] chains are alive.
     pub fn intern(&mut self, chain: &[TunnelLayer]) -> Option<TunnelId> {
-        let id = self.intern_identity(chain)?;
+        let id = match self.recent.iter().find(|c| c.layers() == chain) {
+            // The same layers: the same identity.
+            Some(c) => c.id,
+            None => {
+                let id = self.intern_identity(chain)?;
+                self.remember(chain, id);
+                id
+            }
+        };
         self.current.0 = id;
         self.current.1.clear();
         self.current.1.extend_from_slice(chain);
         Some(id)
+    }
+
+    fn remember(&mut self, chain: &[TunnelLayer], id: TunnelId) {
+        let Some(first) = chain.first() else { return };
+        if chain.len() > MAX_TUNNEL_DEPTH {
+            return;
+        }
+        let mut shown = ShownChain { layers: [*first; MAX_TUNNEL_DEPTH], len: chain.len(), id };
+        shown.layers[..chain.len()].copy_from_slice(chain);
+        if self.recent.len() < RECENT_CHAINS {
+            self.recent.push(shown);
+        } else if let Some(slot) = self.recent.get_mut(self.recent_next) {
+            *slot = shown;
+        }
+        self.recent_next = (self.recent_next + 1) % RECENT_CHAINS;
     }
 
     fn intern_identity(&mut self, chain: &[TunnelLayer]) -> Option<TunnelId> {
@@ -78,7 +130,7 @@ impl TunnelRegistry {
     /// Flow `flow` started inside tunnel `id` (0: none) with the packet
     /// whose chain was interned last.
     pub fn flow_started(&mut self, flow: u64, id: TunnelId) {
-        if id != 0 && self.current.0 == id {
+        if id != 0 && self.current.0 == id && self.current.1 != self.chain(id) {
             self.per_flow.insert(flow, self.current.1.as_slice().into());
         }
     }
@@ -125,6 +177,8 @@ impl TunnelRegistry {
 
     /// Releases every chain whose id `in_use` does not hold.
     pub fn retain(&mut self, in_use: &IdSet) {
+        self.recent.clear();
+        self.recent_next = 0;
         if !in_use.contains(self.current.0) {
             self.current = (0, Vec::new());
         }
@@ -205,6 +259,47 @@ mod tests {
         r.retain(&IdSet::default());
         assert!(r.is_empty());
         assert!(r.intern(&[vxlan(u32::MAX, 1, 2)]).is_some());
+    }
+
+    #[test]
+    fn a_released_id_given_to_another_chain_is_not_answered_for_the_old_one() {
+        let mut r = TunnelRegistry::default();
+        let a = r.intern(&[vxlan(1, 1, 2)]).unwrap();
+        assert_eq!(r.intern(&[vxlan(1, 1, 2)]), Some(a), "remembered");
+        r.retain(&IdSet::default());
+        // The freed id goes to the next new chain...
+        let b = r.intern(&[vxlan(2, 1, 2)]).unwrap();
+        assert_eq!(b, a);
+        // ...so the first chain, seen again, is a new one.
+        let again = r.intern(&[vxlan(1, 1, 2)]).unwrap();
+        assert_ne!(again, b);
+        assert_eq!(r.chain(again), &[vxlan(1, 1, 2)]);
+        assert_eq!(r.chain(b), &[vxlan(2, 1, 2)]);
+    }
+
+    #[test]
+    fn more_chains_than_are_remembered_keep_their_ids() {
+        let mut r = TunnelRegistry::default();
+        let ids: Vec<TunnelId> = (0..3 * RECENT_CHAINS as u32)
+            .map(|vni| r.intern(&[vxlan(vni, 1, 2)]).unwrap())
+            .collect();
+        for (vni, id) in (0..3 * RECENT_CHAINS as u32).zip(&ids).rev() {
+            assert_eq!(r.intern(&[vxlan(vni, 2, 1)]), Some(*id), "the reverse direction");
+            assert_eq!(r.intern(&[vxlan(vni, 1, 2)]), Some(*id));
+        }
+    }
+
+    #[test]
+    fn a_flow_showing_its_tunnel_as_first_seen_keeps_no_copy() {
+        let mut r = TunnelRegistry::default();
+        let id = r.intern(&[vxlan(1, 1, 2)]).unwrap();
+        r.flow_started(1, id);
+        assert!(r.per_flow.is_empty());
+        r.intern(&[vxlan(1, 2, 1)]);
+        r.flow_started(2, id);
+        assert_eq!(r.per_flow.len(), 1, "the other way round");
+        assert_eq!(r.take_chain(1, id), vec![vxlan(1, 1, 2)]);
+        assert_eq!(r.take_chain(2, id), vec![vxlan(1, 2, 1)]);
     }
 
     #[test]
