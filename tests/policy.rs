@@ -29,7 +29,7 @@ fn flow(remote: &str, direction: Direction) -> FlowRecord {
         first_frame: FrameRef { file: 0, frame: 1 },
         direction,
         end_reason: EndReason::TcpClosed,
-        tunnels: Vec::new(),
+        tunnels: Default::default(),
         carries: None,
     }
 }

@@ -15,7 +15,8 @@ pub use anomaly::{AnomalyCounter, AnomalyKind, FrameRef, FRAMES_KEPT};
 use link::locate_ip_quickly;
 pub use link::{locate_ip, Link};
 pub use tunnel::{
-    decapsulate, Decap, Decapsulation, TunnelKind, TunnelLayer, TunnelPorts, MAX_TUNNEL_DEPTH,
+    decapsulate, Decap, Decapsulation, TunnelChain, TunnelKind, TunnelLayer, TunnelPorts,
+    MAX_TUNNEL_DEPTH,
 };
 
 use std::net::IpAddr;

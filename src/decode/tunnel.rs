@@ -16,6 +16,7 @@
 //! [`MAX_TUNNEL_DEPTH`] layers.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -119,6 +120,33 @@ impl TunnelLayer {
         let ends = if self.src <= self.dst { [self.src, self.dst] } else { [self.dst, self.src] };
         let id = self.id.filter(|_| self.kind.identifier_is_symmetric());
         (self.kind, ends, id)
+    }
+}
+
+/// The tunnels around a flow's packets, outermost first; empty for most
+/// flows. Shared: every flow in a tunnel shows the same chain, and a copy
+/// per flow was an allocation on the reader and a free on the finishing
+/// thread for each (a VXLAN mirror's every flow).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TunnelChain(Option<Arc<[TunnelLayer]>>);
+
+impl TunnelChain {
+    pub fn new(layers: &[TunnelLayer]) -> Self {
+        TunnelChain((!layers.is_empty()).then(|| layers.into()))
+    }
+}
+
+impl std::ops::Deref for TunnelChain {
+    type Target = [TunnelLayer];
+
+    fn deref(&self) -> &[TunnelLayer] {
+        self.0.as_deref().unwrap_or_default()
+    }
+}
+
+impl Serialize for TunnelChain {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        (**self).serialize(s)
     }
 }
 

@@ -1,7 +1,7 @@
 use serde::Serialize;
 
 use super::{Direction, Endpoint};
-use crate::decode::{FrameRef, TunnelKind, TunnelLayer};
+use crate::decode::{FrameRef, TunnelChain, TunnelKind};
 use crate::time::Timestamp;
 
 /// What one side of a flow sent.
@@ -69,7 +69,7 @@ pub struct FlowRecord {
     pub end_reason: EndReason,
     /// The tunnels the flow's packets were inside, outermost first, as the
     /// first packet inside them showed them (empty: none).
-    pub tunnels: Vec<TunnelLayer>,
+    pub tunnels: TunnelChain,
     /// The tunnel the flow carries, when its packets were decapsulated:
     /// the flow is itself a tunnel (its peer is audited as any endpoint).
     pub carries: Option<TunnelKind>,

@@ -18,7 +18,8 @@ use super::record::{EndReason, FlowRecord, SideStats};
 use super::tunnels::{IdSet, TunnelRegistry};
 use super::LocalNetworks;
 use crate::decode::{
-    tcp_flags, AnomalyCounter, AnomalyKind, FrameRef, IpPacket, TunnelKind, TunnelLayer,
+    tcp_flags, AnomalyCounter, AnomalyKind, FrameRef, IpPacket, TunnelChain, TunnelKind,
+    TunnelLayer,
 };
 use crate::time::Timestamp;
 
@@ -644,7 +645,7 @@ impl FlowTable {
     /// The live flow `key` as a record so far, if it is still flow `id`.
     pub fn snapshot(&self, key: &FlowKey, id: u64) -> Option<FlowRecord> {
         let state = self.flows.get(key).filter(|s| s.id == id)?;
-        let chain = self.tunnels.chain_of(state.id, key.tunnel()).to_vec();
+        let chain = self.tunnels.chain_of(state.id, key.tunnel());
         Some(record(key, state, EndReason::Active, &self.local, chain))
     }
 
@@ -738,7 +739,7 @@ fn record(
     state: &FlowState,
     end_reason: EndReason,
     local: &LocalNetworks,
-    tunnels: Vec<TunnelLayer>,
+    tunnels: TunnelChain,
 ) -> FlowRecord {
     let init = state.initiator();
     let resp = init.reverse();

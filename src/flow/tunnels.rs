@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 
-use crate::decode::{TunnelKind, TunnelLayer, MAX_TUNNEL_DEPTH};
+use crate::decode::{TunnelChain, TunnelKind, TunnelLayer, MAX_TUNNEL_DEPTH};
 
 use super::key::TunnelId;
 
@@ -56,7 +56,7 @@ impl ShownChain {
 pub struct TunnelRegistry {
     ids: HashMap<ChainIdentity, TunnelId, ahash::RandomState>,
     /// Indexed by id - 1; `None` for a released id.
-    chains: Vec<Option<(ChainIdentity, Vec<TunnelLayer>)>>,
+    chains: Vec<Option<(ChainIdentity, TunnelChain)>>,
     free: Vec<TunnelId>,
     /// The chain last interned, as that packet showed it, and its id.
     current: (TunnelId, Vec<TunnelLayer>),
@@ -64,7 +64,7 @@ pub struct TunnelRegistry {
     /// where that is not the chain of its id as first seen ([`Self::chain`]):
     /// a mirror's packets all show their tunnel one way, so most flows
     /// need no copy of their own.
-    per_flow: HashMap<u64, Box<[TunnelLayer]>, ahash::RandomState>,
+    per_flow: HashMap<u64, TunnelChain, ahash::RandomState>,
     /// The last few chains interned, as their packets showed them:
     /// consecutive packets mostly travel the same few tunnels (a mirror
     /// session's VTEPs and VNIs), and comparing a layer or two costs far
@@ -122,7 +122,7 @@ impl TunnelRegistry {
             }
             None => return None,
         };
-        self.chains[usize::from(id) - 1] = Some((identity, chain.to_vec()));
+        self.chains[usize::from(id) - 1] = Some((identity, TunnelChain::new(chain)));
         self.ids.insert(identity, id);
         Some(id)
     }
@@ -131,37 +131,44 @@ impl TunnelRegistry {
     /// whose chain was interned last.
     pub fn flow_started(&mut self, flow: u64, id: TunnelId) {
         if id != 0 && self.current.0 == id && self.current.1 != self.chain(id) {
-            self.per_flow.insert(flow, self.current.1.as_slice().into());
+            self.per_flow.insert(flow, TunnelChain::new(&self.current.1));
         }
     }
 
     /// Flow `flow`'s chain (inside tunnel `id`) as its first packet showed
     /// it.
-    pub fn chain_of(&self, flow: u64, id: TunnelId) -> &[TunnelLayer] {
+    pub fn chain_of(&self, flow: u64, id: TunnelId) -> TunnelChain {
         match self.per_flow.get(&flow) {
-            Some(chain) => chain,
-            None => self.chain(id),
+            Some(chain) => chain.clone(),
+            None => self.shared_chain(id),
         }
     }
 
     /// [`TunnelRegistry::chain_of`] for a flow that ended: forgotten here.
-    pub fn take_chain(&mut self, flow: u64, id: TunnelId) -> Vec<TunnelLayer> {
+    pub fn take_chain(&mut self, flow: u64, id: TunnelId) -> TunnelChain {
         if id == 0 {
-            return Vec::new();
+            return TunnelChain::default();
         }
         match self.per_flow.remove(&flow) {
-            Some(chain) => chain.into_vec(),
-            None => self.chain(id).to_vec(),
+            Some(chain) => chain,
+            None => self.shared_chain(id),
         }
+    }
+
+    /// [`Self::chain`], shared.
+    fn shared_chain(&self, id: TunnelId) -> TunnelChain {
+        self.stored(id).cloned().unwrap_or_default()
+    }
+
+    fn stored(&self, id: TunnelId) -> Option<&TunnelChain> {
+        let (_, chain) = self.chains.get(usize::from(id).checked_sub(1)?)?.as_ref()?;
+        Some(chain)
     }
 
     /// The chain of `id`, outermost first, as the first packet inside it
     /// showed it (empty for 0 or a released id).
     pub fn chain(&self, id: TunnelId) -> &[TunnelLayer] {
-        match usize::from(id).checked_sub(1).and_then(|i| self.chains.get(i)) {
-            Some(Some((_, chain))) => chain,
-            _ => &[],
-        }
+        self.stored(id).map_or(&[], |chain| chain)
     }
 
     /// Chains alive.
@@ -298,8 +305,8 @@ mod tests {
         r.intern(&[vxlan(1, 2, 1)]);
         r.flow_started(2, id);
         assert_eq!(r.per_flow.len(), 1, "the other way round");
-        assert_eq!(r.take_chain(1, id), vec![vxlan(1, 1, 2)]);
-        assert_eq!(r.take_chain(2, id), vec![vxlan(1, 2, 1)]);
+        assert_eq!(r.take_chain(1, id)[..], [vxlan(1, 1, 2)]);
+        assert_eq!(r.take_chain(2, id)[..], [vxlan(1, 2, 1)]);
     }
 
     #[test]
@@ -314,11 +321,11 @@ mod tests {
         r.flow_started(1, id);
         assert_eq!(r.intern(&[gtp(0x222, 2, 1)]), Some(id), "one tunnel");
         r.flow_started(2, id);
-        assert_eq!(r.chain_of(1, id), &[gtp(0x111, 1, 2)]);
-        assert_eq!(r.chain_of(2, id), &[gtp(0x222, 2, 1)]);
-        assert_eq!(r.take_chain(2, id), vec![gtp(0x222, 2, 1)]);
+        assert_eq!(r.chain_of(1, id)[..], [gtp(0x111, 1, 2)]);
+        assert_eq!(r.chain_of(2, id)[..], [gtp(0x222, 2, 1)]);
+        assert_eq!(r.take_chain(2, id)[..], [gtp(0x222, 2, 1)]);
         // Forgotten: the tunnel's chain as first seen.
-        assert_eq!(r.chain_of(2, id), &[gtp(0x111, 1, 2)]);
-        assert_eq!(r.take_chain(3, 0), vec![]);
+        assert_eq!(r.chain_of(2, id)[..], [gtp(0x111, 1, 2)]);
+        assert!(r.take_chain(3, 0).is_empty());
     }
 }

@@ -206,7 +206,7 @@ fn flow(local: &str, remote: &str, port: u16, direction: Direction, bytes_out: u
         first_frame: FrameRef { file: 0, frame: 1 },
         direction,
         end_reason: EndReason::EndOfCapture,
-        tunnels: Vec::new(),
+        tunnels: Default::default(),
         carries: None,
     }
 }

@@ -41,7 +41,7 @@ use indexmap::IndexMap;
 
 use super::findings::{Aggregates, FindingView, Headline, Totals, RESTRICTED};
 use super::{AuditReport, Finding};
-use crate::decode::{FrameRef, TunnelLayer};
+use crate::decode::{FrameRef, TunnelChain};
 use crate::flow::FlowRecord;
 use crate::intel::{CountryCode, Intel, VendorMatch};
 use crate::names::FlowNames;
@@ -250,7 +250,7 @@ pub struct FirstSeen {
     pub vendor: Option<VendorMatch>,
     /// Facts the rule could not decide.
     pub unknown: Vec<&'static str>,
-    pub tunnels: Vec<TunnelLayer>,
+    pub tunnels: TunnelChain,
 }
 
 /// A remote endpoint of a rule's findings from one local host.
@@ -777,7 +777,7 @@ mod tests {
             first_frame: FrameRef { file: 0, frame: u64::from(n) + 1 },
             direction: Direction::Inbound,
             end_reason: EndReason::IdleTimeout,
-            tunnels: Vec::new(),
+            tunnels: Default::default(),
             carries: None,
         }
     }

@@ -734,7 +734,7 @@ pub(crate) mod tests {
             first_frame: FrameRef { file: 0, frame: id },
             direction,
             end_reason: EndReason::IdleTimeout,
-            tunnels: Vec::new(),
+            tunnels: Default::default(),
             carries: None,
         }
     }

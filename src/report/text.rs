@@ -311,7 +311,7 @@ mod tests {
             first_frame: FrameRef { file: 0, frame: id },
             direction: Direction::Outbound,
             end_reason: EndReason::TcpClosed,
-            tunnels: Vec::new(),
+            tunnels: Default::default(),
             carries: None,
         };
         let mut r = AuditReport { policy, ..Default::default() };
@@ -359,7 +359,7 @@ mod tests {
                     first_frame: FrameRef { file: 0, frame: r.flows.len() as u64 + 1 },
                     direction: Direction::Outbound,
                     end_reason: EndReason::TcpClosed,
-                    tunnels: Vec::new(),
+                    tunnels: Default::default(),
                     carries: None,
                 });
             }
