@@ -114,6 +114,68 @@ pub struct OpenedInitials {
     header: Vec<u8>,
     /// CRYPTO frames: stream offset and where their bytes are in `plain`.
     frames: Vec<(u64, Range<usize>)>,
+    /// The protection of the connections opened last ([`OPENERS_KEPT`]).
+    openers: Vec<Opener>,
+    /// Where the next opener goes in `openers`.
+    next_opener: usize,
+}
+
+/// Connections whose Initial protection is kept, ready to use: a client's
+/// ClientHello often spans two Initial datagrams (Chrome's, with a
+/// post-quantum key share), and deriving the keys (twelve SHA-256 blocks)
+/// and building their AES key schedules is most of opening a packet.
+const OPENERS_KEPT: usize = 4;
+
+/// One connection's client Initial protection: the keys derived from its
+/// version and Destination Connection ID, made into AES contexts.
+struct Opener {
+    version: u32,
+    dcid: Vec<u8>,
+    iv: [u8; 12],
+    hp: HeaderProtectionKey,
+    key: LessSafeKey,
+}
+
+impl Opener {
+    fn new(version: u32, dcid: &[u8]) -> Option<Self> {
+        let keys = client_keys(version, dcid)?;
+        Some(Opener {
+            version,
+            dcid: dcid.to_vec(),
+            iv: keys.iv,
+            hp: HeaderProtectionKey::new(&aead::quic::AES_128, &keys.hp).ok()?,
+            key: LessSafeKey::new(UnboundKey::new(&aead::AES_128_GCM, &keys.key).ok()?),
+        })
+    }
+}
+
+/// The opener of `version` and `dcid` among `kept`, made (and kept, in
+/// place of the oldest) if it is not there.
+fn opener<'k>(
+    kept: &'k mut Vec<Opener>,
+    next: &mut usize,
+    version: u32,
+    dcid: &[u8],
+) -> Option<&'k Opener> {
+    let at = match kept.iter().position(|o| o.version == version && o.dcid == dcid) {
+        Some(at) => at,
+        None => {
+            let made = Opener::new(version, dcid)?;
+            let at = *next;
+            *next = (at + 1) % OPENERS_KEPT;
+            match kept.get_mut(at) {
+                Some(slot) => {
+                    *slot = made;
+                    at
+                }
+                None => {
+                    kept.push(made);
+                    kept.len() - 1
+                }
+            }
+        }
+    };
+    kept.get(at)
 }
 
 impl OpenedInitials {
@@ -169,12 +231,11 @@ impl OpenedInitials {
             // Another packet type coalesced with the Initial: skip it.
             return Some(end);
         }
-        let keys = client_keys(version, dcid)?;
+        let opener = opener(&mut self.openers, &mut self.next_opener, version, dcid)?;
         // Header protection: AES-ECB of the 16 bytes after the first 4 of
         // the packet number.
         let sample = packet.get(pn_offset + 4..pn_offset + 20)?;
-        let hp = HeaderProtectionKey::new(&aead::quic::AES_128, &keys.hp).ok()?;
-        let mask = hp.new_mask(sample).ok()?;
+        let mask = opener.hp.new_mask(sample).ok()?;
         let first = packet[0] ^ (mask[0] & 0x0f);
         let pn_len = usize::from(first & 0x03) + 1;
         let header = &mut self.header;
@@ -186,7 +247,7 @@ impl OpenedInitials {
             header[pn_offset + i] ^= mask[1 + i];
             pn = (pn << 8) | u64::from(header[pn_offset + i]);
         }
-        let mut nonce = keys.iv;
+        let mut nonce = opener.iv;
         for (i, b) in pn.to_be_bytes().iter().enumerate() {
             nonce[4 + i] ^= b;
         }
@@ -195,11 +256,10 @@ impl OpenedInitials {
         if sealed.len() < aead::AES_128_GCM.tag_len() {
             return None;
         }
-        let key = LessSafeKey::new(UnboundKey::new(&aead::AES_128_GCM, &keys.key).ok()?);
         let start = self.plain.len();
         self.plain.extend_from_slice(sealed);
         let nonce = Nonce::assume_unique_for_key(nonce);
-        match key.open_in_place(nonce, Aad::from(&header[..]), &mut self.plain[start..]) {
+        match opener.key.open_in_place(nonce, Aad::from(&header[..]), &mut self.plain[start..]) {
             Ok(plain) => {
                 let len = plain.len();
                 self.plain.truncate(start + len);
@@ -407,6 +467,31 @@ mod tests {
         assert_eq!(pieces.len(), 1);
         assert_eq!(pieces[0].0, 0);
         assert_eq!(crypto_sni(&assemble_kept(&pieces)), Ok(Some("example.com".into())));
+    }
+
+    #[test]
+    fn kept_openers_open_as_new_ones_do() {
+        let mut opened = OpenedInitials::default();
+        opened.open(RFC9001_A2);
+        let first = opened.to_pieces();
+        assert_eq!(first.len(), 1);
+        // The same connection again: its kept opener.
+        opened.open(RFC9001_A2);
+        assert_eq!(opened.to_pieces(), first);
+        assert_eq!(opened.openers.len(), 1);
+        // More connections than are kept, then the first again: opened
+        // anew (another DCID's Initial fails its AEAD tag, so is opened to
+        // nothing, but its opener is kept).
+        for n in 0..OPENERS_KEPT as u8 {
+            let mut other = RFC9001_A2.to_vec();
+            other[6] ^= n + 1;
+            opened.open(&other);
+            assert!(opened.to_pieces().is_empty());
+        }
+        assert_eq!(opened.openers.len(), OPENERS_KEPT);
+        assert!(opened.openers.iter().all(|o| o.dcid != RFC9001_A2[6..14]));
+        opened.open(RFC9001_A2);
+        assert_eq!(opened.to_pieces(), first);
     }
 
     #[test]
