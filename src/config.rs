@@ -99,5 +99,6 @@ pub fn intel_sources(args: &IntelArgs) -> Result<IntelSources, IntelError> {
         asn_db: args.geoip_asn.clone().or(file.geoip_asn),
         data_dir: args.data_dir.clone().or(file.data_dir),
         overlays: if args.overlay.is_empty() { file.overlays } else { args.overlay.clone() },
+        spare_core: false,
     })
 }

@@ -24,7 +24,9 @@
 //!   bytes, so memory does not grow; [`LayersOrigin::Cache`] names the
 //!   file they were read from.
 
-use std::io::{Read, Write};
+use std::fs::File;
+use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -104,12 +106,13 @@ static READ: OnceLock<(PathBuf, &'static [u8])> = OnceLock::new();
 pub fn read(
     cache: &CacheDir,
     catalogue: &ProviderCatalogue,
+    two_cores: bool,
 ) -> Result<(AddressLayers, LayerSources, ProviderRanges, PathBuf), String> {
     let (path, bytes) = match READ.get() {
         Some(read) => read.clone(),
         None => {
             let path = cache.file();
-            let bytes = read_checked(&path)?;
+            let bytes = read_checked(&path, two_cores)?;
             READ.get_or_init(|| (path, bytes)).clone()
         }
     };
@@ -125,25 +128,29 @@ pub fn read(
 
 /// The file's bytes without their digest, in memory aligned for the
 /// segment tables and kept for the process; checked against the digest
-/// and against this build's sources before they are kept.
-pub(super) fn read_checked(path: &Path) -> Result<&'static [u8], String> {
+/// and against this build's sources before they are kept. With
+/// `two_cores`, each half is read and summed on its own core: most of
+/// reading the 40 MB is faulting in fresh pages, which then goes twice as
+/// fast (21 -> 12 ms here), and a small capture's audit waits for it.
+pub(super) fn read_checked(path: &Path, two_cores: bool) -> Result<&'static [u8], String> {
     let fail = |e: std::io::Error| format!("{}: {e}", path.display());
-    let mut file = std::fs::File::open(path).map_err(fail)?;
+    let file = std::fs::File::open(path).map_err(fail)?;
     let len = file.metadata().map_err(fail)?.len();
     if !(SEAL_LEN as u64..=DATABASE_LIMIT).contains(&len) {
         return Err(format!("{}: {len} bytes is not a cache", path.display()));
     }
     let len = len as usize;
     let mut buffer = vec![0u128; len.div_ceil(ALIGN)];
-    file.read_exact(&mut buffer.as_mut_bytes()[..len]).map_err(fail)?;
+    let seal = read_summed(&file, &mut buffer.as_mut_bytes()[..len], two_cores).map_err(fail)?;
     let bytes = &buffer.as_bytes()[..len];
-    let (body, digest) = bytes.split_at(len - SEAL_LEN);
-    if sealed(body)[..] != digest[..] {
+    let (_, digest) = bytes.split_at(len - SEAL_LEN);
+    if seal[..] != digest[..] {
         return Err(format!(
             "{}: damaged, or written by another xborder build (its digest does not match)",
             path.display()
         ));
     }
+    let body = &bytes[..len - SEAL_LEN];
     // Another build's cache is never kept in memory.
     match LayerSources::of_header(body) {
         Some(s) if built_in_sources(s.asn_segments) == s => {
@@ -152,6 +159,46 @@ pub(super) fn read_checked(path: &Path) -> Result<&'static [u8], String> {
         Some(_) => Err(format!("{}: compiled from other data than this build's", path.display())),
         None => Err(format!("{}: not a compiled address-layers file", path.display())),
     }
+}
+
+/// Reads `file` into `bytes` (its whole length) and returns the seal of
+/// all but its last [`SEAL_LEN`] bytes, as [`sealed`] makes it: the first
+/// half on a thread of its own with `two_cores` (on this one if that
+/// thread cannot start).
+fn read_summed(file: &File, bytes: &mut [u8], two_cores: bool) -> std::io::Result<[u8; SEAL_LEN]> {
+    let body_len = bytes.len() - SEAL_LEN;
+    // A page boundary near the middle of the body.
+    let mid = if two_cores { (body_len / 2) & !4095 } else { 0 };
+    let read_sum = |part: &mut [u8], at: usize, summed: usize| {
+        file.read_exact_at(part, at as u64)?;
+        let mut sum = crc32fast::Hasher::new();
+        sum.update(&part[..summed]);
+        Ok::<_, std::io::Error>(sum)
+    };
+    let (first, second) = bytes.split_at_mut(mid);
+    let (first_sum, second_sum) = std::thread::scope(|s| {
+        let helper = if mid > 0 {
+            std::thread::Builder::new().spawn_scoped(s, || read_sum(first, 0, mid)).ok()
+        } else {
+            None
+        };
+        let second_sum = read_sum(second, mid, body_len - mid);
+        let first_sum = helper.map(|t| t.join().unwrap_or_else(|_| Err(stopped())));
+        (first_sum, second_sum)
+    });
+    let first_sum = match first_sum {
+        Some(sum) => sum?,
+        None => read_sum(first, 0, mid)?,
+    };
+    let mut seal = crc32fast::Hasher::new();
+    seal.update(BUILD.as_bytes());
+    seal.combine(&first_sum);
+    seal.combine(&second_sum?);
+    Ok(seal.finalize().to_le_bytes())
+}
+
+fn stopped() -> std::io::Error {
+    std::io::Error::other("the thread reading half of it stopped")
 }
 
 /// Writes the cache of the built-in layers just merged; returns its path.

@@ -11,12 +11,14 @@
 //!   its flow table and names stage across the inputs (a connection
 //!   spanning rotated capture files stays one flow), the only one on the
 //!   reader's thread or each on its own. A second thread loads the
-//!   intelligence meanwhile; every [`HANDOVER_PACKETS`] packets it takes
-//!   each shard's part (the flows that ended and the DNS responses seen),
-//!   applies the responses to the run's one DNS map in packet order, names
-//!   the flows, and in parts of at most [`PART_FLOWS`] hands them to the
-//!   finishing stage (intelligence, vendors, policy, the run's digest,
-//!   `finish`) and then to every [`Sink`]. At the end it
+//!   intelligence meanwhile (with inputs small enough that the reader
+//!   will be idle, reading the built-in cache on both cores); every
+//!   [`HANDOVER_PACKETS`] packets it takes each shard's part (the flows
+//!   that ended and the DNS responses seen), applies the responses to the
+//!   run's one DNS map in packet order, names the flows, and in parts of
+//!   at most [`PART_FLOWS`] hands them to the finishing stage
+//!   (intelligence, vendors, policy, the run's digest, `finish`) and then
+//!   to every [`Sink`]. At the end it
 //!   merges the shards' flows still alive in first-packet order, and
 //!   finishes them with the reader's core too (`Finishing::use_spare_core`)
 //!   when the process may run on more than one.
@@ -143,6 +145,8 @@ pub fn audit(
     if let Some(sources) = &intel {
         sources.check_files()?;
     }
+    let spare_core = small_inputs(&config.paths);
+    let intel = intel.map(|sources| IntelSources { spare_core, ..sources });
     let shards = config.shards.max(1);
     let (hand, handed) = mpsc::sync_channel::<Handed>(MARKS_IN_FLIGHT);
     let (shard_outs, shard_ins): (Vec<_>, Vec<_>) =
@@ -221,6 +225,23 @@ pub fn audit(
         }
     }
     Ok((run, outcomes))
+}
+
+/// Inputs so small that the reader is done with them long before the
+/// intelligence is loaded (reading and checking the built-in cache takes
+/// about as long as reading this much capture), on a machine with a core
+/// for each: the load may use the reader's. Files only: a directory or
+/// standard input may hold any amount.
+fn small_inputs(paths: &[std::path::PathBuf]) -> bool {
+    const SMALL_INPUTS: u64 = 64 << 20;
+    let mut total = 0u64;
+    for path in paths {
+        match std::fs::metadata(path) {
+            Ok(m) if m.is_file() => total = total.saturating_add(m.len()),
+            _ => return false,
+        }
+    }
+    total <= SMALL_INPUTS && thread::available_parallelism().is_ok_and(|n| n.get() > 1)
 }
 
 /// Frees `state` on a thread of its own: the report need not wait while
