@@ -143,14 +143,13 @@ pub(super) fn read_checked(path: &Path, two_cores: bool) -> Result<&'static [u8]
     let mut buffer = vec![0u128; len.div_ceil(ALIGN)];
     let seal = read_summed(&file, &mut buffer.as_mut_bytes()[..len], two_cores).map_err(fail)?;
     let bytes = &buffer.as_bytes()[..len];
-    let (_, digest) = bytes.split_at(len - SEAL_LEN);
+    let (body, digest) = bytes.split_at(len - SEAL_LEN);
     if seal[..] != digest[..] {
         return Err(format!(
             "{}: damaged, or written by another xborder build (its digest does not match)",
             path.display()
         ));
     }
-    let body = &bytes[..len - SEAL_LEN];
     // Another build's cache is never kept in memory.
     match LayerSources::of_header(body) {
         Some(s) if built_in_sources(s.asn_segments) == s => {
@@ -183,6 +182,7 @@ fn read_summed(file: &File, bytes: &mut [u8], two_cores: bool) -> std::io::Resul
             None
         };
         let second_sum = read_sum(second, mid, body_len - mid);
+        let stopped = || std::io::Error::other("the thread reading half of it stopped");
         let first_sum = helper.map(|t| t.join().unwrap_or_else(|_| Err(stopped())));
         (first_sum, second_sum)
     });
@@ -195,10 +195,6 @@ fn read_summed(file: &File, bytes: &mut [u8], two_cores: bool) -> std::io::Resul
     seal.combine(&first_sum);
     seal.combine(&second_sum?);
     Ok(seal.finalize().to_le_bytes())
-}
-
-fn stopped() -> std::io::Error {
-    std::io::Error::other("the thread reading half of it stopped")
 }
 
 /// Writes the cache of the built-in layers just merged; returns its path.
