@@ -604,7 +604,7 @@ mod tests {
             let read = layers_cache::read_checked(&path, two_cores).unwrap();
             assert!(read == &good[..good.len() - layers_cache::SEAL_LEN], "{two_cores}");
             let middle = ((good.len() - layers_cache::SEAL_LEN) / 2) & !4095;
-            for at in [100, middle - 1, middle, good.len() - 5, good.len() - 1] {
+            for at in [100, middle.saturating_sub(1), middle, good.len() - 5, good.len() - 1] {
                 let mut damaged = good.clone();
                 damaged[at] ^= 1;
                 std::fs::write(&path, &damaged).unwrap();

@@ -105,7 +105,8 @@ pub fn looks_like_quic(payload: &[u8]) -> bool {
 /// The client Initial packets of one UDP datagram (which may coalesce
 /// several QUIC packets), opened: their CRYPTO frames. Kept and reused, so
 /// that opening a datagram allocates nothing once the buffers have grown
-/// (a 1,200-byte buffer per Initial made the allocator consolidate).
+/// (a 1,200-byte buffer per Initial made the allocator consolidate), but
+/// a new connection's opener (`OPENERS_KEPT` are kept).
 #[derive(Default)]
 pub struct OpenedInitials {
     /// The packets' plaintexts, one after the other.

@@ -230,12 +230,16 @@ pub fn audit(
 /// Inputs so small that the reader is done with them long before the
 /// intelligence is loaded (reading and checking the built-in cache takes
 /// about as long as reading this much capture), on a machine with a core
-/// for each: the load may use the reader's. Files only: a directory or
-/// standard input may hold any amount.
+/// for each: the load may use the reader's. Files only, by their size on
+/// disk (a gzip file holds more): a directory or standard input may hold
+/// any amount.
 fn small_inputs(paths: &[std::path::PathBuf]) -> bool {
     const SMALL_INPUTS: u64 = 64 << 20;
     let mut total = 0u64;
     for path in paths {
+        if path.as_os_str() == "-" {
+            return false;
+        }
         match std::fs::metadata(path) {
             Ok(m) if m.is_file() => total = total.saturating_add(m.len()),
             _ => return false,
