@@ -33,6 +33,7 @@ pub mod flow;
 #[doc(hidden)]
 pub mod fuzz;
 pub mod intel;
+pub mod last_few;
 pub mod live;
 pub mod names;
 pub mod parallel;

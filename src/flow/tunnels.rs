@@ -14,6 +14,7 @@
 use std::collections::HashMap;
 
 use crate::decode::{TunnelChain, TunnelKind, TunnelLayer, MAX_TUNNEL_DEPTH};
+use crate::last_few::LastFew;
 
 use super::key::TunnelId;
 
@@ -70,16 +71,15 @@ pub struct TunnelRegistry {
     /// session's VTEPs and VNIs), and comparing a layer or two costs far
     /// less than hashing a chain's identity. Emptied when chains are
     /// released, so that every id here is alive.
-    recent: Vec<ShownChain>,
-    /// Where the next chain to remember goes in `recent`.
-    recent_next: usize,
+    recent: LastFew<ShownChain, RECENT_CHAINS>,
 }
 
 impl TunnelRegistry {
     /// The id of `chain` (at most [`MAX_TUNNEL_DEPTH`] layers), interning
     /// it; `None` when [`MAX_TUNNELS`] chains are alive.
     pub fn intern(&mut self, chain: &[TunnelLayer]) -> Option<TunnelId> {
-        let id = match self.recent.iter().find(|c| c.layers() == chain) {
+        let seen = self.recent.position(|c| c.layers() == chain);
+        let id = match seen.and_then(|at| self.recent.get(at)) {
             // The same layers: the same identity.
             Some(c) => c.id,
             None => {
@@ -101,12 +101,7 @@ impl TunnelRegistry {
         }
         let mut shown = ShownChain { layers: [*first; MAX_TUNNEL_DEPTH], len: chain.len(), id };
         shown.layers[..chain.len()].copy_from_slice(chain);
-        if self.recent.len() < RECENT_CHAINS {
-            self.recent.push(shown);
-        } else if let Some(slot) = self.recent.get_mut(self.recent_next) {
-            *slot = shown;
-        }
-        self.recent_next = (self.recent_next + 1) % RECENT_CHAINS;
+        self.recent.keep(shown);
     }
 
     fn intern_identity(&mut self, chain: &[TunnelLayer]) -> Option<TunnelId> {
@@ -185,7 +180,6 @@ impl TunnelRegistry {
     /// Releases every chain whose id `in_use` does not hold.
     pub fn retain(&mut self, in_use: &IdSet) {
         self.recent.clear();
-        self.recent_next = 0;
         if !in_use.contains(self.current.0) {
             self.current = (0, Vec::new());
         }

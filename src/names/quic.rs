@@ -13,6 +13,8 @@ use std::sync::{Arc, LazyLock};
 use ring::aead::{self, quic::HeaderProtectionKey, Aad, LessSafeKey, Nonce, UnboundKey};
 use ring::hkdf::{KeyType, Prk, Salt, HKDF_SHA256};
 
+use crate::last_few::LastFew;
+
 const V1: u32 = 0x0000_0001;
 const V2: u32 = 0x6b33_43cf;
 const SALT_V1: [u8; 20] = [
@@ -115,10 +117,8 @@ pub struct OpenedInitials {
     header: Vec<u8>,
     /// CRYPTO frames: stream offset and where their bytes are in `plain`.
     frames: Vec<(u64, Range<usize>)>,
-    /// The protection of the connections opened last ([`OPENERS_KEPT`]).
-    openers: Vec<Opener>,
-    /// Where the next opener goes in `openers`.
-    next_opener: usize,
+    /// The protection of the connections opened last.
+    openers: LastFew<Opener, OPENERS_KEPT>,
 }
 
 /// Connections whose Initial protection is kept, ready to use: a client's
@@ -153,30 +153,14 @@ impl Opener {
 /// The opener of `version` and `dcid` among `kept`, made (and kept, in
 /// place of the oldest) if it is not there.
 fn opener<'k>(
-    kept: &'k mut Vec<Opener>,
-    next: &mut usize,
+    kept: &'k mut LastFew<Opener, OPENERS_KEPT>,
     version: u32,
     dcid: &[u8],
 ) -> Option<&'k Opener> {
-    let at = match kept.iter().position(|o| o.version == version && o.dcid == dcid) {
-        Some(at) => at,
-        None => {
-            let made = Opener::new(version, dcid)?;
-            let at = *next;
-            *next = (at + 1) % OPENERS_KEPT;
-            match kept.get_mut(at) {
-                Some(slot) => {
-                    *slot = made;
-                    at
-                }
-                None => {
-                    kept.push(made);
-                    kept.len() - 1
-                }
-            }
-        }
-    };
-    kept.get(at)
+    match kept.position(|o| o.version == version && o.dcid == dcid) {
+        Some(at) => kept.get(at),
+        None => kept.keep(Opener::new(version, dcid)?),
+    }
 }
 
 impl OpenedInitials {
@@ -232,7 +216,7 @@ impl OpenedInitials {
             // Another packet type coalesced with the Initial: skip it.
             return Some(end);
         }
-        let opener = opener(&mut self.openers, &mut self.next_opener, version, dcid)?;
+        let opener = opener(&mut self.openers, version, dcid)?;
         // Header protection: AES-ECB of the 16 bytes after the first 4 of
         // the packet number.
         let sample = packet.get(pn_offset + 4..pn_offset + 20)?;
